@@ -1,0 +1,39 @@
+# caa: CodeArtifact Analytics. `make help` lists every target.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DB     ?= data/caa.duckdb
+PORT   ?= 8501
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint collect dashboard clean
+
+help: ## list every target
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP) ## build the seeded demo estate, run the real collectors over it, serve the dashboard
+	$(BIN)/caa demo --db $(DB) --port $(PORT)
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+lint: $(STAMP) ## ruff over the code
+	$(BIN)/ruff check .
+
+collect: $(STAMP) ## run every collector against the accounts in caa.toml
+	$(BIN)/caa collect all --db $(DB)
+
+dashboard: $(STAMP) ## serve the dashboard over the store (127.0.0.1)
+	$(BIN)/caa dashboard --db $(DB) --port $(PORT)
+
+clean: ## remove the venv, caches and everything under data/
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	find data -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

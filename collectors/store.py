@@ -1,0 +1,169 @@
+"""The DuckDB store: connect, migrate forward, lock writers, publish a snapshot for readers.
+
+Writes: the store file (settings.db, default data/caa.duckdb), its lock file `<db>.lock`, and a
+reader snapshot `<stem>.read.duckdb` beside it.
+
+DuckDB lets one process write a file or many processes read it, never both. So writers (collectors,
+demo, apply) take an exclusive flock and work on the store itself; when a write session changed
+anything, the store is checkpointed and copied to the snapshot with an atomic rename. Readers (the
+dashboard, `caa sql`, reports) only ever open the snapshot read-only. A collection never fails
+because the dashboard is open, and the dashboard keeps answering from the last committed state while
+a collection runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from collectors.errors import StoreBusyError, StoreError, utc_now
+
+SCHEMA_DIR = Path(__file__).parent / "schema"
+
+
+def snapshot_path(db: Path) -> Path:
+    return db.with_name(db.stem + ".read.duckdb")
+
+
+def lock_path(db: Path) -> Path:
+    return db.with_name(db.name + ".lock")
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        text = str(e)
+        if "lock" in text.lower():
+            raise StoreBusyError(f"the store {path} is in use by another process", where=str(path),
+                                 fix="wait for the other caa process to finish") from None
+        raise StoreError(f"cannot open the store {path}: {text.splitlines()[0]}", where=str(path),
+                         fix="choose a writable path with --db or CAA_DB, or free disk space") from None
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply schema/NNN_*.sql files not yet applied, each in its own transaction. Returns their names."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER NOT NULL, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    applied = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    done = []
+    for path in sorted(SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+        version = int(path.name[:3])
+        if version in applied:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(path.read_text(encoding="utf-8"))
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, path.name, utc_now()])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        done.append(path.name)
+    return done
+
+
+def store_version(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT value FROM store_meta WHERE key = 'store_version'").fetchone()[0]
+
+
+def bump_version(con: duckdb.DuckDBPyConnection) -> None:
+    """Mark that committed data changed; call inside the load transaction."""
+    con.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'store_version'")
+
+
+class _Lock:
+    def __init__(self, db: Path):
+        self.path = lock_path(db)
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StoreError(f"cannot create the store's lock file: {e.strerror}", where=str(self.path),
+                             fix="choose a writable path with --db or CAA_DB") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreBusyError(f"another caa process is writing to {self.path.with_suffix('')} ({holder})",
+                                 fix="wait for it to finish, or stop it, then run this again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {utc_now():%Y-%m-%d %H:%M:%S}Z".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def publish_snapshot(db: Path) -> Path:
+    """Copy the (checkpointed, closed) store to the reader snapshot with an atomic rename."""
+    snap = snapshot_path(db)
+    tmp = snap.with_name(snap.name + ".tmp")
+    try:
+        shutil.copyfile(db, tmp)
+        os.replace(tmp, snap)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot publish the reader snapshot: {e.strerror}", where=str(snap),
+                         fix="free disk space next to the store; the store itself is intact") from None
+    return snap
+
+
+@contextmanager
+def writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Exclusive write session: lock, migrate, yield, checkpoint, publish the snapshot if changed."""
+    db = Path(db)
+    lock = _Lock(db)
+    lock.acquire()
+    try:
+        con = _connect(db, read_only=False)
+        try:
+            changed = bool(migrate(con))
+            before = store_version(con)
+            yield con
+            changed = changed or store_version(con) != before
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        if changed or not snapshot_path(db).exists():
+            publish_snapshot(db)
+    finally:
+        lock.release()
+
+
+def open_reader(db: Path) -> duckdb.DuckDBPyConnection | None:
+    """A read-only connection to the latest published snapshot, or None when there is no data yet.
+
+    Close it promptly (use it in a `with` block): a new snapshot is only seen by new connections.
+    """
+    snap = snapshot_path(Path(db))
+    if not snap.exists():
+        return None
+    return _connect(snap, read_only=True)
+
+
+def reader_version(db: Path) -> tuple[int, int] | None:
+    """A cheap key that changes whenever a new snapshot is published (for caches)."""
+    try:
+        st = snapshot_path(Path(db)).stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

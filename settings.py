@@ -1,0 +1,225 @@
+"""The one typed Settings object of caa.
+
+Precedence: explicit overrides (CLI flags such as --db) > CAA_* environment variables > caa.toml >
+defaults. The file is ./caa.toml, or the path in CAA_CONFIG. Nested keys use `__` in the environment
+(CAA_PRICES__STORAGE_USD_PER_GB_MONTH=0.06). Settings never hold credentials: boto3's default chain
+(profiles, SSO, environment, instance roles) provides them, and SMTP secrets are read from the
+environment only when an e-mail is sent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from collectors.errors import ConfigError
+
+DEFAULT_DB = Path("data/caa.duckdb")
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+ROLE_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+CRON_RE = re.compile(r"^\S+(\s+\S+){4}$")
+
+# Fix text per setting; the key is the first element of the pydantic error location.
+FIXES = {
+    "accounts": "each [[accounts]] needs id = a 12-digit account id, regions = [\"us-east-1\", ...], "
+    "and optionally role_arn = \"arn:aws:iam::<id>:role/<name>\"",
+    "cloudtrail": "sources are s3://bucket/prefix URIs or local directories holding AWSLogs/...",
+    "prices": "prices are non-negative numbers, e.g. storage_usd_per_gb_month = 0.05",
+    "schedules": "schedules are 5-field cron expressions, e.g. \"0 * * * *\"",
+    "email": "see the e-mail section of the README",
+    "db": "set db to a file path such as data/caa.duckdb",
+}
+
+
+class Account(BaseModel):
+    """An AWS account to collect from; role_arn is assumed when given."""
+
+    id: str
+    role_arn: str | None = None
+    regions: list[str] = Field(default_factory=lambda: ["us-east-1"], min_length=1)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id(cls, v: Any) -> str:
+        v = str(v)
+        if not ACCOUNT_RE.match(v):
+            raise ValueError("an account id is exactly 12 digits")
+        return v
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role(cls, v: str | None) -> str | None:
+        if v is not None and not ROLE_RE.match(v):
+            raise ValueError("role_arn must look like arn:aws:iam::123456789012:role/caa-collect")
+        return v
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v: list[str]) -> list[str]:
+        bad = [r for r in v if not REGION_RE.match(r)]
+        if bad:
+            raise ValueError(f"not an AWS region: {', '.join(bad)}")
+        return v
+
+
+class CloudTrail(BaseModel):
+    """Where trail files are read from. With no sources, LookupEvents is the (slow) fallback."""
+
+    sources: list[str] = Field(default_factory=list)
+    lookback_days: int = Field(default=35, ge=1, le=3650)
+    s3_concurrency: int = Field(default=12, ge=1, le=64)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if s.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", s):
+                raise ValueError(f"not an S3 URI: {s!r} (expected s3://bucket/prefix)")
+        return v
+
+
+class RegionPrice(BaseModel):
+    storage_usd_per_gb_month: float | None = Field(default=None, ge=0)
+    request_usd_per_10k: float | None = Field(default=None, ge=0)
+
+
+class Prices(BaseModel):
+    """The price table (AWS Price List, service AWSCodeArtifact). Data, not code."""
+
+    storage_usd_per_gb_month: float = Field(default=0.05, ge=0)
+    request_usd_per_10k: float = Field(default=0.05, ge=0)
+    free_requests_per_month: int = Field(default=100_000, ge=0)
+    free_storage_gb_month: float = Field(default=0.0, ge=0)
+    regions: dict[str, RegionPrice] = Field(default_factory=dict)
+
+    @field_validator("regions")
+    @classmethod
+    def _region_keys(cls, v: dict[str, RegionPrice]) -> dict[str, RegionPrice]:
+        bad = [r for r in v if not REGION_RE.match(r)]
+        if bad:
+            raise ValueError(f"not an AWS region: {', '.join(bad)}")
+        return v
+
+    def for_region(self, region: str) -> tuple[float, float]:
+        """(storage $/GB-month, $ per 10k requests) in a region."""
+        o = self.regions.get(region, RegionPrice())
+        storage = o.storage_usd_per_gb_month
+        requests = o.request_usd_per_10k
+        return (
+            self.storage_usd_per_gb_month if storage is None else storage,
+            self.request_usd_per_10k if requests is None else requests,
+        )
+
+
+class Schedules(BaseModel):
+    """Cron expressions (UTC) for `caa schedule`."""
+
+    cloudtrail: str = "*/30 * * * *"
+    inventory: str = "15 2 * * *"
+    cloudwatch: str = "0 * * * *"
+    costs: str = "30 6 * * *"
+    email: str = "0 8 * * 1"
+
+    @field_validator("*")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if not CRON_RE.match(v.strip()):
+            raise ValueError(f"{v!r} is not a 5-field cron expression")
+        return v.strip()
+
+
+class Email(BaseModel):
+    """Cost e-mails. SMTP user and password come from CAA_SMTP_USER / CAA_SMTP_PASSWORD at send time."""
+
+    transport: Literal["smtp", "ses"] = "smtp"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    from_addr: str = "caa@localhost"
+    to: list[str] = Field(default_factory=list)
+    dashboard_url: str = "http://127.0.0.1:8501"
+
+
+class Aws(BaseModel):
+    """How caa talks to AWS. endpoints maps a service name to a URL (for a local moto server)."""
+
+    endpoints: dict[str, str] = Field(default_factory=dict)
+    retry_mode: Literal["standard", "adaptive"] = "adaptive"
+    max_attempts: int = Field(default=10, ge=1, le=30)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CAA_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    db: Path = DEFAULT_DB
+    accounts: list[Account] = Field(default_factory=list)
+    cloudtrail: CloudTrail = Field(default_factory=CloudTrail)
+    prices: Prices = Field(default_factory=Prices)
+    schedules: Schedules = Field(default_factory=Schedules)
+    email: Email = Field(default_factory=Email)
+    aws: Aws = Field(default_factory=Aws)
+    teams: dict[str, list[str]] = Field(default_factory=dict)  # team -> repository name globs
+
+    _toml_file: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
+        return tuple(sources)
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("CAA_CONFIG", "caa.toml"))
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read caa.toml (if present) and CAA_* variables; raise ConfigError with one line on a bad value."""
+    path = path or config_path()
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    toml_file: Path | None = None
+    if path.exists():
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path} is not valid TOML: {e}", fix="correct the syntax at that line") from None
+        toml_file = path
+    elif "CAA_CONFIG" in os.environ:
+        raise ConfigError(f"config file {path} does not exist", where="CAA_CONFIG",
+                          fix="point CAA_CONFIG at an existing caa.toml or unset it")
+    Settings._toml_file = toml_file
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        top = str(err["loc"][0]) if err["loc"] else ""
+        env_name = "CAA_" + "__".join(str(p) for p in err["loc"][:2]).upper()
+        msg = err["msg"].removeprefix("Value error, ")
+        where = f"{toml_file} or {env_name}" if toml_file else env_name
+        fix = FIXES.get(top, "correct or remove that setting")
+        raise ConfigError(f"setting {loc} is invalid: {msg}", where=where, fix=fix) from None
+    finally:
+        Settings._toml_file = None

@@ -80,6 +80,7 @@ class CloudTrail(BaseModel):
     sources: list[str] = Field(default_factory=list)
     lookback_days: int = Field(default=35, ge=1, le=3650)
     s3_concurrency: int = Field(default=12, ge=1, le=64)
+    batch_files: int = Field(default=200, ge=1, le=5000)  # files per DuckDB statement and commit
 
     @field_validator("sources")
     @classmethod

@@ -157,8 +157,7 @@ CREATE TABLE cloudtrail_files (
     key          VARCHAR NOT NULL,
     etag         VARCHAR,
     size_bytes   BIGINT,
-    records      BIGINT,
-    events       BIGINT,
+    events       BIGINT,       -- CodeArtifact records in the file (before dedupe)
     processed_at TIMESTAMPTZ NOT NULL
 );
 

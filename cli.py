@@ -1,0 +1,217 @@
+"""`caa`: the one command. collect / demo / dashboard / sql (report, apply, email, schedule follow).
+
+Every command that touches the store takes --db and honours CAA_DB. Errors print one line (what
+failed, where, the fix) and exit non-zero; --debug (or CAA_DEBUG=1) shows tracebacks instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from enum import StrEnum
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from collectors.errors import CaaError, StoreError
+
+app = typer.Typer(help="CodeArtifact Analytics: where your CodeArtifact storage and request money goes.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB store path (default data/caa.duckdb; env CAA_DB).",
+                                               show_default=False)]
+
+
+class State:
+    debug = False
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False
+          ) -> None:
+    State.debug = debug or State.debug
+
+
+def _settings(db: Path | None):  # noqa: ANN202 - settings.Settings, imported lazily for a fast --help
+    from settings import load_settings
+
+    return load_settings(db=db)
+
+
+class Collector(StrEnum):
+    cloudtrail = "cloudtrail"
+    inventory = "inventory"
+    cloudwatch = "cloudwatch"
+    costs = "costs"
+    all = "all"
+
+
+def collector_specs(name: str) -> list:
+    from collectors import cloudtrail, cloudwatch, costexplorer, inventory
+
+    specs = {"cloudtrail": cloudtrail.SPEC, "inventory": inventory.SPEC, "cloudwatch": cloudwatch.SPEC,
+             "costs": costexplorer.SPEC}
+    return list(specs.values()) if name == "all" else [specs[name]]
+
+
+@app.command()
+def collect(
+    which: Annotated[Collector, typer.Argument(help="Which collector to run.")] = Collector.all,
+    source: Annotated[str | None, typer.Option(help="Trail source: s3://bucket/prefix or a local directory "
+                                                     "(overrides cloudtrail.sources).")] = None,
+    since: Annotated[str | None, typer.Option(help="Collect from this date (YYYY-MM-DD) instead of the watermark.")
+                     ] = None,
+    db: DbOption = None,
+) -> None:
+    """Pull CloudTrail events, inventory, CloudWatch usage and Cost Explorer costs into the store."""
+    from collectors import store
+    from collectors.aws import Clients
+    from collectors.base import RunContext, run_collectors
+
+    settings = _settings(db)
+    since_date = _parse_date(since, "--since")
+    with store.writer(settings.db) as con:
+        ctx = RunContext(settings=settings, con=con, since=since_date, source=source, debug=State.debug,
+                         clients=Clients(settings))
+        code = run_collectors(collector_specs(which.value), ctx)
+    raise typer.Exit(code)
+
+
+def _parse_date(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CaaError(f"{flag} {value!r} is not a date", fix=f"write it as YYYY-MM-DD, e.g. {flag} 2026-01-31"
+                       ) from None
+
+
+class OutFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="A SQL query, e.g. \"SELECT count(*) FROM downloads\".")],
+    fmt: Annotated[OutFormat, typer.Option("--format", help="Output format.")] = OutFormat.table,
+    db: DbOption = None,
+) -> None:
+    """Run read-only SQL against the store (the last published snapshot; writes are refused)."""
+    import duckdb
+
+    from collectors import store
+
+    settings = _settings(db)
+    con = store.open_reader(settings.db)
+    if con is None:
+        raise StoreError(f"no data yet in {settings.db}", fix="run `make demo` or `caa collect` first")
+    try:
+        cur = con.execute(query)
+        if cur.description is None:
+            return
+        cols = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    except duckdb.Error as e:
+        first = str(e).splitlines()[0]
+        if "read-only" in first or "read only" in first:
+            raise StoreError("caa sql is read-only: write statements are refused", where="caa sql",
+                             fix="use SELECT; collectors are the only writers") from None
+        raise CaaError(f"the query failed: {first}", where="caa sql", fix="check the table and column names "
+                       "(README: the store's schema)") from None
+    finally:
+        con.close()
+    _print_rows(cols, rows, fmt)
+
+
+def _print_rows(cols: list[str], rows: list[tuple], fmt: OutFormat) -> None:
+    if fmt is OutFormat.csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(cols)
+        w.writerows(rows)
+    elif fmt is OutFormat.json:
+        print(json.dumps([dict(zip(cols, r, strict=True)) for r in rows], default=str, indent=1))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(*cols)
+        for r in rows:
+            t.add_row(*("" if v is None else str(v) for v in r))
+        Console().print(t)
+
+
+def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> int:
+    """Run `streamlit run dashboard.py` bound to `address` (127.0.0.1 by default) over the store `db`."""
+    script = find_spec("dashboard").origin
+    env = dict(os.environ, CAA_DB=str(Path(db).resolve()))
+    cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.address", address,
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    print(f"dashboard: http://{address}:{port}  (Ctrl+C to stop)", flush=True)
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+@app.command()
+def dashboard(
+    db: DbOption = None,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless behind an "
+                                              "authenticating proxy (README).")] = "127.0.0.1",
+) -> None:
+    """Serve the Streamlit dashboard over the store (binds to 127.0.0.1)."""
+    settings = _settings(db)
+    raise typer.Exit(serve_dashboard(settings.db, port, address))
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic estate (same seed, same estate).")] = 7,
+    events: Annotated[int, typer.Option(help="Approximate number of CloudTrail events to generate.")] = 1_000_000,
+    db: DbOption = None,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the dashboard afterwards.")] = True,
+    port: Annotated[int, typer.Option(help="Dashboard port.")] = 8501,
+) -> None:
+    """Build the seeded demo estate, run the real collectors over it, then serve the dashboard."""
+    from collectors.demo.run import run_demo
+
+    settings = _settings(db)
+    code = run_demo(settings.db, seed=seed, events=events, debug=State.debug)
+    if code == 0 and serve:
+        code = serve_dashboard(settings.db, port)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console entry point: one-line errors unless --debug / CAA_DEBUG=1."""
+    State.debug = "--debug" in sys.argv[1:] or os.environ.get("CAA_DEBUG") == "1"
+    try:
+        app()
+    except CaaError as e:
+        if State.debug:
+            raise
+        print(f"caa: {e.kind}: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("caa: interrupted; committed data is kept and the next run resumes", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:  # a bug: one line, the traceback with --debug
+        if State.debug:
+            raise
+        print(f"caa: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

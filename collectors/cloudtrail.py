@@ -1,0 +1,304 @@
+"""The cloudtrail collector: CodeArtifact events from trail files (S3 or a local copy) or LookupEvents.
+
+A source is `s3://bucket/prefix` or a local directory with the same layout
+(`[prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`). Listing walks that
+layout by date, from `--since`, else the watermark minus a lag, else `cloudtrail.lookback_days` ago.
+Digest and Insight files live under other folders and are never listed. Files already in the
+`cloudtrail_files` ledger with the same ETag are not fetched again, so a file delivered late is still
+picked up. S3 objects are fetched concurrently into a temporary directory and read by the same code
+as local files. Without any source, LookupEvents (2 calls/s per account and region) is the fallback.
+
+Reads: trail files, S3, cloudtrail:LookupEvents. Writes: events, cloudtrail_files, watermarks.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from collectors.aws import aws_errors, translate
+from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult, account_region_scopes
+from collectors.cloudtrail_load import load_files, normalize_records
+from collectors.errors import ConfigError, utc_now
+
+LAG_DAYS = 2  # re-list this many days before the watermark: delivery is late and out of order
+LOOKUP_MIN_INTERVAL_S = 0.5  # LookupEvents allows 2 calls/s per account and region
+
+
+@dataclass(frozen=True)
+class TrailObject:
+    key: str  # relative to the source root
+    size: int
+    etag: str
+
+
+class LocalTree:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def children(self, prefix: str) -> list[str]:
+        path = self.root / prefix
+        try:
+            return sorted(e.name for e in os.scandir(path) if e.is_dir())
+        except FileNotFoundError:
+            return []
+
+    def files(self, prefix: str) -> list[TrailObject]:
+        out = []
+        try:
+            entries = list(os.scandir(self.root / prefix))
+        except FileNotFoundError:
+            return []
+        for e in entries:
+            if e.is_file() and e.name.endswith(".json.gz"):
+                st = e.stat()
+                out.append(TrailObject(prefix + e.name, st.st_size, f"{st.st_size}-{st.st_mtime_ns}"))
+        return sorted(out, key=lambda o: o.key)
+
+
+class S3Tree:
+    def __init__(self, client: Any, bucket: str, prefix: str):
+        self.client, self.bucket, self.prefix = client, bucket, prefix
+
+    def _pages(self, prefix: str, delimiter: str | None) -> Iterator[dict]:
+        kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        yield from self.client.get_paginator("list_objects_v2").paginate(**kwargs)
+
+    def children(self, prefix: str) -> list[str]:
+        start = len(self.prefix + prefix)
+        return sorted(cp["Prefix"][start:].rstrip("/") for page in self._pages(prefix, "/")
+                      for cp in page.get("CommonPrefixes", []))
+
+    def files(self, prefix: str) -> list[TrailObject]:
+        start = len(self.prefix)
+        return [TrailObject(o["Key"][start:], o["Size"], o["ETag"].strip('"'))
+                for page in self._pages(prefix, "/") for o in page.get("Contents", [])
+                if o["Key"].endswith(".json.gz")]
+
+
+def parse_source(source: str) -> tuple[str, str, str]:
+    """('s3', bucket, prefix/) or ('local', path, '')."""
+    if source.startswith("s3://"):
+        bucket, _, prefix = source[5:].partition("/")
+        prefix = prefix.strip("/")
+        return "s3", bucket, (prefix + "/") if prefix else ""
+    return "local", source, ""
+
+
+def list_trail_files(tree: LocalTree | S3Tree, start: date, end: date) -> Iterator[TrailObject]:
+    """Every trail file under AWSLogs/ whose date folder is in [start, end]."""
+    accounts: list[str] = []
+    for name in tree.children("AWSLogs/"):
+        if name.startswith("o-"):
+            accounts += [f"AWSLogs/{name}/{acct}/" for acct in tree.children(f"AWSLogs/{name}/") if acct.isdigit()]
+        elif name.isdigit():
+            accounts.append(f"AWSLogs/{name}/")
+    for acct in accounts:
+        for region in tree.children(acct + "CloudTrail/"):
+            base = f"{acct}CloudTrail/{region}/"
+            for y in tree.children(base):
+                if not (y.isdigit() and start.year <= int(y) <= end.year):
+                    continue
+                for m in tree.children(f"{base}{y}/"):
+                    if not m.isdigit() or not (start.replace(day=1) <= date(int(y), int(m), 1) <= end):
+                        continue
+                    for d in tree.children(f"{base}{y}/{m}/"):
+                        try:
+                            day = date(int(y), int(m), int(d))
+                        except ValueError:
+                            continue
+                        if start <= day <= end:
+                            yield from tree.files(f"{base}{y}/{m}/{d}/")
+
+
+def _day_of(key: str) -> str | None:
+    parts = key.split("/")
+    try:
+        i = parts.index("CloudTrail")
+        return f"{parts[i + 2]}-{parts[i + 3]}-{parts[i + 4]}"
+    except (ValueError, IndexError):
+        return None
+
+
+def _watermark(con: duckdb.DuckDBPyConnection, scope: str) -> str | None:
+    row = con.execute("SELECT value FROM watermarks WHERE collector = 'cloudtrail' AND scope = ?",
+                      [scope]).fetchone()
+    return row[0] if row else None
+
+
+def _set_watermark(con: duckdb.DuckDBPyConnection, scope: str, value: str) -> None:
+    con.execute("BEGIN TRANSACTION")
+    con.execute("DELETE FROM watermarks WHERE collector = 'cloudtrail' AND scope = ?", [scope])
+    con.execute("INSERT INTO watermarks VALUES ('cloudtrail', ?, ?, ?)", [scope, value, utc_now()])
+    con.execute("COMMIT")
+
+
+def _start_date(ctx: RunContext, scope_key: str) -> date:
+    if ctx.since:
+        return ctx.since
+    mark = _watermark(ctx.con, scope_key)
+    if mark:
+        return date.fromisoformat(mark[:10]) - timedelta(days=LAG_DAYS)
+    return (ctx.now - timedelta(days=ctx.settings.cloudtrail.lookback_days)).date()
+
+
+def _known(con: duckdb.DuckDBPyConnection, source: str) -> set[tuple[str, str]]:
+    return set(con.execute("SELECT key, etag FROM cloudtrail_files WHERE source = ?", [source]).fetchall())
+
+
+def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
+    kind, where, prefix = parse_source(scope.source)
+    if kind == "local":
+        root = Path(where)
+        if not root.is_dir():
+            raise ConfigError(f"trail directory {root} does not exist", where="cloudtrail.sources / --source",
+                              fix="point it at a directory that contains AWSLogs/")
+        tree: LocalTree | S3Tree = LocalTree(root)
+    else:
+        s3 = ctx.clients.client(Scope(region=None), "s3")
+        tree = S3Tree(s3, where, prefix)
+    start, end = _start_date(ctx, scope.source), (ctx.now + timedelta(days=1)).date()
+    result = ScopeResult(window=f"{start}..{end}")
+    with aws_errors(scope, "s3", what="listing"):
+        known = _known(ctx.con, scope.source)
+        todo = [o for o in list_trail_files(tree, start, end) if (o.key, o.etag) not in known]
+    size = ctx.settings.cloudtrail.batch_files
+    batches = [todo[i:i + size] for i in range(0, len(todo), size)]
+    newest_day = None
+    with ctx.progress(f"cloudtrail {scope.source}", len(todo)) as advance, \
+            tempfile.TemporaryDirectory(prefix="caa-trail-") as tmp:
+        fetcher = _S3Fetcher(ctx, scope, tree, Path(tmp)) if kind == "s3" else None
+        pending = fetcher.submit(batches[0]) if fetcher and batches else None
+        for i, batch in enumerate(batches):
+            if fetcher:
+                local, missing = pending.result()
+                pending = fetcher.submit(batches[i + 1]) if i + 1 < len(batches) else None
+                for key, why in missing.items():
+                    result.skip(key, why)
+            else:
+                local = {str(root / o.key): o for o in batch}
+            ledger = {f: (scope.source, o.key, o.etag, o.size) for f, o in local.items()}
+            got = load_files(ctx.con, list(local), ledger)
+            if fetcher:
+                for f in local:
+                    Path(f).unlink()
+            result.rows += got.new_events
+            for f, why in got.bad.items():
+                result.skip(ledger[f][1], why)
+            if got.rejected:
+                result.skip(f"{got.rejected} records", "no eventID or unreadable eventTime (rejected)")
+            days = [d for d in (_day_of(ledger[f][1]) for f in got.files_ok) if d]
+            if days:
+                newest_day = max([newest_day or "", *days])
+            advance(len(batch))
+    if newest_day and newest_day != _watermark(ctx.con, scope.source):
+        _set_watermark(ctx.con, scope.source, newest_day)
+    return result
+
+
+class _S3Fetcher:
+    """Fetch a batch of S3 objects concurrently into a temp dir; yields {local path: object}."""
+
+    def __init__(self, ctx: RunContext, scope: Scope, tree: S3Tree, tmp: Path):
+        self.scope, self.tree, self.tmp = scope, tree, tmp
+        self.pool = ThreadPoolExecutor(max_workers=ctx.settings.cloudtrail.s3_concurrency)
+        self.outer = ThreadPoolExecutor(max_workers=1)  # one batch fetched ahead while DuckDB loads
+        self.n = 0
+
+    def _get(self, obj: TrailObject, path: Path) -> str | None:
+        try:
+            body = self.tree.client.get_object(Bucket=self.tree.bucket, Key=self.tree.prefix + obj.key)["Body"]
+            path.write_bytes(body.read())
+            return None
+        except Exception as e:  # noqa: BLE001 - classified below
+            code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404"):
+                return "deleted between listing and fetching (it will not be retried)"
+            err = translate(e, self.scope, "s3", what=obj.key)
+            if err is None:
+                raise
+            raise err from None
+
+    def _batch(self, batch: list[TrailObject]) -> tuple[dict[str, TrailObject], dict[str, str]]:
+        self.n += 1
+        folder = self.tmp / f"batch{self.n:06d}"  # one folder per batch: the next is fetched during the load
+        folder.mkdir()
+        paths = [folder / f"{i:05d}.json.gz" for i in range(len(batch))]
+        outcomes = list(self.pool.map(self._get, batch, paths))
+        local = {str(p): o for p, o, why in zip(paths, batch, outcomes, strict=True) if why is None}
+        missing = {o.key: why for o, why in zip(batch, outcomes, strict=True) if why is not None}
+        return local, missing
+
+    def submit(self, batch: list[TrailObject]) -> Any:
+        return self.outer.submit(self._batch, batch)
+
+
+def collect_lookup(ctx: RunContext, scope: Scope) -> ScopeResult:
+    """Fallback without a trail: LookupEvents for EventSource=codeartifact, at most 2 calls/s."""
+    client = ctx.clients.client(scope, "cloudtrail")
+    key = f"lookup:{scope.account_id or 'default'}:{scope.region}"
+    mark = _watermark(ctx.con, key)
+    start = (datetime.combine(ctx.since, datetime.min.time()).replace(tzinfo=ctx.now.tzinfo) if ctx.since
+             else datetime.fromisoformat(mark) - timedelta(minutes=30) if mark
+             else ctx.now - timedelta(days=min(ctx.settings.cloudtrail.lookback_days, 90)))
+    result = ScopeResult(window=f"{start:%Y-%m-%dT%H:%M}..{ctx.now:%Y-%m-%dT%H:%M}")
+    records: list[dict] = []
+    with aws_errors(scope, "cloudtrail"):
+        pages = client.get_paginator("lookup_events").paginate(
+            LookupAttributes=[{"AttributeKey": "EventSource", "AttributeValue": "codeartifact.amazonaws.com"}],
+            StartTime=start, EndTime=ctx.now, PaginationConfig={"PageSize": 50})
+        for page in _rate_limited(pages, LOOKUP_MIN_INTERVAL_S):
+            for ev in page.get("Events", []):
+                try:
+                    records.append(json.loads(ev["CloudTrailEvent"]))
+                except (KeyError, TypeError, ValueError):
+                    result.skip(ev.get("EventId", "?"), "CloudTrailEvent is not JSON")
+    with tempfile.TemporaryDirectory(prefix="caa-lookup-") as tmp:
+        path = Path(tmp) / "lookup.json.gz"
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            json.dump({"Records": records}, fh)
+        got = load_files(ctx.con, [str(path)], ledger={})  # no files to remember: the watermark is the state
+    result.rows = got.new_events
+    if records:
+        newest = max(r.get("eventTime", "") for r in records)
+        _set_watermark(ctx.con, key, newest)
+    return result
+
+
+def _rate_limited(pages: Any, interval: float) -> Iterator[dict]:
+    last = 0.0
+    for page in pages:
+        wait = last + interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        last = time.monotonic()
+        yield page
+
+
+def scopes(ctx: RunContext) -> list[Scope]:
+    sources = [ctx.source] if ctx.source else ctx.settings.cloudtrail.sources
+    if sources:
+        return [Scope(source=s) for s in sources]
+    return account_region_scopes(ctx)
+
+
+def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
+    return collect_files(ctx, scope) if scope.source else collect_lookup(ctx, scope)
+
+
+SPEC = CollectorSpec("cloudtrail", collect, scopes)
+
+__all__ = ["SPEC", "collect", "list_trail_files", "normalize_records", "parse_source"]

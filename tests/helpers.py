@@ -1,0 +1,46 @@
+"""Small helpers the tests share: run collectors against a store on disk, read tables back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+import settings as settings_mod
+from collectors import store
+from collectors.base import RunContext, run_collectors
+
+NO_CONFIG = Path("/nonexistent/caa.toml")
+
+
+def make_settings(**overrides):
+    return settings_mod.load_settings(NO_CONFIG, **overrides)
+
+
+def collect(db: Path, specs: list, settings=None, **ctx_kwargs) -> int:
+    settings = settings or make_settings(db=db)
+    with store.writer(db) as con:
+        ctx = RunContext(settings=settings, con=con, show_progress=False, **ctx_kwargs)
+        return run_collectors(specs, ctx)
+
+
+def rows(db: Path, sql: str, params=None) -> list[tuple]:
+    """Read from the published reader snapshot, as the dashboard and `caa sql` do."""
+    con = store.open_reader(db)
+    assert con is not None, "no snapshot was published"
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def table(db: Path, name: str, exclude: tuple[str, ...] = ()) -> list[tuple]:
+    """Every row of a table, sorted, without the named (clock-dependent) columns."""
+    con = duckdb.connect(str(store.snapshot_path(db)), read_only=True)
+    try:
+        cols = [c for (c,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [name]
+        ).fetchall() if c not in exclude]
+        return con.execute(f"SELECT {', '.join(cols)} FROM {name} ORDER BY ALL").fetchall()
+    finally:
+        con.close()

@@ -1,0 +1,178 @@
+"""The cloudtrail collector over moto S3 and local trail trees: dedupe, ledger, bad files, kills."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from collectors import cloudtrail
+from collectors.aws import Clients
+from tests.fixtures.trails import record, trail_files, unique_events, write_local
+from tests.helpers import collect, make_settings, rows, table
+
+SINCE = date(2026, 10, 25)
+
+
+@pytest.fixture
+def s3_trail():
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="org-trail")
+        files = trail_files(n_files=30, per_file=40)
+        for key, raw in files.items():
+            s3.put_object(Bucket="org-trail", Key=f"cloudtrail/{key}", Body=raw)
+        yield s3, files
+
+
+def test_s3_trail_lands_every_codeartifact_event_once(tmp_path, s3_trail, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3, files = s3_trail
+    db = tmp_path / "caa.duckdb"
+    settings = make_settings(db=db)
+    code = collect(db, [cloudtrail.SPEC], settings, clients=Clients(settings), since=SINCE,
+                   source="s3://org-trail/cloudtrail")
+    assert code == 0
+    expected = unique_events(files)
+    got = rows(db, "SELECT event_id FROM events")
+    assert sorted(r[0] for r in got) == sorted(expected)  # every event, once, digest and kms skipped
+    assert rows(db, "SELECT count(*) FROM downloads") == [(len(expected),)]
+    assert rows(db, "SELECT count(*) FROM cloudtrail_files") == [(30,)]
+
+
+def test_known_s3_objects_are_not_fetched_again(tmp_path, s3_trail, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    db = tmp_path / "caa.duckdb"
+    settings = make_settings(db=db)
+    collect(db, [cloudtrail.SPEC], settings, clients=Clients(settings), since=SINCE, source="s3://org-trail/cloudtrail")
+    gets = []
+    clients = Clients(settings)
+    real = clients.client
+
+    def counting(scope, service, region=None):
+        c = real(scope, service, region)
+        c.meta.events.register("before-call.s3.GetObject", lambda **kw: gets.append(1))
+        return c
+
+    clients.client = counting
+    before = table(db, "events")
+    assert collect(db, [cloudtrail.SPEC], settings, clients=clients, since=SINCE,
+                   source="s3://org-trail/cloudtrail") == 0
+    assert gets == []
+    assert table(db, "events") == before
+
+
+def test_object_deleted_between_list_and_get_is_skipped_and_the_rest_lands(tmp_path, s3_trail, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3, files = s3_trail
+    victim = sorted(k for k in files if "/CloudTrail/" in k)[3]
+    real_list = cloudtrail.list_trail_files
+
+    def list_then_delete(tree, start, end):
+        listed = list(real_list(tree, start, end))
+        s3.delete_object(Bucket="org-trail", Key=f"cloudtrail/{victim}")
+        return iter(listed)
+
+    monkeypatch.setattr(cloudtrail, "list_trail_files", list_then_delete)
+    db = tmp_path / "caa.duckdb"
+    settings = make_settings(db=db)
+    assert collect(db, [cloudtrail.SPEC], settings, clients=Clients(settings), since=SINCE,
+                   source="s3://org-trail/cloudtrail") == 0
+    run = rows(db, "SELECT status, skipped, skipped_items FROM collector_runs")
+    assert run[0][0] == "partial" and run[0][1] == 1 and victim in run[0][2][0]
+    others = {k: v for k, v in files.items() if k != victim}
+    only_in_victim = unique_events(files) - unique_events(others)
+    assert rows(db, "SELECT count(*) FROM events") == [(len(unique_events(files)) - len(only_in_victim),)]
+
+
+def test_corrupt_files_are_skipped_reported_and_retried(tmp_path, capsys):
+    files = trail_files(n_files=12, per_file=20)
+    keys = sorted(k for k in files if "/CloudTrail/" in k)
+    truncated, not_list, bad_json = keys[2], keys[5], keys[8]
+    good_files = {k: v for k, v in files.items() if k not in (truncated, not_list, bad_json)}
+    files[truncated] = files[truncated][: len(files[truncated]) // 2]
+    files[not_list] = gzip.compress(b'{"Records": {"eventID": "x"}}')
+    files[bad_json] = gzip.compress(b'{"Records": [{"eventID": "x",')
+    root = write_local(tmp_path / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    err = capsys.readouterr().err
+    for key in (truncated, not_list, bad_json):
+        assert key in err
+    assert "not a complete gzip file" in err and "Records is not a list" in err
+    assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == sorted(unique_events(good_files))
+    assert rows(db, "SELECT skipped FROM collector_runs") == [(3,)]
+    # The bad files are not in the ledger: a repaired file lands on the next run.
+    (root / truncated).write_bytes(trail_files(n_files=12, per_file=20)[truncated])
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    assert rows(db, "SELECT skipped FROM collector_runs ORDER BY run_id") == [(3,), (2,)]
+    expected = unique_events({k: v for k, v in good_files.items()} | {truncated: trail_files(12, 20)[truncated]})
+    assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == sorted(expected)
+
+
+def test_same_window_twice_leaves_identical_tables(tmp_path):
+    root = write_local(tmp_path / "trail", trail_files(n_files=20, per_file=30))
+    db = tmp_path / "caa.duckdb"
+    collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root))
+    first = {t: table(db, t, exclude=("processed_at", "updated_at")) for t in ("events", "cloudtrail_files", "watermarks")}
+    # A second run over the same files, and a forced re-read of every file (ledger cleared).
+    collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root))
+    assert {t: table(db, t, exclude=("processed_at", "updated_at")) for t in first} == first
+    import duckdb
+
+    con = duckdb.connect(str(db))
+    con.execute("DELETE FROM cloudtrail_files")
+    con.close()
+    collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root))
+    assert table(db, "events") == first["events"]
+
+
+def test_same_event_in_two_accounts_trails_counts_once(tmp_path):
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 3, 12, tzinfo=UTC)
+    shared = record(1, at)
+    a = dict(shared, recipientAccountId="111122223333")
+    b = dict(shared, recipientAccountId="444455556666")
+    files = {
+        f"AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/03/a_{1:016d}.json.gz":
+            gzip.compress(__import__("json").dumps({"Records": [a, record(2, at)]}).encode()),
+        f"AWSLogs/444455556666/CloudTrail/us-east-1/2026/11/03/b_{2:016d}.json.gz":
+            gzip.compress(__import__("json").dumps({"Records": [b]}).encode()),
+    }
+    root = write_local(tmp_path / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root))
+    assert rows(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(2, 2)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_mid_collection_then_rerun_equals_uninterrupted(tmp_path, seed):
+    root = write_local(tmp_path / "trail", trail_files(n_files=400, per_file=60, seed=5))
+    env = dict(os.environ, CAA_CLOUDTRAIL__BATCH_FILES="3")
+    cmd = [sys.executable, "-m", "cli", "collect", "cloudtrail", "--source", str(root), "--since", str(SINCE)]
+    clean_db, killed_db = tmp_path / "clean.duckdb", tmp_path / "killed.duckdb"
+    t0 = time.monotonic()
+    subprocess.run([*cmd, "--db", str(clean_db)], env=env, check=True, capture_output=True)
+    clean_secs = time.monotonic() - t0
+    proc = subprocess.Popen([*cmd, "--db", str(killed_db)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(clean_secs * random.Random(seed).uniform(0.5, 0.85))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    subprocess.run([*cmd, "--db", str(killed_db)], env=env, check=True, capture_output=True)
+    statuses = [r[0] for r in rows(killed_db, "SELECT status FROM collector_runs ORDER BY run_id")]
+    assert statuses == ["interrupted", "ok"], "the kill must land while the first run is still collecting"
+    assert table(killed_db, "events") == table(clean_db, "events")
+    assert table(killed_db, "cloudtrail_files", exclude=("processed_at",)) == \
+        table(clean_db, "cloudtrail_files", exclude=("processed_at",))

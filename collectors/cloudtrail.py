@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 
+from collectors import store
 from collectors.aws import aws_errors, translate
 from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult, account_region_scopes
 from collectors.cloudtrail_load import load_files, normalize_records
@@ -34,6 +35,7 @@ from collectors.errors import ConfigError, utc_now
 
 LAG_DAYS = 2  # re-list this many days before the watermark: delivery is late and out of order
 LOOKUP_MIN_INTERVAL_S = 0.5  # LookupEvents allows 2 calls/s per account and region
+PUBLISH_EVERY_S = 30  # during a long backfill, let readers see committed batches this often
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,7 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
     size = ctx.settings.cloudtrail.batch_files
     batches = [todo[i:i + size] for i in range(0, len(todo), size)]
     newest_day = None
+    published = time.monotonic()
     with ctx.progress(f"cloudtrail {scope.source}", len(todo)) as advance, \
             tempfile.TemporaryDirectory(prefix="caa-trail-") as tmp:
         fetcher = _S3Fetcher(ctx, scope, tree, Path(tmp)) if kind == "s3" else None
@@ -204,6 +207,9 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
             if days:
                 newest_day = max([newest_day or "", *days])
             advance(len(batch))
+            if time.monotonic() - published > PUBLISH_EVERY_S:
+                store.publish_now(ctx.con)
+                published = time.monotonic()
     if newest_day and newest_day != _watermark(ctx.con, scope.source):
         _set_watermark(ctx.con, scope.source, newest_day)
     return result

@@ -127,6 +127,17 @@ def publish_snapshot(db: Path) -> Path:
     return snap
 
 
+def publish_now(con: duckdb.DuckDBPyConnection) -> Path:
+    """Inside a write session, between batches: checkpoint and publish what is committed so far.
+
+    Long runs call this every so often so the dashboard shows a backfill as it lands.
+    """
+    path = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
+    con.execute("CHECKPOINT")
+    return publish_snapshot(Path(path))
+
+
 @contextmanager
 def writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """Exclusive write session: lock, migrate, yield, checkpoint, publish the snapshot if changed."""

@@ -1,0 +1,38 @@
+"""The only reader of analytics/sql/: load a named query and run it with named parameters.
+
+Reads: analytics/sql/<name>.sql (one question per file; its header gives purpose, $params, columns and
+grain). Writes nothing. Values reach SQL only as DuckDB `$name` parameters; a query name is checked
+against the files present, never interpolated.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+SQL_DIR = Path(__file__).parent / "sql"
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def names() -> list[str]:
+    """Every query name available, sorted."""
+    return sorted(p.stem for p in SQL_DIR.glob("*.sql"))
+
+
+@cache
+def sql(name: str) -> str:
+    """The text of query `name` (the file analytics/sql/<name>.sql)."""
+    path = SQL_DIR / f"{name}.sql"
+    if not _NAME_RE.match(name) or not path.is_file():
+        raise KeyError(f"no query named {name!r} in {SQL_DIR} (known: {', '.join(names())})")
+    return path.read_text(encoding="utf-8")
+
+
+def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pd.DataFrame:
+    """Run query `name` with `params` bound to its `$name` parameters; return the result as a DataFrame."""
+    return con.execute(sql(name), params).df()

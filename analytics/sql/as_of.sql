@@ -1,0 +1,7 @@
+-- Purpose: the store's "now": the newest event, which every "last 30 days" and "this month" is relative
+--          to (not the wall clock), so an estate collected days ago still shows its data.
+-- $params: none
+-- Columns: latest_event_at TIMESTAMPTZ (NULL when there are no events), events BIGINT
+-- Grain:   one row for the whole store
+SELECT max(event_at) AS latest_event_at, count(*) AS events
+FROM events

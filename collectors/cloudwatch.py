@@ -1,0 +1,224 @@
+"""CloudWatch collector: hourly `AWS/Usage` CallCount sums for Service=CodeArtifact, per account and region.
+
+Reads: cloudwatch ListMetrics and GetMetricData (and sts GetCallerIdentity once, when a scope has no
+configured account). Writes: `usage_metrics` (the window's rows of the scope are replaced) and the
+`watermarks` row (collector "cloudwatch"), in one transaction, then bumps the store version.
+
+CodeArtifact documents no metrics of its own; whether it publishes `AWS/Usage` series is unverified
+(CODEARTIFACT.md §1), so an empty namespace is a normal outcome: rows=0, status ok.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from collectors import store
+from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult, account_region_scopes
+
+NAME = "cloudwatch"
+NAMESPACE = "AWS/Usage"
+METRIC = "CallCount"
+SERVICE_DIMENSION = {"Name": "Service", "Value": "CodeArtifact"}
+PERIOD_SECONDS = 3600
+LOOKBACK = timedelta(days=14)
+MAX_QUERIES = 500  # GetMetricData limit per call
+COLUMNS = ("metric_at", "account_id", "region", "metric", "resource", "value")
+IAM_ACTIONS = ("cloudwatch:ListMetrics", "cloudwatch:GetMetricData", "sts:GetCallerIdentity")
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime  # inclusive, UTC, on the hour
+    end: datetime  # exclusive, UTC, on the hour
+
+    @property
+    def label(self) -> str:
+        return f"{self.start:%Y-%m-%dT%H:%MZ}..{self.end:%Y-%m-%dT%H:%MZ}"
+
+
+# ---------------------------------------------------------------- shared helpers (also used by costs)
+
+_callers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def clients(ctx: RunContext) -> Any:
+    """ctx.clients, created from the settings on first use."""
+    if ctx.clients is None:
+        from collectors.aws import Clients
+
+        ctx.clients = Clients(ctx.settings)
+    return ctx.clients
+
+
+def resolve_account(ctx: RunContext, scope: Scope) -> Scope:
+    """The scope with its account id filled in: from sts:GetCallerIdentity, once per Clients object."""
+    if scope.account_id:
+        return scope
+    from collectors.aws import aws_errors
+
+    c = clients(ctx)
+    try:
+        account = _callers.get(c)
+    except TypeError:  # an object that cannot be weakly referenced: no cache
+        account = None
+    if account is None:
+        with aws_errors(scope, "sts"):
+            account = c.client(scope, "sts").get_caller_identity()["Account"]
+        try:
+            _callers[c] = account
+        except TypeError:
+            pass
+    return Scope(account_id=account, region=scope.region, role_arn=scope.role_arn, source=scope.source)
+
+
+def read_watermark(con: duckdb.DuckDBPyConnection, collector: str, scope_label: str) -> str | None:
+    row = con.execute("SELECT value FROM watermarks WHERE collector = ? AND scope = ?",
+                      [collector, scope_label]).fetchone()
+    return row[0] if row else None
+
+
+def write_watermark(con: duckdb.DuckDBPyConnection, collector: str, scope_label: str, value: str,
+                    now: datetime) -> None:
+    """Set the watermark; call inside the load transaction."""
+    con.execute("DELETE FROM watermarks WHERE collector = ? AND scope = ?", [collector, scope_label])
+    con.execute("INSERT INTO watermarks VALUES (?, ?, ?, ?)", [collector, scope_label, value, now])
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...],
+                rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> None:
+    """Bulk insert through Arrow; `table` and `columns` are module constants, never user input."""
+    if not rows:
+        return
+    batch = pa.table({c: pa.array([r[c] for r in rows], type=types[c]) for c in columns})
+    con.register("_caa_batch", batch)
+    try:
+        con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM _caa_batch")
+    finally:
+        con.unregister("_caa_batch")
+
+
+# ---------------------------------------------------------------- window, fetch, normalize, load
+
+def floor_hour(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def window_for(ctx: RunContext, watermark: str | None) -> Window:
+    """[ctx.since, else the watermark, else now - 14 days; now rounded down to the hour)."""
+    end = floor_hour(ctx.now)
+    if ctx.since is not None:
+        start = datetime.combine(ctx.since, time(0), UTC)
+    elif watermark:
+        start = datetime.fromisoformat(watermark)
+    else:
+        start = ctx.now - LOOKBACK
+    return Window(floor_hour(start), end)
+
+
+def fetch(client: Any, window: Window) -> Iterator[dict[str, Any]]:
+    """Yield {"metrics": [...]} from ListMetrics, then the raw GetMetricData pages for those series.
+
+    Query ids are `m<i>`, where i indexes the metrics list of the first payload.
+    """
+    unique: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for page in client.get_paginator("list_metrics").paginate(
+            Namespace=NAMESPACE, MetricName=METRIC, Dimensions=[SERVICE_DIMENSION]):
+        for m in page.get("Metrics", []):  # moto lists a series once per data point: keep one
+            dims = tuple(sorted((d["Name"], d["Value"]) for d in m.get("Dimensions", [])))
+            unique.setdefault((m["Namespace"], m["MetricName"], dims), m)
+    metrics = list(unique.values())
+    yield {"metrics": metrics}
+    for lo in range(0, len(metrics), MAX_QUERIES):
+        queries = [
+            {"Id": f"m{i}", "ReturnData": True,
+             "MetricStat": {"Metric": metrics[i], "Period": PERIOD_SECONDS, "Stat": "Sum"}}
+            for i in range(lo, min(lo + MAX_QUERIES, len(metrics)))
+        ]
+        for page in client.get_paginator("get_metric_data").paginate(
+                MetricDataQueries=queries, StartTime=window.start, EndTime=window.end,
+                ScanBy="TimestampAscending"):
+            yield {"page": page}
+
+
+def _utc(ts: Any) -> datetime:
+    t = datetime.fromisoformat(ts.replace("Z", "+00:00")) if isinstance(ts, str) else ts
+    if t.tzinfo is None:
+        raise ValueError(f"naive timestamp {ts!r} in a GetMetricData result")
+    return t.astimezone(UTC)
+
+
+def normalize(raw: Iterable[dict[str, Any]], account_id: str, region: str) -> list[dict[str, Any]]:
+    """ListMetrics + GetMetricData payloads -> usage_metrics rows (pure).
+
+    Series that differ only in dimensions other than Resource (e.g. Class) are summed into one row per
+    (metric_at, metric, resource), so the rows are unique on that key.
+    """
+    metrics: list[dict[str, Any]] = []
+    sums: dict[tuple[datetime, str, str], float] = {}
+    for payload in raw:
+        if "metrics" in payload:
+            metrics = payload["metrics"]
+            continue
+        for result in payload["page"].get("MetricDataResults", []):
+            metric = metrics[int(result["Id"][1:])]
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            resource = dims.get("Resource", "")
+            for ts, value in zip(result.get("Timestamps", []), result.get("Values", []), strict=True):
+                key = (_utc(ts), metric["MetricName"], resource)
+                sums[key] = sums.get(key, 0.0) + float(value)
+    return [
+        {"metric_at": at, "account_id": account_id, "region": region, "metric": metric,
+         "resource": resource, "value": value}
+        for (at, metric, resource), value in sorted(sums.items())
+    ]
+
+
+ROW_TYPES = {"metric_at": pa.timestamp("us", tz="UTC"), "account_id": pa.string(), "region": pa.string(),
+             "metric": pa.string(), "resource": pa.string(), "value": pa.float64()}
+
+
+def load(con: duckdb.DuckDBPyConnection, scope: Scope, window: Window, rows: list[dict[str, Any]],
+         now: datetime) -> None:
+    """Replace the scope's rows in the window and advance the watermark, in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM usage_metrics WHERE account_id = ? AND region = ? "
+                    "AND metric_at >= ? AND metric_at < ?",
+                    [scope.account_id, scope.region, window.start, window.end])
+        insert_rows(con, "usage_metrics", COLUMNS, rows, ROW_TYPES)
+        old = read_watermark(con, NAME, scope.label)
+        mark = window.end if old is None else max(window.end, datetime.fromisoformat(old))
+        write_watermark(con, NAME, scope.label, mark.isoformat(), now)
+        store.bump_version(con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
+    from collectors.aws import aws_errors
+
+    scope = resolve_account(ctx, scope)
+    window = window_for(ctx, read_watermark(ctx.con, NAME, scope.label))
+    if window.start >= window.end:
+        return ScopeResult(window=f"{window.label} (already collected up to this hour)")
+    client = clients(ctx).client(scope, "cloudwatch")
+    with aws_errors(scope, "cloudwatch", f"namespace {NAMESPACE}"):
+        raw = list(fetch(client, window))
+    rows = normalize(raw, scope.account_id, scope.region)
+    load(ctx.con, scope, window, rows, ctx.now)
+    label = window.label
+    if not raw or not raw[0]["metrics"]:
+        label += f" (no {NAMESPACE} series for CodeArtifact here; nothing to collect)"
+    return ScopeResult(rows=len(rows), window=label)
+
+
+SPEC = CollectorSpec(NAME, collect, account_region_scopes)

@@ -1,0 +1,136 @@
+"""Writing and reading report files (CSV, XLSX, JSON, Parquet) safely.
+
+Package, repository and principal names are hostile input. In CSV a cell that would start a formula
+(`=`, `+`, `-`, `@`, tab or CR) is written with a leading apostrophe, the OWASP convention that
+spreadsheet programs show as text; `read_table` removes exactly that apostrophe again, so a name
+round-trips unchanged through `caa report` -> review -> `caa apply`. In XLSX every string is written
+as a string cell (never a formula, number or URL), so names are stored unchanged; control characters
+are stored as OOXML `_xHHHH_` escapes and decoded on reading (the one name that cannot round-trip
+through XLSX is one that literally contains such an escape, because openpyxl cannot tell the two
+apart). JSON and Parquet carry values as they are.
+
+Reads/writes: the report file given to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from collectors.errors import DataError
+
+FORMULA_STARTERS = ("=", "+", "-", "@", "\t", "\r")
+FORMATS = ("csv", "xlsx", "json", "parquet")
+_OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")  # how XLSX stores control characters
+
+
+def neutralize(value: object) -> object:
+    """A string that a spreadsheet would read as a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTERS):
+        return "'" + value
+    return value
+
+
+def restore(value: object) -> object:
+    """Undo `neutralize` (and only it)."""
+    if isinstance(value, str) and value.startswith("'") and value[1:2] and value[1] in "".join(FORMULA_STARTERS):
+        return value[1:]
+    return value
+
+
+def _format_of(path: Path, fmt: str | None) -> str:
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt not in FORMATS:
+        raise DataError(f"unknown report format {fmt!r}", where=str(path),
+                        fix=f"use one of {', '.join(FORMATS)} (--format or the file extension)")
+    return fmt
+
+
+def _json_value(v: object) -> object:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+        return None
+    if isinstance(v, datetime | date | pd.Timestamp):
+        return v.isoformat()
+    if hasattr(v, "item"):  # numpy scalars
+        return v.item()
+    return v
+
+
+def write_table(df: pd.DataFrame, out: Path, fmt: str | None = None, sheet: str = "report") -> Path:
+    """Write `df` to `out` in `fmt` (or the extension's format). Returns the path written."""
+    out = Path(out)
+    fmt = _format_of(out, fmt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":  # the csv module quotes a bare CR inside a cell; pandas' writer does not
+        with out.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(df.columns)
+            for row in df.itertuples(index=False):
+                w.writerow(["" if _json_value(v) is None else neutralize(_json_value(v)) for v in row])
+    elif fmt == "xlsx":
+        _write_xlsx(df, out, sheet)
+    elif fmt == "json":
+        records = [{k: _json_value(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+        out.write_text(json.dumps(records, indent=1, ensure_ascii=False), encoding="utf-8")
+    else:
+        df.to_parquet(out, index=False)
+    return out
+
+
+def _write_xlsx(df: pd.DataFrame, out: Path, sheet: str) -> None:
+    import xlsxwriter
+
+    options = {"strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
+               "remove_timezone": True}
+    with xlsxwriter.Workbook(str(out), options) as wb:
+        ws = wb.add_worksheet(sheet)
+        bold = wb.add_format({"bold": True})
+        when = wb.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+        for c, name in enumerate(df.columns):
+            ws.write_string(0, c, str(name), bold)
+        for r, row in enumerate(df.itertuples(index=False), start=1):
+            for c, v in enumerate(row):
+                if v is None or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+                    ws.write_blank(r, c, None)
+                elif isinstance(v, str):
+                    ws.write_string(r, c, v)
+                elif isinstance(v, bool):
+                    ws.write_boolean(r, c, v)
+                elif isinstance(v, datetime | pd.Timestamp):
+                    ws.write_datetime(r, c, pd.Timestamp(v).tz_localize(None) if pd.Timestamp(v).tzinfo is None
+                                      else pd.Timestamp(v).tz_convert("UTC").tz_localize(None), when)
+                elif isinstance(v, int | float) or hasattr(v, "item"):
+                    ws.write_number(r, c, float(v))
+                else:
+                    ws.write_string(r, c, str(v))
+        ws.freeze_panes(1, 0)
+        ws.autofilter(0, 0, max(len(df), 1), max(len(df.columns) - 1, 0))
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a report written by `write_table` (or edited by a reviewer); strings come back exactly."""
+    path = Path(path)
+    fmt = _format_of(path, None)
+    if not path.exists():
+        raise DataError(f"report file {path} does not exist", where=str(path), fix="check the path")
+    try:
+        if fmt == "csv":  # the csv module keeps a bare CR inside a quoted cell, pandas' parser does not
+            with path.open(newline="", encoding="utf-8") as fh:
+                header, *body = list(csv.reader(fh))
+            return pd.DataFrame([[restore(v) if v != "" else None for v in row] for row in body], columns=header)
+        if fmt == "xlsx":
+            df = pd.read_excel(path, dtype=str, keep_default_na=False, na_values=[""])
+            return df.map(lambda v: _OOXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), v)
+                          if isinstance(v, str) else v)
+        if fmt == "json":
+            return pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
+        return pd.read_parquet(path)
+    except (ValueError, OSError, KeyError) as e:
+        raise DataError(f"cannot read report {path}: {str(e).splitlines()[0]}", where=str(path),
+                        fix="pass a file written by `caa report` (CSV, XLSX, JSON or Parquet)") from None

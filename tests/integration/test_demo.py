@@ -3,7 +3,6 @@ and the dashboard shows the store's numbers."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from datetime import UTC, datetime, time, timedelta
@@ -13,19 +12,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from collectors.demo.estate import build_estate
-from collectors.demo.run import run_demo
 from tests.helpers import rows
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard.py")
 SEED, EVENTS = 11, 20_000
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    db = tmp_path_factory.mktemp("demo") / "caa.duckdb"
-    assert run_demo(db, seed=SEED, events=EVENTS, show_progress=False) == 0
-    truth = json.loads(db.with_name("caa.ground_truth.json").read_text())
-    return db, truth
+@pytest.fixture
+def demo(demo_store):
+    return demo_store(SEED, EVENTS)
 
 
 def test_downloads_and_events_equal_the_generators_ground_truth_exactly(demo):

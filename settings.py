@@ -40,6 +40,9 @@ FIXES = {
     "schedules": "schedules are 5-field cron expressions, e.g. \"0 * * * *\"",
     "email": "see the e-mail section of the README",
     "db": "set db to a file path such as data/caa.duckdb",
+    "cleanup": "see [cleanup] in caa.toml.example",
+    "costs": "shared_asset_split is one of equal, first_publisher, download_share",
+    "spikes": "see [spikes] in caa.toml.example",
 }
 
 
@@ -124,6 +127,31 @@ class Prices(BaseModel):
         )
 
 
+class Cleanup(BaseModel):
+    """The default cleanup policy (every field can be overridden on the command line)."""
+
+    unused_days: int = Field(default=180, ge=0)  # no download for this many days
+    keep_latest: int = Field(default=3, ge=0)  # never select the newest K versions of a package
+    keep_latest_per_major: int = Field(default=1, ge=0)  # ... nor the newest K of each major line
+    min_age_days: int = Field(default=90, ge=0)  # never select a version younger than this
+    protect: list[str] = Field(default_factory=list)  # globs over "format/namespace/package"
+    pins: list[str] = Field(default_factory=list)  # "package@version" or "namespace/package@version"
+    statuses: list[str] = Field(default_factory=lambda: ["Published", "Unlisted", "Archived"])
+    backtest_days: int = Field(default=90, ge=1)
+
+
+class Costs(BaseModel):
+    """How storage shared between repositories is attributed (it is billed once per domain)."""
+
+    shared_asset_split: Literal["equal", "first_publisher", "download_share"] = "equal"
+
+
+class Spikes(BaseModel):
+    min_daily_downloads: int = Field(default=20, ge=0)  # quiet packages never alert
+    score_threshold: float = Field(default=6.0, gt=0)
+    baseline_weeks: int = Field(default=4, ge=1, le=26)
+
+
 class Schedules(BaseModel):
     """Cron expressions (UTC) for `caa schedule`."""
 
@@ -174,6 +202,9 @@ class Settings(BaseSettings):
     email: Email = Field(default_factory=Email)
     aws: Aws = Field(default_factory=Aws)
     teams: dict[str, list[str]] = Field(default_factory=dict)  # team -> repository name globs
+    cleanup: Cleanup = Field(default_factory=Cleanup)
+    costs: Costs = Field(default_factory=Costs)
+    spikes: Spikes = Field(default_factory=Spikes)
 
     _toml_file: Path | None = None
 

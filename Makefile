@@ -21,7 +21,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) ## build the seeded demo estate, run the real collectors over it, serve the dashboard
 	$(BIN)/caa demo --db $(DB) --port $(PORT)
 
-test: $(STAMP) ## run the whole test suite
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM): # the browser tests drive Debian's chromium (never a downloaded browser build)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+test: $(STAMP) $(CHROMIUM) ## run the whole test suite (installs Debian chromium for the browser tests)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff over the code

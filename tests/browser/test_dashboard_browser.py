@@ -1,0 +1,84 @@
+"""The dashboard in a real headless browser (Debian chromium via playwright) over the demo estate.
+
+Screenshots land in data/screenshots/ (git-ignored) so a person can look at what the tests saw.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "data" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(demo_store, tmp_path_factory):
+    db, truth = demo_store(11, 20_000)
+    port = _free_port()
+    config = tmp_path_factory.mktemp("cfg") / "caa.toml"
+    config.write_text("")
+    env = dict(os.environ, CAA_DB=str(db), CAA_CONFIG=str(config))
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "dashboard", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"the dashboard did not start: {proc.stdout.read()[-2000:]}")
+    yield url, db
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_overview_renders_its_numbers_and_chart_without_an_exception(served, browser):
+    url, db = served
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.get_by_text("CodeArtifact Analytics").first.wait_for(timeout=30_000)
+    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=30_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    metrics = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+    from tests.helpers import rows
+
+    (downloads,), = rows(db, "SELECT count(*) FROM downloads WHERE event_at >= (SELECT max(event_at)::DATE - 29 "
+                             "FROM events)")
+    assert f"{downloads:,}" in metrics
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
+    page.close()

@@ -154,7 +154,8 @@ def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> int:
     script = find_spec("dashboard").origin
     env = dict(os.environ, CAA_DB=str(Path(db).resolve()))
     cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.address", address,
-           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "minimal"]
     print(f"dashboard: http://{address}:{port}  (Ctrl+C to stop)", flush=True)
     try:
         return subprocess.call(cmd, env=env)

@@ -31,7 +31,7 @@ from collectors import store
 from collectors.aws import aws_errors, translate
 from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult, account_region_scopes
 from collectors.cloudtrail_load import load_files, normalize_records
-from collectors.errors import ConfigError, utc_now
+from collectors.errors import ConfigError
 
 LAG_DAYS = 2  # re-list this many days before the watermark: delivery is late and out of order
 LOOKUP_MIN_INTERVAL_S = 0.5  # LookupEvents allows 2 calls/s per account and region
@@ -135,23 +135,15 @@ def _day_of(key: str) -> str | None:
         return None
 
 
-def _watermark(con: duckdb.DuckDBPyConnection, scope: str) -> str | None:
-    row = con.execute("SELECT value FROM watermarks WHERE collector = 'cloudtrail' AND scope = ?",
-                      [scope]).fetchone()
-    return row[0] if row else None
-
-
 def _set_watermark(con: duckdb.DuckDBPyConnection, scope: str, value: str) -> None:
-    con.execute("BEGIN TRANSACTION")
-    con.execute("DELETE FROM watermarks WHERE collector = 'cloudtrail' AND scope = ?", [scope])
-    con.execute("INSERT INTO watermarks VALUES ('cloudtrail', ?, ?, ?)", [scope, value, utc_now()])
-    con.execute("COMMIT")
+    with store.load_transaction(con):
+        store.write_watermark(con, "cloudtrail", scope, value)
 
 
 def _start_date(ctx: RunContext, scope_key: str) -> date:
     if ctx.since:
         return ctx.since
-    mark = _watermark(ctx.con, scope_key)
+    mark = store.read_watermark(ctx.con, "cloudtrail", scope_key)
     if mark:
         return date.fromisoformat(mark[:10]) - timedelta(days=LAG_DAYS)
     return (ctx.now - timedelta(days=ctx.settings.cloudtrail.lookback_days)).date()
@@ -210,7 +202,7 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
             if time.monotonic() - published > PUBLISH_EVERY_S:
                 store.publish_now(ctx.con)
                 published = time.monotonic()
-    if newest_day and newest_day != _watermark(ctx.con, scope.source):
+    if newest_day and newest_day != store.read_watermark(ctx.con, "cloudtrail", scope.source):
         _set_watermark(ctx.con, scope.source, newest_day)
     return result
 
@@ -256,7 +248,7 @@ def collect_lookup(ctx: RunContext, scope: Scope) -> ScopeResult:
     """Fallback without a trail: LookupEvents for EventSource=codeartifact, at most 2 calls/s."""
     client = ctx.clients.client(scope, "cloudtrail")
     key = f"lookup:{scope.account_id or 'default'}:{scope.region}"
-    mark = _watermark(ctx.con, key)
+    mark = store.read_watermark(ctx.con, "cloudtrail", key)
     start = (datetime.combine(ctx.since, datetime.min.time()).replace(tzinfo=ctx.now.tzinfo) if ctx.since
              else datetime.fromisoformat(mark) - timedelta(minutes=30) if mark
              else ctx.now - timedelta(days=min(ctx.settings.cloudtrail.lookback_days, 90)))

@@ -29,7 +29,6 @@ SERVICE_DIMENSION = {"Name": "Service", "Value": "CodeArtifact"}
 PERIOD_SECONDS = 3600
 LOOKBACK = timedelta(days=14)
 MAX_QUERIES = 500  # GetMetricData limit per call
-COLUMNS = ("metric_at", "account_id", "region", "metric", "resource", "value")
 IAM_ACTIONS = ("cloudwatch:ListMetrics", "cloudwatch:GetMetricData", "sts:GetCallerIdentity")
 
 
@@ -76,32 +75,6 @@ def resolve_account(ctx: RunContext, scope: Scope) -> Scope:
         except TypeError:
             pass
     return Scope(account_id=account, region=scope.region, role_arn=scope.role_arn, source=scope.source)
-
-
-def read_watermark(con: duckdb.DuckDBPyConnection, collector: str, scope_label: str) -> str | None:
-    row = con.execute("SELECT value FROM watermarks WHERE collector = ? AND scope = ?",
-                      [collector, scope_label]).fetchone()
-    return row[0] if row else None
-
-
-def write_watermark(con: duckdb.DuckDBPyConnection, collector: str, scope_label: str, value: str,
-                    now: datetime) -> None:
-    """Set the watermark; call inside the load transaction."""
-    con.execute("DELETE FROM watermarks WHERE collector = ? AND scope = ?", [collector, scope_label])
-    con.execute("INSERT INTO watermarks VALUES (?, ?, ?, ?)", [collector, scope_label, value, now])
-
-
-def insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...],
-                rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> None:
-    """Bulk insert through Arrow; `table` and `columns` are module constants, never user input."""
-    if not rows:
-        return
-    batch = pa.table({c: pa.array([r[c] for r in rows], type=types[c]) for c in columns})
-    con.register("_caa_batch", batch)
-    try:
-        con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM _caa_batch")
-    finally:
-        con.unregister("_caa_batch")
 
 
 # ---------------------------------------------------------------- window, fetch, normalize, load
@@ -184,37 +157,30 @@ ROW_TYPES = {"metric_at": pa.timestamp("us", tz="UTC"), "account_id": pa.string(
              "metric": pa.string(), "resource": pa.string(), "value": pa.float64()}
 
 
-def load(con: duckdb.DuckDBPyConnection, scope: Scope, window: Window, rows: list[dict[str, Any]],
-         now: datetime) -> None:
+def load(con: duckdb.DuckDBPyConnection, scope: Scope, window: Window, rows: list[dict[str, Any]]) -> None:
     """Replace the scope's rows in the window and advance the watermark, in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with store.load_transaction(con):
         con.execute("DELETE FROM usage_metrics WHERE account_id = ? AND region = ? "
                     "AND metric_at >= ? AND metric_at < ?",
                     [scope.account_id, scope.region, window.start, window.end])
-        insert_rows(con, "usage_metrics", COLUMNS, rows, ROW_TYPES)
-        old = read_watermark(con, NAME, scope.label)
+        store.insert_rows(con, "usage_metrics", rows, ROW_TYPES)
+        old = store.read_watermark(con, NAME, scope.label)
         mark = window.end if old is None else max(window.end, datetime.fromisoformat(old))
-        write_watermark(con, NAME, scope.label, mark.isoformat(), now)
-        store.bump_version(con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        store.write_watermark(con, NAME, scope.label, mark.isoformat())
 
 
 def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
     from collectors.aws import aws_errors
 
     scope = resolve_account(ctx, scope)
-    window = window_for(ctx, read_watermark(ctx.con, NAME, scope.label))
+    window = window_for(ctx, store.read_watermark(ctx.con, NAME, scope.label))
     if window.start >= window.end:
         return ScopeResult(window=f"{window.label} (already collected up to this hour)")
     client = clients(ctx).client(scope, "cloudwatch")
     with aws_errors(scope, "cloudwatch", f"namespace {NAMESPACE}"):
         raw = list(fetch(client, window))
     rows = normalize(raw, scope.account_id, scope.region)
-    load(ctx.con, scope, window, rows, ctx.now)
+    load(ctx.con, scope, window, rows)
     label = window.label
     if not raw or not raw[0]["metrics"]:
         label += f" (no {NAMESPACE} series for CodeArtifact here; nothing to collect)"

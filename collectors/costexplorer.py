@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
@@ -22,14 +22,13 @@ import pyarrow as pa
 
 from collectors import store
 from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult
-from collectors.cloudwatch import clients, insert_rows, read_watermark, resolve_account, write_watermark
+from collectors.cloudwatch import clients, resolve_account
 
 NAME = "costs"
 CE_REGION = "us-east-1"
 SERVICE = "AWS CodeArtifact"
 RESTATEMENT = timedelta(days=3)
 HISTORY_MONTHS = 13
-COLUMNS = ("usage_date", "account_id", "usage_type", "cost_usd", "usage_quantity", "unit")
 ROW_TYPES = {"usage_date": pa.date32(), "account_id": pa.string(), "usage_type": pa.string(),
              "cost_usd": pa.float64(), "usage_quantity": pa.float64(), "unit": pa.string()}
 IAM_ACTIONS = ("ce:GetCostAndUsage", "sts:GetCallerIdentity")
@@ -117,40 +116,33 @@ def normalize(pages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rows[k] for k in sorted(rows)]
 
 
-def load(con: duckdb.DuckDBPyConnection, scope: Scope, window: Window, rows: list[dict[str, Any]],
-         now: datetime) -> None:
+def load(con: duckdb.DuckDBPyConnection, scope: Scope, window: Window, rows: list[dict[str, Any]]) -> None:
     """Replace the window's dates (widened to any returned date) for the scope's account and the
     accounts in the rows, and advance the watermark, in one transaction."""
     accounts = sorted({scope.account_id, *(r["account_id"] for r in rows)} - {None})
     lo = min([window.start, *(r["usage_date"] for r in rows)])
     hi = max([window.end, *(r["usage_date"] + timedelta(days=1) for r in rows)])
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with store.load_transaction(con):
         con.execute("DELETE FROM cost_actuals WHERE usage_date >= ? AND usage_date < ? "
                     "AND list_contains(?, account_id)", [lo, hi, accounts])
-        insert_rows(con, "cost_actuals", COLUMNS, rows, ROW_TYPES)
-        old = read_watermark(con, NAME, scope.label)
+        store.insert_rows(con, "cost_actuals", rows, ROW_TYPES)
+        old = store.read_watermark(con, NAME, scope.label)
         mark = window.end if old is None else max(window.end, date.fromisoformat(old))
-        write_watermark(con, NAME, scope.label, mark.isoformat(), now)
-        store.bump_version(con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        store.write_watermark(con, NAME, scope.label, mark.isoformat())
 
 
 def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
     from collectors.aws import aws_errors
 
     scope = resolve_account(ctx, scope)
-    window = window_for(ctx, read_watermark(ctx.con, NAME, scope.label))
+    window = window_for(ctx, store.read_watermark(ctx.con, NAME, scope.label))
     if window.start >= window.end:
         return ScopeResult(window=f"{window.label} (no complete day to collect yet)")
     client = clients(ctx).client(scope, "ce", region=CE_REGION)
     with aws_errors(scope, "ce", "Cost Explorer"):
         pages = list(fetch(client, window))
     rows = normalize(pages)
-    load(ctx.con, scope, window, rows, ctx.now)
+    load(ctx.con, scope, window, rows)
     label = window.label + (f" pages={len(pages)}" if len(pages) > 1 else "")
     if not rows:
         label += " (no CodeArtifact cost in this window)"

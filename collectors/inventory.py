@@ -143,19 +143,6 @@ def _fetch_package(client: Any, loc: dict[str, str], pkg: dict[str, Any],
 
 # -- load ------------------------------------------------------------------------------------------------
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    types = COLUMNS[table]
-    data = pa.table({c: pa.array([r[c] for r in rows], type=t) for c, t in types.items()})
-    cols = ", ".join(types)
-    con.register("_caa_inventory_rows", data)
-    try:
-        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _caa_inventory_rows")
-    finally:
-        con.unregister("_caa_inventory_rows")
-
-
 def _upsert_repository(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
     con.execute("DELETE FROM repositories WHERE account_id = ? AND region = ? AND domain = ? AND repository = ?",
                 [row[k] for k in REPO_KEY])
@@ -168,36 +155,22 @@ def _upsert_repository(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> N
          [k for k, _ in tags], [v for _, v in tags], row["last_seen_at"]])
 
 
-def _transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], None]) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        work()
-        store.bump_version(con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-
-
 def load_repository(con: duckdb.DuckDBPyConnection, rows: RepositoryRows) -> None:
     """Replace one repository's rows in every inventory table, in one transaction."""
     key = [rows.repository[k] for k in REPO_KEY]
-
-    def work() -> None:
+    with store.load_transaction(con):
         for table in REPO_TABLES:
             con.execute(f"DELETE FROM {table} WHERE account_id = ? AND region = ? AND domain = ? "
                         "AND repository = ?", key)
         _upsert_repository(con, rows.repository)
         for table in REPO_TABLES:
-            _insert(con, table, getattr(rows, table))
-
-    _transaction(con, work)
+            store.insert_rows(con, table, getattr(rows, table), COLUMNS[table])
 
 
 def load_domains(con: duckdb.DuckDBPyConnection, domains: list[dict[str, Any]],
                  snapshots: list[dict[str, Any]]) -> None:
     """Upsert domains rows and replace the same-day storage_snapshots rows, in one transaction."""
-    def work() -> None:
+    with store.load_transaction(con):
         for d in domains:
             con.execute("DELETE FROM domains WHERE account_id = ? AND region = ? AND domain = ?",
                         [d["account_id"], d["region"], d["domain"]])
@@ -211,8 +184,6 @@ def load_domains(con: duckdb.DuckDBPyConnection, domains: list[dict[str, Any]],
                         [s["snapshot_date"], s["account_id"], s["region"], s["domain"],
                          s["asset_size_bytes"], s["collected_at"]])
 
-    _transaction(con, work)
-
 
 def remove_vanished_repositories(con: duckdb.DuckDBPyConnection, account_id: str, region: str, domain: str,
                                  listed: list[str]) -> None:
@@ -222,13 +193,10 @@ def remove_vanished_repositories(con: duckdb.DuckDBPyConnection, account_id: str
         [account_id, region, domain]).fetchall() if r not in set(listed)]
     if not gone:
         return
-
-    def work() -> None:
+    with store.load_transaction(con):
         for table in ("repositories", *REPO_TABLES):
             con.execute(f"DELETE FROM {table} WHERE account_id = ? AND region = ? AND domain = ? "
                         "AND list_contains(?::VARCHAR[], repository)", [account_id, region, domain, gone])
-
-    _transaction(con, work)
 
 
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -1,5 +1,7 @@
 """The DuckDB store: connect, migrate forward, lock writers, publish a snapshot for readers.
 
+Also the shared load helpers: load_transaction, insert_rows, read/write_watermark.
+
 Writes: the store file (settings.db, default data/caa.duckdb), its lock file `<db>.lock`, and a
 reader snapshot `<stem>.read.duckdb` beside it.
 
@@ -19,8 +21,10 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from collectors.errors import StoreBusyError, StoreError, utc_now
 
@@ -80,6 +84,47 @@ def store_version(con: duckdb.DuckDBPyConnection) -> int:
 def bump_version(con: duckdb.DuckDBPyConnection) -> None:
     """Mark that committed data changed; call inside the load transaction."""
     con.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'store_version'")
+
+
+@contextmanager
+def load_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One collector load: its rows, its watermark and the store version commit together, or not at all."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        bump_version(con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]],
+                types: dict[str, pa.DataType]) -> None:
+    """Bulk insert through Arrow. `table` and the `types` keys (the columns) are module constants."""
+    if not rows:
+        return
+    batch = pa.table({c: pa.array([r[c] for r in rows], type=t) for c, t in types.items()})
+    cols = ", ".join(types)
+    con.register("_caa_batch", batch)
+    try:
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _caa_batch")
+    finally:
+        con.unregister("_caa_batch")
+
+
+def read_watermark(con: duckdb.DuckDBPyConnection, collector: str, scope: str) -> str | None:
+    row = con.execute("SELECT value FROM watermarks WHERE collector = ? AND scope = ?", [collector, scope]).fetchone()
+    return row[0] if row else None
+
+
+def write_watermark(con: duckdb.DuckDBPyConnection, collector: str, scope: str, value: str) -> None:
+    """Set a watermark; call inside the load transaction. updated_at is when the value last moved, so a
+    re-run that does not move it leaves the table identical."""
+    if read_watermark(con, collector, scope) == value:
+        return
+    con.execute("DELETE FROM watermarks WHERE collector = ? AND scope = ?", [collector, scope])
+    con.execute("INSERT INTO watermarks VALUES (?, ?, ?, ?)", [collector, scope, value, utc_now()])
 
 
 class _Lock:

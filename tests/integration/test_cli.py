@@ -1,0 +1,116 @@
+"""The `caa` command as a user meets it: --help everywhere, one-line errors, read-only sql."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from collectors import cloudtrail, store
+from tests.fixtures.trails import trail_files, write_local
+from tests.helpers import collect
+
+COMMANDS = ["collect", "sql", "dashboard", "demo"]
+
+
+def caa(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def one_line_error(out: subprocess.CompletedProcess) -> str:
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("cmd", [[], *[[c] for c in COMMANDS]])
+def test_every_command_has_help(cmd):
+    out = caa(*cmd, "--help")
+    assert out.returncode == 0 and "Usage: " in out.stdout
+    if cmd:
+        assert "--db" in out.stdout or cmd == ["dashboard"] and "--db" in out.stdout
+
+
+@pytest.fixture
+def small_db(tmp_path):
+    root = write_local(tmp_path / "trail", trail_files(n_files=5, per_file=10))
+    db = tmp_path / "caa.duckdb"
+    collect(db, [cloudtrail.SPEC], since=date(2026, 10, 25), source=str(root))
+    return db
+
+
+def test_sql_reads_the_store_in_every_format(small_db):
+    out = caa("sql", "SELECT count(*) AS n FROM downloads", "--format", "json", "--db", str(small_db))
+    assert out.returncode == 0
+    n = json.loads(out.stdout)[0]["n"]
+    assert n > 0
+    csv_out = caa("sql", "SELECT count(*) AS n FROM downloads", "--format", "csv", env={"CAA_DB": str(small_db)})
+    assert csv_out.stdout.split() == ["n", str(n)]
+
+
+@pytest.mark.parametrize("statement", ["DELETE FROM events", "DROP TABLE events",
+                                       "INSERT INTO watermarks VALUES ('a', 'b', 'c', now())"])
+def test_sql_refuses_writes_and_the_data_stays(small_db, statement):
+    before = caa("sql", "SELECT count(*) FROM events", "--format", "csv", "--db", str(small_db)).stdout
+    line = one_line_error(caa("sql", statement, "--db", str(small_db)))
+    assert "read-only" in line and "fix:" in line
+    assert caa("sql", "SELECT count(*) FROM events", "--format", "csv", "--db", str(small_db)).stdout == before
+
+
+def test_sql_errors_are_one_line(small_db, tmp_path):
+    assert "no such table" in one_line_error(caa("sql", "SELECT * FROM nope", "--db", str(small_db))).lower() \
+        or "does not exist" in one_line_error(caa("sql", "SELECT * FROM nope", "--db", str(small_db)))
+    line = one_line_error(caa("sql", "SELECT 1", "--db", str(tmp_path / "missing.duckdb")))
+    assert "no data yet" in line and "make demo" in line
+
+
+def test_bad_settings_fail_at_startup_naming_the_key(tmp_path):
+    config = tmp_path / "caa.toml"
+    config.write_text('[[accounts]]\nid = "12345"\n')
+    line = one_line_error(caa("collect", "cloudtrail", env={"CAA_CONFIG": str(config)}))
+    assert "accounts.0.id" in line and "12 digits" in line and str(config) in line
+    config.write_text("[prices\n")
+    assert "not valid TOML" in one_line_error(caa("sql", "SELECT 1", env={"CAA_CONFIG": str(config)}))
+    line = one_line_error(caa("sql", "SELECT 1", env={"CAA_PRICES__STORAGE_USD_PER_GB_MONTH": "-1",
+                                                      "CAA_CONFIG": str(tmp_path / "none.toml")}))
+    assert "config error" in line
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    config = tmp_path / "caa.toml"
+    config.write_text('[[accounts]]\nid = "12345"\n')
+    out = caa("--debug", "collect", "cloudtrail", env={"CAA_CONFIG": str(config)})
+    assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_unwritable_store_is_a_clear_error_and_nothing_committed_is_lost(small_db, tmp_path):
+    before = caa("sql", "SELECT count(*) FROM events", "--format", "csv", "--db", str(small_db)).stdout
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the store's folder should be")  # unwritable even for root
+    line = one_line_error(caa("collect", "cloudtrail", "--source", str(tmp_path / "trail"),
+                              "--db", str(blocker / "caa.duckdb")))
+    assert "store error" in line and "--db" in line
+    assert caa("sql", "SELECT count(*) FROM events", "--format", "csv", "--db", str(small_db)).stdout == before
+
+
+def test_progress_bars_on_a_terminal_do_not_change_the_result(tmp_path):
+    root = write_local(tmp_path / "trail", trail_files(n_files=8, per_file=10))
+    a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    collect(a, [cloudtrail.SPEC], since=date(2026, 10, 25), source=str(root))
+    with store.writer(b) as con:
+        from collectors.base import RunContext, run_collectors
+        from tests.helpers import make_settings
+
+        ctx = RunContext(settings=make_settings(db=b), con=con, since=date(2026, 10, 25), source=str(root),
+                         show_progress=True)
+        assert run_collectors([cloudtrail.SPEC], ctx) == 0
+    from tests.helpers import table
+
+    assert table(a, "events") == table(b, "events")

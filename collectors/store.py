@@ -133,6 +133,10 @@ class _Lock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
+        for folder in (self.path.parent, *self.path.parent.parents):
+            if folder.exists() and not folder.is_dir():
+                raise StoreError(f"cannot create the store: {folder} is a file, not a folder",
+                                 where=str(self.path.with_suffix("")), fix="choose another path with --db or CAA_DB")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

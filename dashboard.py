@@ -1,28 +1,34 @@
-"""The caa dashboard (layout only): the Overview page.
+"""The caa dashboard (layout only): page choice and global filters, then the chosen page from ui/.
 
-Reads the store's published reader snapshot through analytics.overview, never SQL directly, and
-writes nothing. The store is settings.db: `streamlit run dashboard.py -- --db PATH` > CAA_DB > caa.toml
-> data/caa.duckdb. Loaders are cached on `store.reader_version(db)`, so a new collection shows on the
-next rerun without a restart, and each opens and closes its own read-only connection.
-Data-derived text (domain, package and format names) is shown only through st.dataframe, st.metric
-and plotly, never as HTML.
+The store is settings.db: `streamlit run dashboard.py -- --db PATH` > CAA_DB > caa.toml >
+data/caa.duckdb. The page and the filters live in the URL query parameters (`?page=costs&domains=acme`),
+so a link reproduces the view. Every number comes from analytics/ through ui/common.View.load, which
+reads the published reader snapshot; data-derived text is never rendered as HTML.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from pathlib import Path
 
 import streamlit as st
 
-from analytics import figures, overview
+from analytics.filters import LIST_FIELDS, Filters
 from collectors import store
 from collectors.errors import CaaError
-from settings import Prices, load_settings
+from settings import load_settings
+from ui import health, overview
+from ui.common import View
 
 TITLE = "CodeArtifact Analytics"
-NO_DATA = "No data yet: run `make demo` or `caa collect`."
+PAGES = {
+    "overview": ("Overview", overview.page),
+    "health": ("Data health", health.page),
+}
+LABELS = {"accounts": "Account", "regions": "Region", "domains": "Domain", "repositories": "Repository",
+          "formats": "Format"}
 
 
 def db_argument(argv: list[str]) -> Path | None:
@@ -33,87 +39,34 @@ def db_argument(argv: list[str]) -> Path | None:
     return args.db
 
 
-@st.cache_data(show_spinner="Loading the store...", max_entries=8)
-def load_overview(db: str, version: tuple[int, int] | None, prices_json: str) -> overview.Overview | None:
-    """The Overview page's data from the snapshot of `db`; `version` is only the cache key."""
-    con = store.open_reader(Path(db))
-    if con is None:
-        return None
-    with con:
-        return overview.overview(con, Prices.model_validate_json(prices_json))
+def page_ui() -> str:
+    keys = list(PAGES)
+    wanted = st.query_params.get("page", keys[0])
+    return st.sidebar.radio("Page", keys, index=keys.index(wanted) if wanted in keys else 0,
+                            format_func=lambda k: PAGES[k][0], key="page")
 
 
-def gb(value: float) -> str:
-    return f"{value:,.2f}"
+def filters_ui(view: View) -> Filters:
+    """Sidebar filters, initialised from the URL; values not in the store are dropped, never trusted."""
+    initial = Filters.from_query({k: st.query_params.get_all(k) for k in (*LIST_FIELDS, "start", "end")})
+    opts = view.load("options") or {k: [] for k in LIST_FIELDS}
+    chosen: dict[str, tuple[str, ...]] = {}
+    with st.sidebar.expander("Filters", expanded=initial.active):
+        for name in LIST_FIELDS:
+            default = [v for v in getattr(initial, name) if v in opts[name]]
+            chosen[name] = tuple(st.multiselect(LABELS[name], opts[name], default=default, key=f"f_{name}"))
+        start = st.date_input("From", value=initial.start, key="f_start")
+        end = st.date_input("To", value=initial.end, key="f_end")
+    return Filters(**chosen, start=start if isinstance(start, date) else None,
+                   end=end if isinstance(end, date) else None)
 
 
-def count(value: int) -> str:
-    return f"{value:,}"
-
-
-def usd(value: float) -> str:
-    return f"${value:,.2f}"
-
-
-def as_of_ui(data: overview.Overview) -> None:
-    when = data.as_of
-    st.caption(
-        f"As of {when.latest_event_at:%Y-%m-%d %H:%M} UTC, the newest event in the store. "
-        f"Last 30 days = {when.window_first_day:%Y-%m-%d} to {when.day:%Y-%m-%d}; "
-        f"this month = {when.month_start:%B %Y} to date."
-    )
-
-
-def kpis_ui(data: overview.Overview) -> None:
-    storage, downloads, requests, cost = st.columns(4)
-    storage.metric("Storage (GB)", gb(data.storage_gb), border=True,
-                   help="Latest size of every domain; GB = bytes / 1024³, as AWS bills it.")
-    downloads.metric("Downloads (30 d)", count(data.downloads_30d), border=True,
-                     help="Successful package asset fetches in the last 30 days.")
-    requests.metric("Requests this month", count(data.requests_this_month), border=True,
-                    help="Successful CodeArtifact API requests (CloudTrail events without an error code).")
-    cost.metric("Modeled cost month-to-date", usd(data.cost.total_usd), border=True,
-                help=f"Storage {usd(data.cost.storage_usd)} + requests {usd(data.cost.requests_usd)}, "
-                     "from the price table in settings (free tier taken off); not the AWS bill.")
-
-
-def storage_ui(data: overview.Overview) -> None:
-    st.subheader("Storage by domain")
-    if data.storage.empty:
-        st.caption("No storage snapshots yet: run `caa collect inventory`.")
-        return
-    st.dataframe(
-        data.storage[["domain", "account_id", "region", "storage_gb", "snapshot_date"]],
-        hide_index=True,
-        column_config={
-            "domain": "Domain", "account_id": "Account", "region": "Region",
-            "storage_gb": st.column_config.NumberColumn("Storage (GB)", format="%.2f"),
-            "snapshot_date": st.column_config.DateColumn("Snapshot"),
-        },
-    )
-
-
-def downloads_ui(data: overview.Overview) -> None:
-    st.subheader("Downloads per day by format")
-    st.plotly_chart(figures.downloads_over_time(data.downloads_by_day))
-
-
-def freshness_ui(data: overview.Overview) -> None:
-    with st.sidebar:
-        st.subheader("Data freshness")
-        if data.freshness.empty:
-            st.caption("No collector runs recorded.")
-            return
-        st.dataframe(
-            data.freshness[["collector", "status", "last_finished_at", "failing_scopes", "scopes", "error"]],
-            hide_index=True,
-            column_config={
-                "collector": "Collector", "status": "Status",
-                "last_finished_at": st.column_config.DatetimeColumn("Last finished (UTC)",
-                                                                    format="YYYY-MM-DD HH:mm"),
-                "failing_scopes": "Failing", "scopes": "Scopes", "error": "Error",
-            },
-        )
+def sync_url(page: str, filters: Filters) -> None:
+    want = {"page": page, **filters.to_query()}
+    have = {k: (st.query_params.get_all(k) if k in LIST_FIELDS else st.query_params.get(k))
+            for k in st.query_params}
+    if have != want:
+        st.query_params.from_dict(want)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,19 +74,18 @@ def main(argv: list[str] | None = None) -> None:
     st.title(TITLE)
     try:
         settings = load_settings(db=db_argument(sys.argv[1:] if argv is None else argv))
-        data = load_overview(str(settings.db), store.reader_version(settings.db),
-                             settings.prices.model_dump_json())
     except CaaError as e:
         st.error(str(e))
         return
-    if data is None:
-        st.info(NO_DATA)
-        return
-    as_of_ui(data)
-    kpis_ui(data)
-    storage_ui(data)
-    downloads_ui(data)
-    freshness_ui(data)
+    page = page_ui()
+    base = View(str(settings.db), store.reader_version(settings.db), Filters(), settings.model_dump_json())
+    st.header(PAGES[page][0])
+    try:
+        filters = filters_ui(base)
+        sync_url(page, filters)
+        PAGES[page][1](View(base.db, base.version, filters, base.settings_json))
+    except CaaError as e:
+        st.error(str(e))
 
 
 if __name__ == "__main__":

@@ -82,3 +82,43 @@ def test_overview_renders_its_numbers_and_chart_without_an_exception(served, bro
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
     page.close()
+
+
+@pytest.mark.parametrize("key", ["overview", "health"])
+def test_every_page_renders_in_the_browser(served, browser, key):
+    url, _ = served
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/?page={key}")
+    page.get_by_text("CodeArtifact Analytics").first.wait_for(timeout=30_000)
+    from dashboard import PAGES
+
+    page.locator("h2").filter(has_text=PAGES[key][0]).first.wait_for(timeout=30_000)
+    main = ".js-plotly-plot" if key == "overview" else '[data-testid="stDataFrame"]'
+    page.locator(main).first.wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{key}.png"), full_page=True)
+    page.close()
+
+
+def test_changing_a_filter_changes_the_url_and_the_numbers(served, browser):
+    url, db = served
+    from tests.helpers import rows
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    downloads = page.locator('[data-testid="stMetricValue"]').nth(1)
+    downloads.wait_for(timeout=30_000)
+    before = downloads.inner_text()
+    page.get_by_text("Filters").first.click()
+    page.locator('[data-testid="stMultiSelect"]').filter(has_text="Domain").locator("input").click()
+    page.keyboard.type("data-platform")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**domains=data-platform**", timeout=30_000)
+    (expected,), = rows(db, "SELECT count(*) FROM downloads WHERE domain = 'data-platform' AND event_at >= "
+                            "(SELECT max(event_at)::DATE - 29 FROM events WHERE domain = 'data-platform')")
+    page.wait_for_function("([el, want]) => el.innerText === want",
+                           arg=[downloads.element_handle(), f"{expected:,}"], timeout=30_000)
+    assert downloads.inner_text() == f"{expected:,}" != before
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()

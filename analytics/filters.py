@@ -1,0 +1,110 @@
+"""Global filters (account, region, domain, repository, format, date range) for any analytics query.
+
+`Filters.apply(con)` works on a read-only connection: it loads the chosen values into TEMP tables
+(as parameters, never spliced into SQL) and creates TEMP views with the names of the store's tables
+(`events`, `package_versions`, `storage_snapshots`, ...) that read the real tables through those
+filters. Every analytics query, and the `downloads` view, then sees only the filtered rows without
+knowing about filters. Filters round-trip through URL query parameters (`to_query` / `from_query`), so
+a link reproduces a dashboard view.
+
+Reads/writes: TEMP objects of the given connection only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, timedelta
+
+import duckdb
+
+LIST_FIELDS = ("accounts", "regions", "domains", "repositories", "formats")
+# table -> (its column for each list filter it has, its time column or None)
+TABLES: dict[str, tuple[dict[str, str], str | None]] = {
+    "events": ({"accounts": "account_id", "regions": "region", "domains": "domain", "repositories": "repository",
+                "formats": "format"}, "event_at"),
+    "package_versions": ({"accounts": "account_id", "regions": "region", "domains": "domain",
+                          "repositories": "repository", "formats": "format"}, None),
+    "assets": ({"accounts": "account_id", "regions": "region", "domains": "domain", "repositories": "repository",
+                "formats": "format"}, None),
+    "packages": ({"accounts": "account_id", "regions": "region", "domains": "domain", "repositories": "repository",
+                  "formats": "format"}, None),
+    "package_dependencies": ({"accounts": "account_id", "regions": "region", "domains": "domain",
+                              "repositories": "repository", "formats": "format"}, None),
+    "repositories": ({"accounts": "account_id", "regions": "region", "domains": "domain",
+                      "repositories": "repository"}, None),
+    "domains": ({"accounts": "account_id", "regions": "region", "domains": "domain"}, None),
+    "storage_snapshots": ({"accounts": "account_id", "regions": "region", "domains": "domain"}, "snapshot_date"),
+    "usage_metrics": ({"accounts": "account_id", "regions": "region"}, "metric_at"),
+    "cost_actuals": ({"accounts": "account_id"}, "usage_date"),
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    accounts: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    repositories: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
+    start: date | None = None  # first day included
+    end: date | None = None  # last day included
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+    def to_query(self) -> dict[str, list[str] | str]:
+        """URL query parameters (only the filters that are set)."""
+        q: dict[str, list[str] | str] = {name: list(getattr(self, name)) for name in LIST_FIELDS
+                                         if getattr(self, name)}
+        if self.start:
+            q["start"] = self.start.isoformat()
+        if self.end:
+            q["end"] = self.end.isoformat()
+        return q
+
+    @classmethod
+    def from_query(cls, query: dict[str, list[str]]) -> Filters:
+        """From URL query parameters; values that are not dates are ignored rather than trusted."""
+        def day(name: str) -> date | None:
+            values = query.get(name) or [""]
+            try:
+                return date.fromisoformat(values[-1])
+            except ValueError:
+                return None
+
+        lists = {name: tuple(dict.fromkeys(v for v in query.get(name, []) if v)) for name in LIST_FIELDS}
+        return cls(**lists, start=day("start"), end=day("end"))
+
+    def apply(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Shadow the store's tables with filtered TEMP views on this connection (idempotent)."""
+        catalog = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+        for name in LIST_FIELDS:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE f_{name} AS SELECT unnest($v::VARCHAR[]) AS v",
+                        {"v": list(getattr(self, name))})
+        lo = self.start
+        hi = self.end + timedelta(days=1) if self.end else None
+        con.execute("CREATE OR REPLACE TEMP TABLE f_range AS SELECT $lo::DATE AS lo, $hi::DATE AS hi",
+                    {"lo": lo, "hi": hi})
+        for table, (columns, time_col) in TABLES.items():
+            conds = [f"((SELECT count(*) FROM f_{f}) = 0 OR {col} IN (SELECT v FROM f_{f}))"
+                     for f, col in columns.items()]
+            if time_col:
+                conds.append(f"((SELECT lo FROM f_range) IS NULL OR {time_col} >= (SELECT lo FROM f_range))")
+                conds.append(f"((SELECT hi FROM f_range) IS NULL OR {time_col} < (SELECT hi FROM f_range))")
+            con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM "{catalog}".main.{table} '
+                        f"WHERE {' AND '.join(conds)}")
+
+
+def options(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """The values each list filter can take (from the unfiltered store)."""
+    catalog = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+    base = f'"{catalog}".main'
+    out = {}
+    for name, col, table in (("accounts", "account_id", "domains"), ("regions", "region", "domains"),
+                             ("domains", "domain", "domains"), ("repositories", "repository", "repositories"),
+                             ("formats", "format", "package_versions")):
+        out[name] = [v for (v,) in con.execute(
+            f"SELECT DISTINCT {col} FROM {base}.{table} WHERE {col} IS NOT NULL "
+            f"UNION SELECT DISTINCT {col} FROM {base}.events WHERE {col} IS NOT NULL ORDER BY 1").fetchall()]
+    return out

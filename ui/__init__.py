@@ -1,0 +1,1 @@
+"""Dashboard pages (layout only). Each module has `page(view)`; numbers come from analytics/."""

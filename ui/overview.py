@@ -1,0 +1,81 @@
+"""Overview page: KPIs, storage per domain, downloads over time, data freshness (layout only)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics import figures, overview
+from ui.common import View, count, gb, no_data, usd
+
+
+def as_of_ui(data: overview.Overview) -> None:
+    when = data.as_of
+    st.caption(
+        f"As of {when.latest_event_at:%Y-%m-%d %H:%M} UTC, the newest event in the store. "
+        f"Last 30 days = {when.window_first_day:%Y-%m-%d} to {when.day:%Y-%m-%d}; "
+        f"this month = {when.month_start:%B %Y} to date."
+    )
+
+
+def kpis_ui(data: overview.Overview) -> None:
+    storage, downloads, requests, cost = st.columns(4)
+    storage.metric("Storage (GB)", gb(data.storage_gb), border=True,
+                   help="Latest size of every domain; GB = bytes / 1024³, as AWS bills it.")
+    downloads.metric("Downloads (30 d)", count(data.downloads_30d), border=True,
+                     help="Successful package asset fetches in the last 30 days.")
+    requests.metric("Requests this month", count(data.requests_this_month), border=True,
+                    help="Successful CodeArtifact API requests (CloudTrail events without an error code).")
+    cost.metric("Modeled cost month-to-date", usd(data.cost.total_usd), border=True,
+                help=f"Storage {usd(data.cost.storage_usd)} + requests {usd(data.cost.requests_usd)}, "
+                     "from the price table in settings (free tier taken off); not the AWS bill.")
+
+
+def storage_ui(data: overview.Overview) -> None:
+    st.subheader("Storage by domain")
+    if data.storage.empty:
+        st.caption("No storage snapshots yet: run `caa collect inventory`.")
+        return
+    st.dataframe(
+        data.storage[["domain", "account_id", "region", "storage_gb", "snapshot_date"]],
+        hide_index=True,
+        column_config={
+            "domain": "Domain", "account_id": "Account", "region": "Region",
+            "storage_gb": st.column_config.NumberColumn("Storage (GB)", format="%.2f"),
+            "snapshot_date": st.column_config.DateColumn("Snapshot"),
+        },
+    )
+
+
+def downloads_ui(data: overview.Overview) -> None:
+    st.subheader("Downloads per day by format")
+    st.plotly_chart(figures.downloads_over_time(data.downloads_by_day))
+
+
+def freshness_ui(data: overview.Overview) -> None:
+    with st.sidebar:
+        st.subheader("Data freshness")
+        if data.freshness.empty:
+            st.caption("No collector runs recorded.")
+            return
+        st.dataframe(
+            data.freshness[["collector", "status", "last_finished_at", "failing_scopes", "scopes", "error"]],
+            hide_index=True,
+            column_config={
+                "collector": "Collector", "status": "Status",
+                "last_finished_at": st.column_config.DatetimeColumn("Last finished (UTC)",
+                                                                    format="YYYY-MM-DD HH:mm"),
+                "failing_scopes": "Failing", "scopes": "Scopes", "error": "Error",
+            },
+        )
+
+
+def page(view: View) -> None:
+    data = view.load("overview")
+    if data is None:
+        no_data()
+        return
+    as_of_ui(data)
+    kpis_ui(data)
+    storage_ui(data)
+    downloads_ui(data)
+    freshness_ui(data)

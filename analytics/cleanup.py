@@ -1,0 +1,426 @@
+"""Cleanup candidates: package versions nobody uses any more, what deleting them frees, and a backtest.
+
+Reads (through analytics.queries): cleanup_history, cleanup_versions, cleanup_assets,
+cleanup_dependencies, cleanup_requested_after. Writes nothing; `caa report cleanup` writes the frame
+with analytics.reports.write_table, and a reviewer fills in `approve` for a later `caa apply`.
+
+Time is the store's, not the wall clock: "now" is the newest event (or an explicit `as_of`).
+
+A version is a candidate when every rule of the policy (settings.cleanup, or keyword overrides) holds:
+its status is selectable; it has not been downloaded for more than `unused_days` whole days (a version
+never seen downloaded counts as idle only since max(its publication, the first event in the store), so
+a short CloudTrail history never makes old versions look unused); it is not among the newest
+`keep_latest` versions of its package (per repository) nor the newest `keep_latest_per_major` of its
+major line; no `protect` glob or `pins` entry names it; it is at least `min_age_days` old; and no kept
+INTERNAL version in its domain declares a dependency whose range admits it (repeated until nothing
+changes, since a version kept that way keeps its own dependencies; a range that cannot be parsed
+protects every version of the package).
+
+Reclaimable bytes are worked out per domain by asset sha256: CodeArtifact stores an asset once per
+domain, so deleting a version frees an asset only when no kept version in any repository of the domain
+references it. An asset referenced only by candidates is attributed once, to the first of them in the
+report's order (a refetchable one first, so the permanent total never counts bytes that can come back);
+the others show 0 for it. EXTERNAL (and UNKNOWN) versions are `refetchable` unless the package's origin
+control blocks upstream: the next request re-ingests them, so their savings are reported separately.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from analytics import versions as V
+from analytics.queries import run
+from collectors.errors import ConfigError, DataError
+from settings import Cleanup, Settings
+
+GIB = 1024**3
+KEY = ["account_id", "region", "domain", "repository", "format", "namespace", "package", "version"]
+PACKAGE = KEY[:-1]
+DOWNLOAD_KEY = ["domain", "repository", "format", "namespace", "package", "version"]
+GONE = ("Disposed", "Deleted")  # statuses whose assets are no longer stored
+REPORT_COLUMNS = [
+    "account_id", "domain", "repository", "format", "namespace", "package", "version", "status", "origin_type",
+    "published_at", "last_downloaded_at", "downloads_90d", "size_bytes", "reclaimable_bytes",
+    "monthly_savings_usd", "refetchable", "reason", "approve",
+]
+
+
+def policy(settings: Settings, **overrides: Any) -> Cleanup:
+    """settings.cleanup with keyword overrides (None = not given); a bad value raises ConfigError."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - set(Cleanup.model_fields))
+    if unknown:
+        raise ConfigError(f"unknown cleanup policy setting {', '.join(unknown)}", where="cleanup policy",
+                          fix=f"use one of {', '.join(Cleanup.model_fields)}")
+    try:
+        return Cleanup.model_validate({**settings.cleanup.model_dump(), **given})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(f"cleanup.{'.'.join(map(str, err['loc']))} is invalid: {err['msg']}",
+                          where="cleanup policy", fix="see [cleanup] in caa.toml.example") from None
+
+
+def store_as_of(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The store's "now": its newest event, or None when it holds no events."""
+    latest = run(con, "cleanup_history")["latest_event_at"].iloc[0]
+    return None if pd.isna(latest) else pd.Timestamp(latest).tz_convert("UTC").to_pydatetime()
+
+
+def _utc(t: Any) -> pd.Timestamp:
+    t = pd.Timestamp(t)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def _days(delta: pd.Series) -> pd.Series:
+    """Whole days of a timedelta series (floor), as float so that a missing value stays NaN."""
+    return np.floor(delta.dt.total_seconds() / 86400)
+
+
+def _matches_glob(fmt: str, ns: str | None, pkg: str, patterns: list[str]) -> str | None:
+    names = [f"{fmt}/{ns or ''}/{pkg}", pkg] + ([f"{ns}/{pkg}"] if ns else [])
+    return next((p for p in patterns if any(fnmatchcase(n, p) for n in names)), None)
+
+
+def _matches_pin(ns: str | None, pkg: str, version: str, pins: list[str]) -> str | None:
+    for pin in pins:
+        name, sep, want = pin.lstrip("@").rpartition("@")
+        if not sep or not fnmatchcase(version, want):
+            continue
+        pin_ns, _, pin_pkg = name.rpartition("/")
+        if fnmatchcase(pkg, pin_pkg) and (not pin_ns or fnmatchcase(ns or "", pin_ns.lstrip("@"))):
+            return pin
+    return None
+
+
+def _rank(df: pd.DataFrame) -> None:
+    """Add rank (1 = newest stored version of its package, prereleases included), major and rank_in_major
+    (1 = newest release of its major line; a prerelease leads a line only when it has no release)."""
+    df["rank"], df["major"], df["rank_in_major"] = np.nan, None, np.nan
+    stored = ~df["status"].isin(GONE)
+    for _, g in df[stored].groupby(["_ns", *PACKAGE[:5], "package"], sort=False):
+        fmt = g["format"].iat[0]
+        pub = [None if pd.isna(t) else t.to_pydatetime() for t in g["published_at"]]
+        ranks = V.rank_versions(fmt, g["version"].tolist(), pub)
+        majors = [V.major(fmt, v) for v in g["version"]]
+        in_major: dict[str | None, int] = defaultdict(int)
+        rim = [0] * len(ranks)
+        pre = [V.is_prerelease(fmt, v) for v in g["version"]]
+        for j in sorted(range(len(ranks)), key=lambda j: (pre[j], ranks[j])):  # releases lead their line
+            in_major[majors[j]] += 1
+            rim[j] = in_major[majors[j]]
+        df.loc[g.index, "rank"] = ranks
+        df.loc[g.index, "major"] = pd.Series(majors, index=g.index, dtype=object)
+        df.loc[g.index, "rank_in_major"] = rim
+
+
+def _dependency_edges(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[int, list[tuple[int, str]]]:
+    """Dependent row -> [(row of a version its declared range admits, "pkg@ver needs dep range")]."""
+    pos = {k: i for i, k in enumerate(df[KEY].itertuples(index=False, name=None))}
+    stored = ~df["status"].isin(GONE).to_numpy()
+    by_package: dict[tuple, list[int]] = defaultdict(list)
+    by_name: dict[tuple, list[int]] = defaultdict(list)
+    for i, (acct, reg, dom, fmt, ns, pkg) in enumerate(
+            df[["account_id", "region", "domain", "format", "namespace", "package"]].itertuples(index=False,
+                                                                                                name=None)):
+        if stored[i]:
+            by_package[(acct, reg, dom, fmt, ns, pkg)].append(i)
+            by_name[(acct, reg, dom, fmt, pkg)].append(i)
+    versions = df["version"].tolist()
+    edges: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    deps = run(con, "cleanup_dependencies")
+    deps = deps.astype(object).where(deps.notna(), None)
+    for row in deps.itertuples(index=False):
+        me = pos.get(tuple(getattr(row, c) for c in KEY))
+        if me is None:  # published after as_of (a backtest)
+            continue
+        fmt, dns, dpkg, req = row.format, row.dependency_namespace, row.dependency_package, row.version_requirement
+        if dns is None and fmt == "maven":  # a groupId is mandatory in maven: match any when it is missing
+            targets = by_name.get((row.account_id, row.region, row.domain, fmt, dpkg), [])
+        else:
+            targets = by_package.get((row.account_id, row.region, row.domain, fmt, dns, dpkg), [])
+        label = f"{row.package}@{row.version} needs {dpkg} {req or '(any)'}"
+        edges[me] += [(t, label) for t in targets if t != me and V.satisfies(fmt, versions[t], req)]
+    return edges
+
+
+def _protect_dependencies(df: pd.DataFrame, kept: np.ndarray, edges: dict[int, list[tuple[int, str]]]) -> list:
+    """Mark versions a kept INTERNAL version depends on as kept, until nothing changes."""
+    needed_by: list[str | None] = [None] * len(df)
+    stored = ~df["status"].isin(GONE).to_numpy()
+    frontier = [i for i in edges if kept[i] and stored[i]]
+    seen = set(frontier)
+    while frontier:
+        i = frontier.pop()
+        for t, label in edges[i]:
+            if needed_by[t] is None:
+                needed_by[t] = label
+            if not kept[t]:
+                kept[t] = True
+            if t in edges and t not in seen and stored[t]:
+                seen.add(t)
+                frontier.append(t)
+    return needed_by
+
+
+def _reclaim(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, candidate: np.ndarray,
+             refetchable: np.ndarray) -> np.ndarray:
+    """Bytes each candidate frees on its own account: assets (per domain by sha256) held only by candidates."""
+    assets = run(con, "cleanup_assets")
+    assets["namespace"] = assets["namespace"].astype(object).where(assets["namespace"].notna(), None)
+    pos = {k: i for i, k in enumerate(df[KEY].itertuples(index=False, name=None))}
+    assets["pos"] = [pos.get(k, -1) for k in assets[KEY].itertuples(index=False, name=None)]
+    assets = assets[assets["pos"] >= 0].copy()  # versions published after as_of held nothing then
+    p = assets["pos"].to_numpy()
+    assets["candidate"] = candidate[p]
+    assets["order"] = np.where(refetchable[p], 0, len(df)) + p  # refetchable first, then report order
+    asset_key = ["account_id", "region", "domain", "sha256"]
+    only_candidates = assets.groupby(asset_key)["candidate"].transform("all")
+    freed = assets[only_candidates].copy()
+    freed["size_bytes"] = freed.groupby(asset_key)["size_bytes"].transform("max")
+    owner = freed.sort_values("order").drop_duplicates(asset_key)
+    out = np.zeros(len(df), dtype="int64")
+    sums = owner.groupby("pos")["size_bytes"].sum()
+    out[sums.index.to_numpy()] = sums.to_numpy()
+    return out
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any = None,
+             **overrides: Any) -> pd.DataFrame:
+    """Every version in the inventory judged by the policy, in report order.
+
+    Columns: the version key (KEY), status, origin_type, origin_upstream, published_at, first_seen_at,
+    last_downloaded_at, downloads_30d/90d/365d/total, size_bytes, asset_count, rank, major,
+    rank_in_major, idle_days, age_days, candidate, refetchable, reclaimable_bytes, monthly_savings_usd,
+    reason (why a candidate was selected), kept_because (why any other version was not).
+    attrs (JSON-safe): as_of and first_event_at as ISO strings, policy.
+    """
+    pol = policy(settings, **overrides)
+    hist = run(con, "cleanup_history").iloc[0]
+    if pd.isna(hist["latest_event_at"]) and as_of is None:
+        return pd.DataFrame(columns=[*KEY, "candidate", "reason", "kept_because"])
+    now = _utc(as_of if as_of is not None else hist["latest_event_at"])
+    first_event = None if pd.isna(hist["first_event_at"]) else _utc(hist["first_event_at"])
+    df = run(con, "cleanup_versions", as_of=now.to_pydatetime())
+    df["namespace"] = df["namespace"].astype(object).where(df["namespace"].notna(), None)
+    df["_ns"] = df["namespace"].fillna("")
+    _rank(df)
+    df = df.sort_values([*PACKAGE[:5], "_ns", "package", "rank", "version"],
+                        ascending=[True] * 7 + [False, True], na_position="last", ignore_index=True)
+    published = df["published_at"].fillna(df["first_seen_at"])
+    idle_since = df["last_downloaded_at"]
+    floor = published if first_event is None else published.where(published > first_event, first_event)
+    idle_since = idle_since.fillna(floor)
+    df["idle_days"] = _days(now - idle_since)
+    df["age_days"] = _days(now - published)
+
+    eligible = df["status"].isin(pol.statuses)
+    unused = df["idle_days"] > pol.unused_days
+    latest = df["rank"] <= pol.keep_latest
+    latest_major = df["rank_in_major"] <= pol.keep_latest_per_major
+    young = ~(df["age_days"] >= pol.min_age_days)
+    globbed = [_matches_glob(f, n, p, pol.protect) for f, n, p in zip(df["format"], df["namespace"], df["package"], strict=True)]
+    pinned = [_matches_pin(n, p, v, pol.pins) for n, p, v in zip(df["namespace"], df["package"], df["version"], strict=True)]
+    selected = (eligible & unused & ~latest & ~latest_major & ~young).to_numpy(copy=True)
+    selected &= np.array([g is None and p is None for g, p in zip(globbed, pinned, strict=True)], dtype=bool)
+    kept = ~selected
+    needed_by = _protect_dependencies(df, kept, _dependency_edges(con, df))
+    candidate = ~kept
+
+    refetchable = ((df["origin_type"] != "INTERNAL") & (df["origin_upstream"] != "BLOCK")).to_numpy()
+    df["candidate"], df["refetchable"] = candidate, refetchable
+    df["reclaimable_bytes"] = _reclaim(con, df, candidate, refetchable)
+    price = {r: settings.prices.for_region(r)[0] for r in df["region"].unique()}
+    df["monthly_savings_usd"] = df["reclaimable_bytes"] / GIB * df["region"].map(price).astype(float)
+
+    rows = zip(df.itertuples(index=False), eligible, unused, latest, latest_major, young, globbed, pinned,
+               needed_by, strict=True)
+    reasons, kept_because = [], []
+    for r, *why in rows:
+        if r.candidate:
+            reasons.append(_reason(r, pol))
+            kept_because.append(None)
+        else:
+            reasons.append(None)
+            kept_because.append(_kept_because(r, pol, *why))
+    df["reason"], df["kept_because"] = reasons, kept_because
+    df.attrs.update(as_of=now.isoformat(),  # JSON-safe: to_parquet stores attrs as JSON
+                    first_event_at=None if first_event is None else first_event.isoformat(), policy=pol.model_dump())
+    return df.drop(columns="_ns")
+
+
+def _reason(r: Any, pol: Cleanup) -> str:
+    idle = int(r.idle_days)
+    parts = [f"never downloaded, idle {idle} d (> {pol.unused_days})" if pd.isna(r.last_downloaded_at)
+             else f"unused {idle} d (> {pol.unused_days})"]
+    if pol.keep_latest:
+        parts.append(f"not in latest {pol.keep_latest} (rank {int(r.rank)})" if not math.isnan(r.rank)
+                     else f"not in latest {pol.keep_latest} (status {r.status})")
+    if pol.keep_latest_per_major:
+        line = f"major {r.major}" if r.major is not None else "its unnumbered line"
+        parts.append(f"not newest of {line}" if pol.keep_latest_per_major == 1
+                     else f"not in latest {pol.keep_latest_per_major} of {line}")
+    parts.append(f"age {int(r.age_days)} d (>= {pol.min_age_days})")
+    return "; ".join(parts)
+
+
+def _kept_because(r: Any, pol: Cleanup, eligible: bool, unused: bool, latest: bool, latest_major: bool,
+                  young: bool, glob: str | None, pin: str | None, needed: str | None) -> str:
+    why = []
+    if not eligible:
+        why.append(f"status {r.status} not in {pol.statuses}")
+    if not unused:
+        why.append(f"never downloaded, idle {int(r.idle_days)} d (<= {pol.unused_days})"
+                   if pd.isna(r.last_downloaded_at) else f"last download {int(r.idle_days)} d ago (<= {pol.unused_days})")
+    if latest:
+        why.append(f"latest {pol.keep_latest} (rank {int(r.rank)})")
+    if latest_major:
+        why.append(f"newest of major {r.major}" if pol.keep_latest_per_major == 1
+                   else f"latest {pol.keep_latest_per_major} of major {r.major}")
+    if young:
+        why.append("age unknown" if pd.isna(r.age_days) else f"age {int(r.age_days)} d (< {pol.min_age_days})")
+    if glob:
+        why.append(f"protected by {glob!r}")
+    if pin:
+        why.append(f"pinned by {pin!r}")
+    if needed:
+        why.append(needed)
+    return "; ".join(why)
+
+
+def report_cleanup(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any = None,
+                   **policy_overrides: Any) -> pd.DataFrame:
+    """The candidates, one row per version per repository, in REPORT_COLUMNS order; `approve` is empty.
+
+    The frame's index (named "region") carries each row's region, which the report columns leave out,
+    for `reclaimed_bytes_by_domain`; write_table does not write it.
+    """
+    df = evaluate(con, settings, as_of=as_of, **policy_overrides)
+    if "refetchable" not in df:  # no events: nothing can be judged unused
+        df = pd.DataFrame(columns=[*REPORT_COLUMNS, "region"]).astype({"refetchable": bool})
+    return _report_frame(df[df["candidate"].astype(bool)] if len(df) else df)
+
+
+def _bools(s: pd.Series) -> pd.Series:
+    """refetchable as booleans, also when read back from a CSV or XLSX report ("True"/"False")."""
+    return s.map(lambda v: bool(v) if isinstance(v, bool | np.bool_)
+                 else str(v).strip().lower() in ("true", "1", "yes")).astype(bool)
+
+
+def _regions(df: pd.DataFrame) -> pd.Series:
+    if "region" in df.columns:
+        return df["region"]
+    if df.index.name == "region":
+        return pd.Series(df.index, index=df.index)
+    raise DataError("the cleanup frame has no region", where="reclaimed_bytes_by_domain",
+                    fix="pass the frame report_cleanup() returned (its index holds the region)")
+
+
+def summary(df: pd.DataFrame) -> dict:
+    """Totals of a cleanup report: candidates, reclaimable bytes/GB and $/month split permanent and
+    refetchable, overall and per domain."""
+    refetch = _bools(df["refetchable"]) if len(df) else pd.Series(dtype=bool)
+    b = pd.to_numeric(df["reclaimable_bytes"]).astype("int64") if len(df) else pd.Series(dtype="int64")
+    usd = pd.to_numeric(df["monthly_savings_usd"]).astype(float) if len(df) else pd.Series(dtype=float)
+
+    def split(values: pd.Series, mask: pd.Series) -> dict:
+        perm, ref = values[~mask].sum().item(), values[mask].sum().item()
+        return {"permanent": perm, "refetchable": ref, "total": perm + ref}
+
+    by_domain = []
+    if len(df):
+        keyed = pd.DataFrame({"account_id": df["account_id"].to_numpy(), "domain": df["domain"].to_numpy(),
+                              "refetch": refetch.to_numpy(), "bytes": b.to_numpy(), "usd": usd.to_numpy()})
+        try:
+            keyed["region"] = _regions(df).to_numpy()
+        except DataError:
+            keyed["region"] = None
+        for (acct, region, dom), g in keyed.groupby(["account_id", "region", "domain"], dropna=False):
+            by_domain.append({
+                "account_id": acct, "region": region, "domain": dom, "candidates": len(g),
+                "reclaimable_gb": {k: v / GIB for k, v in split(g["bytes"], g["refetch"]).items()},
+                "monthly_savings_usd": split(g["usd"], g["refetch"]),
+            })
+    rb = split(b, refetch)
+    return {
+        "candidates": len(df),
+        "refetchable_candidates": int(refetch.sum()),
+        "reclaimable_bytes": rb,
+        "reclaimable_gb": {k: v / GIB for k, v in rb.items()},
+        "monthly_savings_usd": split(usd, refetch),
+        "by_domain": by_domain,
+    }
+
+
+def reclaimed_bytes_by_domain(df: pd.DataFrame) -> dict[tuple[str, str, str], int]:
+    """Permanently reclaimable bytes per (account_id, region, domain), for the cost what-if."""
+    if not len(df):
+        return {}
+    keyed = pd.DataFrame({"account_id": df["account_id"].to_numpy(), "region": _regions(df).to_numpy(),
+                          "domain": df["domain"].to_numpy(), "refetch": _bools(df["refetchable"]).to_numpy(),
+                          "bytes": pd.to_numeric(df["reclaimable_bytes"]).astype("int64").to_numpy()})
+    perm = keyed[~keyed["refetch"]].groupby(["account_id", "region", "domain"])["bytes"].sum()
+    return {k: int(v) for k, v in perm.items()}
+
+
+def backtest(con: duckdb.DuckDBPyConnection, settings: Settings, days: int | None = None,
+             **policy_overrides: Any) -> dict:
+    """Replay the policy as if it had run `days` ago (default settings.cleanup.backtest_days).
+
+    The candidates are computed with as_of = now - days from the downloads up to then and the versions
+    published by then; the result says how many of them were downloaded afterwards (false deletions:
+    a permanent one breaks a build, a refetchable one is fetched from upstream again) and what would
+    have been saved. The inventory is today's, so versions deleted since then are not replayed and
+    statuses are today's.
+    """
+    pol = policy(settings, **policy_overrides)
+    days = pol.backtest_days if days is None else int(days)
+    now = store_as_of(con)
+    if now is None:
+        raise DataError("the store holds no events to replay", fix="run `caa collect cloudtrail` first")
+    then = now - timedelta(days=days)
+    past = evaluate(con, settings, as_of=then, **policy_overrides)
+    sel = past[past["candidate"]].copy()
+    after = run(con, "cleanup_requested_after", start_at=then, end_at=now)
+    hits = {tuple(k[:-2]): (k[-2], k[-1]) for k in after[[*DOWNLOAD_KEY, "downloads_after",
+                                                         "first_requested_at"]].astype(object)
+            .where(after.notna(), None).itertuples(index=False, name=None)}
+    got = [hits.get(k) for k in sel[DOWNLOAD_KEY].itertuples(index=False, name=None)]
+    sel["downloads_after"] = [g[0] if g else 0 for g in got]
+    sel["first_requested_at"] = [g[1] if g else None for g in got]
+    requested = sel[sel["downloads_after"] > 0]
+    s = summary(_report_frame(sel))
+    n = len(sel)
+    return {
+        "as_of": now, "replayed_as_of": then,
+        "days": days, "policy": pol.model_dump(),
+        "selected": n, "requested_after": len(requested),
+        "false_deletion_rate": len(requested) / n if n else 0.0,
+        "requested_after_permanent": int((~requested["refetchable"]).sum()),
+        "requested_after_refetchable": int(requested["refetchable"].sum()),
+        "downloads_after": int(requested["downloads_after"].sum()),
+        "reclaimable_bytes": s["reclaimable_bytes"], "reclaimable_gb": s["reclaimable_gb"],
+        "monthly_savings_usd": s["monthly_savings_usd"],
+        "false_deletions": requested[[*KEY, "refetchable", "downloads_after", "first_requested_at", "reason"]]
+        .sort_values("downloads_after", ascending=False).head(50).to_dict(orient="records"),
+    }
+
+
+def _report_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """The report view of rows from `evaluate`: REPORT_COLUMNS in order, the region as the index."""
+    out = rows.copy()
+    out["approve"] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    for col in ("downloads_90d", "size_bytes", "reclaimable_bytes"):
+        out[col] = out[col].astype("int64")
+    out["refetchable"] = out["refetchable"].astype(bool)
+    out = out.set_index(pd.Index(out["region"], name="region"))[REPORT_COLUMNS]
+    out.attrs = dict(rows.attrs)
+    return out

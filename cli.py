@@ -93,6 +93,15 @@ def _parse_date(value: str | None, flag: str) -> date | None:
                        ) from None
 
 
+def _reader(settings):  # noqa: ANN001, ANN202 - a read-only connection to the store's snapshot
+    from collectors import store
+
+    con = store.open_reader(settings.db)
+    if con is None:
+        raise StoreError(f"no data yet in {settings.db}", fix="run `make demo` or `caa collect` first")
+    return con
+
+
 class OutFormat(StrEnum):
     table = "table"
     csv = "csv"
@@ -147,6 +156,62 @@ def _print_rows(cols: list[str], rows: list[tuple], fmt: OutFormat) -> None:
         for r in rows:
             t.add_row(*("" if v is None else str(v) for v in r))
         Console().print(t)
+
+
+report_app = typer.Typer(help="Reports over the store: cleanup candidates (more follow).", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+class ReportFormat(StrEnum):
+    csv = "csv"
+    xlsx = "xlsx"
+    json = "json"
+    parquet = "parquet"
+
+
+def _report_path(out: Path | None, name: str, fmt: ReportFormat) -> Path:
+    from collectors.errors import utc_now
+
+    return out or Path("data/reports") / f"{name}-{utc_now():%Y%m%dT%H%MZ}.{fmt.value}"
+
+
+@report_app.command("cleanup")
+def report_cleanup(
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="File format.")] = ReportFormat.csv,
+    out: Annotated[Path | None, typer.Option(help="Output file (default data/reports/cleanup-<time>.<format>).")
+                   ] = None,
+    unused_days: Annotated[int | None, typer.Option(help="Select versions not downloaded for this many days.")
+                           ] = None,
+    keep_latest: Annotated[int | None, typer.Option(help="Never select the newest K versions of a package.")] = None,
+    keep_latest_per_major: Annotated[int | None, typer.Option(help="... nor the newest K of each major line.")
+                                     ] = None,
+    min_age_days: Annotated[int | None, typer.Option(help="Never select versions younger than this.")] = None,
+    protect: Annotated[list[str] | None, typer.Option(help="Glob over format/namespace/package to protect "
+                                                           "(repeatable; replaces [cleanup] protect).")] = None,
+    backtest: Annotated[bool, typer.Option(help="Also replay the policy [cleanup] backtest_days ago and report "
+                                                "how many selected versions were requested afterwards.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Cleanup candidates with reclaimable bytes and $/month; fill `approve` and feed the file to `caa apply`."""
+    from analytics import cleanup
+    from analytics.reports import write_table
+
+    settings = _settings(db)
+    overrides = {"unused_days": unused_days, "keep_latest": keep_latest, "keep_latest_per_major": keep_latest_per_major,
+                 "min_age_days": min_age_days, "protect": protect}
+    with _reader(settings) as con:
+        df = cleanup.report_cleanup(con, settings, **overrides)
+        replay = cleanup.backtest(con, settings, **overrides) if backtest else None
+    path = write_table(df, _report_path(out, "cleanup", fmt), fmt.value)
+    s = cleanup.summary(df)
+    print(f"wrote {s['candidates']:,} cleanup candidates to {path}: "
+          f"{s['reclaimable_gb']['permanent']:,.2f} GB permanent + {s['reclaimable_gb']['refetchable']:,.2f} GB "
+          f"refetchable, ${s['monthly_savings_usd']['total']:,.2f}/month")
+    if replay:
+        print(f"backtest: {replay['selected']:,} versions selected {replay['days']} days ago, "
+              f"{replay['requested_after']:,} requested afterwards "
+              f"(false-deletion rate {replay['false_deletion_rate']:.1%}), "
+              f"{replay['reclaimable_gb']['permanent']:,.2f} GB permanent would have been freed")
 
 
 def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> int:

@@ -1,0 +1,80 @@
+-- Purpose: how each domain's storage is attributed to the assets of its repositories, packages and
+--          versions: the share of the domain's bytes each asset row carries.
+-- Convention:
+--   * The current inventory (assets joined to package_versions; Disposed versions are not billed and
+--     left out). An asset is identified by sha256 within its domain (by the row itself when sha256 is
+--     NULL); CodeArtifact stores and bills it once per domain, whatever the number of repositories.
+--   * An asset held by several rows is split by $split:
+--       'equal'           equally between the repositories holding it (and equally between the rows of
+--                         one repository);
+--       'first_publisher' wholly to one row: an INTERNAL version first, then the earliest
+--                         published_at, then repository name;
+--       'download_share'  in proportion to the downloads of each row's version in its repository in
+--                         [$start_at, $end_at); equally (as 'equal') when none of them was downloaded.
+--   * share = attributed_bytes / domain_bytes, where domain_bytes is the sum of the domain's distinct
+--     assets, so the shares of a domain add up to 1 and attributed storage cost adds up to the domain's
+--     (when all its assets have size 0, every row gets an equal share).
+-- $params: $split VARCHAR, $start_at TIMESTAMPTZ, $end_at TIMESTAMPTZ (the download window)
+-- Columns: account_id, region, domain, repository, format, namespace, package, version, asset, sha256
+--          VARCHAR; size_bytes BIGINT; downloads BIGINT; attributed_bytes DOUBLE; domain_bytes DOUBLE;
+--          share DOUBLE
+-- Grain:   one row per asset of a non-Disposed version per repository
+WITH held AS (
+    SELECT a.account_id, a.region, a.domain, a.repository, a.format, a.namespace, a.package, a.version,
+           a.asset, a.sha256, coalesce(a.size_bytes, 0) AS size_bytes, v.origin_type, v.published_at,
+           coalesce(a.sha256, concat_ws('/', 'row', a.repository, a.format, a.namespace, a.package,
+                                        a.version, a.asset)) AS asset_key
+    FROM assets AS a
+    JOIN package_versions AS v
+      ON a.account_id = v.account_id AND a.region = v.region AND a.domain = v.domain
+     AND a.repository = v.repository AND a.format = v.format
+     AND a.namespace IS NOT DISTINCT FROM v.namespace AND a.package = v.package AND a.version = v.version
+    WHERE v.status <> 'Disposed'
+),
+downloads_per_version AS (
+    SELECT account_id, region, domain, repository, format, namespace, package, version,
+           count(*) AS downloads
+    FROM downloads
+    WHERE event_at >= $start_at AND event_at < $end_at
+    GROUP BY ALL
+),
+weighted AS (
+    SELECT h.*, coalesce(d.downloads, 0) AS downloads,
+           1.0 / count(*) OVER (PARTITION BY h.account_id, h.region, h.domain, h.asset_key, h.repository)
+             AS equal_weight,
+           CASE WHEN row_number() OVER (
+                         PARTITION BY h.account_id, h.region, h.domain, h.asset_key
+                         ORDER BY (h.origin_type = 'INTERNAL') DESC NULLS LAST, h.published_at NULLS LAST,
+                                  h.repository, h.format, h.package, h.version, h.asset) = 1
+                THEN 1.0 ELSE 0.0 END AS first_weight,
+           sum(coalesce(d.downloads, 0)) OVER (PARTITION BY h.account_id, h.region, h.domain, h.asset_key)
+             AS asset_downloads
+    FROM held AS h
+    LEFT JOIN downloads_per_version AS d
+      ON h.account_id = d.account_id AND h.region = d.region AND h.domain = d.domain
+     AND h.repository = d.repository AND h.format = d.format
+     AND h.namespace IS NOT DISTINCT FROM d.namespace AND h.package = d.package AND h.version = d.version
+),
+chosen AS (
+    SELECT *,
+           CASE $split
+               WHEN 'equal' THEN equal_weight
+               WHEN 'first_publisher' THEN first_weight
+               WHEN 'download_share' THEN CASE WHEN asset_downloads > 0 THEN CAST(downloads AS DOUBLE)
+                                               ELSE equal_weight END
+           END AS weight
+    FROM weighted
+),
+attributed AS (
+    SELECT *,
+           size_bytes * weight / sum(weight) OVER (PARTITION BY account_id, region, domain, asset_key)
+             AS attributed_bytes
+    FROM chosen
+)
+SELECT account_id, region, domain, repository, format, namespace, package, version, asset, sha256,
+       size_bytes, downloads, attributed_bytes,
+       sum(attributed_bytes) OVER (PARTITION BY account_id, region, domain) AS domain_bytes,
+       CASE WHEN domain_bytes = 0 THEN 1.0 / count(*) OVER (PARTITION BY account_id, region, domain)
+            ELSE attributed_bytes / domain_bytes END AS share
+FROM attributed
+ORDER BY account_id, region, domain, repository, format, namespace, package, version, asset

@@ -1,0 +1,149 @@
+"""Spike detection on a small hand-built store whose spike, weekly pattern and costs are worked out by hand.
+
+The store (8 weeks from Monday 2026-01-05, region eu-west-1 priced at $0.10 per 10,000 requests):
+  left-pad (npm, acme/app)   weekdays: 4 downloads an hour 08:00-17:59 by ci (40 a day, one per
+                             session); weekends: 5 a day. A weekly pattern, never a spike.
+                             Thursday 2026-02-19 10:00-13:19: 200 more, one a minute; 3 of every 4 by
+                             spiker (curl/8 from 10.0.0.9), 1 of 4 by helper (wget/1 from 10.0.0.7).
+                             -> one spike [10:00, 14:00): observed 216, baseline 16 (the same four
+                             hours in earlier weeks), excess 200, cost 200 / 10,000 x $0.10 = $0.002;
+                             principals spiker 75% and helper 25% of the excess (ci's 16 are its usual).
+  quiet (pypi, acme/app)     1 download a weekday; Wednesday 2026-02-18: 15 (each its own session).
+                             Scores above the threshold, but 15 < min_daily_downloads (20): no alert,
+                             unless min_daily_downloads is lowered to 10.
+  auth                       bad-role: 30 AccessDenied events 2026-02-20 03:00-03:29 -> one auth burst;
+                             meh-role: 3 AccessDenied events -> below AUTH_MIN_EVENTS, none.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from analytics import spikes
+from collectors import store
+from settings import load_settings
+
+A = "111111111111"
+COLUMNS = ["event_id", "event_at", "event_name", "account_id", "region", "domain", "domain_owner", "repository",
+           "format", "namespace", "package", "version", "asset", "principal_arn", "principal_type", "source_ip",
+           "user_agent", "error_code", "request_uri"]
+START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+CI, SPIKER, HELPER = (f"arn:aws:sts::{A}:assumed-role/{n}/s" for n in ("ci", "spiker", "helper"))
+BAD, MEH = f"arn:aws:iam::{A}:user/bad-role", f"arn:aws:iam::{A}:user/meh-role"
+
+
+def _dl(at, package, fmt, principal, ua="npm/10", ip="10.0.0.1", error=None, name="ReadFromRepository"):
+    n = _dl.count = getattr(_dl, "count", 0) + 1
+    return (f"e{n}", at, name, A, "eu-west-1", "acme", A, "app", fmt, None, package, "1.0.0", f"{package}.tgz",
+            principal, "AssumedRole", ip, ua, error, "/x")
+
+
+def _rows():
+    rows = []
+    for d in range(56):
+        day = START + timedelta(days=d)
+        if day.weekday() < 5:
+            rows += [_dl(day + timedelta(hours=h, minutes=15 * q), "left-pad", "npm", CI)
+                     for h in range(8, 18) for q in range(4)]
+            rows.append(_dl(day + timedelta(hours=9), "quiet", "pypi", CI))
+        else:
+            rows += [_dl(day + timedelta(hours=10 + h), "left-pad", "npm", CI) for h in range(5)]
+    spike = datetime(2026, 2, 19, 10, tzinfo=UTC)
+    for i in range(200):
+        who = (HELPER, "wget/1", "10.0.0.7") if i % 4 == 3 else (SPIKER, "curl/8", "10.0.0.9")
+        rows.append(_dl(spike + timedelta(minutes=i, seconds=7), "left-pad", "npm", who[0], who[1], who[2]))
+    quiet = datetime(2026, 2, 18, 11, tzinfo=UTC)
+    rows += [_dl(quiet + timedelta(minutes=3 * i), "quiet", "pypi", CI) for i in range(14)]
+    burst = datetime(2026, 2, 20, 3, tzinfo=UTC)
+    rows += [_dl(burst + timedelta(minutes=i), "left-pad", "npm", BAD, error="AccessDenied") for i in range(30)]
+    rows += [_dl(burst + timedelta(minutes=i), "left-pad", "npm", MEH, error="AccessDenied") for i in range(3)]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spikes") / "x.duckdb"
+    with store.writer(path) as w:
+        batch = pd.DataFrame(_rows(), columns=COLUMNS)  # noqa: F841 (read by the INSERT below)
+        w.execute("INSERT INTO events SELECT * FROM batch").fetchall()
+        w.execute("UPDATE store_meta SET value = value + 1").fetchall()
+    reader = store.open_reader(path)
+    yield reader
+    reader.close()
+
+
+def settings(tmp_path, **spike_settings):
+    return load_settings(tmp_path / "absent.toml", spikes=spike_settings,
+                         prices={"regions": {"eu-west-1": {"request_usd_per_10k": 0.10}}})
+
+
+@pytest.fixture
+def found(con, tmp_path):
+    return spikes.detect_spikes(con, settings(tmp_path))
+
+
+def test_one_download_spike_placed_to_the_hour_and_sized(found):
+    dl = found[found["kind"] == "download"]
+    assert len(dl) == 1, dl  # the weekend lows and Monday rebounds never alert
+    s = dl.iloc[0]
+    assert (s["package"], s["repository"], s["format"]) == ("left-pad", "app", "npm")
+    assert (s["start"], s["end"]) == (datetime(2026, 2, 19, 10, tzinfo=UTC), datetime(2026, 2, 19, 14, tzinfo=UTC))
+    assert (s["observed"], s["baseline"], s["excess"]) == (216, 16, 200)
+    assert s["excess_cost_usd"] == pytest.approx(200 / 10_000 * 0.10)
+    assert s["score"] >= 6
+
+
+def test_attribution_is_a_share_of_the_excess(found):
+    s = found[found["kind"] == "download"].iloc[0]
+    assert s["top_principals"] == [f"{SPIKER} (75%)", f"{HELPER} (25%)"]
+    assert s["top_user_agents"] == ["curl/8 (75%)", "wget/1 (25%)"]
+    assert s["top_source_ips"] == ["10.0.0.9 (75%)", "10.0.0.7 (25%)"]
+
+
+def test_quiet_package_does_not_alert_below_the_minimum_volume(con, tmp_path):
+    lowered = spikes.detect_spikes(con, settings(tmp_path, min_daily_downloads=10))
+    quiet = lowered[lowered["package"] == "quiet"]
+    assert len(quiet) == 1 and quiet.iloc[0]["start"].date() == date(2026, 2, 18)
+
+
+def test_auth_burst_per_principal(found):
+    auth = found[found["kind"] == "auth"]
+    assert list(auth["principal_arn"]) == [BAD]
+    b = auth.iloc[0]
+    assert (b["start"], b["end"]) == (datetime(2026, 2, 20, 3, tzinfo=UTC), datetime(2026, 2, 20, 4, tzinfo=UTC))
+    assert (b["observed"], b["excess"], b["excess_cost_usd"]) == (30, 30, 0.0)  # denied calls are not billed
+    assert (b["domain"], b["repository"]) == ("acme", "app")
+
+
+def test_since_keeps_only_later_spikes(con, tmp_path):
+    assert spikes.detect_spikes(con, settings(tmp_path), since=date(2026, 2, 21)).empty
+    assert len(spikes.detect_spikes(con, settings(tmp_path), since=date(2026, 2, 19))) == 2
+
+
+def test_weekly_pattern_scores_low_every_day(con, tmp_path):
+    s = spikes.download_series(con, settings(tmp_path))
+    pad = s[(s["package"] == "left-pad") & (s["bucket_at"] < datetime(2026, 2, 19, tzinfo=UTC))]
+    assert pad["score"].dropna().abs().max() < 1  # weekends against weekends, weekdays against weekdays
+    assert pad["score"].notna().sum() == (date(2026, 2, 19) - date(2026, 2, 2)).days  # from 4 weeks of history
+
+
+def test_evaluate_matches_by_key_and_window_with_slack(found):
+    s = found[found["kind"] == "download"].iloc[0]
+    truth = {"download_spikes": [
+        {"domain": "acme", "repository": "app", "format": "npm", "namespace": None, "package": "left-pad",
+         "start": "2026-02-19T14:30:00Z", "end": "2026-02-19T16:00:00Z"},  # within one hour of the end
+        {"domain": "acme", "repository": "app", "format": "npm", "namespace": None, "package": "other",
+         "start": "2026-02-19T10:00:00Z", "end": "2026-02-19T12:00:00Z"}],
+        "auth_bursts": [{"principal_arn": BAD, "start": "2026-02-20T03:05:00Z", "end": "2026-02-20T03:25:00Z"},
+                        {"principal_arn": MEH, "start": "2026-03-20T03:05:00Z", "end": "2026-03-20T03:25:00Z"}]}
+    r = spikes.evaluate(found, truth)
+    assert r["by_kind"]["download"] == {"precision": 1.0, "recall": 0.5, "tp": 1, "fp": 0, "fn": 1, "rows": 1}
+    assert (r["precision"], r["recall"], r["tp"], r["fp"], r["fn"]) == (1.0, 0.5, 2, 0, 2)
+    late = json.loads(json.dumps(truth))
+    late["download_spikes"][0]["start"] = "2026-02-19T15:30:00Z"
+    assert spikes.evaluate(found, late)["by_kind"]["download"]["tp"] == 0
+    assert s["end"] == datetime(2026, 2, 19, 14, tzinfo=UTC)

@@ -158,7 +158,8 @@ def _print_rows(cols: list[str], rows: list[tuple], fmt: OutFormat) -> None:
         Console().print(t)
 
 
-report_app = typer.Typer(help="Reports over the store: cleanup candidates (more follow).", no_args_is_help=True)
+report_app = typer.Typer(help="Reports over the store: costs, forecast, reconcile, cleanup, spikes, usage.",
+                         no_args_is_help=True)
 app.add_typer(report_app, name="report")
 
 
@@ -212,6 +213,145 @@ def report_cleanup(
               f"{replay['requested_after']:,} requested afterwards "
               f"(false-deletion rate {replay['false_deletion_rate']:.1%}), "
               f"{replay['reclaimable_gb']['permanent']:,.2f} GB permanent would have been freed")
+
+
+def _show(df, title: str, limit: int = 12) -> None:  # noqa: ANN001 - a DataFrame
+    """The first rows of a report on the terminal (names printed as text, never markup)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(*map(str, df.columns), title=title)
+    for row in df.head(limit).itertuples(index=False):
+        t.add_row(*("" if v is None or v != v else f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row))
+    Console(markup=False, emoji=False, highlight=False).print(t)
+    if len(df) > limit:
+        print(f"... {len(df) - limit:,} more rows in the file")
+
+
+SinceOption = Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")]
+UntilOption = Annotated[str | None, typer.Option(help="Last day, included (YYYY-MM-DD).")]
+FormatOption = Annotated[ReportFormat, typer.Option("--format", help="File format.")]
+OutOption = Annotated[Path | None, typer.Option(help="Output file (default data/reports/<report>-<time>.<format>).")]
+
+
+class CostLevel(StrEnum):
+    account = "account"
+    region = "region"
+    domain = "domain"
+    repository = "repository"
+    package = "package"
+    version = "version"
+    principal = "principal"
+    team = "team"
+    day = "day"
+
+
+@report_app.command("costs")
+def report_costs(
+    by: Annotated[CostLevel, typer.Option(help="Attribute cost to this level.")] = CostLevel.repository,
+    since: SinceOption = None, until: UntilOption = None,
+    fmt: FormatOption = ReportFormat.csv, out: OutOption = None, db: DbOption = None,
+) -> None:
+    """Modeled storage and request cost attributed to a level (default: this month to the last full day)."""
+    from analytics import costs
+    from analytics.reports import write_table
+
+    settings = _settings(db)
+    with _reader(settings) as con:
+        df = costs.cost_report(con, settings, _parse_date(since, "--since"), _parse_date(until, "--until"),
+                               by=by.value)
+    path = write_table(df, _report_path(out, f"costs-by-{by.value}", fmt), fmt.value)
+    _show(df, f"Modeled cost by {by.value}")
+    print(f"wrote {len(df):,} rows to {path}: total ${df['cost_usd'].sum():,.2f}")
+
+
+@report_app.command("forecast")
+def report_forecast(
+    months: Annotated[int, typer.Option(help="Months to forecast: 3, 6 or 12.", min=1, max=24)] = 12,
+    with_cleanup: Annotated[bool, typer.Option("--with-cleanup", help="Also the what-if after the [cleanup] "
+                                                                     "policy's permanent savings.")] = False,
+    fmt: FormatOption = ReportFormat.csv, out: OutOption = None, db: DbOption = None,
+) -> None:
+    """Month-end projection and a monthly forecast with an 80% interval and its own backtest error."""
+    from analytics import cleanup, forecast
+    from analytics.reports import write_table
+
+    settings = _settings(db)
+    with _reader(settings) as con:
+        reclaimed = (cleanup.reclaimed_bytes_by_domain(cleanup.report_cleanup(con, settings))
+                     if with_cleanup else None)
+        fc = forecast.forecast(con, settings, horizon_months=months, reclaimed_bytes_by_domain=reclaimed)
+    table = fc.monthly
+    if with_cleanup:
+        base = fc.baseline.rename(columns={"expected_usd": "without_cleanup_usd"})
+        table = table.merge(base[["month", "kind", "without_cleanup_usd"]], on=["month", "kind"], how="left")
+    path = write_table(table, _report_path(out, "forecast", fmt), fmt.value)
+    _show(table[table["kind"] == "total"], f"Forecast, {int(fc.level * 100)}% interval", limit=months + 1)
+    print(f"wrote {len(table):,} rows to {path}; backtest MAPE {fc.backtest_mape:.1f}% "
+          f"(daily cost, last {int(fc.backtest['holdout_days'].max())} days held out)")
+
+
+@report_app.command("reconcile")
+def report_reconcile(
+    since: SinceOption = None, until: UntilOption = None,
+    fmt: FormatOption = ReportFormat.csv, out: OutOption = None, db: DbOption = None,
+) -> None:
+    """Modeled cost next to Cost Explorer actuals per day, account and kind, with the difference in %."""
+    from analytics import costs
+    from analytics.reports import write_table
+
+    settings = _settings(db)
+    with _reader(settings) as con:
+        daily = costs.reconcile(con, settings, _parse_date(since, "--since"), _parse_date(until, "--until"))
+    path = write_table(daily, _report_path(out, "reconcile", fmt), fmt.value)
+    summary = costs.reconcile_summary(daily)
+    _show(summary, "Modeled vs Cost Explorer")
+    print(f"wrote {len(daily):,} daily rows to {path}")
+
+
+@report_app.command("spikes")
+def report_spikes(
+    since: SinceOption = None, fmt: FormatOption = ReportFormat.csv, out: OutOption = None, db: DbOption = None,
+) -> None:
+    """Download spikes and auth-failure bursts with their drivers (principal, user agent, IP) and cost."""
+    from analytics import spikes
+    from analytics.reports import flatten_lists, write_table
+
+    settings = _settings(db)
+    with _reader(settings) as con:
+        df = spikes.detect_spikes(con, settings, _parse_date(since, "--since"))
+    flat = flatten_lists(df) if fmt in (ReportFormat.csv, ReportFormat.xlsx) else df
+    path = write_table(flat, _report_path(out, "spikes", fmt), fmt.value)
+    if len(df):
+        _show(flatten_lists(df)[["kind", "package", "principal_arn", "start", "end", "score", "excess",
+                                 "excess_cost_usd"]], "Spikes")
+    print(f"wrote {len(df):,} spikes to {path}" if len(df) else f"no spikes found; wrote an empty report to {path}")
+
+
+@report_app.command("usage")
+def report_usage(
+    since: SinceOption = None, until: UntilOption = None,
+    top: Annotated[int, typer.Option(help="Rows per top list.", min=1)] = 20,
+    fmt: FormatOption = ReportFormat.xlsx, out: OutOption = None, db: DbOption = None,
+) -> None:
+    """Top packages, versions, repositories and consumers with growth, origin share, idle repositories and
+    single-consumer versions (default window: the last 30 days of data)."""
+    from datetime import timedelta
+
+    from analytics import overview, usage
+    from analytics.reports import write_tables
+
+    settings = _settings(db)
+    with _reader(settings) as con:
+        when = overview.as_of(con)
+        if when is None:
+            raise StoreError(f"no events yet in {settings.db}", fix="run `caa collect cloudtrail` first")
+        last = _parse_date(until, "--until") or when.day
+        first = _parse_date(since, "--since") or last - timedelta(days=29)
+        tables = usage.usage_report(con, settings, first, last + timedelta(days=1), top=top)
+    path = write_tables(tables, _report_path(out, "usage", fmt), fmt.value)
+    _show(tables["packages"], f"Top packages {first}..{last}")
+    print(f"wrote {len(tables)} tables to {path}")
 
 
 def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> int:

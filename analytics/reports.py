@@ -74,7 +74,7 @@ def write_table(df: pd.DataFrame, out: Path, fmt: str | None = None, sheet: str 
             for row in df.itertuples(index=False):
                 w.writerow(["" if _json_value(v) is None else neutralize(_json_value(v)) for v in row])
     elif fmt == "xlsx":
-        _write_xlsx(df, out, sheet)
+        _write_xlsx(flatten_lists(df), out, sheet)
     elif fmt == "json":
         records = [{k: _json_value(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
         out.write_text(json.dumps(records, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -83,34 +83,40 @@ def write_table(df: pd.DataFrame, out: Path, fmt: str | None = None, sheet: str 
     return out
 
 
+XLSX_OPTIONS = {"strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
+                "remove_timezone": True}
+
+
 def _write_xlsx(df: pd.DataFrame, out: Path, sheet: str) -> None:
     import xlsxwriter
 
-    options = {"strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
-               "remove_timezone": True}
-    with xlsxwriter.Workbook(str(out), options) as wb:
-        ws = wb.add_worksheet(sheet)
-        bold = wb.add_format({"bold": True})
-        when = wb.add_format({"num_format": "yyyy-mm-dd hh:mm"})
-        for c, name in enumerate(df.columns):
-            ws.write_string(0, c, str(name), bold)
-        for r, row in enumerate(df.itertuples(index=False), start=1):
-            for c, v in enumerate(row):
-                if v is None or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
-                    ws.write_blank(r, c, None)
-                elif isinstance(v, str):
-                    ws.write_string(r, c, v)
-                elif isinstance(v, bool):
-                    ws.write_boolean(r, c, v)
-                elif isinstance(v, datetime | pd.Timestamp):
-                    ws.write_datetime(r, c, pd.Timestamp(v).tz_localize(None) if pd.Timestamp(v).tzinfo is None
-                                      else pd.Timestamp(v).tz_convert("UTC").tz_localize(None), when)
-                elif isinstance(v, int | float) or hasattr(v, "item"):
-                    ws.write_number(r, c, float(v))
-                else:
-                    ws.write_string(r, c, str(v))
-        ws.freeze_panes(1, 0)
-        ws.autofilter(0, 0, max(len(df), 1), max(len(df.columns) - 1, 0))
+    with xlsxwriter.Workbook(str(out), XLSX_OPTIONS) as wb:
+        _sheet(wb, df, sheet)
+
+
+def _sheet(wb, df: pd.DataFrame, sheet: str) -> None:  # noqa: ANN001 - an xlsxwriter Workbook
+    ws = wb.add_worksheet(sheet)
+    bold = wb.add_format({"bold": True})
+    when = wb.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    for c, name in enumerate(df.columns):
+        ws.write_string(0, c, str(name), bold)
+    for r, row in enumerate(df.itertuples(index=False), start=1):
+        for c, v in enumerate(row):
+            if v is None or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+                ws.write_blank(r, c, None)
+            elif isinstance(v, str):
+                ws.write_string(r, c, v)
+            elif isinstance(v, bool):
+                ws.write_boolean(r, c, v)
+            elif isinstance(v, datetime | pd.Timestamp):
+                ws.write_datetime(r, c, pd.Timestamp(v).tz_localize(None) if pd.Timestamp(v).tzinfo is None
+                                  else pd.Timestamp(v).tz_convert("UTC").tz_localize(None), when)
+            elif isinstance(v, int | float) or hasattr(v, "item"):
+                ws.write_number(r, c, float(v))
+            else:
+                ws.write_string(r, c, str(v))
+    ws.freeze_panes(1, 0)
+    ws.autofilter(0, 0, max(len(df), 1), max(len(df.columns) - 1, 0))
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -134,3 +140,38 @@ def read_table(path: Path) -> pd.DataFrame:
     except (ValueError, OSError, KeyError) as e:
         raise DataError(f"cannot read report {path}: {str(e).splitlines()[0]}", where=str(path),
                         fix="pass a file written by `caa report` (CSV, XLSX, JSON or Parquet)") from None
+
+
+def flatten_lists(df: pd.DataFrame, sep: str = "; ") -> pd.DataFrame:
+    """Join list cells (e.g. top principals) into one string each, for CSV and XLSX."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object and any(isinstance(v, list | tuple) for v in out[col]):
+            out[col] = out[col].map(lambda v: sep.join(map(str, v)) if isinstance(v, list | tuple) else v)
+    return out
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out: Path, fmt: str) -> Path:
+    """Several named tables: sheets of one XLSX, one JSON object, or a folder of CSV/Parquet files."""
+    out = Path(out)
+    fmt = _format_of(out, fmt)
+    if fmt == "xlsx":
+        import xlsxwriter
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with xlsxwriter.Workbook(str(out), XLSX_OPTIONS) as wb:
+            for name, df in tables.items():
+                _sheet(wb, flatten_lists(df), name[:31])
+        return out
+    if fmt == "json":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        body = {name: [{k: _json_value(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+                for name, df in tables.items()}
+        out.write_text(json.dumps(body, indent=1, ensure_ascii=False), encoding="utf-8")
+        return out
+    folder = out.with_suffix("") if out.suffix else out
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        write_table(df, folder / f"{name}.{fmt}", fmt)
+    return folder
+

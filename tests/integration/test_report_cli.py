@@ -50,3 +50,52 @@ def test_report_on_an_empty_store_says_what_to_do(tmp_path):
     res = caa("report", "cleanup", db=tmp_path / "none.duckdb")
     assert "Traceback" not in res.stderr
     assert res.returncode == 1 and "no data yet" in res.stderr and "make demo" in res.stderr
+
+
+def test_cost_report_adds_up_to_the_modeled_total_at_every_level(demo_store, tmp_path):
+    db, _ = demo_store(11, 20_000)
+    totals = {}
+    for level in ("domain", "repository", "team", "principal"):
+        out = tmp_path / f"costs-{level}.json"
+        res = caa("report", "costs", "--by", level, "--format", "json", "--out", str(out), db=db)
+        assert res.returncode == 0, res.stderr
+        totals[level] = round(read_table(out)["cost_usd"].astype(float).sum(), 6)
+    assert len(set(totals.values())) == 1 and next(iter(totals.values())) > 0
+
+
+def test_forecast_has_intervals_around_the_expectation_and_a_backtest(demo_store, tmp_path):
+    db, _ = demo_store(11, 20_000)
+    out = tmp_path / "forecast.csv"
+    res = caa("report", "forecast", "--months", "3", "--with-cleanup", "--out", str(out), db=db)
+    assert res.returncode == 0, res.stderr
+    df = read_table(out)
+    total = df[df["kind"] == "total"].astype({"lower_usd": float, "expected_usd": float, "upper_usd": float,
+                                              "without_cleanup_usd": float})
+    assert len(total) == 4  # this month + 3
+    assert (total["lower_usd"] <= total["expected_usd"] + 1e-9).all()
+    assert (total["expected_usd"] <= total["upper_usd"] + 1e-9).all()
+    assert (total["expected_usd"] <= total["without_cleanup_usd"] + 1e-9).all()  # cleanup never costs more
+    assert "backtest MAPE" in res.stdout
+
+
+def test_reconcile_storage_is_within_two_percent_of_cost_explorer(demo_store, tmp_path):
+    db, _ = demo_store(11, 20_000)
+    out = tmp_path / "reconcile.csv"
+    assert caa("report", "reconcile", "--out", str(out), db=db).returncode == 0
+    df = read_table(out).astype({"modeled_usd": float, "actual_usd": float})
+    storage = df[df["kind"] == "storage"]
+    assert len(storage) > 300
+    assert abs(storage["modeled_usd"].sum() / storage["actual_usd"].sum() - 1) < 0.02
+
+
+def test_spikes_and_usage_reports_are_written(demo_store, tmp_path):
+    db, _ = demo_store(11, 20_000)
+    res = caa("report", "spikes", "--out", str(tmp_path / "spikes.csv"), db=db)
+    assert res.returncode == 0, res.stderr
+    spikes = read_table(tmp_path / "spikes.csv")
+    assert {"kind", "start", "end", "excess", "excess_cost_usd", "top_principals"} <= set(spikes.columns)
+    res = caa("report", "usage", "--format", "csv", "--out", str(tmp_path / "usage"), db=db)
+    assert res.returncode == 0, res.stderr
+    names = {p.stem for p in (tmp_path / "usage").iterdir()}
+    assert names == {"packages", "versions", "repositories", "consumers", "origin_share", "idle_repositories",
+                     "single_consumer_versions"}

@@ -105,44 +105,33 @@ def downloads_last_30_days(con: duckdb.DuckDBPyConnection, when: AsOf) -> int:
     return int(df["downloads"].iloc[0])
 
 
-def request_usage(con: duckdb.DuckDBPyConnection, when: AsOf, prices: Prices) -> pd.DataFrame:
-    """Successful requests this month per account and region, with the free tier taken off."""
-    return run(con, "request_usage", start_at=_at(when.month_start), end_at=_at(when.next_month_start),
-               free_requests=prices.free_requests_per_month)
-
-
 def requests_this_month(con: duckdb.DuckDBPyConnection, when: AsOf) -> int:
-    """Events without an error code in the calendar month of the store's newest event."""
-    df = run(con, "request_usage", start_at=_at(when.month_start), end_at=_at(when.next_month_start),
-             free_requests=0)
-    return int(df["requests"].sum())
-
-
-def storage_usage(con: duckdb.DuckDBPyConnection, when: AsOf, prices: Prices) -> pd.DataFrame:
-    """GB-months stored this month to date per account and region, with the free tier taken off."""
-    return run(con, "storage_usage", as_of=when.day, free_storage_gb_month=prices.free_storage_gb_month)
+    """Successful CodeArtifact requests in the calendar month of the "as of" day."""
+    return int(run(con, "requests_count", start_at=_at(when.month_start),
+                   end_at=_at(when.next_month_start))["requests"].iloc[0])
 
 
 def month_to_date_cost(con: duckdb.DuckDBPyConnection, when: AsOf, prices: Prices) -> MonthCost:
-    """Modeled cost this month to date: billable GB-months and requests priced by region.
+    """Modeled cost this month to date (the 1st through the "as of" day), from the one cost model:
+    analytics.costs.daily_cost (free tiers used up in date order per account, as AWS bills them)."""
+    from analytics import costs
+    from settings import Settings
 
-    The conventions (day counting, free tiers, multi-region accounts) are in the headers of
-    sql/storage_usage.sql and sql/request_usage.sql.
-    """
+    daily = costs.daily_cost(con, Settings.model_construct(prices=prices), when.month_start, when.day)
     keys = ["account_id", "region"]
-    storage = storage_usage(con, when, prices)[[*keys, "gb_month", "billable_gb_month"]]
-    requests = request_usage(con, when, prices)[[*keys, "requests", "billable_requests"]]
-    df = storage.merge(requests, on=keys, how="outer")
-    for col in ("gb_month", "billable_gb_month", "requests", "billable_requests"):
-        df[col] = df[col].fillna(0)
-    rates = [prices.for_region(r if isinstance(r, str) else "") for r in df["region"]]
-    df["storage_usd"] = df["billable_gb_month"] * [s for s, _ in rates]
-    df["requests_usd"] = df["billable_requests"] / 10_000 * [r for _, r in rates]
-    df["cost_usd"] = df["storage_usd"] + df["requests_usd"]
+    wide = daily.pivot_table(index=keys, columns="kind", values=["quantity", "cost_usd"], aggfunc="sum",
+                             fill_value=0.0)
+    df = pd.DataFrame({
+        "gb_month": wide.get(("quantity", "storage"), 0.0),
+        "requests": wide.get(("quantity", "requests"), 0.0),
+        "storage_usd": wide.get(("cost_usd", "storage"), 0.0),
+        "requests_usd": wide.get(("cost_usd", "requests"), 0.0),
+    }, index=wide.index).reset_index() if len(daily) else pd.DataFrame(
+        columns=[*keys, "gb_month", "requests", "storage_usd", "requests_usd"])
     df["requests"] = df["requests"].astype("int64")
-    df = df.sort_values(keys, ignore_index=True)[
-        [*keys, "gb_month", "requests", "storage_usd", "requests_usd", "cost_usd"]
-    ]
+    df["cost_usd"] = df["storage_usd"] + df["requests_usd"]
+    df = df.sort_values(keys, ignore_index=True)[[*keys, "gb_month", "requests", "storage_usd", "requests_usd",
+                                                  "cost_usd"]]
     return MonthCost(float(df["storage_usd"].sum()), float(df["requests_usd"].sum()), df)
 
 

@@ -1,6 +1,6 @@
 -- Purpose: modeled requests per account and region per UTC day, in the units Cost Explorer bills
---          (<REGIONCODE>-Requests); the daily grain of request_usage.sql.
--- Convention (the same as request_usage.sql, at daily grain):
+--          (<REGIONCODE>-Requests). The one request model: month-to-date, reports and forecasts use it.
+-- Convention:
 --   * A request is one CloudTrail event with error_code IS NULL, counted once (events holds one row
 --     per eventID); failed calls are not counted. The account is events.account_id (the domain
 --     owner, who is billed).

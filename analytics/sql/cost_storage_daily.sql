@@ -1,6 +1,7 @@
 -- Purpose: modeled storage per domain per UTC day, in the units Cost Explorer bills
---          (<REGIONCODE>-TimedStorage-ByteHrs, unit GB-Mo); the daily grain of storage_usage.sql.
--- Convention (the same as storage_usage.sql, at daily grain):
+--          (<REGIONCODE>-TimedStorage-ByteHrs, unit GB-Mo). The one storage model: month-to-date,
+--          reports and forecasts use it.
+-- Convention:
 --   * A domain's bytes on a day are its latest storage_snapshots row on or before that day (gaps are
 --     carried forward; several rows on one day: the last collected wins). Days before a domain's first
 --     snapshot have no row. Storage is CodeArtifact's deduplicated domain size: repository sizes are

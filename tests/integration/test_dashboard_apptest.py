@@ -64,7 +64,7 @@ def test_overview_shows_the_stores_numbers(use_db):
     assert metrics["Storage (GB)"] == f"{storage_gb:,.2f}" == "286.00"
     assert metrics["Downloads (30 d)"] == f"{downloads:,}" == "6"
     assert metrics["Requests this month"] == f"{requests:,}" == "120,003"
-    assert metrics["Modeled cost month-to-date"] == f"${expected['cost_usd']:,.2f}" == "$14.55"
+    assert metrics["Modeled cost month-to-date"] == f"${expected['cost_usd']:,.2f}" == "$14.54"
 
     assert at.get("plotly_chart"), "the downloads chart is missing"
     domains = at.dataframe[0].value

@@ -64,19 +64,6 @@ def test_requests_this_month_count_successful_events_only(con, when, expected):
     assert overview.requests_this_month(con, when) == expected["requests_this_month"]
 
 
-def test_request_usage_splits_the_free_tier_over_an_accounts_regions(con, when):
-    df = overview.request_usage(con, when, PRICES)
-    got = {(r.account_id, r.region): r.billable_requests for r in df.itertuples()}
-    assert got == pytest.approx({("111111111111", "eu-west-1"): 10_000, ("111111111111", "us-east-1"): 10_000,
-                                 ("222222222222", "eu-west-1"): 0})
-
-
-def test_storage_usage_gb_months_carry_gaps_and_stop_deleted_domains(con, when, expected):
-    df = overview.storage_usage(con, when, PRICES)
-    got = {(r.account_id, r.region): r.gb_month for r in df.itertuples()}
-    assert got == pytest.approx(expected["gb_month_by_account_region"])
-
-
 def test_month_to_date_cost(con, when, expected):
     cost = overview.month_to_date_cost(con, when, PRICES)
     assert cost.storage_usd == pytest.approx(expected["storage_usd"])
@@ -151,3 +138,11 @@ def test_downloads_figure_stacks_formats_and_shows_names_literally(con, when):
     assert sum(sum(t.y) for t in fig.data) == 6
     hostile = df.assign(format="<a href='javascript:x'>npm</a>")
     assert figures.downloads_over_time(hostile).data[0].name.startswith("&lt;a href")
+
+
+def test_month_to_date_breakdown_per_account_and_region(con, when, expected):
+    df = overview.month_to_date_cost(con, when, PRICES).by_account_region
+    got_gb = {(r.account_id, r.region): r.gb_month for r in df.itertuples() if r.gb_month}
+    got_requests = {(r.account_id, r.region): r.requests for r in df.itertuples() if r.requests}
+    assert got_gb == pytest.approx(expected["gb_month_by_account_region"])
+    assert got_requests == expected["requests_by_account_region"]

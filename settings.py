@@ -43,6 +43,7 @@ FIXES = {
     "cleanup": "see [cleanup] in caa.toml.example",
     "costs": "shared_asset_split is one of equal, first_publisher, download_share",
     "spikes": "see [spikes] in caa.toml.example",
+    "alerts": "see [alerts] in caa.toml.example",
 }
 
 
@@ -160,6 +161,8 @@ class Schedules(BaseModel):
     cloudwatch: str = "0 * * * *"
     costs: str = "30 6 * * *"
     email: str = "0 8 * * 1"
+    alerts: str = "*/15 * * * *"
+    analytics: str = "45 * * * *"  # refresh the cached analytics (reports under data/reports)
 
     @field_validator("*")
     @classmethod
@@ -179,6 +182,19 @@ class Email(BaseModel):
     from_addr: str = "caa@localhost"
     to: list[str] = Field(default_factory=list)
     dashboard_url: str = "http://127.0.0.1:8501"
+    owners: dict[str, list[str]] = Field(default_factory=dict)  # owner address -> repository name globs
+    smtp_secret_arn: str | None = None  # Secrets Manager secret {"username", "password"}, instead of env
+
+
+class Alerts(BaseModel):
+    """Spike and auth-failure alerts. The webhook URL is a secret: it comes from the environment variable
+    named here (or Secrets Manager), never from this file."""
+
+    email: bool = False  # send alerts to email.to
+    sns_topic_arn: str | None = None
+    webhook_url_env: str = "CAA_WEBHOOK_URL"
+    webhook_secret_arn: str | None = None
+    since_days: int = Field(default=7, ge=1)  # only spikes that ended within this many days alert
 
 
 class Aws(BaseModel):
@@ -205,6 +221,7 @@ class Settings(BaseSettings):
     cleanup: Cleanup = Field(default_factory=Cleanup)
     costs: Costs = Field(default_factory=Costs)
     spikes: Spikes = Field(default_factory=Spikes)
+    alerts: Alerts = Field(default_factory=Alerts)
 
     _toml_file: Path | None = None
 

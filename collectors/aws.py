@@ -22,7 +22,7 @@ from botocore.exceptions import (
 )
 
 from collectors.base import Scope
-from collectors.errors import AwsAccessError, CaaError
+from collectors.errors import AwsAccessError, CaaError, CredentialsError
 
 # IAM action for an API operation where it is not simply "<prefix>:<OperationName>".
 IAM_PREFIX = {"monitoring": "cloudwatch", "cloudwatch": "cloudwatch"}
@@ -118,14 +118,14 @@ def translate(exc: BaseException, scope: Scope, service: str, what: str = "") ->
             return AwsAccessError(f"{op} was denied ({code})", where=where,
                                   fix=f"allow {action} for {_role_text(scope)} (see iam/caa-collect.json)")
         if code in EXPIRED:
-            return AwsAccessError(f"AWS credentials expired or are invalid ({code})", where=where,
+            return CredentialsError(f"AWS credentials expired or are invalid ({code})", where=where,
                                   fix="refresh them (e.g. `aws sso login`) and run again; "
                                       "committed data is kept and the re-run resumes")
         msg = exc.response.get("Error", {}).get("Message", "")
         return AwsAccessError(f"{op} failed: {code} {msg}".strip(), where=where,
                               fix="check the resource names in caa.toml; run with --debug for details")
     if isinstance(exc, NoCredentialsError):
-        return AwsAccessError("no AWS credentials found", where=where,
+        return CredentialsError("no AWS credentials found", where=where,
                               fix="configure a profile (AWS_PROFILE), SSO, environment variables or an instance role")
     if isinstance(exc, EndpointConnectionError):
         return AwsAccessError(f"cannot reach {exc.kwargs.get('endpoint_url', 'the AWS endpoint')}", where=where,

@@ -23,7 +23,8 @@ from typing import Any
 
 import duckdb
 
-from collectors.errors import CaaError, utc_now
+from collectors import store
+from collectors.errors import CaaError, CredentialsError, utc_now
 
 log = logging.getLogger("caa")
 
@@ -129,14 +130,18 @@ def _finish_run(con: duckdb.DuckDBPyConnection, run_id: int, status: str, result
         "error = ? WHERE run_id = ?",
         [utc_now(), status, result.rows, result.skipped, result.skipped_items or None, error, run_id],
     )
+    store.bump_version(con)  # a run that changed no data (or failed) must still reach the readers
 
 
 def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
     """Runs left 'running' by a killed process (we hold the lock, so none is really running)."""
-    return con.execute(
+    n = len(con.execute(
         "UPDATE collector_runs SET status = 'interrupted', error = 'the process was stopped before it finished; "
         "the next run resumes from the last committed batch' WHERE status = 'running' RETURNING run_id"
-    ).fetchall().__len__()
+    ).fetchall())
+    if n:
+        store.bump_version(con)
+    return n
 
 
 def echo(line: str, err: bool = False) -> None:
@@ -153,6 +158,10 @@ def run_collectors(specs: Iterable[CollectorSpec], ctx: RunContext) -> int:
             t0 = time.monotonic()
             try:
                 result = spec.collect(ctx, scope)
+            except CredentialsError as e:  # every further call would fail the same way: stop here
+                _finish_run(ctx.con, run_id, "failed", None, str(e))
+                echo(f"failed {spec.name} {scope.label}: {e}", err=True)
+                return 1
             except CaaError as e:
                 failures += 1
                 _finish_run(ctx.con, run_id, "failed", None, str(e))

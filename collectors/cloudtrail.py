@@ -168,10 +168,15 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
     result = ScopeResult(window=f"{start}..{end}")
     with aws_errors(scope, "s3", what="listing"):
         known = _known(ctx.con, scope.source)
-        todo = [o for o in list_trail_files(tree, start, end) if (o.key, o.etag) not in known]
+        listed = list(list_trail_files(tree, start, end))
+        todo = [o for o in listed if (o.key, o.etag) not in known]
+    # Oldest day first across every account and region: a batch then spans about a day of event time,
+    # so its dedupe anti-join (restricted to the batch's time range) reads a day of `events`, not months.
+    todo.sort(key=lambda o: (_day_of(o.key) or "", o.key))
     size = ctx.settings.cloudtrail.batch_files
     batches = [todo[i:i + size] for i in range(0, len(todo), size)]
-    newest_day = None
+    # Files already in the ledger count too: a run killed after its last batch left no watermark.
+    newest_day = max((d for o in listed if (o.key, o.etag) in known and (d := _day_of(o.key))), default=None)
     published = time.monotonic()
     with ctx.progress(f"cloudtrail {scope.source}", len(todo)) as advance, \
             tempfile.TemporaryDirectory(prefix="caa-trail-") as tmp:

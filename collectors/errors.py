@@ -53,3 +53,7 @@ class StoreError(CaaError):
 
 class StoreBusyError(StoreError):
     """Another caa process holds the store's write lock."""
+
+
+class CredentialsError(AwsAccessError):
+    """Credentials are missing or expired: every further AWS call would fail, so a run stops."""

@@ -354,6 +354,54 @@ def report_usage(
     print(f"wrote {len(tables)} tables to {path}")
 
 
+class ApplyAction(StrEnum):
+    unlist = "unlist"
+    archive = "archive"
+    dispose = "dispose"
+    delete = "delete"
+    staged = "staged"
+
+
+@app.command("apply")
+def apply_cmd(
+    report: Annotated[Path, typer.Argument(help="A cleanup report from `caa report cleanup` (CSV, XLSX, JSON or "
+                                                "Parquet) with approve = yes / true / x on the rows to act on.")],
+    action: Annotated[ApplyAction, typer.Option(help="unlist / archive (update_package_versions_status), dispose, "
+                                                     "delete, or staged: archive now, and on a later run dispose the "
+                                                     "versions archived at least --min-archived-days ago that "
+                                                     "nobody tried to fetch.", show_default=False)],
+    execute: Annotated[bool, typer.Option("--execute", help="Act. Without it this is a dry run that makes no AWS "
+                                                           "call. Each domain must then be confirmed by typing "
+                                                           "its name (a bare Enter skips it), unless --yes.")
+                       ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm every domain without a prompt (non-interactive "
+                                                    "runs).")] = False,
+    all_rows: Annotated[bool, typer.Option("--all", help="Act on every row, approved or not; only with --yes.")
+                        ] = False,
+    min_archived_days: Annotated[int, typer.Option(help="staged: dispose only versions archived at least this "
+                                                        "many days ago.", min=0)] = 30,
+    db: DbOption = None,
+) -> None:
+    """Unlist, archive, dispose or delete the approved versions of a cleanup report, safely.
+
+    Every row is re-checked first and skipped, with the reason, when it was downloaded after the report (report time: a generated_at column, else the earlier of the file name's time stamp and its mtime; also any download newer than the row's last_downloaded_at), when its status or revision changed (AWS list_package_versions), or when it is now protected, pinned or depended on.
+
+    Calls go in batches of at most 100 versions per package with expectedStatus and versionRevisions, so a concurrent change fails safe. Every change is logged in apply_log and the result is written to <report>.result.<ext>; re-running an interrupted apply of the same file never acts twice. IAM: iam/caa-cleanup.json.
+    """
+    from collectors.apply import run_apply
+    from collectors.aws import Clients
+    from collectors.errors import ConfigError
+
+    if all_rows and not yes:
+        raise ConfigError("--all acts on every row of the report and needs --yes", where="caa apply",
+                          fix="mark rows in the approve column instead, or pass --all --yes")
+    settings = _settings(db)
+    ask = (lambda text: typer.prompt(text, default="", show_default=False)) if sys.stdin.isatty() else None
+    code = run_apply(settings, report, action.value, execute=execute, yes=yes, select_all=all_rows,
+                     min_archived_days=min_archived_days, clients=Clients(settings), ask=ask)
+    raise typer.Exit(code)
+
+
 def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> int:
     """Run `streamlit run dashboard.py` bound to `address` (127.0.0.1 by default) over the store `db`."""
     script = find_spec("dashboard").origin

@@ -189,24 +189,49 @@ def publish_now(con: duckdb.DuckDBPyConnection) -> Path:
 
 @contextmanager
 def writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Exclusive write session: lock, migrate, yield, checkpoint, publish the snapshot if changed."""
+    """Exclusive write session: lock, migrate, yield, checkpoint, publish the snapshot if changed.
+
+    Also when the session ends with an exception (Ctrl+C, a failed AWS call): what was committed
+    before it is checkpointed and published, so readers see a partial run; the exception still
+    propagates unchanged.
+    """
     db = Path(db)
     lock = _Lock(db)
     lock.acquire()
     try:
         con = _connect(db, read_only=False)
+        changed, failed, before = False, True, None
         try:
             changed = bool(migrate(con))
             before = store_version(con)
             yield con
-            changed = changed or store_version(con) != before
-            con.execute("CHECKPOINT")
+            failed = False
         finally:
-            con.close()
-        if changed or not snapshot_path(db).exists():
-            publish_snapshot(db)
+            try:
+                if failed:
+                    _rollback_open_transaction(con)
+                changed = changed or store_version(con) != before
+                con.execute("CHECKPOINT")
+            except duckdb.Error:
+                if not failed:
+                    raise
+            finally:
+                con.close()
+            if changed or not snapshot_path(db).exists():
+                try:
+                    publish_snapshot(db)
+                except StoreError:
+                    if not failed:
+                        raise
     finally:
         lock.release()
+
+
+def _rollback_open_transaction(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # no transaction was open
 
 
 def open_reader(db: Path) -> duckdb.DuckDBPyConnection | None:

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
 from datetime import date
 
 import boto3
@@ -155,24 +149,5 @@ def test_same_event_in_two_accounts_trails_counts_once(tmp_path):
     assert rows(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(2, 2)]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sigkill_mid_collection_then_rerun_equals_uninterrupted(tmp_path, seed):
-    root = write_local(tmp_path / "trail", trail_files(n_files=400, per_file=60, seed=5))
-    env = dict(os.environ, CAA_CLOUDTRAIL__BATCH_FILES="3")
-    cmd = [sys.executable, "-m", "cli", "collect", "cloudtrail", "--source", str(root), "--since", str(SINCE)]
-    clean_db, killed_db = tmp_path / "clean.duckdb", tmp_path / "killed.duckdb"
-    t0 = time.monotonic()
-    subprocess.run([*cmd, "--db", str(clean_db)], env=env, check=True, capture_output=True)
-    clean_secs = time.monotonic() - t0
-    proc = subprocess.Popen([*cmd, "--db", str(killed_db)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(clean_secs * random.Random(seed).uniform(0.5, 0.85))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    subprocess.run([*cmd, "--db", str(killed_db)], env=env, check=True, capture_output=True)
-    statuses = [r[0] for r in rows(killed_db, "SELECT status FROM collector_runs ORDER BY run_id")]
-    assert statuses == ["interrupted", "ok"], "the kill must land while the first run is still collecting"
-    assert table(killed_db, "events") == table(clean_db, "events")
-    assert table(killed_db, "cloudtrail_files", exclude=("processed_at",)) == \
-        table(clean_db, "cloudtrail_files", exclude=("processed_at",))
+# Kill -9 mid-collection: tests/integration/test_reliability.py kills the collectors at 20 seeded
+# statements (deterministic, unlike a timed kill) and compares every table with an uninterrupted run.

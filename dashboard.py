@@ -19,12 +19,16 @@ from analytics.filters import LIST_FIELDS, Filters
 from collectors import store
 from collectors.errors import CaaError
 from settings import load_settings
-from ui import health, overview
+from ui import cleanup, costs, health, overview, spikes, usage
 from ui.common import View
 
 TITLE = "CodeArtifact Analytics"
 PAGES = {
     "overview": ("Overview", overview.page),
+    "costs": ("Costs", costs.page),
+    "usage": ("Usage", usage.page),
+    "spikes": ("Spikes", spikes.page),
+    "cleanup": ("Cleanup", cleanup.page),
     "health": ("Data health", health.page),
 }
 LABELS = {"accounts": "Account", "regions": "Region", "domains": "Domain", "repositories": "Repository",

@@ -179,7 +179,7 @@ def _reclaim(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, candidate: np.nda
     pos = {k: i for i, k in enumerate(df[KEY].itertuples(index=False, name=None))}
     assets["pos"] = [pos.get(k, -1) for k in assets[KEY].itertuples(index=False, name=None)]
     assets = assets[assets["pos"] >= 0].copy()  # versions published after as_of held nothing then
-    p = assets["pos"].to_numpy()
+    p = assets["pos"].to_numpy(dtype="int64")  # an empty inventory must give an empty int index
     assets["candidate"] = candidate[p]
     assets["order"] = np.where(refetchable[p], 0, len(df)) + p  # refetchable first, then report order
     asset_key = ["account_id", "region", "domain", "sha256"]
@@ -189,7 +189,7 @@ def _reclaim(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, candidate: np.nda
     owner = freed.sort_values("order").drop_duplicates(asset_key)
     out = np.zeros(len(df), dtype="int64")
     sums = owner.groupby("pos")["size_bytes"].sum()
-    out[sums.index.to_numpy()] = sums.to_numpy()
+    out[sums.index.to_numpy(dtype="int64")] = sums.to_numpy(dtype="int64")
     return out
 
 

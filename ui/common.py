@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from analytics import health, overview
+from analytics import costs, health, overview, pageviews
 from analytics.filters import Filters, options
 from collectors import store
 from settings import Settings
@@ -23,6 +23,25 @@ LOADERS: dict[str, Callable[..., Any]] = {
     "overview": lambda con, s: overview.overview(con, s.prices),
     "health": lambda con, s: health.health(con),
     "options": lambda con, s: options(con),
+    # Overview: month-end projection, last month, cost trend and movers, open spikes
+    "overview_costs": lambda con, s: pageviews.overview_costs(con, s),
+    # Costs: (level, since, until), (since, until), (horizon_months, *policy), (since, until)
+    "cost_report": lambda con, s, by, since, until: costs.cost_report(con, s, since, until, by=by),
+    "cost_window": lambda con, s, start, end, days: pageviews.cost_window(con, start, end, days),
+    "daily_cost": lambda con, s, since, until: pageviews.daily_cost_by_kind(con, s, since, until),
+    "forecast": lambda con, s, months, *policy: pageviews.forecast_with_cleanup(
+        con, s, months, **pageviews.policy_overrides(policy)),
+    "reconcile": lambda con, s, since, until: costs.reconcile(con, s, since, until),
+    # Usage: (start, end) -> window; (window..., by) -> series
+    "usage_window": lambda con, s, start, end: pageviews.usage_window(con, start, end),
+    "usage": lambda con, s, since, until: pageviews.usage_view(con, s, since, until),
+    "downloads_over_time": lambda con, s, by, since, until: pageviews.downloads_over_time(con, by, since, until),
+    # Spikes: (start, end, days)
+    "spikes": lambda con, s, start, end, days: pageviews.spikes_view(con, s, start, end, days),
+    # Cleanup: policy = (unused_days, keep_latest, keep_latest_per_major, min_age_days, protect tuple)
+    "cleanup": lambda con, s, *policy: pageviews.cleanup_view(con, s, **pageviews.policy_overrides(policy)),
+    "cleanup_backtest": lambda con, s, *policy: pageviews.cleanup_backtest(con, s,
+                                                                           **pageviews.policy_overrides(policy)),
 }
 
 
@@ -56,6 +75,12 @@ def _cached(kind: str, db: str, version: tuple[int, int] | None, filters: Filter
         return LOADERS[kind](con, Settings.model_validate_json(settings_json), *args)
 
 
+def settings_policy(view: View) -> tuple:
+    """The settings' cleanup policy as loader args (so the Overview shares the Cleanup page's cache)."""
+    c = view.settings.cleanup
+    return (c.unused_days, c.keep_latest, c.keep_latest_per_major, c.min_age_days, tuple(c.protect))
+
+
 def gb(value: float) -> str:
     return f"{value:,.2f}"
 
@@ -66,6 +91,10 @@ def count(value: int) -> str:
 
 def usd(value: float) -> str:
     return f"${value:,.2f}"
+
+
+def pct(value: float) -> str:
+    return "n/a" if value != value else f"{round(value, 1) + 0.0:,.1f}%"  # + 0.0: never "-0.0%"
 
 
 def no_data() -> None:

@@ -1,11 +1,13 @@
-"""Overview page: KPIs, storage per domain, downloads over time, data freshness (layout only)."""
+"""Overview page: KPIs (storage, downloads, requests, month-to-date cost vs projection vs last month, open
+spikes, cleanup savings), cost trend with the forecast band, top cost movers, storage per domain,
+downloads over time, data freshness (layout only)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from analytics import figures, overview
-from ui.common import View, count, gb, no_data, usd
+from analytics import figures, overview, pageviews
+from ui.common import View, count, gb, no_data, settings_policy, usd
 
 
 def as_of_ui(data: overview.Overview) -> None:
@@ -28,6 +30,41 @@ def kpis_ui(data: overview.Overview) -> None:
     cost.metric("Modeled cost month-to-date", usd(data.cost.total_usd), border=True,
                 help=f"Storage {usd(data.cost.storage_usd)} + requests {usd(data.cost.requests_usd)}, "
                      "from the price table in settings (free tier taken off); not the AWS bill.")
+
+
+def cost_kpis_ui(c: pageviews.OverviewCosts, savings: dict | None) -> None:
+    projected, last_month, spikes, cleanup = st.columns(4)
+    expected = c.projected()
+    projected.metric(
+        "Projected month-end cost", usd(expected), border=True,
+        delta=f"{usd(expected - c.last_month_usd)} vs last month" if c.last_month_usd else None,
+        delta_color="inverse",
+        help=f"Modeled cost to {c.history_end:%Y-%m-%d} ({usd(c.projected('actual_usd'))}) plus the forecast to "
+             f"the month end; 80% interval {usd(c.projected('lower_usd'))} to {usd(c.projected('upper_usd'))}.")
+    last_month.metric(f"Last month ({c.last_month:%B %Y})", usd(c.last_month_usd), border=True,
+                      help="Modeled cost of the previous calendar month, from the same cost model.")
+    spikes.metric(f"Open spikes ({pageviews.OPEN_SPIKE_DAYS} d)", count(c.open_spikes), border=True,
+                  help="Download spikes and auth-failure bursts ending in the last 7 days of data "
+                       "(see the Spikes page).")
+    if savings is not None:
+        s = savings["monthly_savings_usd"]
+        cleanup.metric("Cleanup savings ($/month)", usd(s["permanent"]), border=True,
+                       help=f"Permanent storage savings of the cleanup policy in settings "
+                            f"({savings['candidates']:,} candidates); another {usd(s['refetchable'])}/month "
+                            "is refetchable from upstream. See the Cleanup page.")
+
+
+def cost_trend_ui(c: pageviews.OverviewCosts) -> None:
+    st.subheader(f"Cost per day, last {pageviews.TREND_DAYS} days and the forecast to the month end")
+    st.plotly_chart(figures.cost_trend(c.trend, c.band))
+
+
+def movers_ui(c: pageviews.OverviewCosts) -> None:
+    st.subheader(f"Top cost movers: last {pageviews.MOVER_DAYS} days vs the {pageviews.MOVER_DAYS} before")
+    if c.movers.empty:
+        st.caption("No repository's modeled cost changed.")
+        return
+    st.plotly_chart(figures.cost_movers(c.movers))
 
 
 def storage_ui(data: overview.Overview) -> None:
@@ -76,6 +113,13 @@ def page(view: View) -> None:
         return
     as_of_ui(data)
     kpis_ui(data)
-    storage_ui(data)
+    costs = view.load("overview_costs")
+    cleanup = view.load("cleanup", *settings_policy(view))
+    if costs is not None:
+        cost_kpis_ui(costs, cleanup.summary if cleanup is not None else None)
+        cost_trend_ui(costs)
     downloads_ui(data)
+    if costs is not None:
+        movers_ui(costs)
+    storage_ui(data)
     freshness_ui(data)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from dashboard import PAGES
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "data" / "screenshots"
@@ -84,20 +86,44 @@ def test_overview_renders_its_numbers_and_chart_without_an_exception(served, bro
     page.close()
 
 
-@pytest.mark.parametrize("key", ["overview", "health"])
+CHARTLESS = {"health"}  # pages whose main element is a table
+
+
+def settled(page, timeout_s: float = 60) -> None:  # noqa: ANN001 - a playwright Page
+    """Wait until the script run has finished: no spinner and no running-status widget, twice in a row."""
+    busy = "() => !!document.querySelector('[data-testid=\"stSpinner\"], [data-testid=\"stStatusWidget\"]')"
+    deadline, quiet = time.monotonic() + timeout_s, 0
+    while quiet < 2:
+        assert time.monotonic() < deadline, "the page did not finish loading"
+        quiet = 0 if page.evaluate(busy) else quiet + 1
+        page.wait_for_timeout(500)
+
+
+def shoot(page, name: str) -> None:  # noqa: ANN001 - a playwright Page
+    """A PNG of the whole page: Streamlit scrolls inside its main block, so grow the viewport to fit it."""
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(max(height, 1000), 8000)})
+    page.wait_for_timeout(500)  # plotly redraws on resize
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("key", list(PAGES))
 def test_every_page_renders_in_the_browser(served, browser, key):
     url, _ = served
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{url}/?page={key}")
     page.get_by_text("CodeArtifact Analytics").first.wait_for(timeout=30_000)
-    from dashboard import PAGES
-
     page.locator("h2").filter(has_text=PAGES[key][0]).first.wait_for(timeout=30_000)
-    main = ".js-plotly-plot" if key == "overview" else '[data-testid="stDataFrame"]'
-    page.locator(main).first.wait_for(timeout=30_000)
+    main = '[data-testid="stDataFrame"]' if key in CHARTLESS else ".js-plotly-plot"
+    page.locator(main).first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=30_000)
+    settled(page)
     assert page.locator('[data-testid="stException"]').count() == 0
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{key}.png"), full_page=True)
+    if key not in CHARTLESS:  # each chart drew its SVG (an empty plotly div means a broken figure)
+        for chart in page.locator(".js-plotly-plot").all():
+            assert chart.locator(".main-svg").count() > 0
+    shoot(page, key)
     page.close()
 
 

@@ -3,16 +3,27 @@ filters from the URL change the numbers, and an empty store shows the hint on ev
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+from analytics import cleanup, costs, forecast, overview, spikes, usage
+from analytics.filters import Filters
+from analytics.reports import read_table
+from collectors import store
 from dashboard import PAGES
+from settings import load_settings
 from tests.fixtures.small_store import build_empty_store
 from tests.helpers import rows
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard.py")
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "dashboard.py")
 NO_DATA = "No data yet: run `make demo` or `caa collect`."
 
 
@@ -82,3 +93,183 @@ def test_an_empty_store_shows_the_hint_on_every_page(tmp_path, monkeypatch, page
     monkeypatch.setenv("CAA_CONFIG", str(tmp_path / "caa.toml"))
     at = run(page=page)
     assert [i.value for i in at.info] == [NO_DATA]
+
+
+# ---------------------------------------------------------------- each page's numbers = analytics/ directly
+
+def direct(db: Path, fn, filters: Filters | None = None):  # noqa: ANN001 - fn(con, settings)
+    """fn(con, settings) on the reader snapshot with `filters` applied, as the dashboard's loaders run it."""
+    settings = load_settings(db=db)  # CAA_CONFIG is the empty caa.toml the app reads too
+    with store.open_reader(db) as con:
+        (filters or Filters()).apply(con)
+        return fn(con, settings)
+
+
+def usd(v: float) -> str:
+    return f"${v:,.2f}"
+
+
+def test_overview_cost_kpis_equal_the_analytics(demo):
+    at = run(page="overview")
+    m = metrics(at)
+
+    def expected(con, s):
+        when = overview.as_of(con)
+        month = when.month_start
+        last = (month - timedelta(days=1)).replace(day=1)
+        projection = forecast.month_end_projection(con, s)
+        return (projection.loc[projection["kind"] == "total", "expected_usd"].iloc[0],
+                costs.daily_cost(con, s, last, month - timedelta(days=1))["cost_usd"].sum(), last,
+                len(spikes.detect_spikes(con, s, when.day - timedelta(days=6))),
+                cleanup.summary(cleanup.report_cleanup(con, s))["monthly_savings_usd"]["permanent"])
+
+    projected, last_month, last, open_spikes, savings = direct(demo, expected)
+    assert m["Projected month-end cost"] == usd(projected)
+    assert m[f"Last month ({last:%B %Y})"] == usd(last_month)
+    assert m["Open spikes (7 d)"] == f"{open_spikes:,}"
+    assert m["Cleanup savings ($/month)"] == usd(savings) != "$0.00"
+    assert len(at.get("plotly_chart")) == 3  # cost trend, downloads, movers
+
+
+def test_costs_page_totals_equal_cost_report_and_the_forecast(demo):
+    at = run(page="costs")
+    m = metrics(at)
+
+    def expected(con, s):
+        report = costs.cost_report(con, s)  # default window: this month to the last full day
+        reclaimed = cleanup.reclaimed_bytes_by_domain(cleanup.report_cleanup(con, s))
+        fc = forecast.forecast(con, s, 3, reclaimed_bytes_by_domain=reclaimed)
+        summary = costs.reconcile_summary(costs.reconcile(con, s))
+        return report, fc, summary
+
+    report, fc, summary = direct(demo, expected)
+    assert m["Modeled cost in the window"] == usd(report["cost_usd"].sum())
+    table = at.dataframe[0].value  # the breakdown by domain (the default level)
+    by_domain = report.groupby("domain")["cost_usd"].sum()
+    assert dict(zip(table["domain"], table["cost_usd"], strict=True)) == pytest.approx(by_domain.to_dict())
+    base = fc.baseline[fc.baseline["kind"] == "total"]["expected_usd"].iloc[1:].sum()
+    after = fc.monthly[fc.monthly["kind"] == "total"]["expected_usd"].iloc[1:].sum()
+    assert m["Next 3 months (expected)"] == usd(base)
+    assert m["After the cleanup policy"] == usd(after) != usd(base)
+    assert m["Backtest error (MAPE)"] == f"{fc.backtest_mape:,.1f}%"
+    assert at.dataframe[-1].value["actual_usd"].sum() == pytest.approx(summary["actual_usd"].sum())
+    assert len(at.get("plotly_chart")) == 4  # breakdown, daily, forecast, reconcile
+
+
+def test_costs_level_selector_changes_the_breakdown(demo):
+    at = run(page="costs")
+    at.selectbox(key="cost_level").set_value("team").run(timeout=60)
+    assert not at.exception
+    teams = direct(demo, lambda con, s: costs.cost_report(con, s, by="team"))
+    got = at.dataframe[0].value
+    assert list(got["team"]) == list(teams["team"])
+    assert got["cost_usd"].sum() == pytest.approx(teams["cost_usd"].sum())
+
+
+def test_usage_page_top_package_equals_usage_report(demo):
+    at = run(page="usage")
+
+    def expected(con, s):
+        day = overview.as_of(con).day
+        return usage.usage_report(con, s, day - timedelta(days=29), day + timedelta(days=1))
+
+    tables = direct(demo, expected)
+    top = at.dataframe[0].value
+    assert top.iloc[0]["package"] == tables["packages"].iloc[0]["package"]
+    assert list(top["downloads"]) == list(tables["packages"]["downloads"])
+    m = metrics(at)
+    assert m["Downloads in the window"] == f"{tables['origin_share']['downloads'].sum():,}"
+    assert m["Repositories without traffic"] == f"{len(tables['idle_repositories']):,}"
+    for by in ("repository", "package"):
+        at.selectbox(key="usage_by").set_value(by).run(timeout=60)
+        assert not at.exception
+        assert at.get("plotly_chart")
+
+
+def test_spikes_page_lists_what_detect_spikes_finds(demo):
+    at = run(page="spikes")
+
+    def expected(con, s):
+        return spikes.detect_spikes(con, s, overview.as_of(con).day - timedelta(days=89))
+
+    found = direct(demo, expected)
+    assert len(found) > 0
+    m = metrics(at)
+    assert m["Spikes"] == f"{len(found):,}"
+    assert m["Auth-failure bursts"] == f"{int((found['kind'] == 'auth').sum()):,}"
+    table = at.dataframe[0].value
+    assert len(table) == len(found)
+    # choosing a spike shows its drivers
+    last = len(found) - 1
+    at.selectbox(key="spike_pick").set_value(last).run(timeout=60)
+    drivers = at.dataframe[1].value
+    assert list(drivers["value"]) == [v.rpartition(" (")[0] for col in ("top_principals", "top_user_agents",
+                                                                          "top_source_ips")
+                                      for v in found.iloc[last][col]]
+
+
+def test_cleanup_page_totals_and_backtest_equal_the_analytics(demo):
+    at = run(page="cleanup")
+    m = metrics(at)
+    s, b = direct(demo, lambda con, st: (cleanup.summary(cleanup.report_cleanup(con, st)),
+                                         cleanup.backtest(con, st)))
+    assert m["Candidates"] == f"{s['candidates']:,}"
+    assert m["Reclaimable GB"] == f"{s['reclaimable_gb']['permanent']:,.2f}"
+    assert m["Refetchable GB"] == f"{s['reclaimable_gb']['refetchable']:,.2f}"
+    assert m["Savings ($/month)"] == usd(s["monthly_savings_usd"]["permanent"])
+    assert m["Selected then"] == f"{b['selected']:,}"
+    assert m["Requested afterwards"] == f"{b['requested_after']:,}"
+    assert m["False-deletion rate"] == f"{b['false_deletion_rate'] * 100:,.1f}%"
+
+
+def test_a_policy_control_recomputes_the_candidates(demo):
+    at = run(page="cleanup")
+    before = metrics(at)["Candidates"]
+    at.number_input(key="cleanup_unused_days").set_value(30).run(timeout=60)
+    assert not at.exception
+    s = direct(demo, lambda con, st: cleanup.summary(cleanup.report_cleanup(con, st, unused_days=30)))
+    assert metrics(at)["Candidates"] == f"{s['candidates']:,}" != before
+    at.text_area(key="cleanup_protect").set_value("*").run(timeout=60)  # protect every package
+    assert metrics(at)["Candidates"] == "0"
+
+
+def test_download_buttons_serve_the_files_caa_report_cleanup_writes(demo, monkeypatch, tmp_path):
+    served = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def spy(self, path_or_data, mimetype, kind, filename=None):  # noqa: ANN001
+        served[filename] = path_or_data
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
+    at = run(page="cleanup")
+    at.number_input(key="cleanup_unused_days").set_value(60).run(timeout=60)
+    at.number_input(key="cleanup_keep_latest").set_value(2).run(timeout=60)
+    assert [b.label for b in at.download_button] == ["Download CSV", "Download XLSX"]
+    for fmt in ("csv", "xlsx"):
+        out = tmp_path / f"cli.{fmt}"
+        res = subprocess.run([sys.executable, "-m", "cli", "report", "cleanup", "--format", fmt, "--out", str(out),
+                              "--unused-days", "60", "--keep-latest", "2", "--db", str(demo)],
+                             capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert res.returncode == 0, res.stderr
+        page_file = tmp_path / f"page.{fmt}"
+        page_file.write_bytes(served[f"cleanup.{fmt}"])
+        if fmt == "csv":  # byte for byte
+            assert served["cleanup.csv"] == out.read_bytes()
+        # XLSX stores its creation time, so compare what a reviewer opens
+        pd.testing.assert_frame_equal(read_table(page_file), read_table(out))
+    assert len(read_table(out)) > 0
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_honours_a_domain_filter(demo, page):
+    at = run(page=page, domains=["acme"])
+    assert not at.error
+    if page == "costs":
+        total = direct(demo, lambda con, s: costs.cost_report(con, s)["cost_usd"].sum(),
+                       Filters(domains=("acme",)))
+        assert metrics(at)["Modeled cost in the window"] == usd(total)
+    if page == "cleanup":
+        s = direct(demo, lambda con, st: cleanup.summary(cleanup.report_cleanup(con, st)), Filters(domains=("acme",)))
+        assert metrics(at)["Candidates"] == f"{s['candidates']:,}"
+        assert set(at.dataframe[0].value["domain"]) == {"acme"}

@@ -382,3 +382,19 @@ def test_an_empty_store_and_a_bad_override(build, tmp_path):
         C.policy(settings(), keep_newest=3)
     with pytest.raises(ConfigError, match="unused_days"):
         C.policy(settings(), unused_days=-1)
+
+
+def test_a_store_with_events_but_no_inventory_assets_gives_an_empty_report(tmp_path):
+    from pathlib import Path
+
+    import settings as settings_mod
+    from collectors import store as store_mod
+    from tests.fixtures.small_store import build_small_store
+
+    db = tmp_path / "caa.duckdb"
+    build_small_store(db)  # events and snapshots, but no assets collected yet
+    s = settings_mod.load_settings(Path("/nonexistent/caa.toml"))
+    with store_mod.open_reader(db) as con:
+        df = C.report_cleanup(con, s)
+        assert len(df) == 0 and C.summary(df)["candidates"] == 0
+        assert C.backtest(con, s)["selected"] == 0

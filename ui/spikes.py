@@ -1,0 +1,83 @@
+"""Spikes page: downloads and access-denied events per day with the spike windows marked, the spikes with
+their size and cost, and the drivers (principal, user agent, source IP with shares) of the chosen spike
+(layout only)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analytics import figures, pageviews
+from analytics.reports import flatten_lists
+from ui.common import View, count, no_data, usd
+
+WINDOWS = {30: "30 days", 90: "90 days", 365: "365 days"}
+COLUMNS = {
+    "#": st.column_config.NumberColumn("#", width="small"), "kind": "Kind", "signal": "Signal",
+    "level": "Level", "domain": "Domain", "repository": "Repository", "format": "Format",
+    "namespace": "Namespace", "package": "Package", "principal_arn": "Principal",
+    "start": st.column_config.DatetimeColumn("Start (UTC)", format="YYYY-MM-DD HH:mm"),
+    "end": st.column_config.DatetimeColumn("End (UTC)", format="YYYY-MM-DD HH:mm"),
+    "score": st.column_config.NumberColumn("Score", format="%.1f"),
+    "observed": st.column_config.NumberColumn("Observed", format="localized"),
+    "baseline": st.column_config.NumberColumn("Baseline", format="%.0f"),
+    "excess": st.column_config.NumberColumn("Excess", format="localized"),
+    "excess_cost_usd": st.column_config.NumberColumn("Excess cost", format="$%.4f"),
+    "top_principals": "Top principals", "top_user_agents": "Top user agents", "top_source_ips": "Top source IPs",
+}
+
+
+def window_ui() -> int:
+    return st.radio("Window", list(WINDOWS), index=1, horizontal=True, format_func=WINDOWS.get,
+                    key="spike_days")
+
+
+def kpis_ui(found: pd.DataFrame) -> None:
+    total, downloads, auth, cost = st.columns(4)
+    total.metric("Spikes", count(len(found)), border=True)
+    downloads.metric("Download spikes", count(int((found["kind"] == "download").sum())), border=True)
+    auth.metric("Auth-failure bursts", count(int((found["kind"] == "auth").sum())), border=True)
+    cost.metric("Excess cost", usd(float(found["excess_cost_usd"].sum())), border=True,
+                help="Excess requests x the region's request price (free tier ignored): a floor.")
+
+
+def table_ui(found: pd.DataFrame) -> None:
+    st.subheader("Spikes")
+    shown = flatten_lists(found).assign(**{"#": range(1, len(found) + 1)})
+    st.dataframe(shown[["#", *[c for c in COLUMNS if c != "#"]]], hide_index=True, column_config=COLUMNS)
+
+
+def drivers_ui(found: pd.DataFrame) -> None:
+    st.subheader("Drivers")
+    rows = list(found.index)
+    pick = st.selectbox("Spike", rows, key="spike_pick", format_func=lambda i: (
+        f"#{i + 1}: {found.at[i, 'kind']} {found.at[i, 'signal']}, "
+        f"{pd.Timestamp(found.at[i, 'start']):%Y-%m-%d %H:%M} UTC, score {found.at[i, 'score']:.1f}"))
+    spike = found.loc[pick]
+    drivers = pageviews.spike_drivers(spike)
+    excess, cost = st.columns(2)
+    excess.metric("Excess over the baseline", count(int(spike["excess"])), border=True,
+                  help=f"Observed {spike['observed']:,.0f} vs baseline {spike['baseline']:,.0f} "
+                       f"({'downloads' if spike['kind'] == 'download' else 'events'}).")
+    cost.metric("Its cost", usd(float(spike["excess_cost_usd"])), border=True)
+    st.plotly_chart(figures.spike_drivers(drivers))
+    st.dataframe(drivers, hide_index=True, column_config={
+        "driver": "Driver", "value": st.column_config.TextColumn("Value", width="large"),
+        "share_pct": st.column_config.NumberColumn("Share of excess", format="%.0f%%")})
+
+
+def page(view: View) -> None:
+    days = window_ui()
+    data: pageviews.SpikesView | None = view.load("spikes", view.filters.start, view.filters.end, days)
+    if data is None:
+        no_data()
+        return
+    st.caption(f"Spikes ending from {data.since:%Y-%m-%d} to {data.until:%Y-%m-%d} (UTC; the filters' dates "
+               "win over the window). Orange: download spikes; red: auth-failure bursts.")
+    kpis_ui(data.spikes)
+    st.plotly_chart(figures.spike_timeline(data.timeline, data.spikes))
+    if data.spikes.empty:
+        st.caption("No spike in this window.")
+        return
+    table_ui(data.spikes)
+    drivers_ui(data.spikes)

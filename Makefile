@@ -7,7 +7,7 @@ DB     ?= data/caa.duckdb
 PORT   ?= 8501
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint collect dashboard clean
+.PHONY: help demo test bench lint collect dashboard clean
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,6 +27,11 @@ $(CHROMIUM): # the browser tests drive Debian's chromium (never a downloaded bro
 
 test: $(STAMP) $(CHROMIUM) ## run the whole test suite (installs Debian chromium for the browser tests)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+BENCH_RUNS   ?= 3
+BENCH_EVENTS ?= 5000000
+bench: $(STAMP) ## ingest/re-run/increment/mixed/S3/inventory figures vs floors (BENCH_RUNS=1 BENCH_EVENTS=200000 for a quick one)
+	BENCH_RUNS=$(BENCH_RUNS) BENCH_EVENTS=$(BENCH_EVENTS) $(BIN)/python -m bench.run
 
 lint: $(STAMP) ## ruff over the code
 	$(BIN)/ruff check .

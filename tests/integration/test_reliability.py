@@ -435,10 +435,6 @@ def test_odd_trail_files_are_tolerated_or_skipped_counted_and_reported(tmp_path,
         assert con.execute("SELECT skipped, rows FROM collector_runs ORDER BY run_id").fetchall() == [(4, 6), (3, 0)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: when DuckDB's strict parse error quotes the file and the excerpt "
-                   "cuts a multi-byte UTF-8 character, duckdb's Python binding raises UnicodeDecodeError (not "
-                   "duckdb.Error); _stage_checked does not catch it, the scope fails as an internal error and, as the "
-                   "file never reaches the ledger, every later run of that source fails the same way")
 def test_a_parse_error_quoting_a_cut_utf8_character_skips_or_tolerates_the_file(tmp_path, capsys):
     files = trail_files(n_files=2, per_file=5)
     good = sorted(k for k in files if "/CloudTrail/" in k)

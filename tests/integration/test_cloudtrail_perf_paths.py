@@ -1,0 +1,120 @@
+"""The cloudtrail loader's fast paths keep its behaviour: the byte prefilter skips files that hold no
+CodeArtifact record (and records them in the ledger), never hides a broken file, and never drops an event."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+
+from collectors import cloudtrail, cloudtrail_load
+from tests.fixtures.trails import ACCOUNT, record, write_local
+from tests.helpers import collect, make_settings, rows
+
+SINCE = date(2026, 10, 25)
+AT = datetime(2026, 11, 3, 12, tzinfo=UTC)
+DAY = f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/11/03/"
+
+
+def kms(i: int, **over) -> dict:
+    r = {"eventVersion": "1.09", "eventID": f"kms-{i}", "eventTime": "2026-11-03T12:00:00Z",
+         "eventSource": "kms.amazonaws.com", "eventName": "Decrypt", "awsRegion": "us-east-1",
+         "sourceIPAddress": "192.0.2.1", "userAgent": "aws-sdk-java/2.21.0", "recipientAccountId": ACCOUNT,
+         "requestParameters": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}}
+    r.update(over)
+    return r
+
+
+def gz(records: list[dict]) -> bytes:
+    return gzip.compress(json.dumps({"Records": records}).encode())
+
+
+@pytest.fixture
+def staged(monkeypatch) -> list[str]:
+    """Every file the loader handed to the JSON parser."""
+    seen: list[str] = []
+    real = cloudtrail_load._stage
+
+    def spy(con, files, strict):
+        seen.extend(files)
+        return real(con, files, strict)
+
+    monkeypatch.setattr(cloudtrail_load, "_stage", spy)
+    return seen
+
+
+def test_a_file_without_codeartifact_is_never_parsed_but_is_in_the_ledger(tmp_path, staged):
+    files = {DAY + "a_ca.json.gz": gz([record(1, AT), kms(1), record(2, AT)]),
+             DAY + "b_kms.json.gz": gz([kms(i) for i in range(2, 50)])}
+    root = write_local(tmp_path / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    assert [f.rsplit("/", 1)[1] for f in staged] == ["a_ca.json.gz"]
+    assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == [record(1, AT)["eventID"],
+                                                                            record(2, AT)["eventID"]]
+    assert rows(db, "SELECT key, events FROM cloudtrail_files ORDER BY key") == [
+        (DAY + "a_ca.json.gz", 2), (DAY + "b_kms.json.gz", 0)]
+    assert rows(db, "SELECT status, skipped FROM collector_runs") == [("ok", 0)]
+    staged.clear()
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    assert staged == []  # both files are known: neither is read again
+
+
+def test_a_codeartifact_mention_inside_another_service_is_parsed_and_yields_no_rows(tmp_path, staged):
+    by_codeartifact = kms(7, sourceIPAddress="codeartifact.amazonaws.com", userAgent="codeartifact.amazonaws.com",
+                          userIdentity={"type": "AWSService", "invokedBy": "codeartifact.amazonaws.com"})
+    files = {DAY + "c_kms.json.gz": gz([kms(1), by_codeartifact, kms(2)])}
+    root = write_local(tmp_path / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    assert len(staged) == 1
+    assert rows(db, "SELECT count(*) FROM events") == [(0,)]
+    assert rows(db, "SELECT key, events FROM cloudtrail_files") == [(DAY + "c_kms.json.gz", 0)]
+
+
+def test_broken_files_without_codeartifact_are_still_reported_and_retried(tmp_path):
+    whole = gz([kms(i) for i in range(40)])
+    files = {DAY + "d_truncated.json.gz": whole[: len(whole) // 2],
+             DAY + "e_not_a_list.json.gz": gzip.compress(b'{"Records": {"eventID": "x"}}'),
+             DAY + "f_cut_json.json.gz": gzip.compress(b'{"Records": [{"eventID": "x",'),
+             DAY + "g_ok.json.gz": gz([record(1, AT)])}
+    root = write_local(tmp_path / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    assert rows(db, "SELECT skipped FROM collector_runs") == [(3,)]
+    assert rows(db, "SELECT key FROM cloudtrail_files") == [(DAY + "g_ok.json.gz",)]
+
+
+def test_prefilter_reads_every_gzip_member_and_across_chunk_edges(tmp_path):
+    quiet, loud = tmp_path / "quiet.json.gz", tmp_path / "loud.json.gz"
+    head = json.dumps({"Records": [kms(i) for i in range(3)]})[:-2]
+    tail = ", " + json.dumps(record(1, AT)) + "]}"
+    quiet.write_bytes(gzip.compress(head.encode()) + gzip.compress(b"]}"))
+    loud.write_bytes(gzip.compress(head.encode()) + gzip.compress(tail.encode()))
+    assert cloudtrail_load.needs_parse(str(quiet)) is False
+    assert cloudtrail_load.needs_parse(str(loud)) is True
+    # A name far into a big file, after many inflate steps, is still found.
+    padding = "x" * 300_000
+    big = tmp_path / "big.json.gz"
+    big.write_bytes(gzip.compress(json.dumps({"Records": [kms(1, note=padding), record(2, AT)]}).encode(),
+                                  compresslevel=0))
+    assert cloudtrail_load.needs_parse(str(big)) is True
+
+
+def test_time_ordered_batches_still_store_each_event_once(tmp_path):
+    """Files of several accounts and days, two per batch: duplicates across accounts and batches land once."""
+    files = {}
+    for day in (2, 3, 4):
+        at = datetime(2026, 11, day, 9, tzinfo=UTC)
+        shared = record(100 + day, at)
+        for acct in (ACCOUNT, "444455556666"):
+            key = f"AWSLogs/{acct}/CloudTrail/us-east-1/2026/11/{day:02d}/{acct}_{day}.json.gz"
+            files[key] = gz([dict(shared, recipientAccountId=acct), record(day * 10 + int(acct[0]), at)])
+    root = write_local(tmp_path / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    settings = make_settings(db=db, cloudtrail={"batch_files": 2})
+    assert collect(db, [cloudtrail.SPEC], settings, since=SINCE, source=str(root)) == 0
+    assert rows(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(9, 9)]
+    assert rows(db, "SELECT count(*), sum(events) FROM cloudtrail_files") == [(6, 12)]

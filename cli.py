@@ -402,6 +402,75 @@ def apply_cmd(
     raise typer.Exit(code)
 
 
+email_app = typer.Typer(help="Cost e-mails: month to date vs projection vs last month, movers, savings, spikes.",
+                        no_args_is_help=True)
+app.add_typer(email_app, name="email")
+
+
+@email_app.command("send")
+def email_send(
+    to: Annotated[list[str] | None, typer.Option("--to", help="Send the whole-estate digest to this address "
+                                                              "only (repeatable; no owner digests).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write .eml files instead of sending.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Folder for --dry-run (default data/outbox next to the store).")
+                   ] = None,
+    db: DbOption = None,
+) -> None:
+    """E-mail the cost digest: the whole estate to email.to (or --to), each owner's slice to its owner."""
+    from analytics.notify import deliver_cost_emails
+
+    for line in deliver_cost_emails(_settings(db), to=to, dry_run=dry_run, out=out):
+        print(line)
+
+
+alerts_app = typer.Typer(help="Spike and auth-failure alerts to e-mail, SNS or a webhook.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("send")
+def alerts_send(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent; send and record nothing.")
+                       ] = False,
+    db: DbOption = None,
+) -> None:
+    """Alert new (or grown) spikes of the last alerts.since_days days, once per spike and channel."""
+    from analytics.alerts import send_alerts
+
+    for line in send_alerts(_settings(db), dry_run=dry_run):
+        print(line)
+
+
+class ScheduleJob(StrEnum):
+    cloudtrail = "cloudtrail"
+    inventory = "inventory"
+    cloudwatch = "cloudwatch"
+    costs = "costs"
+    analytics = "analytics"
+    email = "email"
+    alerts = "alerts"
+
+
+@app.command()
+def schedule(
+    once: Annotated[ScheduleJob | None, typer.Option("--once", help="Run this job now and exit.")] = None,
+    list_jobs: Annotated[bool, typer.Option("--list", help="Print the jobs, their cron and next run, and exit.")
+                         ] = False,
+    db: DbOption = None,
+) -> None:
+    """Run the collectors, analytics refresh, e-mails and alerts on their cron schedules (UTC, foreground)."""
+    from collectors import schedule as sched
+
+    settings = _settings(db)
+    if list_jobs:
+        for job, cron, nxt in sched.next_runs(settings):
+            print(f"{job:<11} {cron:<16} next {nxt:%Y-%m-%d %H:%M}Z")
+        return
+    sched.setup_logging()
+    if once is not None:
+        raise typer.Exit(1 if sched.run_job(once.value, settings).status == "failed" else 0)
+    sched.serve(settings)
+
+
 def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> int:
     """Run `streamlit run dashboard.py` bound to `address` (127.0.0.1 by default) over the store `db`."""
     script = find_spec("dashboard").origin

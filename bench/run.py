@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-s3", action="store_true")
     ap.add_argument("--no-inventory", action="store_true")
     ap.add_argument("--inventory-versions", type=int, default=100_000)
+    ap.add_argument("--no-quality", action="store_true", help="skip spike P/R and dashboard page timings")
     args = ap.parse_args(argv)
 
     BASE.mkdir(parents=True, exist_ok=True)
@@ -165,6 +166,16 @@ def main(argv: list[str] | None = None) -> int:
             estate = inventory.big_estate(args.seed, datasets.END, args.inventory_versions)
             inv = inventory.collect_twice(_fresh(work / "inventory.duckdb"), estate)
 
+    quality = None
+    if not args.no_quality:
+        from bench import quality as q
+        from dashboard import PAGES
+
+        print("bench: spike detectors and dashboard pages", flush=True)
+        spike_rows = q.spike_quality(BASE)
+        db, _ = q.demo_estate(BASE, q.SEEDS[0], q.EVENTS)
+        quality = {"spikes": spike_rows, "pages": q.page_times(db, list(PAGES))}
+
     med = {k: statistics.median(v) for k, v in r.items()}
     sizes = {"pure": {"files": len(pure_files), "events": events, **_bytes(fl)},
              "mixed": {"files": len(mixed_files), "events": mixed_truth["events_unique"], **_bytes(mfl)},
@@ -172,11 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     if s3:
         sizes["s3"] = {"files": len(s3_files), "events": s3_truth["events_unique"], "gz_bytes": s3_truth["gz_bytes"]}
     rows = table(med, sizes, inv, args)
+    if quality:
+        from bench import quality as q
+
+        rows += q.rows(quality["spikes"], quality["pages"])
     info["load_avg_per_round"] = r["load_avg"]
     text = render(rows, info, args)
     print(text)
     out = {"machine": info, "args": vars(args), "data": sizes, "runs": r, "median": med, "inventory": inv,
-           "table": rows}
+           "quality": quality, "table": rows}
     (BASE / "latest.json").write_text(json.dumps(out, indent=2, default=str))
     print(f"bench: wrote {BASE / 'latest.json'}")
     return 0

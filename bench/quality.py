@@ -1,0 +1,94 @@
+"""Quality figures for `make bench`: precision and recall of both spike detectors over several seeded
+demo estates, and each dashboard page's load time under AppTest (cold: a fresh process with an empty
+cache; warm: the same page again, as after an interaction). Estates are cached under data/bench/quality/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from contextlib import redirect_stdout
+from io import StringIO
+from pathlib import Path
+
+SEEDS = (11, 12, 14)
+EVENTS = 200_000
+ROOT = Path(__file__).resolve().parents[1]
+
+_PAGE_TIMER = """
+import json, sys, time
+from streamlit.testing.v1 import AppTest
+page = sys.argv[1]
+times = []
+for _ in range(2):
+    at = AppTest.from_file(sys.argv[2])
+    at.query_params["page"] = page
+    t0 = time.perf_counter()
+    at.run(timeout=120)
+    times.append(time.perf_counter() - t0)
+    assert not at.exception, [e.value for e in at.exception]
+print(json.dumps({"cold": times[0], "warm": times[1]}))
+"""
+
+
+def demo_estate(base: Path, seed: int, events: int) -> tuple[Path, dict]:
+    from collectors.demo.run import run_demo
+
+    folder = base / "quality" / f"seed{seed}-events{events}"
+    db = folder / "caa.duckdb"
+    if not (folder / "ok").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        with redirect_stdout(StringIO()):
+            if run_demo(db, seed=seed, events=events, show_progress=False) != 0:
+                raise SystemExit(f"bench: building the demo estate seed={seed} failed")
+        (folder / "ok").touch()
+    return db, json.loads(db.with_name("caa.ground_truth.json").read_text())
+
+
+def spike_quality(base: Path, seeds: tuple[int, ...] = SEEDS, events: int = EVENTS) -> list[dict]:
+    from analytics import spikes
+    from collectors import store
+    from settings import load_settings
+
+    settings = load_settings(Path(os.devnull))
+    out = []
+    for seed in seeds:
+        db, truth = demo_estate(base, seed, events)
+        with store.open_reader(db) as con:
+            got = spikes.evaluate(spikes.detect_spikes(con, settings), truth)
+        by = got["by_kind"]
+        out.append({"seed": seed, "events": events,
+                    **{f"{k}_{m}": by[k][m] for k in ("download", "auth") for m in ("precision", "recall")}})
+        print(f"  spikes seed {seed}: " + ", ".join(f"{k} P {by[k]['precision']:.2f} R {by[k]['recall']:.2f}"
+                                                  for k in ("download", "auth")), flush=True)
+    return out
+
+
+def page_times(db: Path, pages: list[str]) -> dict[str, dict]:
+    env = {**os.environ, "CAA_DB": str(db), "CAA_CONFIG": os.devnull}  # defaults, whatever caa.toml is around
+    out = {}
+    for page in pages:
+        res = subprocess.run([sys.executable, "-c", _PAGE_TIMER, page, str(ROOT / "dashboard.py")], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=600)
+        if res.returncode != 0:
+            raise SystemExit(f"bench: page {page} failed: {res.stderr.strip().splitlines()[-1:]}")
+        out[page] = json.loads(res.stdout.strip().splitlines()[-1])
+        print(f"  page {page}: cold {out[page]['cold']:.2f} s, warm {out[page]['warm']:.2f} s", flush=True)
+    return out
+
+
+def rows(spike_rows: list[dict], pages: dict[str, dict]) -> list[dict]:
+    worst = {k: min(r[k] for r in spike_rows) for k in spike_rows[0] if k.endswith(("precision", "recall"))}
+    seeds = ", ".join(str(r["seed"]) for r in spike_rows)
+    out = [{
+        "figure": f"Spike detectors vs injected truth, seeds {seeds} ({spike_rows[0]['events']:,} events each)",
+        "value": "lowest over seeds: downloads P {download_precision:.2f} R {download_recall:.2f}; "
+                 "auth P {auth_precision:.2f} R {auth_recall:.2f}".format(**worst),
+        "floor": "", "ratio": None, "target": ">= 0.9 each", "ok": min(worst.values()) >= 0.9}]
+    for page, t in pages.items():
+        out.append({"figure": f"Dashboard page '{page}' (AppTest, demo estate seed {spike_rows[0]['seed']})",
+                    "value": f"cold {t['cold']:.2f} s, warm {t['warm']:.2f} s", "floor": "", "ratio": None,
+                    "target": "< 1 s (cold = fresh process, empty cache)", "ok": t["cold"] < 1.0})
+    return out

@@ -529,6 +529,12 @@ def main() -> None:
         print("caa: interrupted; committed data is kept and the next run resumes", file=sys.stderr)
         sys.exit(130)
     except Exception as e:  # a bug: one line, the traceback with --debug
+        from collectors.store import disk_error
+
+        full = disk_error(e)
+        if full and not State.debug:
+            print(f"caa: {full.kind}: {full}", file=sys.stderr)
+            sys.exit(1)
         if State.debug:
             raise
         print(f"caa: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "

@@ -171,6 +171,13 @@ def run_collectors(specs: Iterable[CollectorSpec], ctx: RunContext) -> int:
                 _finish_run(ctx.con, run_id, "interrupted", None, "interrupted by the user")
                 raise
             except Exception as e:  # a bug, not a user error: record it, keep the other scopes going
+                full = store.disk_error(e)
+                if full:  # the store cannot be written: no further scope can succeed
+                    try:
+                        _finish_run(ctx.con, run_id, "failed", None, str(full))
+                    except Exception:  # noqa: BLE001, S110 - the disk is full; the run row stays 'running'
+                        pass
+                    raise full from None
                 if ctx.debug:
                     raise
                 failures += 1

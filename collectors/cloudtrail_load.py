@@ -318,7 +318,7 @@ def _load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[s
             store.bump_version(con)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        store.rollback_quietly(con)
         raise
     con.execute("DROP TABLE IF EXISTS ct_stage")
     return result

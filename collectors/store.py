@@ -15,6 +15,7 @@ a collection runs.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -95,7 +96,7 @@ def load_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPy
         bump_version(con)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback_quietly(con)
         raise
 
 
@@ -209,7 +210,7 @@ def writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         finally:
             try:
                 if failed:
-                    _rollback_open_transaction(con)
+                    rollback_quietly(con)
                 changed = changed or store_version(con) != before
                 con.execute("CHECKPOINT")
             except duckdb.Error:
@@ -227,11 +228,28 @@ def writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         lock.release()
 
 
-def _rollback_open_transaction(con: duckdb.DuckDBPyConnection) -> None:
+def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back an open transaction; never mask the error that got us here (a failed write may already
+    have aborted the transaction, so ROLLBACK itself can fail)."""
     try:
         con.execute("ROLLBACK")
     except duckdb.Error:
-        pass  # no transaction was open
+        pass
+
+
+DISK_FULL = ("No space left", "File too large", "Disk quota", "Read-only file system")
+DISK_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
+
+
+def disk_error(exc: BaseException) -> StoreError | None:
+    """A StoreError for a failed write to a full (or read-only) disk, else None."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if (isinstance(exc, OSError) and exc.errno in DISK_ERRNOS) or (
+            isinstance(exc, duckdb.Error) and any(m in text for m in DISK_FULL)):
+        return StoreError(f"cannot write the store, the disk is full or read-only ({text[:160]})",
+                          fix="free disk space (or move the store with --db) and run again; data committed "
+                              "before this is kept and the next run resumes")
+    return None
 
 
 def open_reader(db: Path) -> duckdb.DuckDBPyConnection | None:

@@ -353,3 +353,44 @@ def test_cli_all_without_yes_is_one_line_and_dry_run_needs_no_credentials(estate
     assert res.returncode == 0, res.stderr
     assert "2 versions" in res.stdout and "dry run" in res.stdout
     assert utc_now() > T_REPORT
+
+
+def test_apply_calls_exactly_the_actions_its_policies_grant(estate):
+    """Every AWS operation apply makes (recorded at botocore's before-parameter-build) is granted by
+    iam/caa-cleanup.json or iam/caa-collect.json, and caa-cleanup.json grants nothing apply does not call."""
+    import json
+
+    from collectors.aws import iam_action
+
+    calls: set[str] = set()
+
+    def record(model, **_):
+        calls.add(iam_action(model.service_model.endpoint_prefix, model.name))
+
+    runs = (("archive", "update_package_versions_status", lambda v: {
+                "expectedStatus": "Published", "targetStatus": "Archived", "versionRevisions": {v[2]: v[4]}}),
+            ("dispose", "dispose_package_versions", lambda v: {
+                "expectedStatus": "Published", "versionRevisions": {v[2]: v[4]}}),
+            ("delete", "delete_package_versions", lambda v: {"expectedStatus": "Published"}))
+    for action, op, expected in runs:
+        versions = web(1)
+        _, report, settings = estate(versions)
+        aws = StubClients()
+        for client in (aws.ca, aws.sts):
+            client.meta.events.register("before-parameter-build.*.*", record)
+        aws.listing("web", [(v, s, r) for _, _, v, s, r, _ in versions], ns="acme")
+        aws.write(op, "web", [versions[0][2]], ns="acme", expected=expected(versions[0]))
+        code, _ = apply(settings, report, action, clients=aws, execute=True, yes=True)
+        aws.done()
+        assert code == 0
+    root = Path(__file__).resolve().parents[2] / "iam"
+
+    def granted(name: str) -> set[str]:
+        doc = json.loads((root / name).read_text())
+        return {a for st in doc["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+
+    cleanup, collect_policy = granted("caa-cleanup.json"), granted("caa-collect.json")
+    assert not any("*" in a for a in cleanup)
+    needed = calls - {"sts:GetCallerIdentity"}  # needs no permission
+    assert needed <= cleanup | collect_policy
+    assert cleanup == needed - collect_policy  # exactly the extra actions apply needs

@@ -58,3 +58,38 @@ def test_readers_never_fail_and_the_collection_never_fails_because_of_them(tmp_p
     assert second.returncode == 1
     assert "another caa process is writing" in second.stderr and "Traceback" not in second.stderr
     assert len(second.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_the_dashboard_keeps_answering_during_a_collection(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    files = trail_files(n_files=600, per_file=60, seed=13)
+    keys = sorted(files)
+    root = write_local(tmp_path / "trail", {k: files[k] for k in keys[:100]})
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    write_local(root, files)
+    monkeypatch.setenv("CAA_DB", str(db))
+    (tmp_path / "caa.toml").write_text("")
+    monkeypatch.setenv("CAA_CONFIG", str(tmp_path / "caa.toml"))
+    app = str(Path(__file__).resolve().parents[2] / "dashboard.py")
+    cmd = [sys.executable, "-m", "cli", "collect", "cloudtrail", "--source", str(root), "--since", str(SINCE),
+           "--db", str(db)]
+    proc = subprocess.Popen(cmd, env=dict(os.environ, CAA_CLOUDTRAIL__BATCH_FILES="2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs, during, problems = 0, 0, []
+    while proc.poll() is None or runs < 2:
+        for page in ("overview", "health"):
+            at = AppTest.from_file(app)
+            at.query_params["page"] = page
+            at.run(timeout=60)
+            runs += 1
+            during += proc.poll() is None  # this page run finished while the collector was still writing
+            problems += [e.value for e in at.exception] + [e.value for e in at.error]
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert during >= 1, "no page run overlapped the collection"
+    assert problems == []  # zero errors shown to the reader while the collector wrote

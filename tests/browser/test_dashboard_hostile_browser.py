@@ -10,10 +10,6 @@ data/screenshots/hostile-<page>.png (git-ignored).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -21,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dashboard import PAGES
-from tests.browser.test_dashboard_browser import ARGS, CHROMIUM, SHOTS, _free_port, settled
+from tests.browser.support import SHOTS, serve_dashboard, settled
 from tests.fixtures.hostile import HOSTILE, REPOSITORY_SAFE
 from tests.fixtures.hostile_store import build_hostile_store
 
@@ -39,38 +35,8 @@ def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile-browser")
     db = folder / "caa.duckdb"
     build_hostile_store(db)
-    config = folder / "caa.toml"
-    config.write_text("")
-    port = _free_port()
-    env = dict(os.environ, CAA_DB=str(db), CAA_CONFIG=str(config))
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "dashboard", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"the dashboard did not start: {proc.stdout.read()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+    with serve_dashboard(db, folder) as url:
+        yield url
 
 
 def visit(browser, url: str, header: str):  # noqa: ANN001, ANN201 - playwright Browser, Page

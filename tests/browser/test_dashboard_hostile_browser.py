@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,6 @@ from tests.browser.support import SHOTS, serve_dashboard, settled
 from tests.fixtures.hostile import HOSTILE, REPOSITORY_SAFE
 from tests.fixtures.hostile_store import build_hostile_store
 
-ROOT = Path(__file__).resolve().parents[2]
 INJECTED = {  # selector -> what its presence would mean
     "img[src='x']": "the html-img payload became an <img>",
     "[onerror]": "an element with an onerror handler",

@@ -85,12 +85,12 @@ def _days(delta: pd.Series) -> pd.Series:
     return np.floor(delta.dt.total_seconds() / 86400)
 
 
-def _matches_glob(fmt: str, ns: str | None, pkg: str, patterns: list[str]) -> str | None:
+def matches_glob(fmt: str, ns: str | None, pkg: str, patterns: list[str]) -> str | None:
     names = [f"{fmt}/{ns or ''}/{pkg}", pkg] + ([f"{ns}/{pkg}"] if ns else [])
     return next((p for p in patterns if any(fnmatchcase(n, p) for n in names)), None)
 
 
-def _matches_pin(ns: str | None, pkg: str, version: str, pins: list[str]) -> str | None:
+def matches_pin(ns: str | None, pkg: str, version: str, pins: list[str]) -> str | None:
     for pin in pins:
         name, sep, want = pin.lstrip("@").rpartition("@")
         if not sep or not fnmatchcase(version, want):
@@ -122,7 +122,7 @@ def _rank(df: pd.DataFrame) -> None:
         df.loc[g.index, "rank_in_major"] = rim
 
 
-def _dependency_edges(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[int, list[tuple[int, str]]]:
+def dependency_edges(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[int, list[tuple[int, str]]]:
     """Dependent row -> [(row of a version its declared range admits, "pkg@ver needs dep range")]."""
     pos = {k: i for i, k in enumerate(df[KEY].itertuples(index=False, name=None))}
     stored = ~df["status"].isin(GONE).to_numpy()
@@ -152,7 +152,7 @@ def _dependency_edges(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[
     return edges
 
 
-def _protect_dependencies(df: pd.DataFrame, kept: np.ndarray, edges: dict[int, list[tuple[int, str]]]) -> list:
+def protect_dependencies(df: pd.DataFrame, kept: np.ndarray, edges: dict[int, list[tuple[int, str]]]) -> list:
     """Mark versions a kept INTERNAL version depends on as kept, until nothing changes."""
     needed_by: list[str | None] = [None] * len(df)
     stored = ~df["status"].isin(GONE).to_numpy()
@@ -227,12 +227,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any =
     latest = df["rank"] <= pol.keep_latest
     latest_major = df["rank_in_major"] <= pol.keep_latest_per_major
     young = ~(df["age_days"] >= pol.min_age_days)
-    globbed = [_matches_glob(f, n, p, pol.protect) for f, n, p in zip(df["format"], df["namespace"], df["package"], strict=True)]
-    pinned = [_matches_pin(n, p, v, pol.pins) for n, p, v in zip(df["namespace"], df["package"], df["version"], strict=True)]
+    globbed = [matches_glob(f, n, p, pol.protect) for f, n, p in zip(df["format"], df["namespace"], df["package"], strict=True)]
+    pinned = [matches_pin(n, p, v, pol.pins) for n, p, v in zip(df["namespace"], df["package"], df["version"], strict=True)]
     selected = (eligible & unused & ~latest & ~latest_major & ~young).to_numpy(copy=True)
     selected &= np.array([g is None and p is None for g, p in zip(globbed, pinned, strict=True)], dtype=bool)
     kept = ~selected
-    needed_by = _protect_dependencies(df, kept, _dependency_edges(con, df))
+    needed_by = protect_dependencies(df, kept, dependency_edges(con, df))
     candidate = ~kept
 
     refetchable = ((df["origin_type"] != "INTERNAL") & (df["origin_upstream"] != "BLOCK")).to_numpy()

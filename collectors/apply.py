@@ -179,8 +179,8 @@ def check_store(con: duckdb.DuckDBPyConnection, settings: Any, rows: list[Row], 
             r.skip(why)
     pol = cleanup.policy(settings)
     for r in (r for r in rows if r.open):
-        rule = (cleanup._matches_glob(r.format, r.namespace, r.package, pol.protect)
-                or cleanup._matches_pin(r.namespace, r.package, r.version, pol.pins))
+        rule = (cleanup.matches_glob(r.format, r.namespace, r.package, pol.protect)
+                or cleanup.matches_pin(r.namespace, r.package, r.version, pol.pins))
         if rule:
             r.skip(f"protected by {rule!r} in [cleanup]")
     _check_dependencies(con, [r for r in rows if r.open])
@@ -194,7 +194,7 @@ def _check_dependencies(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> None
     acting = [pos.get(r.key) for r in rows]
     kept = np.ones(len(inv), dtype=bool)
     kept[[i for i in acting if i is not None]] = False
-    needed = cleanup._protect_dependencies(inv, kept, cleanup._dependency_edges(con, inv))
+    needed = cleanup.protect_dependencies(inv, kept, cleanup.dependency_edges(con, inv))
     for r, i in zip(rows, acting, strict=True):
         if i is not None and needed[i]:
             r.skip(f"depended on: {needed[i]}")

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -197,6 +196,3 @@ def run_collectors(specs: Iterable[CollectorSpec], ctx: RunContext) -> int:
                 echo(f"  ... and {len(result.skipped_items) - 20} more (see collector_runs.skipped_items)", err=True)
     return 1 if failures else 0
 
-
-def default_db(settings: Any) -> Path:
-    return Path(settings.db)

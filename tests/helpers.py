@@ -44,3 +44,18 @@ def table(db: Path, name: str, exclude: tuple[str, ...] = ()) -> list[tuple]:
         return con.execute(f"SELECT {', '.join(cols)} FROM {name} ORDER BY ALL").fetchall()
     finally:
         con.close()
+
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard.py")
+
+
+def run_page(**query):  # -> streamlit.testing.v1.AppTest
+    """The dashboard under AppTest with these URL query parameters; fails on any exception box."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run(timeout=60)
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -27,7 +27,7 @@ from tests.fixtures.hostile_store import (
     build_hostile_store,
     principal,
 )
-from tests.helpers import rows
+from tests.helpers import rows, run_page
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard.py")
@@ -54,15 +54,6 @@ def hostile(hostile_db, monkeypatch) -> tuple[Path, set[str]]:
     monkeypatch.setenv("CAA_DB", str(db))
     monkeypatch.setenv("CAA_CONFIG", str(config))
     return db, names
-
-
-def run(**query) -> AppTest:
-    at = AppTest.from_file(APP)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.run(timeout=60)
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def shown_names(at: AppTest) -> dict[str, set[str]]:
@@ -94,7 +85,7 @@ def markdown_texts(at: AppTest) -> list[str]:
 @pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_shows_hostile_names_exactly_and_never_as_markup(hostile, page):
     db, names = hostile
-    at = run(page=page)
+    at = run_page(page=page)
     if page == "cleanup":  # two versions a package and 6 weeks of history: keep none, unused for 30 days
         for key, value in (("cleanup_keep_latest", 0), ("cleanup_keep_latest_per_major", 0),
                            ("cleanup_unused_days", 30)):
@@ -135,7 +126,7 @@ def test_every_page_shows_hostile_names_exactly_and_never_as_markup(hostile, pag
 
 
 def test_filter_options_are_the_stored_names_exactly(hostile):
-    at = run(page="overview")
+    at = run_page(page="overview")
     repos = at.sidebar.multiselect(key="f_repositories").options
     assert set(REPOSITORY_SAFE.values()) <= set(repos)
     assert set(repos) <= hostile[1]
@@ -144,14 +135,14 @@ def test_filter_options_are_the_stored_names_exactly(hostile):
 @pytest.mark.parametrize("label", list(REPOSITORY_SAFE), ids=list(REPOSITORY_SAFE))
 def test_a_hostile_repository_in_the_url_filters_to_exactly_that_repository(hostile, label):
     name = REPOSITORY_SAFE[label]
-    at = run(page="usage", repositories=[name])
+    at = run_page(page="usage", repositories=[name])
     assert at.sidebar.multiselect(key="f_repositories").value == [name]
     assert shown_names(at)["repository"] == {name}
     assert at.query_params["repositories"] in (name, [name])
 
 
 def test_costs_by_package_shows_the_hostile_packages_exactly(hostile):
-    at = run(page="costs")
+    at = run_page(page="costs")
     at.selectbox(key="cost_level").set_value("package").run(timeout=60)
     assert not at.exception
     shown = shown_names(at)

@@ -20,7 +20,7 @@ from collectors import store
 from dashboard import PAGES
 from settings import load_settings
 from tests.fixtures.small_store import build_empty_store
-from tests.helpers import rows
+from tests.helpers import rows, run_page
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard.py")
@@ -36,29 +36,20 @@ def demo(demo_store, monkeypatch, tmp_path):
     return db
 
 
-def run(**query) -> AppTest:
-    at = AppTest.from_file(APP)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.run(timeout=60)
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
 @pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_renders_on_the_demo_estate(demo, page):
-    at = run(page=page)
+    at = run_page(page=page)
     assert at.title[0].value == "CodeArtifact Analytics"
     assert at.sidebar.radio[0].value == page
     assert not [i for i in at.info if i.value == NO_DATA]
 
 
 def test_health_page_numbers_equal_sql(demo):
-    at = run(page="health")
+    at = run_page(page="health")
     (ok,), = rows(demo, "SELECT count(*) FROM (SELECT status FROM collector_runs QUALIFY row_number() OVER "
                        "(PARTITION BY collector, scope ORDER BY started_at DESC, run_id DESC) = 1) WHERE status = 'ok'")
     assert metrics(at)["Collector scopes OK"] == str(ok)
@@ -68,8 +59,8 @@ def test_health_page_numbers_equal_sql(demo):
 
 
 def test_a_domain_filter_in_the_url_changes_the_numbers(demo):
-    everything = metrics(run())["Downloads (30 d)"]
-    at = run(domains=["acme"])
+    everything = metrics(run_page())["Downloads (30 d)"]
+    at = run_page(domains=["acme"])
     (acme,), = rows(demo, "SELECT count(*) FROM downloads WHERE domain = 'acme' AND event_at >= "
                           "(SELECT max(event_at)::DATE - 29 FROM events WHERE domain = 'acme')")
     assert metrics(at)["Downloads (30 d)"] == f"{acme:,}" != everything
@@ -78,8 +69,8 @@ def test_a_domain_filter_in_the_url_changes_the_numbers(demo):
 
 
 def test_values_that_are_not_in_the_store_are_ignored(demo):
-    everything = metrics(run())["Downloads (30 d)"]
-    at = run(domains=["<img src=x onerror=alert(1)>", "x' OR '1'='1"], start="garbage")
+    everything = metrics(run_page())["Downloads (30 d)"]
+    at = run_page(domains=["<img src=x onerror=alert(1)>", "x' OR '1'='1"], start="garbage")
     assert metrics(at)["Downloads (30 d)"] == everything
     assert at.sidebar.multiselect(key="f_domains").value == []
 
@@ -91,7 +82,7 @@ def test_an_empty_store_shows_the_hint_on_every_page(tmp_path, monkeypatch, page
     monkeypatch.setenv("CAA_DB", str(db))
     (tmp_path / "caa.toml").write_text("")
     monkeypatch.setenv("CAA_CONFIG", str(tmp_path / "caa.toml"))
-    at = run(page=page)
+    at = run_page(page=page)
     assert [i.value for i in at.info] == [NO_DATA]
 
 
@@ -110,7 +101,7 @@ def usd(v: float) -> str:
 
 
 def test_overview_cost_kpis_equal_the_analytics(demo):
-    at = run(page="overview")
+    at = run_page(page="overview")
     m = metrics(at)
 
     def expected(con, s):
@@ -132,7 +123,7 @@ def test_overview_cost_kpis_equal_the_analytics(demo):
 
 
 def test_costs_page_totals_equal_cost_report_and_the_forecast(demo):
-    at = run(page="costs")
+    at = run_page(page="costs")
     m = metrics(at)
 
     def expected(con, s):
@@ -157,7 +148,7 @@ def test_costs_page_totals_equal_cost_report_and_the_forecast(demo):
 
 
 def test_costs_level_selector_changes_the_breakdown(demo):
-    at = run(page="costs")
+    at = run_page(page="costs")
     at.selectbox(key="cost_level").set_value("team").run(timeout=60)
     assert not at.exception
     teams = direct(demo, lambda con, s: costs.cost_report(con, s, by="team"))
@@ -167,7 +158,7 @@ def test_costs_level_selector_changes_the_breakdown(demo):
 
 
 def test_usage_page_top_package_equals_usage_report(demo):
-    at = run(page="usage")
+    at = run_page(page="usage")
 
     def expected(con, s):
         day = overview.as_of(con).day
@@ -187,7 +178,7 @@ def test_usage_page_top_package_equals_usage_report(demo):
 
 
 def test_spikes_page_lists_what_detect_spikes_finds(demo):
-    at = run(page="spikes")
+    at = run_page(page="spikes")
 
     def expected(con, s):
         return spikes.detect_spikes(con, s, overview.as_of(con).day - timedelta(days=89))
@@ -209,7 +200,7 @@ def test_spikes_page_lists_what_detect_spikes_finds(demo):
 
 
 def test_cleanup_page_totals_and_backtest_equal_the_analytics(demo):
-    at = run(page="cleanup")
+    at = run_page(page="cleanup")
     m = metrics(at)
     s, b = direct(demo, lambda con, st: (cleanup.summary(cleanup.report_cleanup(con, st)),
                                          cleanup.backtest(con, st)))
@@ -223,7 +214,7 @@ def test_cleanup_page_totals_and_backtest_equal_the_analytics(demo):
 
 
 def test_a_policy_control_recomputes_the_candidates(demo):
-    at = run(page="cleanup")
+    at = run_page(page="cleanup")
     before = metrics(at)["Candidates"]
     at.number_input(key="cleanup_unused_days").set_value(30).run(timeout=60)
     assert not at.exception
@@ -242,7 +233,7 @@ def test_download_buttons_serve_the_files_caa_report_cleanup_writes(demo, monkey
         return original(self, path_or_data, mimetype, kind, filename)
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
-    at = run(page="cleanup")
+    at = run_page(page="cleanup")
     at.number_input(key="cleanup_unused_days").set_value(60).run(timeout=60)
     at.number_input(key="cleanup_keep_latest").set_value(2).run(timeout=60)
     assert [b.label for b in at.download_button] == ["Download CSV", "Download XLSX"]
@@ -263,7 +254,7 @@ def test_download_buttons_serve_the_files_caa_report_cleanup_writes(demo, monkey
 
 @pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_honours_a_domain_filter(demo, page):
-    at = run(page=page, domains=["acme"])
+    at = run_page(page=page, domains=["acme"])
     assert not at.error
     if page == "costs":
         total = direct(demo, lambda con, s: costs.cost_report(con, s)["cost_usd"].sum(),

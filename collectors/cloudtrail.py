@@ -1,8 +1,9 @@
 """The cloudtrail collector: CodeArtifact events from trail files (S3 or a local copy) or LookupEvents.
 
 A source is `s3://bucket/prefix` or a local directory with the same layout
-(`[prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`). Listing walks that
-layout by date, from `--since`, else the watermark minus a lag, else `cloudtrail.lookback_days` ago.
+(`[prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`). Listing starts at
+`--since`, else the watermark minus a lag, else `cloudtrail.lookback_days` ago: a local tree is walked
+by date folder, an S3 region prefix is listed once, flat, from that day (S3 returns keys in order).
 Digest and Insight files live under other folders and are never listed. Files already in the
 `cloudtrail_files` ledger with the same ETag are not fetched again, so a file delivered late is still
 picked up. S3 objects are fetched concurrently into a temporary directory and read by the same code
@@ -68,15 +69,33 @@ class LocalTree:
                 out.append(TrailObject(prefix + e.name, st.st_size, f"{st.st_size}-{st.st_mtime_ns}"))
         return sorted(out, key=lambda o: o.key)
 
+    def day_files(self, base: str, start: date, end: date) -> Iterator[TrailObject]:
+        """Trail files under `base` (.../CloudTrail/<region>/) whose YYYY/MM/DD folder is in [start, end]."""
+        for y in self.children(base):
+            if not (y.isdigit() and start.year <= int(y) <= end.year):
+                continue
+            for m in self.children(f"{base}{y}/"):
+                if not m.isdigit() or not (start.replace(day=1) <= date(int(y), int(m), 1) <= end):
+                    continue
+                for d in self.children(f"{base}{y}/{m}/"):
+                    try:
+                        day = date(int(y), int(m), int(d))
+                    except ValueError:
+                        continue
+                    if start <= day <= end:
+                        yield from self.files(f"{base}{y}/{m}/{d}/")
+
 
 class S3Tree:
     def __init__(self, client: Any, bucket: str, prefix: str):
         self.client, self.bucket, self.prefix = client, bucket, prefix
 
-    def _pages(self, prefix: str, delimiter: str | None) -> Iterator[dict]:
+    def _pages(self, prefix: str, delimiter: str | None, start_after: str | None = None) -> Iterator[dict]:
         kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
         if delimiter:
             kwargs["Delimiter"] = delimiter
+        if start_after:
+            kwargs["StartAfter"] = self.prefix + start_after
         yield from self.client.get_paginator("list_objects_v2").paginate(**kwargs)
 
     def children(self, prefix: str) -> list[str]:
@@ -89,6 +108,22 @@ class S3Tree:
         return [TrailObject(o["Key"][start:], o["Size"], o["ETag"].strip('"'))
                 for page in self._pages(prefix, "/") for o in page.get("Contents", [])
                 if o["Key"].endswith(".json.gz")]
+
+    def day_files(self, base: str, start: date, end: date) -> Iterator[TrailObject]:
+        """Trail files under `base` whose YYYY/MM/DD folder is in [start, end]: one flat listing of the
+        region's prefix from `start` on (S3 lists keys in order), instead of one request per day folder.
+        It stops at the first key past `end`."""
+        cut = len(self.prefix)
+        for page in self._pages(base, None, start_after=f"{base}{start:%Y/%m/%d}"):
+            for o in page.get("Contents", []):
+                key = o["Key"][cut:]
+                day = _day_of(key)
+                if day is None:
+                    continue
+                if day > end.isoformat():
+                    return
+                if key.endswith(".json.gz") and day >= start.isoformat():
+                    yield TrailObject(key, o["Size"], o["ETag"].strip('"'))
 
 
 def parse_source(source: str) -> tuple[str, str, str]:
@@ -110,20 +145,7 @@ def list_trail_files(tree: LocalTree | S3Tree, start: date, end: date) -> Iterat
             accounts.append(f"AWSLogs/{name}/")
     for acct in accounts:
         for region in tree.children(acct + "CloudTrail/"):
-            base = f"{acct}CloudTrail/{region}/"
-            for y in tree.children(base):
-                if not (y.isdigit() and start.year <= int(y) <= end.year):
-                    continue
-                for m in tree.children(f"{base}{y}/"):
-                    if not m.isdigit() or not (start.replace(day=1) <= date(int(y), int(m), 1) <= end):
-                        continue
-                    for d in tree.children(f"{base}{y}/{m}/"):
-                        try:
-                            day = date(int(y), int(m), int(d))
-                        except ValueError:
-                            continue
-                        if start <= day <= end:
-                            yield from tree.files(f"{base}{y}/{m}/{d}/")
+            yield from tree.day_files(f"{acct}CloudTrail/{region}/", start, end)
 
 
 def _day_of(key: str) -> str | None:

@@ -151,3 +151,26 @@ def test_same_event_in_two_accounts_trails_counts_once(tmp_path):
 
 # Kill -9 mid-collection: tests/integration/test_reliability.py kills the collectors at 20 seeded
 # statements (deterministic, unlike a timed kill) and compares every table with an uninterrupted run.
+
+
+def test_s3_listing_is_one_flat_listing_per_region_and_matches_the_local_walk(tmp_path):
+    """S3 lists a region's prefix once from the start day (not one request per day folder), and picks
+    exactly the files the local walk picks for the same window, boundary days included."""
+    files = trail_files(n_files=24 * 6, per_file=1)  # one file an hour over six days
+    local = cloudtrail.LocalTree(write_local(tmp_path / "trail", files))
+    start, end = date(2026, 11, 2), date(2026, 11, 4)
+    want = sorted(o.key for o in cloudtrail.list_trail_files(local, start, end))
+    assert {cloudtrail._day_of(k) for k in want} == {"2026-11-02", "2026-11-03", "2026-11-04"}
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="org-trail")
+        for key, raw in files.items():
+            s3.put_object(Bucket="org-trail", Key=f"cloudtrail/{key}", Body=raw)
+        calls = []
+        s3.meta.events.register("before-call.s3.ListObjectsV2", lambda params, **kw: calls.append(params["query_string"]))
+        got = sorted(o.key for o in cloudtrail.list_trail_files(
+            cloudtrail.S3Tree(s3, "org-trail", "cloudtrail/"), start, end))
+    assert got == want
+    flat = [c for c in calls if "delimiter" not in c]
+    assert len(flat) == 1  # one account, one region: one listing for the three days
+    assert len(calls) <= 4  # AWSLogs/, the org folder, CloudTrail/ regions, then the flat listing

@@ -1,9 +1,9 @@
 """Global filters (account, region, domain, repository, format, date range) for any analytics query.
 
 `Filters.apply(con)` works on a read-only connection: it loads the chosen values into TEMP tables
-(as parameters, never spliced into SQL) and creates TEMP views with the names of the store's tables
-(`events`, `package_versions`, `storage_snapshots`, ...) that read the real tables through those
-filters. Every analytics query, and the `downloads` view, then sees only the filtered rows without
+(as parameters, never spliced into SQL; dates become literals of `date` objects) and creates TEMP
+views with the names of the store's tables (`events`, `package_versions`, `storage_snapshots`, the
+rollups, ...) that read the real tables through those filters. Every analytics query, and the `downloads` view, then sees only the filtered rows without
 knowing about filters. Filters round-trip through URL query parameters (`to_query` / `from_query`), so
 a link reproduces a dashboard view.
 
@@ -36,6 +36,10 @@ TABLES: dict[str, tuple[dict[str, str], str | None]] = {
     "storage_snapshots": ({"accounts": "account_id", "regions": "region", "domains": "domain"}, "snapshot_date"),
     "usage_metrics": ({"accounts": "account_id", "regions": "region"}, "metric_at"),
     "cost_actuals": ({"accounts": "account_id"}, "usage_date"),
+    "event_days": ({"accounts": "account_id", "regions": "region", "domains": "domain", "repositories": "repository",
+                    "formats": "format"}, "day"),
+    "download_days": ({"accounts": "account_id", "regions": "region", "domains": "domain",
+                       "repositories": "repository", "formats": "format"}, "day"),
 }
 
 
@@ -77,23 +81,38 @@ class Filters:
         return cls(**lists, start=day("start"), end=day("end"))
 
     def apply(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Shadow the store's tables with filtered TEMP views on this connection (idempotent)."""
+        """Shadow the store's tables with filtered TEMP views on this connection (idempotent).
+
+        Only the filters that are set become conditions, and without any filter the views are dropped, so
+        an unfiltered query reads the tables themselves (with DuckDB's pruning and count shortcuts). The
+        dates are written into the views as DATE literals of `date` objects (never text from the URL), so
+        DuckDB prunes the time column by its zone maps; list values stay parameters in TEMP tables.
+        """
+        if not self.active:
+            for table in TABLES:
+                con.execute(f"DROP VIEW IF EXISTS temp.{table}")
+            return
         catalog = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
         for name in LIST_FIELDS:
             con.execute(f"CREATE OR REPLACE TEMP TABLE f_{name} AS SELECT unnest($v::VARCHAR[]) AS v",
                         {"v": list(getattr(self, name))})
-        lo = self.start
         hi = self.end + timedelta(days=1) if self.end else None
-        con.execute("CREATE OR REPLACE TEMP TABLE f_range AS SELECT $lo::DATE AS lo, $hi::DATE AS hi",
-                    {"lo": lo, "hi": hi})
         for table, (columns, time_col) in TABLES.items():
-            conds = [f"((SELECT count(*) FROM f_{f}) = 0 OR {col} IN (SELECT v FROM f_{f}))"
-                     for f, col in columns.items()]
-            if time_col:
-                conds.append(f"((SELECT lo FROM f_range) IS NULL OR {time_col} >= (SELECT lo FROM f_range))")
-                conds.append(f"((SELECT hi FROM f_range) IS NULL OR {time_col} < (SELECT hi FROM f_range))")
+            conds = [f"{col} IN (SELECT v FROM f_{f})" for f, col in columns.items() if getattr(self, f)]
+            if time_col and self.start:
+                conds.append(f"{time_col} >= {_literal(self.start, time_col)}")
+            if time_col and hi:
+                conds.append(f"{time_col} < {_literal(hi, time_col)}")
             con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM "{catalog}".main.{table} '
-                        f"WHERE {' AND '.join(conds)}")
+                        f"WHERE {' AND '.join(conds) or 'TRUE'}")
+
+
+def _literal(day: date, column: str) -> str:
+    """A SQL literal for the day's midnight UTC, typed like `column` (a date or a UTC timestamp)."""
+    day = date.fromordinal(day.toordinal())  # a real date, whatever subclass came in
+    if column.endswith("_at"):
+        return f"TIMESTAMPTZ '{day.isoformat()} 00:00:00+00'"
+    return f"DATE '{day.isoformat()}'"
 
 
 def options(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:

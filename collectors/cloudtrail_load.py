@@ -10,10 +10,11 @@ load first skips files whose decompressed text never mentions `codeartifact.amaz
 search that stops at the first hit, so a CodeArtifact file costs one small inflate step; a file of
 other services only is never parsed, yet is recorded in the ledger). It then stages the batch, drops
 duplicate eventIDs inside the batch and against `events` (an anti-join restricted to the batch's time
-range: the same event always carries the same eventTime), and commits the new events, the file ledger
-rows and the store version in one transaction.
+range: the same event always carries the same eventTime), and commits the new events, the rollups of
+the days they fall on, the file ledger rows and the store version in one transaction.
 
-Reads: trail files. Writes: events, cloudtrail_files, store_meta.
+Reads: trail files. Writes: events, their daily rollups (collectors/rollups.py), cloudtrail_files,
+store_meta.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from collectors import store
+from collectors import rollups, store
 from collectors.errors import utc_now
 
 try:  # isal inflates about twice as fast as zlib; the prefilter works with either
@@ -263,6 +264,9 @@ def _records_is_list(con: duckdb.DuckDBPyConnection, f: str) -> bool:
     return kind is not None and kind[0] == "ARRAY"
 
 
+VALID_ROW = "event_id IS NOT NULL AND event_at IS NOT NULL AND event_name IS NOT NULL"  # else rejected
+
+
 def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[str, tuple[str, str, str | None, int]]
                ) -> BatchResult:
     """Stage, dedupe and commit one batch of local trail files.
@@ -290,9 +294,15 @@ def _load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[s
         _create_empty(con, "ct_stage")
     staged += result.no_codeartifact
     result.files_ok = staged
-    result.rejected = con.execute(
-        "SELECT count(*) FROM ct_stage WHERE event_id IS NULL OR event_at IS NULL OR event_name IS NULL"
-    ).fetchone()[0]
+    return commit_stage(con, staged, ledger, result)
+
+
+def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
+                 ledger: dict[str, tuple[str, str, str | None, int]], result: BatchResult) -> BatchResult:
+    """Dedupe the rows of the temp table ct_stage (EVENT_COLUMNS + filename) and commit them, with the ledger
+    rows of the `staged` files and the store version, in one transaction; drops ct_stage. Trail files and
+    Spark extracts (cloudtrail_parquet) both end here."""
+    result.rejected = con.execute(f"SELECT count(*) FROM ct_stage WHERE NOT ({VALID_ROW})").fetchone()[0]
     result.events_per_file = dict(con.execute(
         "SELECT filename, count(*) FROM ct_stage GROUP BY filename").fetchall())
     lo_hi = con.execute("SELECT min(event_at), max(event_at) FROM ct_stage WHERE event_id IS NOT NULL").fetchone()
@@ -303,12 +313,14 @@ def _load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[s
                 INSERT INTO events ({EVENT_COLUMNS})
                 SELECT {EVENT_COLUMNS} FROM (
                     SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY filename) AS copy_no
-                    FROM ct_stage WHERE event_id IS NOT NULL AND event_at IS NOT NULL AND event_name IS NOT NULL
+                    FROM ct_stage WHERE {VALID_ROW}
                 ) s
                 WHERE copy_no = 1
                   AND event_id NOT IN (SELECT event_id FROM events WHERE event_at BETWEEN $lo AND $hi)
                 ORDER BY event_at
             """, {"lo": lo_hi[0], "hi": lo_hi[1]}).fetchone()[0]
+        if result.new_events:
+            rollups.refresh(con, rollups.days_of(con, "ct_stage", VALID_ROW))
         now = utc_now()
         rows = [(*ledger[f], result.events_per_file.get(f, 0), now) for f in staged if f in ledger]
         if rows:  # one statement: executemany costs a round trip per row

@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from collectors import rollups
 from collectors.errors import StoreBusyError, StoreError, utc_now
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
@@ -54,6 +55,10 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     return con
 
 
+# Data steps that follow a migration's DDL, in its transaction: 005 builds the rollups of existing events.
+POST_MIGRATION = {5: rollups.rebuild}
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply schema/NNN_*.sql files not yet applied, each in its own transaction. Returns their names."""
     con.execute(
@@ -69,6 +74,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(path.read_text(encoding="utf-8"))
+            if version in POST_MIGRATION:
+                POST_MIGRATION[version](con)
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, path.name, utc_now()])
             con.execute("COMMIT")
         except Exception:
@@ -211,6 +218,8 @@ def writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
             try:
                 if failed:
                     rollback_quietly(con)
+                elif rollups.heal(con):
+                    bump_version(con)
                 changed = changed or store_version(con) != before
                 con.execute("CHECKPOINT")
             except duckdb.Error:

@@ -4,6 +4,7 @@ test session and shares it between xdist workers (file lock); tests only read it
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,9 +13,20 @@ import pytest
 from collectors.demo.run import run_demo
 
 
+def _code_hash() -> str:
+    top = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for p in sorted([*top.glob("collectors/**/*.py"), *top.glob("collectors/**/*.sql"), *top.glob("analytics/**/*.py"),
+                     *top.glob("analytics/**/*.sql"), top / "settings.py"]):
+        h.update(p.relative_to(top).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:12]
+
+
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp().parent / "demo-cache"  # shared by every xdist worker
+    # Shared by every xdist worker; keyed on the code that builds it, so a stale estate from an older
+    # checkout is never reused.
+    root = tmp_path_factory.getbasetemp().parent / f"demo-cache-{_code_hash()}"
     root.mkdir(exist_ok=True)
 
     def build(seed: int = 11, events: int = 20_000) -> tuple[Path, dict]:

@@ -4,5 +4,6 @@
 -- $params: none
 -- Columns: first_event_at, latest_event_at TIMESTAMPTZ (both NULL when there are no events)
 -- Grain:   one row for the whole store
-SELECT min(event_at) AS first_event_at, max(event_at) AS latest_event_at
-FROM events
+-- Source:  the event_days rollup (collectors/rollups.py).
+SELECT min(first_at) AS first_event_at, max(last_at) AS latest_event_at
+FROM event_days

@@ -11,15 +11,51 @@
 --          downloads_30d, downloads_90d, downloads_365d, downloads_total BIGINT (windows ending at $as_of);
 --          size_bytes BIGINT (sum of the version's assets, not deduplicated), asset_count BIGINT
 -- Grain:   one row per version per repository (package_versions), ordered by the version key
-WITH dl AS (
-    SELECT domain, repository, format, namespace, package, version,
-           max(event_at) AS last_downloaded_at,
-           count(*) FILTER (WHERE event_at > $as_of - INTERVAL 30 DAY) AS downloads_30d,
-           count(*) FILTER (WHERE event_at > $as_of - INTERVAL 90 DAY) AS downloads_90d,
-           count(*) FILTER (WHERE event_at > $as_of - INTERVAL 365 DAY) AS downloads_365d,
-           count(*) AS downloads_total
+-- Source:  whole UTC days before $as_of's day come from the download_days rollup; the partial days come
+--          from raw downloads, each read by a time range DuckDB prunes: $as_of's own day up to $as_of,
+--          and the first day of each window after its start. The counts equal a scan of `downloads`.
+WITH b AS (
+    SELECT CAST($as_of AT TIME ZONE 'UTC' AS DATE) AS a,
+           CAST(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC' AS DATE) AS b30,
+           CAST(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC' AS DATE) AS b90,
+           CAST(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC' AS DATE) AS b365
+),
+pieces AS (  -- w NULL: whole or as-of days (day, downloads, last_at); w = N: window N's partial first day
+    SELECT domain, repository, format, namespace, package, version, day, downloads, last_at,
+           NULL::INTEGER AS w
+    FROM download_days WHERE day < (SELECT a FROM b)
+    UNION ALL
+    SELECT domain, repository, format, namespace, package, version, (SELECT a FROM b), count(*),
+           max(event_at), NULL
     FROM downloads
-    WHERE event_at <= $as_of
+    WHERE event_at >= CAST((SELECT a FROM b) AS TIMESTAMP) AT TIME ZONE 'UTC' AND event_at <= $as_of
+    GROUP BY ALL
+    UNION ALL
+    SELECT domain, repository, format, namespace, package, version, NULL, count(*), NULL, w
+    FROM (SELECT *, 30 AS w FROM downloads
+          WHERE event_at > $as_of - INTERVAL 30 DAY
+            AND event_at < CAST((SELECT b30 FROM b) + 1 AS TIMESTAMP) AT TIME ZONE 'UTC'
+          UNION ALL
+          SELECT *, 90 FROM downloads
+          WHERE event_at > $as_of - INTERVAL 90 DAY
+            AND event_at < CAST((SELECT b90 FROM b) + 1 AS TIMESTAMP) AT TIME ZONE 'UTC'
+          UNION ALL
+          SELECT *, 365 FROM downloads
+          WHERE event_at > $as_of - INTERVAL 365 DAY
+            AND event_at < CAST((SELECT b365 FROM b) + 1 AS TIMESTAMP) AT TIME ZONE 'UTC')
+    GROUP BY ALL
+),
+dl AS (
+    SELECT domain, repository, format, namespace, package, version,
+           max(last_at) FILTER (WHERE w IS NULL) AS last_downloaded_at,
+           CAST(coalesce(sum(downloads) FILTER (WHERE w IS NULL AND day > (SELECT b30 FROM b)), 0)
+                + coalesce(sum(downloads) FILTER (WHERE w = 30), 0) AS BIGINT) AS downloads_30d,
+           CAST(coalesce(sum(downloads) FILTER (WHERE w IS NULL AND day > (SELECT b90 FROM b)), 0)
+                + coalesce(sum(downloads) FILTER (WHERE w = 90), 0) AS BIGINT) AS downloads_90d,
+           CAST(coalesce(sum(downloads) FILTER (WHERE w IS NULL AND day > (SELECT b365 FROM b)), 0)
+                + coalesce(sum(downloads) FILTER (WHERE w = 365), 0) AS BIGINT) AS downloads_365d,
+           CAST(coalesce(sum(downloads) FILTER (WHERE w IS NULL), 0) AS BIGINT) AS downloads_total
+    FROM pieces
     GROUP BY ALL
 ),
 sized AS (

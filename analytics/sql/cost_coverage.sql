@@ -6,7 +6,7 @@
 -- Grain:   one row for the whole store
 SELECT (SELECT min(snapshot_date) FROM storage_snapshots) AS first_snapshot_date,
        (SELECT max(snapshot_date) FROM storage_snapshots) AS last_snapshot_date,
-       (SELECT min(event_at) FROM events) AS first_event_at,
-       (SELECT max(event_at) FROM events) AS latest_event_at,
+       (SELECT min(first_at) FROM event_days) AS first_event_at,  -- the rollup of events
+       (SELECT max(last_at) FROM event_days) AS latest_event_at,
        (SELECT min(usage_date) FROM cost_actuals) AS first_actual_date,
        (SELECT max(usage_date) FROM cost_actuals) AS last_actual_date

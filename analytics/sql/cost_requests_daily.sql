@@ -13,13 +13,10 @@
 -- Columns: usage_date DATE, account_id VARCHAR, region VARCHAR, requests BIGINT,
 --          billable_requests BIGINT
 -- Grain:   one row per (usage_date, account_id, region) with at least one successful request
-WITH per_day AS (
-    SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS usage_date, account_id, region,
-           count(*) AS requests
-    FROM events
-    WHERE event_at >= CAST(date_trunc('month', $start) AS TIMESTAMP) AT TIME ZONE 'UTC'
-      AND event_at < CAST($end + 1 AS TIMESTAMP) AT TIME ZONE 'UTC'
-      AND error_code IS NULL
+WITH per_day AS (  -- from the event_days rollup (collectors/rollups.py): whole UTC days of events
+    SELECT day AS usage_date, account_id, region, CAST(sum(events) AS BIGINT) AS requests
+    FROM event_days
+    WHERE day >= date_trunc('month', $start) AND day <= $end AND ok
     GROUP BY ALL
 ),
 cumulative AS (

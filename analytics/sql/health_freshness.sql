@@ -5,7 +5,7 @@
 --          age_hours DOUBLE (NULL when the source has no data)
 -- Grain:   one row per source, in the order above
 WITH sources AS (
-    SELECT 1 AS n, 'CloudTrail events' AS source, (SELECT max(event_at) FROM events) AS newest_at
+    SELECT 1 AS n, 'CloudTrail events' AS source, (SELECT max(last_at) FROM event_days) AS newest_at
     UNION ALL SELECT 2, 'Inventory', (SELECT max(last_seen_at) FROM package_versions)
     UNION ALL SELECT 3, 'Domain sizes', (SELECT max(collected_at) FROM storage_snapshots)
     UNION ALL SELECT 4, 'CloudWatch AWS/Usage', (SELECT max(metric_at) FROM usage_metrics)

@@ -1,0 +1,98 @@
+"""Daily rollups of `events` (tables event_days and download_days, schema/005_rollups.sql).
+
+`refresh(con, days)` recomputes the given UTC days from `events`; the loaders call it inside the
+transaction that inserts a batch, with the days of that batch's new events, so readers never see events
+without their rollups. `rebuild(con)` recomputes every day (after the migration that created the
+tables). `heal(con)`, run at the end of every write session, rebuilds them when their event count no
+longer matches `events` (rows written by hand or by a tool that does not know about rollups). Each day is read with a range on event_at, which DuckDB prunes by its zone maps, so refreshing
+a day costs about one day of events whatever the store's size.
+
+Reads: events (and the downloads view). Writes: event_days, download_days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+
+DAY = "CAST(event_at AT TIME ZONE 'UTC' AS DATE)"
+DOWNLOAD = ("event_name = 'ReadFromRepository' AND error_code IS NULL AND version IS NOT NULL "
+            "AND asset IS NOT NULL")  # the `downloads` view's predicate (schema/001_init.sql)
+
+EVENT_DAYS_SQL = f"""
+INSERT INTO event_days
+SELECT {DAY} AS day, account_id, region, domain, repository, format, event_name, error_code IS NULL AS ok,
+       count(*) AS events, count(*) FILTER (WHERE {DOWNLOAD}) AS downloads,
+       min(event_at) AS first_at, max(event_at) AS last_at,
+       max(event_at) FILTER (WHERE {DOWNLOAD}) AS last_download_at
+FROM events
+WHERE event_at >= $lo AND event_at < $hi
+GROUP BY ALL
+"""
+
+DOWNLOAD_DAYS_SQL = f"""
+INSERT INTO download_days
+SELECT {DAY} AS day, account_id, region, domain, repository, format, namespace, package, version,
+       count(*) AS downloads, min(event_at) AS first_at, max(event_at) AS last_at
+FROM downloads
+WHERE event_at >= $lo AND event_at < $hi
+GROUP BY ALL
+"""
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Sorted days as runs of consecutive days: [(first, last), ...]."""
+    out: list[tuple[date, date]] = []
+    for d in sorted(set(days)):
+        if out and d == out[-1][1] + timedelta(days=1):
+            out[-1] = (out[-1][0], d)
+        else:
+            out.append((d, d))
+    return out
+
+
+def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
+    """Recompute the rollup rows of `days` (UTC) from `events`. Call it inside the caller's transaction."""
+    for first, last in _spans(days):
+        bounds = {"lo": _midnight(first), "hi": _midnight(last + timedelta(days=1))}
+        for table, sql in (("event_days", EVENT_DAYS_SQL), ("download_days", DOWNLOAD_DAYS_SQL)):
+            con.execute(f"DELETE FROM {table} WHERE day BETWEEN $first AND $last", {"first": first, "last": last})
+            con.execute(sql, bounds)
+
+
+def days_of(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> list[date]:
+    """The UTC days of the rows of `table` (a staging table of the loaders) that match `where`."""
+    return [d for (d,) in con.execute(f"SELECT DISTINCT {DAY} FROM {table} WHERE {where}").fetchall()]
+
+
+def rebuild(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute every day (a store whose events predate the rollups)."""
+    con.execute("DELETE FROM event_days")
+    con.execute("DELETE FROM download_days")
+    lo_hi = con.execute("SELECT min(event_at), max(event_at) FROM events").fetchone()
+    if lo_hi[0] is not None:
+        bounds = {"lo": lo_hi[0], "hi": lo_hi[1] + timedelta(microseconds=1)}
+        con.execute(EVENT_DAYS_SQL, bounds)
+        con.execute(DOWNLOAD_DAYS_SQL, bounds)
+
+
+def heal(con: duckdb.DuckDBPyConnection) -> bool:
+    """Rebuild the rollups when they do not count the events `events` holds; True when it did."""
+    have, summed = con.execute(
+        "SELECT (SELECT count(*) FROM events), (SELECT coalesce(sum(events), 0) FROM event_days)").fetchone()
+    if have == summed:
+        return False
+    con.execute("BEGIN TRANSACTION")
+    try:
+        rebuild(con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return True

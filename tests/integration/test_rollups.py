@@ -1,0 +1,187 @@
+"""Daily rollups (collectors/rollups.py): after every kind of load they equal a recomputation from
+`events`, and the dashboard queries that read them answer exactly what a scan of `events` answers."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import pandas as pd
+import pytest
+
+from analytics import queries
+from analytics.filters import Filters
+from collectors import cloudtrail, store
+from tests.fixtures.trails import record, trail_files, write_local
+from tests.helpers import collect, make_settings, rows
+
+DOWNLOAD = ("event_name = 'ReadFromRepository' AND error_code IS NULL AND version IS NOT NULL "
+            "AND asset IS NOT NULL")
+# Written here from the events columns, independently of collectors/rollups.py.
+EXPECTED_EVENT_DAYS = f"""
+SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, repository, format, event_name,
+       error_code IS NULL, count(*), count(*) FILTER (WHERE {DOWNLOAD}), min(event_at), max(event_at),
+       max(event_at) FILTER (WHERE {DOWNLOAD})
+FROM events GROUP BY ALL ORDER BY ALL"""
+EXPECTED_DOWNLOAD_DAYS = f"""
+SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, repository, format, namespace,
+       package, version, count(*), min(event_at), max(event_at)
+FROM events WHERE {DOWNLOAD} GROUP BY ALL ORDER BY ALL"""
+
+
+def assert_rollups_match(db):
+    """Each rollup equals its recomputation, one row per key (nothing accumulated)."""
+    assert rows(db, "SELECT * FROM event_days ORDER BY ALL") == rows(db, EXPECTED_EVENT_DAYS)
+    assert rows(db, "SELECT * FROM download_days ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_DAYS)
+    assert rows(db, "SELECT count(*) FROM event_days") != [(0,)]
+
+
+def gz_file(recs):
+    return gzip.compress(json.dumps({"Records": recs}).encode())
+
+
+def test_rollups_follow_every_load_incremental_late_duplicate_and_rerun(tmp_path):
+    files = trail_files(n_files=24 * 4, per_file=30, dup_rate=0.1)  # four days, re-delivered events
+    keys = sorted(k for k in files if "/CloudTrail/" in k)
+    first, second = keys[: len(keys) // 2], keys[len(keys) // 2:]
+    root = tmp_path / "trail"
+    db = tmp_path / "caa.duckdb"
+    settings = make_settings(db=db)
+
+    def run():
+        assert collect(db, [cloudtrail.SPEC], settings, since=date(2026, 10, 30), source=str(root)) == 0
+
+    write_local(root, {k: files[k] for k in first})
+    run()
+    assert_rollups_match(db)
+    write_local(root, {k: files[k] for k in second})
+    run()
+    assert_rollups_match(db)
+    # A late file for the first day: two new events (one a failed call) and one already loaded.
+    day1 = datetime(2026, 11, 1, 5, tzinfo=UTC)
+    delivered = json.loads(gzip.decompress(files[first[0]]))["Records"][0]  # already loaded: a duplicate
+    late = [record(900_001, day1), record(900_002, day1, errorCode="AccessDenied"), delivered]
+    write_local(root, {"AWSLogs/o-a1b2c3d4e5/111122223333/CloudTrail/us-east-1/2026/11/01/late.json.gz":
+                       gz_file(late)})
+    before = rows(db, "SELECT sum(events) FROM event_days WHERE day = DATE '2026-11-01'")[0][0]
+    run()
+    assert rows(db, "SELECT sum(events) FROM event_days WHERE day = DATE '2026-11-01'")[0][0] == before + 2
+    assert_rollups_match(db)
+    snapshot = rows(db, "SELECT * FROM event_days ORDER BY ALL")
+    run()  # nothing new
+    assert rows(db, "SELECT * FROM event_days ORDER BY ALL") == snapshot
+
+
+def test_an_older_store_gets_its_rollups_when_it_is_first_opened(tmp_path, monkeypatch):
+    old_schema = tmp_path / "schema"
+    old_schema.mkdir()
+    for f in sorted(store.SCHEMA_DIR.glob("00[1-4]_*.sql")):
+        shutil.copy(f, old_schema / f.name)
+    monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code before rollups existed
+    monkeypatch.setattr(store.rollups, "heal", lambda con: False)
+    db = tmp_path / "caa.duckdb"
+    with store.writer(db) as con:
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'event_days'").fetchone() == (0,)
+        con.execute("INSERT INTO events (event_id, event_at, event_name, account_id, region, domain, repository, "
+                    "format, package, version, asset) SELECT 'e' || i, TIMESTAMPTZ '2026-01-01 00:00:00+00' + "
+                    "i * INTERVAL 7 MINUTE, 'ReadFromRepository', '111122223333', 'us-east-1', 'acme', 'npm-store', "
+                    "'npm', 'p' || (i % 5), '1.0.' || (i % 3), 'p.tgz' FROM range(2000) t(i)")
+    monkeypatch.undo()
+    with store.writer(db):
+        pass
+    assert rows(db, "SELECT count(*), sum(events) FROM event_days")[0][1] == 2000
+    assert_rollups_match(db)
+
+
+def test_events_written_outside_the_loaders_are_rolled_up_when_the_session_ends(tmp_path):
+    db = tmp_path / "caa.duckdb"
+    with store.writer(db) as con:
+        con.execute("INSERT INTO events (event_id, event_at, event_name, account_id, domain, repository, format, "
+                    "package, version, asset, error_code) VALUES "
+                    "('a', TIMESTAMPTZ '2026-03-01 23:59:59+00', 'ReadFromRepository', '1', 'd', 'r', 'npm', 'x', "
+                    "'1', 'x.tgz', NULL), ('b', TIMESTAMPTZ '2026-03-02 00:00:00+00', 'GetAuthorizationToken', '1', "
+                    "'d', NULL, NULL, NULL, NULL, NULL, 'AccessDenied')")
+    assert rows(db, "SELECT day, event_name, ok, events, downloads FROM event_days ORDER BY day") == [
+        (date(2026, 3, 1), "ReadFromRepository", True, 1, 1), (date(2026, 3, 2), "GetAuthorizationToken", False, 1, 0)]
+    assert_rollups_match(db)
+
+
+# The reference answers, from raw events, for the queries that read rollups.
+RAW_CLEANUP_DOWNLOADS = f"""
+SELECT domain, repository, format, namespace, package, version, max(event_at) AS last_downloaded_at,
+       count(*) FILTER (WHERE event_at > $as_of - INTERVAL 30 DAY) AS downloads_30d,
+       count(*) FILTER (WHERE event_at > $as_of - INTERVAL 90 DAY) AS downloads_90d,
+       count(*) FILTER (WHERE event_at > $as_of - INTERVAL 365 DAY) AS downloads_365d,
+       count(*) AS downloads_total
+FROM events WHERE {DOWNLOAD} AND event_at <= $as_of GROUP BY ALL"""
+RAW_REQUESTS = """
+SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS usage_date, account_id, region, count(*) AS requests
+FROM events WHERE error_code IS NULL AND event_at >= $lo AND event_at < $hi GROUP BY ALL ORDER BY ALL"""
+
+
+@pytest.fixture(scope="module")
+def demo_reader(demo_store):
+    db, _ = demo_store()
+    con = store.open_reader(db)
+    yield con
+    con.close()
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(domains=("acme",), start=date(2026, 1, 1))],
+                         ids=["unfiltered", "filtered"])
+def test_queries_on_rollups_answer_what_a_scan_of_events_answers(demo_reader, filters):
+    con = demo_reader
+    filters.apply(con)
+    try:
+        latest, first = con.execute("SELECT max(event_at), min(event_at) FROM events").fetchone()
+        assert queries.run(con, "as_of").iloc[0].tolist() == [
+            pd.Timestamp(latest), con.execute("SELECT count(*) FROM events").fetchone()[0]]
+        hist = queries.run(con, "cleanup_history").iloc[0]
+        assert (hist["first_event_at"], hist["latest_event_at"]) == (pd.Timestamp(first), pd.Timestamp(latest))
+        keys = ["domain", "repository", "format", "namespace", "package", "version"]
+        for as_of in (latest, latest - timedelta(days=3, hours=7, seconds=11), latest - timedelta(days=120, hours=13)):
+            got = queries.run(con, "cleanup_versions", as_of=as_of).dropna(subset=["last_downloaded_at"])
+            want = con.execute(RAW_CLEANUP_DOWNLOADS, {"as_of": as_of}).df()
+            assert not want.empty
+            cols = [*keys, "last_downloaded_at", "downloads_30d", "downloads_90d", "downloads_365d",
+                    "downloads_total"]
+            got = got[got["downloads_total"] > 0][cols].sort_values(keys).reset_index(drop=True)
+            pd.testing.assert_frame_equal(got, want[cols].sort_values(keys).reset_index(drop=True),
+                                          check_dtype=False)
+        last_day = latest.astimezone(UTC).date()
+        start = last_day.replace(day=1) - timedelta(days=40)
+        got = queries.run(con, "cost_requests_daily", start=start, end=last_day, free_requests=100)
+        want = con.execute(RAW_REQUESTS, {"lo": datetime(start.year, start.month, start.day, tzinfo=UTC),
+                                          "hi": datetime.combine(last_day + timedelta(days=1), datetime.min.time(),
+                                                                 UTC)}).df()
+        pd.testing.assert_frame_equal(got[["usage_date", "account_id", "region", "requests"]].reset_index(drop=True),
+                                      want.reset_index(drop=True), check_dtype=False)
+        counts = dict(queries.run(con, "health_row_counts").itertuples(index=False))
+        assert counts["events"] == con.execute("SELECT count(*) FROM events").fetchone()[0]
+        assert counts["downloads (view)"] == con.execute("SELECT count(*) FROM downloads").fetchone()[0]
+        end_at = datetime.combine(last_day, datetime.min.time(), UTC)
+        idle = queries.run(con, "usage_idle_repositories", start_at=end_at - timedelta(days=2), end_at=end_at)
+        seen = {r for (r,) in con.execute(
+            "SELECT DISTINCT repository FROM events WHERE error_code IS NULL AND event_at >= $lo AND event_at < $hi",
+            {"lo": end_at - timedelta(days=2), "hi": end_at}).fetchall()}
+        everyone = {r for (r,) in con.execute("SELECT repository FROM repositories").fetchall()}
+        assert set(idle["repository"]) == everyone - seen
+    finally:
+        Filters().apply(con)
+
+
+def test_a_filter_reaches_the_rollups(demo_reader):
+    con = demo_reader
+    every = queries.run(con, "as_of").iloc[0]["events"]
+    Filters(domains=("acme",)).apply(con)
+    try:
+        acme = queries.run(con, "as_of").iloc[0]["events"]
+        assert 0 < acme < every
+        assert acme == con.execute("SELECT count(*) FROM events").fetchone()[0]
+    finally:
+        Filters().apply(con)
+    assert queries.run(con, "as_of").iloc[0]["events"] == every
+    assert isinstance(con, duckdb.DuckDBPyConnection)

@@ -40,7 +40,19 @@ TABLES: dict[str, tuple[dict[str, str], str | None]] = {
                     "formats": "format"}, "day"),
     "download_days": ({"accounts": "account_id", "regions": "region", "domains": "domain",
                        "repositories": "repository", "formats": "format"}, "day"),
+    # Only its 'package' rows carry every list column; spikes.py reads the others only unfiltered.
+    "download_sessions_days": ({"accounts": "account_id", "regions": "region", "domains": "domain",
+                                "repositories": "repository", "formats": "format"}, "day"),
 }
+
+
+def lists_filtered(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a list filter (account, region, domain, repository, format) is applied on this connection."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'f_accounts'"
+                       ).fetchone()[0]:
+        return False
+    counts = " + ".join(f"(SELECT count(*) FROM f_{name})" for name in LIST_FIELDS)
+    return con.execute(f"SELECT {counts} > 0").fetchone()[0]
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,8 @@ class Filters:
         if not self.active:
             for table in TABLES:
                 con.execute(f"DROP VIEW IF EXISTS temp.{table}")
+            for name in LIST_FIELDS:
+                con.execute(f"DROP TABLE IF EXISTS temp.f_{name}")
             return
         catalog = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
         for name in LIST_FIELDS:

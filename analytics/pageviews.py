@@ -170,8 +170,7 @@ def downloads_over_time(con: duckdb.DuckDBPyConnection, by: str, since: date, un
     if by == "format":
         df = run(con, "downloads_by_day", start_at=start_at, end_at=end_at).rename(columns={"format": "series"})
     else:
-        df = run(con, "spike_download_series", level="repository" if by == "repository" else "package",
-                 grain="day", start_at=start_at, end_at=end_at)
+        df = spikes.session_series(con, "repository" if by == "repository" else "package", "day", start_at, end_at)
         if by == "repository":
             df["series"] = df["domain"].fillna("") + "/" + df["repository"].fillna("")
         else:

@@ -1,6 +1,7 @@
 """Download spikes and auth-failure bursts, with a seasonal robust baseline, sizing, cost and attribution.
 
-Reads (through analytics.queries): the downloads view and events (sql/spike_*.sql). Writes nothing.
+Reads (through analytics.queries): the downloads view, events and the download_sessions_days rollup
+(sql/spike_*.sql). Writes nothing.
 
 Downloads. For every series (a package in a repository; also a whole repository, and a principal) the
 detector counts per UTC day the *sessions* — distinct (principal, source IP, minute) — and the downloads.
@@ -35,6 +36,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from analytics import filters
 from analytics.overview import as_of
 from analytics.queries import run
 from settings import Settings
@@ -143,6 +145,19 @@ def _tops(share: pd.Series) -> list[str]:
     return [f"{name} ({100 * s:.0f}%)" for name, s in share.head(TOP).items()]
 
 
+def session_series(con: duckdb.DuckDBPyConnection, level: str, grain: str, start_at: datetime,
+                   end_at: datetime) -> pd.DataFrame:
+    """sql/spike_download_series.sql: the whole UTC days from the daily session rollup where it answers
+    exactly (the day grain; with a list filter only the package level), the partial days from raw events."""
+    full_lo = full_hi = end_at
+    if grain == "day" and (level == "package" or not filters.lists_filtered(con)):
+        first = datetime.combine(start_at.astimezone(UTC).date(), time(0), tzinfo=UTC)
+        full_lo = first if first == start_at else first + DAY
+        full_hi = datetime.combine(end_at.astimezone(UTC).date(), time(0), tzinfo=UTC)
+    return run(con, "spike_download_series", level=level, grain=grain, start_at=start_at, end_at=end_at,
+               full_lo=full_lo, full_hi=full_hi)
+
+
 def download_series(con: duckdb.DuckDBPyConnection, settings: Settings, level: str = "package",
                     grain: str = "day", since: date | None = None) -> pd.DataFrame:
     """Zero-filled sessions and downloads per series and bucket with the seasonal baseline and score.
@@ -156,7 +171,7 @@ def download_series(con: duckdb.DuckDBPyConnection, settings: Settings, level: s
         return pd.DataFrame(columns=[*KEYS, "bucket_at", "sessions", "downloads", "baseline", "scale", "score"])
     step, period = (HOUR, 168) if grain == "hour" else (DAY, 7)
     end = pd.Timestamp(when.latest_event_at).floor("h").to_pydatetime() + HOUR
-    df = run(con, "spike_download_series", level=level, grain=grain, start_at=_start(since, weeks), end_at=end)
+    df = session_series(con, level, grain, _start(since, weeks), end)
     if df.empty:
         return df
     first = pd.Timestamp(df["bucket_at"].min()).to_pydatetime()
@@ -177,7 +192,7 @@ def download_series(con: duckdb.DuckDBPyConnection, settings: Settings, level: s
 def _download_spikes(con, settings: Settings, level: str, since: date | None, when) -> list[dict]:
     sp, weeks = settings.spikes, settings.spikes.baseline_weeks
     end = pd.Timestamp(when.latest_event_at).floor("h").to_pydatetime() + HOUR
-    df = run(con, "spike_download_series", level=level, grain="day", start_at=_start(since, weeks), end_at=end)
+    df = session_series(con, level, "day", _start(since, weeks), end)
     if df.empty:
         return []
     first = pd.Timestamp(df["bucket_at"].min()).to_pydatetime()

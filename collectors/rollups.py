@@ -1,4 +1,5 @@
-"""Daily rollups of `events` (tables event_days and download_days, schema/005_rollups.sql).
+"""Daily rollups of `events`: event_days and download_days (schema/005_rollups.sql), and the spike
+detectors' download sessions per level, download_sessions_days (schema/007_session_rollup.sql).
 
 `refresh(con, days)` recomputes the given UTC days from `events`; the loaders call it inside the
 transaction that inserts a batch, with the days of that batch's new events, so readers never see events
@@ -7,7 +8,7 @@ tables). `heal(con)`, run at the end of every write session, rebuilds them when 
 longer matches `events` (rows written by hand or by a tool that does not know about rollups). Each day is read with a range on event_at, which DuckDB prunes by its zone maps, so refreshing
 a day costs about one day of events whatever the store's size.
 
-Reads: events (and the downloads view). Writes: event_days, download_days.
+Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days.
 """
 
 from __future__ import annotations
@@ -41,6 +42,32 @@ WHERE event_at >= $lo AND event_at < $hi
 GROUP BY ALL
 """
 
+# One statement per detector level (the level is a parameter): see schema/007_session_rollup.sql.
+SESSION_DAYS_SQL = f"""
+INSERT INTO download_sessions_days
+SELECT {DAY} AS day, $level AS level, account_id, region,
+       CASE WHEN $level <> 'principal' THEN domain END AS domain,
+       CASE WHEN $level <> 'principal' THEN repository END AS repository,
+       CASE WHEN $level = 'package' THEN format END AS format,
+       CASE WHEN $level = 'package' THEN namespace END AS namespace,
+       CASE WHEN $level = 'package' THEN package END AS package,
+       CASE WHEN $level = 'principal' THEN coalesce(principal_arn, 'unknown') END AS principal_arn,
+       count(DISTINCT (principal_arn, source_ip, date_trunc('minute', event_at AT TIME ZONE 'UTC'))) AS sessions,
+       count(*) AS downloads
+FROM downloads
+WHERE event_at >= $lo AND event_at < $hi
+GROUP BY ALL
+"""
+SESSION_LEVELS = ("package", "repository", "principal")
+TABLES = ("event_days", "download_days", "download_sessions_days")
+
+
+def _insert_all(con: duckdb.DuckDBPyConnection, bounds: dict) -> None:
+    con.execute(EVENT_DAYS_SQL, bounds)
+    con.execute(DOWNLOAD_DAYS_SQL, bounds)
+    for level in SESSION_LEVELS:
+        con.execute(SESSION_DAYS_SQL, {**bounds, "level": level})
+
 
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -60,10 +87,9 @@ def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
 def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
     """Recompute the rollup rows of `days` (UTC) from `events`. Call it inside the caller's transaction."""
     for first, last in _spans(days):
-        bounds = {"lo": _midnight(first), "hi": _midnight(last + timedelta(days=1))}
-        for table, sql in (("event_days", EVENT_DAYS_SQL), ("download_days", DOWNLOAD_DAYS_SQL)):
+        for table in TABLES:
             con.execute(f"DELETE FROM {table} WHERE day BETWEEN $first AND $last", {"first": first, "last": last})
-            con.execute(sql, bounds)
+        _insert_all(con, {"lo": _midnight(first), "hi": _midnight(last + timedelta(days=1))})
 
 
 def days_of(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> list[date]:
@@ -73,13 +99,11 @@ def days_of(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Recompute every day (a store whose events predate the rollups)."""
-    con.execute("DELETE FROM event_days")
-    con.execute("DELETE FROM download_days")
+    for table in TABLES:
+        con.execute(f"DELETE FROM {table}")
     lo_hi = con.execute("SELECT min(event_at), max(event_at) FROM events").fetchone()
     if lo_hi[0] is not None:
-        bounds = {"lo": lo_hi[0], "hi": lo_hi[1] + timedelta(microseconds=1)}
-        con.execute(EVENT_DAYS_SQL, bounds)
-        con.execute(DOWNLOAD_DAYS_SQL, bounds)
+        _insert_all(con, {"lo": lo_hi[0], "hi": lo_hi[1] + timedelta(microseconds=1)})
 
 
 def heal(con: duckdb.DuckDBPyConnection) -> bool:

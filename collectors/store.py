@@ -55,8 +55,9 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     return con
 
 
-# Data steps that follow a migration's DDL, in its transaction: 005 builds the rollups of existing events.
-POST_MIGRATION = {5: rollups.rebuild}
+# Data steps that follow a migration's DDL, in its transaction: after 007 (the last rollup table; 005 made
+# the first two) the rollups of existing events are built.
+POST_MIGRATION = {7: rollups.rebuild}
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

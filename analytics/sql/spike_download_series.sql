@@ -4,11 +4,23 @@
 --          and sizes a spike in downloads.
 -- $params: $level VARCHAR: 'package' (domain, repository, format, namespace, package), 'repository'
 --          (domain, repository) or 'principal' (principal_arn); $grain VARCHAR: 'hour' or 'day';
---          $start_at TIMESTAMPTZ (inclusive), $end_at TIMESTAMPTZ (exclusive)
+--          $start_at TIMESTAMPTZ (inclusive), $end_at TIMESTAMPTZ (exclusive);
+--          $full_lo, $full_hi TIMESTAMPTZ: the UTC midnights bounding the whole days read from the
+--          download_sessions_days rollup (spikes.series computes them; equal, e.g. both $end_at, to read
+--          everything raw: the hour grain, or a list filter with $level other than 'package', since those
+--          rollup rows do not carry the filtered columns)
 -- Columns: account_id, region, domain, repository, format, namespace, package, principal_arn VARCHAR
 --          (NULL where not part of $level), bucket_at TIMESTAMP (UTC, naive), sessions BIGINT,
 --          downloads BIGINT
 -- Grain:   one row per series x bucket with at least one download (the caller zero-fills the grid)
+-- Source:  the whole days [full_lo, full_hi) from the rollup, the partial first and last days (or
+--          everything, without the rollup) from raw downloads; the two never overlap, so no bucket is
+--          counted twice, and the numbers equal a scan of downloads.
+WITH raw AS (  -- constant bounds, so DuckDB prunes both ranges by event_at
+    SELECT * FROM downloads WHERE event_at >= $start_at AND event_at < least($end_at, $full_lo)
+    UNION ALL
+    SELECT * FROM downloads WHERE event_at >= greatest($full_lo, $full_hi) AND event_at < $end_at
+)
 SELECT
     account_id,
     region,
@@ -21,7 +33,13 @@ SELECT
     date_trunc($grain, event_at AT TIME ZONE 'UTC') AS bucket_at,
     count(DISTINCT (principal_arn, source_ip, date_trunc('minute', event_at AT TIME ZONE 'UTC'))) AS sessions,
     count(*) AS downloads
-FROM downloads
-WHERE event_at >= $start_at AND event_at < $end_at
+FROM raw
 GROUP BY ALL
+UNION ALL
+SELECT account_id, region, domain, repository, format, namespace, package, principal_arn,
+       CAST(day AS TIMESTAMP) AS bucket_at, sessions, downloads
+FROM download_sessions_days
+WHERE level = $level
+  AND day >= CAST($full_lo AT TIME ZONE 'UTC' AS DATE)
+  AND day < CAST($full_hi AT TIME ZONE 'UTC' AS DATE)
 ORDER BY ALL

@@ -3,7 +3,7 @@
 -- as the events they summarise: every UTC day a batch touches is recomputed from `events`, so a rollup
 -- row is always a pure function of that day's events (re-runs, late files and duplicates included).
 -- Several rows may share a key only transiently inside that transaction; queries still aggregate.
--- The rows for an existing store are built right after this file runs (collectors/store.py POST_MIGRATION).
+-- The rows for an existing store are built after 007_session_rollup.sql runs (collectors/store.py POST_MIGRATION).
 
 -- One row per UTC day, account, region, domain, repository, format, event name and outcome.
 CREATE TABLE event_days (

@@ -31,11 +31,27 @@ SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, re
        package, version, count(*), min(event_at), max(event_at)
 FROM events WHERE {DOWNLOAD} GROUP BY ALL ORDER BY ALL"""
 
+SESSION = "(principal_arn, source_ip, date_trunc('minute', event_at AT TIME ZONE 'UTC'))"
+EXPECTED_SESSION_DAYS = f"""
+SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, 'package', account_id, region, domain, repository, format,
+       namespace, package, NULL, count(DISTINCT {SESSION}), count(*)
+FROM events WHERE {DOWNLOAD} GROUP BY ALL
+UNION ALL
+SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), 'repository', account_id, region, domain, repository, NULL, NULL,
+       NULL, NULL, count(DISTINCT {SESSION}), count(*)
+FROM events WHERE {DOWNLOAD} GROUP BY ALL
+UNION ALL
+SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), 'principal', account_id, region, NULL, NULL, NULL, NULL, NULL,
+       coalesce(principal_arn, 'unknown'), count(DISTINCT {SESSION}), count(*)
+FROM events WHERE {DOWNLOAD} GROUP BY ALL
+ORDER BY ALL"""
+
 
 def assert_rollups_match(db):
     """Each rollup equals its recomputation, one row per key (nothing accumulated)."""
     assert rows(db, "SELECT * FROM event_days ORDER BY ALL") == rows(db, EXPECTED_EVENT_DAYS)
     assert rows(db, "SELECT * FROM download_days ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_DAYS)
+    assert rows(db, "SELECT * FROM download_sessions_days ORDER BY ALL") == rows(db, EXPECTED_SESSION_DAYS)
     assert rows(db, "SELECT count(*) FROM event_days") != [(0,)]
 
 
@@ -78,7 +94,7 @@ def test_rollups_follow_every_load_incremental_late_duplicate_and_rerun(tmp_path
 def test_an_older_store_gets_its_rollups_when_it_is_first_opened(tmp_path, monkeypatch):
     old_schema = tmp_path / "schema"
     old_schema.mkdir()
-    for f in sorted(store.SCHEMA_DIR.glob("00[1-4]_*.sql")):
+    for f in sorted(store.SCHEMA_DIR.glob("00[1-4]_*.sql")):  # before 005 and 007 (the rollups)
         shutil.copy(f, old_schema / f.name)
     monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code before rollups existed
     monkeypatch.setattr(store.rollups, "heal", lambda con: False)
@@ -185,3 +201,41 @@ def test_a_filter_reaches_the_rollups(demo_reader):
         Filters().apply(con)
     assert queries.run(con, "as_of").iloc[0]["events"] == every
     assert isinstance(con, duckdb.DuckDBPyConnection)
+
+
+RAW_SPIKE_SERIES = f"""
+SELECT account_id, region,
+       CASE WHEN $level <> 'principal' THEN domain END AS domain,
+       CASE WHEN $level <> 'principal' THEN repository END AS repository,
+       CASE WHEN $level = 'package' THEN format END AS format,
+       CASE WHEN $level = 'package' THEN namespace END AS namespace,
+       CASE WHEN $level = 'package' THEN package END AS package,
+       CASE WHEN $level = 'principal' THEN coalesce(principal_arn, 'unknown') END AS principal_arn,
+       date_trunc($grain, event_at AT TIME ZONE 'UTC') AS bucket_at, count(DISTINCT {SESSION}) AS sessions,
+       count(*) AS downloads
+FROM downloads WHERE event_at >= $start_at AND event_at < $end_at GROUP BY ALL ORDER BY ALL"""
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(domains=("acme",), start=date(2026, 1, 1))],
+                         ids=["unfiltered", "filtered"])
+@pytest.mark.parametrize("level", ["package", "repository", "principal"])
+def test_spike_series_from_the_session_rollup_equal_a_scan_of_downloads(demo_reader, filters, level):
+    from analytics import spikes
+
+    con = demo_reader
+    filters.apply(con)
+    try:
+        latest = con.execute("SELECT max(event_at) FROM events").fetchone()[0]
+        end = latest + timedelta(minutes=3)
+        windows = [(datetime(1970, 1, 1, tzinfo=UTC), end),  # whole history: rollup days + a partial last day
+                   (latest - timedelta(days=40, hours=5), latest - timedelta(days=3, hours=2)),  # two partial edges
+                   (latest - timedelta(hours=20), latest - timedelta(hours=2))]  # within one or two days
+        for grain in ("day", "hour"):
+            for start_at, end_at in windows:
+                got = spikes.session_series(con, level, grain, start_at, end_at)
+                want = con.execute(RAW_SPIKE_SERIES, {"level": level, "grain": grain, "start_at": start_at,
+                                                      "end_at": end_at}).df()
+                assert len(want) > 0
+                pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    finally:
+        Filters().apply(con)

@@ -1,6 +1,7 @@
 """What the dashboard pages show that is a combination of existing analytics: the windows a page works
 over, the Overview's cost trend and movers, downloads over time by any dimension, the spike timeline,
-spike drivers as a table, and report bytes for download buttons.
+spike drivers as a table, and report bytes for download buttons. LOADERS (at the end) names every
+load a page makes; the dashboard and analytics.precompute both run them from here.
 
 Reads (through analytics.costs, forecast, cleanup, spikes, usage, overview and the existing queries
 downloads_by_day, spike_download_series and spike_auth_series): events, the downloads view,
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import calendar
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -22,7 +24,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics import cleanup, costs, forecast, overview, spikes, usage
+from analytics import cleanup, costs, forecast, health, overview, spikes, usage
+from analytics.filters import options
 from analytics.queries import run
 from analytics.reports import write_table
 from settings import Settings
@@ -299,3 +302,47 @@ def forecast_with_cleanup(con: duckdb.DuckDBPyConnection, settings: Settings, ho
     reclaimed = (cleanup.reclaimed_bytes_by_domain(cleanup.report_cleanup(con, settings, **policy))
                  if _has_assets(con) else {})
     return forecast.forecast(con, settings, horizon_months=horizon_months, reclaimed_bytes_by_domain=reclaimed)
+
+
+def cleanup_policy(unused_days: int, keep_latest: int, keep_latest_per_major: int, min_age_days: int,
+                   protect: str) -> tuple:
+    """A cleanup policy as loader args (POLICY_FIELDS order); `protect` is one glob per line, as typed on
+    the Cleanup page (blank lines and surrounding spaces dropped)."""
+    globs = tuple(line.strip() for line in protect.splitlines() if line.strip())
+    return (int(unused_days), int(keep_latest), int(keep_latest_per_major), int(min_age_days), globs)
+
+
+def settings_policy(settings: Settings) -> tuple:
+    """settings.cleanup as loader args, exactly as the Cleanup page's controls start out (so the Overview,
+    the Costs forecast, the Cleanup page and the precomputed views share one key)."""
+    c = settings.cleanup
+    return cleanup_policy(c.unused_days, c.keep_latest, c.keep_latest_per_major, c.min_age_days,
+                          "\n".join(c.protect))
+
+
+# ---------------------------------------------------------------- every load a page makes
+
+# kind -> function(con, settings, *args). The dashboard runs them through ui/common.View.load (cached, on the
+# filtered reader snapshot); analytics.precompute runs the pages' default ones after a collection.
+LOADERS: dict[str, Callable[..., Any]] = {
+    "overview": lambda con, s: overview.overview(con, s.prices),
+    "health": lambda con, s: health.health(con),
+    "options": lambda con, s: options(con),
+    # Overview: month-end projection, last month, cost trend and movers, open spikes
+    "overview_costs": lambda con, s: overview_costs(con, s),
+    # Costs: (level, since, until), (since, until), (horizon_months, *policy), (since, until)
+    "cost_report": lambda con, s, by, since, until: costs.cost_report(con, s, since, until, by=by),
+    "cost_window": lambda con, s, start, end, days: cost_window(con, start, end, days),
+    "daily_cost": lambda con, s, since, until: daily_cost_by_kind(con, s, since, until),
+    "forecast": lambda con, s, months, *policy: forecast_with_cleanup(con, s, months, **policy_overrides(policy)),
+    "reconcile": lambda con, s, since, until: costs.reconcile(con, s, since, until),
+    # Usage: (start, end) -> window; (window..., by) -> series
+    "usage_window": lambda con, s, start, end: usage_window(con, start, end),
+    "usage": lambda con, s, since, until: usage_view(con, s, since, until),
+    "downloads_over_time": lambda con, s, by, since, until: downloads_over_time(con, by, since, until),
+    # Spikes: (start, end, days)
+    "spikes": lambda con, s, start, end, days: spikes_view(con, s, start, end, days),
+    # Cleanup: policy = (unused_days, keep_latest, keep_latest_per_major, min_age_days, protect tuple)
+    "cleanup": lambda con, s, *policy: cleanup_view(con, s, **policy_overrides(policy)),
+    "cleanup_backtest": lambda con, s, *policy: cleanup_backtest(con, s, **policy_overrides(policy)),
+}

@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-inventory", action="store_true")
     ap.add_argument("--inventory-versions", type=int, default=100_000)
     ap.add_argument("--no-quality", action="store_true", help="skip spike P/R and dashboard page timings")
+    ap.add_argument("--dashboard-events", type=int, default=int(os.environ.get("BENCH_DASHBOARD_EVENTS") or 10_000_000),
+                    help="time every dashboard query and page on a demo estate this big (0: skip)")
     args = ap.parse_args(argv)
 
     BASE.mkdir(parents=True, exist_ok=True)
@@ -175,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         spike_rows = q.spike_quality(BASE)
         db, _ = q.demo_estate(BASE, q.SEEDS[0], q.EVENTS)
         quality = {"spikes": spike_rows, "pages": q.page_times(db, list(PAGES))}
+        if args.dashboard_events:
+            from bench import dashboard as dash
+
+            print(f"bench: dashboard queries and pages at {args.dashboard_events:,} events", flush=True)
+            big, _ = q.demo_estate(BASE, q.SEEDS[0], args.dashboard_events)
+            quality["scale"] = {"pages": q.page_times(big, list(PAGES)), **dash.query_times(big, args.runs)}
 
     med = {k: statistics.median(v) for k, v in r.items()}
     sizes = {"pure": {"files": len(pure_files), "events": events, **_bytes(fl)},
@@ -187,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import quality as q
 
         rows += q.rows(quality["spikes"], quality["pages"])
+        if "scale" in quality:
+            from bench import dashboard as dash
+
+            rows += dash.rows(quality["scale"], quality["scale"]["pages"])
     info["load_avg_per_round"] = r["load_avg"]
     text = render(rows, info, args)
     print(text)

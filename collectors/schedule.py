@@ -3,15 +3,15 @@ and the alerts on the cron expressions of settings.schedules (UTC).
 
 Reads: settings.schedules, settings.db. Writes: nothing itself; each job is the CLI command run as a
 subprocess (`python -m cli collect cloudtrail --db ...`), so a crash or a leak in a job cannot take the
-scheduler down, and a job does exactly what the command does. The analytics job writes the standard
-reports to <store folder>/reports (data/reports/ for the default store) and keeps the newest KEEP_REPORTS
-of each.
+scheduler down, and a job does exactly what the command does. The analytics job recomputes the
+dashboard's default views (`caa refresh`, e.g. after caa.toml changed), writes the standard reports to
+<store folder>/reports (data/reports/ for the default store) and keeps the newest KEEP_REPORTS of each.
 
 Overlap: a job never overlaps with itself (max_instances=1, coalesce=True). Jobs that write the store
-(collectors, alerts) run one at a time in their own single-thread executor, so the cloudtrail and
-cloudwatch runs that fire in the same minute queue instead of colliding on the write lock. A job that
-finds the store locked by another process (a manual `caa collect`) logs "skipped: another caa process
-is writing" and waits for its next turn. One log line per run.
+(collectors, analytics for the dashboard's views, alerts) run one at a time in their own single-thread
+executor, so the cloudtrail and cloudwatch runs that fire in the same minute queue instead of colliding on
+the write lock. A job that finds the store locked by another process (a manual `caa collect`) logs
+"skipped: another caa process is writing" and waits for its next turn. One log line per run.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ log = logging.getLogger("caa.schedule")
 
 COLLECTORS = ("cloudtrail", "inventory", "cloudwatch", "costs")
 JOBS = (*COLLECTORS, "analytics", "email", "alerts")
-WRITERS = (*COLLECTORS, "alerts")  # jobs that take the store's write lock
+WRITERS = (*COLLECTORS, "analytics", "alerts")  # jobs that take the store's write lock
 BUSY = "another caa process is writing"
 JOB_TIMEOUT_S = 6 * 3600
+VIEWS = "dashboard views:"  # the summary line of `caa refresh`, and of `caa collect` after its collectors
 KEEP_REPORTS = 48
 # (file stem, CLI arguments, format): the standard reports of the analytics refresh
 REPORTS = [
@@ -79,13 +80,22 @@ def commands(job: str, settings: Any) -> list[list[str]]:
         return [[*base, "alerts", "send", *db]]
     stamp = f"{utc_now():%Y%m%dT%H%MZ}"
     out = reports_dir(settings)
-    return [[*base, *args, "--format", fmt, "--out", str(out / f"{stem}-{stamp}.{fmt}"), *db]
-            for stem, args, fmt in REPORTS]
+    return [[*base, "refresh", *db]] + [
+        [*base, *args, "--format", fmt, "--out", str(out / f"{stem}-{stamp}.{fmt}"), *db]
+        for stem, args, fmt in REPORTS]
 
 
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
+
+
+def _summary(text: str) -> str:
+    """A command's last summary line, then its dashboard-views line when it printed one."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    views = [ln for ln in lines if ln.startswith(VIEWS)]
+    rest = [ln for ln in lines if not ln.startswith(VIEWS)]
+    return "; ".join(ln[:300] for ln in rest[-1:] + views[-1:])
 
 
 def run_job(job: str, settings: Any) -> Result:
@@ -108,10 +118,10 @@ def run_job(job: str, settings: Any) -> Result:
             r = Result(job, "failed", time.monotonic() - t0, f"exit {p.returncode}: {_last_line(p.stderr) or _last_line(p.stdout)}")
             log.error(r.line)
             return r
-        done.append(_last_line(p.stdout))
+        done.append(_summary(p.stdout))
     if job == "analytics":
         prune_reports(reports_dir(settings))
-        detail = f"{len(done)} reports in {reports_dir(settings)}"
+        detail = f"{done[0]}; {len(done) - 1} reports in {reports_dir(settings)}"
     else:
         detail = done[-1] if done else ""
     r = Result(job, "ok", time.monotonic() - t0, detail)

@@ -39,8 +39,7 @@ def policy_ui(view: View) -> tuple:
     )
     protect = st.text_area("Protect (one glob per line over format/namespace/package, or a package name)",
                            value="\n".join(c.protect), key="cleanup_protect", height=80)
-    globs = tuple(line.strip() for line in protect.splitlines() if line.strip())
-    return (*(int(v) for v in values), globs)
+    return pageviews.cleanup_policy(*values, protect)
 
 
 def totals_ui(summary: dict) -> None:

@@ -1,48 +1,27 @@
 """What every dashboard page shares: the View (store, filters, settings), the cached loader and
-formatting. Loaders open the reader snapshot, apply the global filters and call analytics/; they are
-cached on the snapshot's version, so a new collection shows on the next rerun without a restart.
+formatting. A load first looks for the view precomputed after the last collection (analytics/precompute.py,
+table page_cache, keyed on the store version); otherwise it applies the global filters to the reader
+snapshot and calls analytics/ live (analytics.pageviews.LOADERS). Both are cached on the snapshot's
+version, so a new collection shows on the next rerun without a restart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from analytics import costs, health, overview, pageviews
-from analytics.filters import Filters, options
+from analytics import pageviews, precompute
+from analytics.filters import Filters
 from collectors import store
 from settings import Settings
 
 NO_DATA = "No data yet: run `make demo` or `caa collect`."
-
-LOADERS: dict[str, Callable[..., Any]] = {
-    "overview": lambda con, s: overview.overview(con, s.prices),
-    "health": lambda con, s: health.health(con),
-    "options": lambda con, s: options(con),
-    # Overview: month-end projection, last month, cost trend and movers, open spikes
-    "overview_costs": lambda con, s: pageviews.overview_costs(con, s),
-    # Costs: (level, since, until), (since, until), (horizon_months, *policy), (since, until)
-    "cost_report": lambda con, s, by, since, until: costs.cost_report(con, s, since, until, by=by),
-    "cost_window": lambda con, s, start, end, days: pageviews.cost_window(con, start, end, days),
-    "daily_cost": lambda con, s, since, until: pageviews.daily_cost_by_kind(con, s, since, until),
-    "forecast": lambda con, s, months, *policy: pageviews.forecast_with_cleanup(
-        con, s, months, **pageviews.policy_overrides(policy)),
-    "reconcile": lambda con, s, since, until: costs.reconcile(con, s, since, until),
-    # Usage: (start, end) -> window; (window..., by) -> series
-    "usage_window": lambda con, s, start, end: pageviews.usage_window(con, start, end),
-    "usage": lambda con, s, since, until: pageviews.usage_view(con, s, since, until),
-    "downloads_over_time": lambda con, s, by, since, until: pageviews.downloads_over_time(con, by, since, until),
-    # Spikes: (start, end, days)
-    "spikes": lambda con, s, start, end, days: pageviews.spikes_view(con, s, start, end, days),
-    # Cleanup: policy = (unused_days, keep_latest, keep_latest_per_major, min_age_days, protect tuple)
-    "cleanup": lambda con, s, *policy: pageviews.cleanup_view(con, s, **pageviews.policy_overrides(policy)),
-    "cleanup_backtest": lambda con, s, *policy: pageviews.cleanup_backtest(con, s,
-                                                                           **pageviews.policy_overrides(policy)),
-}
+LOADERS = pageviews.LOADERS  # kind -> function(con, settings, *args)
+LIVE: Counter[str] = Counter()  # loads computed live in this process, by kind (precomputed ones are not)
 
 
 @dataclass(frozen=True)
@@ -68,17 +47,21 @@ def _cached(kind: str, db: str, version: tuple[int, int] | None, filters: Filter
     if con is None:
         return None
     with con:
+        settings = Settings.model_validate_json(settings_json)
+        found = precompute.lookup(con, precompute.page_key(kind, args, filters, settings))
+        if found is not precompute.MISS:
+            return found
         if kind != "options":
             filters.apply(con)
         if not con.execute("SELECT count(*) > 0 FROM collector_runs").fetchone()[0]:
             return None
-        return LOADERS[kind](con, Settings.model_validate_json(settings_json), *args)
+        LIVE[kind] += 1
+        return LOADERS[kind](con, settings, *args)
 
 
 def settings_policy(view: View) -> tuple:
     """The settings' cleanup policy as loader args (so the Overview shares the Cleanup page's cache)."""
-    c = view.settings.cleanup
-    return (c.unused_days, c.keep_latest, c.keep_latest_per_major, c.min_age_days, tuple(c.protect))
+    return pageviews.settings_policy(view.settings)
 
 
 def gb(value: float) -> str:

@@ -6,7 +6,8 @@
 - cloudwatch and costs talk to a local moto server loaded with the estate's usage and costs.
 
 Writes: `<db dir>/demo-estate/` (trail files and ground_truth.json, reused when seed, size and end
-match) and the store. A store that was not built by `caa demo` is never overwritten.
+match) and the store, with the dashboard's default views precomputed (analytics/precompute.py). A store
+that was not built by `caa demo` is never overwritten.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 
+from analytics import precompute
 from collectors import cloudtrail, cloudwatch, costexplorer, inventory, store
 from collectors.base import RunContext, Scope, echo, run_collectors
 from collectors.demo import moto_seed
@@ -126,6 +128,7 @@ def run_demo(db: Path, seed: int = 7, events: int = 1_000_000, debug: bool = Fal
                 moto_seed.seed_usage_metrics(url, truth["billing"], ctx.now)
                 code = run_collectors([cloudtrail.SPEC, inventory.SPEC, cloudwatch.SPEC, costexplorer.SPEC], ctx)
                 store.bump_version(con)
+                echo(precompute.refresh_after_collection(con, settings))  # before the snapshot is published
     finally:
         server.stop()
     shutil.copyfile(out / "ground_truth.json", db.with_name(db.stem + ".ground_truth.json"))

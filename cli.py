@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from collectors.errors import CaaError, StoreError
+from collectors.errors import CaaError, StoreBusyError, StoreError
 
 app = typer.Typer(help="CodeArtifact Analytics: where your CodeArtifact storage and request money goes.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -520,7 +520,21 @@ def dashboard(
 ) -> None:
     """Serve the Streamlit dashboard over the store (binds to 127.0.0.1)."""
     settings = _settings(db)
+    _upgrade(settings.db)
     raise typer.Exit(serve_dashboard(settings.db, port, address))
+
+
+def _upgrade(db: Path) -> None:
+    """Bring a store written by an older caa up to this schema (and its snapshot with it) before serving,
+    so the pages never meet a missing table. A running collection holds the lock and does it itself."""
+    from collectors import store
+
+    if Path(db).exists():
+        try:
+            with store.writer(Path(db)):
+                pass
+        except StoreBusyError:
+            pass
 
 
 @app.command()

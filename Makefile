@@ -25,7 +25,11 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM): # the browser tests drive Debian's chromium (never a downloaded browser build)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
-test: $(STAMP) $(CHROMIUM) ## run the whole test suite (installs Debian chromium for the browser tests)
+JAVA := /usr/bin/java
+$(JAVA): # the Spark extract's tests run pyspark in local mode on Debian's Java 17
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+
+test: $(STAMP) $(CHROMIUM) $(JAVA) ## run the whole test suite (installs Debian chromium and Java 17 for the browser and Spark tests)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 BENCH_RUNS   ?= 3

@@ -7,7 +7,9 @@ by date folder, an S3 region prefix is listed once, flat, from that day (S3 retu
 Digest and Insight files live under other folders and are never listed. Files already in the
 `cloudtrail_files` ledger with the same ETag are not fetched again, so a file delivered late is still
 picked up. S3 objects are fetched concurrently into a temporary directory and read by the same code
-as local files. Without any source, LookupEvents (2 calls/s per account and region) is the fallback.
+as local files. A source holding `day=YYYY-MM-DD/*.parquet` rather than `AWSLogs/` is a Spark extract
+(collectors/spark_extract.py), ingested by collectors/cloudtrail_parquet.py. Without any source,
+LookupEvents (2 calls/s per account and region) is the fallback.
 
 Reads: trail files, S3, cloudtrail:LookupEvents. Writes: events, cloudtrail_files, watermarks.
 """
@@ -176,6 +178,10 @@ def _known(con: duckdb.DuckDBPyConnection, source: str) -> set[tuple[str, str]]:
 
 
 def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
+    from collectors import cloudtrail_parquet  # imported here: it reuses this module's S3 fetcher
+
+    if cloudtrail_parquet.is_extract(ctx, scope):
+        return cloudtrail_parquet.collect_extract(ctx, scope)
     kind, where, prefix = parse_source(scope.source)
     if kind == "local":
         root = Path(where)

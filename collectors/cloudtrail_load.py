@@ -6,9 +6,10 @@ records, reads both key spellings (package-manager `domainName/repositoryName/pa
 API `domain/repository/package/...`), strips '@' from npm scopes and takes the asset name from the
 end of `additionalEventData.requestUri`.
 
-load first skips files whose decompressed text never mentions `codeartifact.amazonaws.com` (a byte
-search that stops at the first hit, so a CodeArtifact file costs one small inflate step; a file of
-other services only is never parsed, yet is recorded in the ledger). It then stages the batch, drops
+load first inflates the batch's files with isal on every core into a scratch folder (/dev/shm when it
+has room), where DuckDB reads them as plain JSON, a third less CPU than its own gzip reader. A file whose
+text never mentions `codeartifact.amazonaws.com` is not written or parsed, yet is recorded in the ledger;
+one that cannot be inflated is handed to DuckDB as it is, which reports it. It then stages the batch, drops
 duplicate eventIDs inside the batch and against `events` (an anti-join restricted to the batch's time
 range: the same event always carries the same eventTime), and commits the new events, the rollups of
 the days they fall on, the file ledger rows and the store version in one transaction.
@@ -24,7 +25,7 @@ import json
 import os
 import re
 import tempfile
-import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,10 +34,10 @@ import duckdb
 from collectors import rollups, store
 from collectors.errors import utc_now
 
-try:  # isal inflates about twice as fast as zlib; the prefilter works with either
-    from isal import isal_zlib as _inflate
-except ImportError:  # pragma: no cover - isal is a dependency, zlib the fallback
-    _inflate = zlib
+try:  # isal inflates about three times as fast as zlib (or DuckDB's own gzip reader)
+    from isal.igzip import decompress as _gunzip
+except ImportError:  # pragma: no cover - isal is a dependency, gzip the fallback
+    _gunzip = gzip.decompress
 
 # The subset of a CloudTrail record caa reads. Unknown keys are ignored; missing keys read as NULL.
 RECORD_FIELDS: dict = {
@@ -114,42 +115,60 @@ FROM (
 
 
 CA_BYTES = b"codeartifact.amazonaws.com"
-_PREFILTER_CHUNK = 1 << 15  # compressed bytes per inflate step; a CodeArtifact file stops after one
+SCRATCH_MIN_FREE = 4 << 30  # inflated batches go to /dev/shm only with this much room left there
 MIN_OBJECT_BYTES = 64 << 20  # DuckDB's JSON read buffer: 512 MiB on every batch cost ~35% more CPU
 MAX_OBJECT_BYTES = 512 << 20
 _RECORDS_HEAD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[')
 _RECORDS_TAIL = re.compile(rb'\]\s*\}\s*$')
 
 
-def needs_parse(path: str) -> bool:
-    """False only when `path` is a complete gzip file of `{"Records": [...]}` whose text never contains
-    codeartifact.amazonaws.com: such a file holds nothing for caa and is never parsed.
-
-    Any doubt (unreadable, truncated, not gzip, not a Records list) answers True, so the file goes to the
-    parser, which reports it exactly as before. The search stops at the first hit, so a CodeArtifact
-    file costs one small inflate step.
-    """
-    overlap = len(CA_BYTES) - 1
-    head = b""
+def inflate_file(path: str) -> bytes | None:
+    """The decompressed text of trail file `path` (every gzip member, with isal), b"" when it is a complete
+    `{"Records": [...]}` that never mentions codeartifact.amazonaws.com (nothing for caa: never parsed, yet
+    recorded in the ledger), or None when it cannot be inflated (truncated, not gzip, unreadable): DuckDB
+    then reads the original and reports it exactly as before. Any doubt about a file goes to the parser."""
     try:
         with open(path, "rb") as fh:
-            d, tail = _inflate.decompressobj(wbits=31), b""
-            while chunk := fh.read(_PREFILTER_CHUNK):
-                while chunk:
-                    out = d.decompress(chunk)
-                    if CA_BYTES in out or CA_BYTES in tail[-overlap:] + out[:overlap]:
-                        return True
-                    if len(head) < 64:
-                        head += out[:64]
-                    tail = out[-64:] if len(out) >= 64 else (tail + out)[-64:]
-                    if not d.eof:
-                        break
-                    chunk = d.unused_data  # a multi-member gzip: go on with the next member
-                    if chunk:
-                        d = _inflate.decompressobj(wbits=31)
-    except Exception:  # noqa: BLE001 - OSError, zlib.error or isal's error: the parser will report the file
-        return True
-    return not (d.eof and _RECORDS_HEAD.match(head) and _RECORDS_TAIL.search(tail))
+            raw = fh.read()
+        text = _gunzip(raw) if raw else None  # an empty file is not gzip (isal would answer b"")
+    except Exception:  # noqa: BLE001 - OSError, EOFError, zlib.error or isal's error: the parser reports it
+        return None
+    if text is None:
+        return None
+    if CA_BYTES in text or not (_RECORDS_HEAD.match(text[:64]) and _RECORDS_TAIL.search(text[-64:])):
+        return text
+    return b""
+
+
+def inflate_batch(files: list[str], folder: Path) -> tuple[dict[str, str], list[str]]:
+    """Decompress `files` (on all cores) into `folder`, where DuckDB reads them as plain JSON: about a third
+    less CPU than its own gzip reader. Returns ({path to read: original file}, [files without CodeArtifact]).
+    A file that cannot be inflated is read as itself. The names keep the files' order (and so which copy of
+    a duplicate event is kept) and say which file they came from."""
+    read: dict[str, str] = {}
+    quiet: list[str] = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # isal releases the GIL
+        for i, (f, text) in enumerate(zip(files, pool.map(inflate_file, files), strict=True)):
+            if text is None:
+                read[f] = f
+            elif not text:
+                quiet.append(f)
+            else:
+                plain = folder / f"{i:06d}-{Path(f).name.removesuffix('.gz')}"
+                plain.write_bytes(text)
+                read[str(plain)] = f
+    return read, quiet
+
+
+def scratch_dir() -> str | None:
+    """Where inflated batches go: /dev/shm (memory) when it has room, else the system temp dir."""
+    try:
+        st = os.statvfs("/dev/shm")
+        if st.f_bavail * st.f_frsize >= SCRATCH_MIN_FREE:
+            return "/dev/shm"
+    except OSError:
+        pass
+    return None
 
 
 def object_bytes(files: list[str]) -> int:
@@ -158,6 +177,12 @@ def object_bytes(files: list[str]) -> int:
     single member below 4 GiB), or 20x the compressed size when that is larger (several members)."""
     biggest = 0
     for f in files:
+        if not f.endswith(".gz"):  # inflated already
+            try:
+                biggest = max(biggest, os.path.getsize(f))
+            except OSError:
+                pass
+            continue
         try:
             with open(f, "rb") as fh:
                 fh.seek(-4, os.SEEK_END)
@@ -284,17 +309,18 @@ def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[st
 def _load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[str, tuple[str, str, str | None, int]]
                 ) -> BatchResult:
     result = BatchResult()
-    parse = []
-    for f in files:
-        (parse if needs_parse(f) else result.no_codeartifact).append(f)
-    if parse:
-        staged = _stage_checked(con, parse, result)
-    else:
-        staged = []
-        _create_empty(con, "ct_stage")
-    staged += result.no_codeartifact
-    result.files_ok = staged
-    return commit_stage(con, staged, ledger, result)
+    with tempfile.TemporaryDirectory(prefix="caa-json-", dir=scratch_dir()) as tmp:
+        read, result.no_codeartifact = inflate_batch(files, Path(tmp))
+        staged = _stage_checked(con, list(read), result) if read else []
+        if not read:
+            _create_empty(con, "ct_stage")
+    # ct_stage names the inflated copies; the ledger rows and the caller name the original files.
+    by_read = {**{f: ledger[o] for f, o in read.items() if o in ledger}, **ledger}
+    commit_stage(con, staged + result.no_codeartifact, by_read, result)
+    result.bad = {read[f]: why for f, why in result.bad.items()}
+    result.events_per_file = {read.get(f, f): n for f, n in result.events_per_file.items()}
+    result.files_ok = [read[f] for f in staged] + result.no_codeartifact
+    return result
 
 
 def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],

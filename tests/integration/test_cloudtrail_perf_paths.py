@@ -51,7 +51,7 @@ def test_a_file_without_codeartifact_is_never_parsed_but_is_in_the_ledger(tmp_pa
     root = write_local(tmp_path / "trail", files)
     db = tmp_path / "caa.duckdb"
     assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
-    assert [f.rsplit("/", 1)[1] for f in staged] == ["a_ca.json.gz"]
+    assert [f.rsplit("/", 1)[1] for f in staged] == ["000000-a_ca.json"]  # its inflated copy, in batch order
     assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == [record(1, AT)["eventID"],
                                                                             record(2, AT)["eventID"]]
     assert rows(db, "SELECT key, events FROM cloudtrail_files ORDER BY key") == [
@@ -87,20 +87,23 @@ def test_broken_files_without_codeartifact_are_still_reported_and_retried(tmp_pa
     assert rows(db, "SELECT key FROM cloudtrail_files") == [(DAY + "g_ok.json.gz",)]
 
 
-def test_prefilter_reads_every_gzip_member_and_across_chunk_edges(tmp_path):
+def test_inflate_reads_every_gzip_member_and_finds_codeartifact_anywhere(tmp_path):
     quiet, loud = tmp_path / "quiet.json.gz", tmp_path / "loud.json.gz"
     head = json.dumps({"Records": [kms(i) for i in range(3)]})[:-2]
     tail = ", " + json.dumps(record(1, AT)) + "]}"
     quiet.write_bytes(gzip.compress(head.encode()) + gzip.compress(b"]}"))
     loud.write_bytes(gzip.compress(head.encode()) + gzip.compress(tail.encode()))
-    assert cloudtrail_load.needs_parse(str(quiet)) is False
-    assert cloudtrail_load.needs_parse(str(loud)) is True
-    # A name far into a big file, after many inflate steps, is still found.
+    assert cloudtrail_load.inflate_file(str(quiet)) == b""  # nothing for caa
+    assert cloudtrail_load.inflate_file(str(loud)) == (head + tail).encode()  # both members, whole
+    # A name far into a big file is still found.
     padding = "x" * 300_000
     big = tmp_path / "big.json.gz"
-    big.write_bytes(gzip.compress(json.dumps({"Records": [kms(1, note=padding), record(2, AT)]}).encode(),
-                                  compresslevel=0))
-    assert cloudtrail_load.needs_parse(str(big)) is True
+    text = json.dumps({"Records": [kms(1, note=padding), record(2, AT)]}).encode()
+    big.write_bytes(gzip.compress(text, compresslevel=0))
+    assert cloudtrail_load.inflate_file(str(big)) == text
+    truncated = tmp_path / "cut.json.gz"
+    truncated.write_bytes(gzip.compress(text)[:1000])
+    assert cloudtrail_load.inflate_file(str(truncated)) is None  # DuckDB reads (and reports) the original
 
 
 def test_time_ordered_batches_still_store_each_event_once(tmp_path):

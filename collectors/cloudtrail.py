@@ -33,7 +33,7 @@ import duckdb
 from collectors import store
 from collectors.aws import aws_errors, translate
 from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult, account_region_scopes
-from collectors.cloudtrail_load import load_files, normalize_records
+from collectors.cloudtrail_load import Inflated, inflate, load_files, normalize_records
 from collectors.errors import ConfigError
 
 LAG_DAYS = 2  # re-list this many days before the watermark: delivery is late and out of order
@@ -207,34 +207,45 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
     newest_day = max((d for o in listed if (o.key, o.etag) in known and (d := _day_of(o.key))), default=None)
     published = time.monotonic()
     with ctx.progress(f"cloudtrail {scope.source}", len(todo)) as advance, \
-            tempfile.TemporaryDirectory(prefix="caa-trail-") as tmp:
+            tempfile.TemporaryDirectory(prefix="caa-trail-") as tmp, ThreadPoolExecutor(max_workers=1) as ahead:
         fetcher = _S3Fetcher(ctx, scope, tree, Path(tmp)) if kind == "s3" else None
-        pending = fetcher.submit(batches[0]) if fetcher and batches else None
-        for i, batch in enumerate(batches):
-            if fetcher:
-                local, missing = pending.result()
-                pending = fetcher.submit(batches[i + 1]) if i + 1 < len(batches) else None
+
+        def prepare(batch: list[TrailObject]) -> tuple[dict[str, TrailObject], dict[str, str], Inflated]:
+            """Fetch (S3) and inflate a batch; runs one batch ahead while DuckDB loads the current one."""
+            local, missing = fetcher.submit(batch).result() if fetcher else (
+                {str(root / o.key): o for o in batch}, {})
+            return local, missing, inflate(list(local))
+
+        pending = ahead.submit(prepare, batches[0]) if batches else None
+        try:
+            for i, batch in enumerate(batches):
+                local, missing, inflated = pending.result()
+                pending = ahead.submit(prepare, batches[i + 1]) if i + 1 < len(batches) else None
                 for key, why in missing.items():
                     result.skip(key, why)
-            else:
-                local = {str(root / o.key): o for o in batch}
-            ledger = {f: (scope.source, o.key, o.etag, o.size) for f, o in local.items()}
-            got = load_files(ctx.con, list(local), ledger)
-            if fetcher:
-                for f in local:
-                    Path(f).unlink()
-            result.rows += got.new_events
-            for f, why in got.bad.items():
-                result.skip(ledger[f][1], why)
-            if got.rejected:
-                result.skip(f"{got.rejected} records", "no eventID or unreadable eventTime (rejected)")
-            days = [d for d in (_day_of(ledger[f][1]) for f in got.files_ok) if d]
-            if days:
-                newest_day = max([newest_day or "", *days])
-            advance(len(batch))
-            if time.monotonic() - published > PUBLISH_EVERY_S:
-                store.publish_now(ctx.con)
-                published = time.monotonic()
+                ledger = {f: (scope.source, o.key, o.etag, o.size) for f, o in local.items()}
+                got = load_files(ctx.con, list(local), ledger, inflated)
+                if fetcher:
+                    for f in local:
+                        Path(f).unlink()
+                result.rows += got.new_events
+                for f, why in got.bad.items():
+                    result.skip(ledger[f][1], why)
+                if got.rejected:
+                    result.skip(f"{got.rejected} records", "no eventID or unreadable eventTime (rejected)")
+                days = [d for d in (_day_of(ledger[f][1]) for f in got.files_ok) if d]
+                if days:
+                    newest_day = max([newest_day or "", *days])
+                advance(len(batch))
+                if time.monotonic() - published > PUBLISH_EVERY_S:
+                    store.publish_now(ctx.con)
+                    published = time.monotonic()
+        finally:
+            if pending is not None:  # a batch failed: drop the files of the one prepared ahead
+                try:
+                    pending.result()[2].close()
+                except Exception:  # noqa: BLE001 - its own failure is not the one being raised
+                    pass
     if newest_day and newest_day != store.read_watermark(ctx.con, "cloudtrail", scope.source):
         _set_watermark(ctx.con, scope.source, newest_day)
     return result

@@ -20,10 +20,12 @@ store_meta.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
 import re
+import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -116,6 +118,7 @@ FROM (
 
 CA_BYTES = b"codeartifact.amazonaws.com"
 SCRATCH_MIN_FREE = 4 << 30  # inflated batches go to /dev/shm only with this much room left there
+SCRATCH_PREFIX = "caa-json-"  # + the collector's pid: sweep_scratch removes those of dead processes
 MIN_OBJECT_BYTES = 64 << 20  # DuckDB's JSON read buffer: 512 MiB on every batch cost ~35% more CPU
 MAX_OBJECT_BYTES = 512 << 20
 _RECORDS_HEAD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[')
@@ -160,8 +163,43 @@ def inflate_batch(files: list[str], folder: Path) -> tuple[dict[str, str], list[
     return read, quiet
 
 
+@dataclass
+class Inflated:
+    """A batch inflated by `inflate`: {path to read: original file}, the files without CodeArtifact, and
+    the scratch folder holding the inflated copies (removed by close())."""
+    read: dict[str, str]
+    quiet: list[str]
+    folder: tempfile.TemporaryDirectory
+
+    def close(self) -> None:
+        self.folder.cleanup()
+
+
+def inflate(files: list[str]) -> Inflated:
+    """inflate_batch into a new scratch folder (named after this process, see sweep_scratch)."""
+    folder = tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=scratch_dir())
+    try:
+        return Inflated(*inflate_batch(files, Path(folder.name)), folder)
+    except BaseException:
+        folder.cleanup()
+        raise
+
+
+@functools.cache
+def sweep_scratch(where: str) -> None:
+    """Remove the scratch folders of collectors that no longer run (a SIGKILL skips every cleanup, and in
+    /dev/shm they would hold memory until a reboot). Once per process and folder."""
+    for path in Path(where).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = path.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def scratch_dir() -> str | None:
     """Where inflated batches go: /dev/shm (memory) when it has room, else the system temp dir."""
+    sweep_scratch(tempfile.gettempdir())
+    if os.path.isdir("/dev/shm"):
+        sweep_scratch("/dev/shm")
     try:
         st = os.statvfs("/dev/shm")
         if st.f_bavail * st.f_frsize >= SCRATCH_MIN_FREE:
@@ -292,28 +330,33 @@ def _records_is_list(con: duckdb.DuckDBPyConnection, f: str) -> bool:
 VALID_ROW = "event_id IS NOT NULL AND event_at IS NOT NULL AND event_name IS NOT NULL"  # else rejected
 
 
-def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[str, tuple[str, str, str | None, int]]
-               ) -> BatchResult:
+def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[str, tuple[str, str, str | None, int]],
+               inflated: Inflated | None = None) -> BatchResult:
     """Stage, dedupe and commit one batch of local trail files.
 
     `ledger` maps each local file to (source, key, etag, size_bytes) for the cloudtrail_files rows.
+    `inflated` is `inflate(files)` when the caller prepared it ahead (it is closed here either way).
     """
     ordered = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
-    con.execute("SET preserve_insertion_order = false")  # less memory and CPU; the insert has its ORDER BY
+    # Less memory and CPU. Rows then land in any order within a batch; batches go oldest day first, and
+    # DuckDB prunes by row group (~120k rows), so the time ranges still prune as well as with a sort.
+    con.execute("SET preserve_insertion_order = false")
     try:
-        return _load_files(con, files, ledger)
+        return _load_files(con, files, ledger, inflated or inflate(files))
     finally:
         con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
 
 
-def _load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[str, tuple[str, str, str | None, int]]
-                ) -> BatchResult:
+def _load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[str, tuple[str, str, str | None, int]],
+                inflated: Inflated) -> BatchResult:
     result = BatchResult()
-    with tempfile.TemporaryDirectory(prefix="caa-json-", dir=scratch_dir()) as tmp:
-        read, result.no_codeartifact = inflate_batch(files, Path(tmp))
+    read, result.no_codeartifact = inflated.read, inflated.quiet
+    try:
         staged = _stage_checked(con, list(read), result) if read else []
         if not read:
             _create_empty(con, "ct_stage")
+    finally:
+        inflated.close()
     # ct_stage names the inflated copies; the ledger rows and the caller name the original files.
     by_read = {**{f: ledger[o] for f, o in read.items() if o in ledger}, **ledger}
     commit_stage(con, staged + result.no_codeartifact, by_read, result)
@@ -343,7 +386,6 @@ def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
                 ) s
                 WHERE copy_no = 1
                   AND event_id NOT IN (SELECT event_id FROM events WHERE event_at BETWEEN $lo AND $hi)
-                ORDER BY event_at
             """, {"lo": lo_hi[0], "hi": lo_hi[1]}).fetchone()[0]
         if result.new_events:
             rollups.refresh(con, rollups.days_of(con, "ct_stage", VALID_ROW))

@@ -42,31 +42,35 @@ WHERE event_at >= $lo AND event_at < $hi
 GROUP BY ALL
 """
 
-# One statement per detector level (the level is a parameter): see schema/007_session_rollup.sql.
+# One statement for the three detector levels (schema/007_session_rollup.sql): the downloads are grouped once
+# into (package, session) rows, from which each level counts its distinct sessions.
 SESSION_DAYS_SQL = f"""
 INSERT INTO download_sessions_days
-SELECT {DAY} AS day, $level AS level, account_id, region,
-       CASE WHEN $level <> 'principal' THEN domain END AS domain,
-       CASE WHEN $level <> 'principal' THEN repository END AS repository,
-       CASE WHEN $level = 'package' THEN format END AS format,
-       CASE WHEN $level = 'package' THEN namespace END AS namespace,
-       CASE WHEN $level = 'package' THEN package END AS package,
-       CASE WHEN $level = 'principal' THEN coalesce(principal_arn, 'unknown') END AS principal_arn,
-       count(DISTINCT (principal_arn, source_ip, date_trunc('minute', event_at AT TIME ZONE 'UTC'))) AS sessions,
-       count(*) AS downloads
-FROM downloads
-WHERE event_at >= $lo AND event_at < $hi
-GROUP BY ALL
+WITH s AS MATERIALIZED (
+    SELECT {DAY} AS day, account_id, region, domain, repository, format, namespace, package, principal_arn,
+           source_ip, date_trunc('minute', event_at AT TIME ZONE 'UTC') AS minute, count(*) AS n
+    FROM downloads
+    WHERE event_at >= $lo AND event_at < $hi
+    GROUP BY ALL
+)
+SELECT day, 'package', account_id, region, domain, repository, format, namespace, package, NULL, count(*), sum(n)
+FROM s GROUP BY day, account_id, region, domain, repository, format, namespace, package
+UNION ALL
+SELECT day, 'repository', account_id, region, domain, repository, NULL, NULL, NULL, NULL,
+       count(DISTINCT (principal_arn, source_ip, minute)), sum(n)
+FROM s GROUP BY day, account_id, region, domain, repository
+UNION ALL
+SELECT day, 'principal', account_id, region, NULL, NULL, NULL, NULL, NULL, coalesce(principal_arn, 'unknown'),
+       count(DISTINCT (principal_arn, source_ip, minute)), sum(n)
+FROM s GROUP BY day, account_id, region, coalesce(principal_arn, 'unknown')
 """
-SESSION_LEVELS = ("package", "repository", "principal")
 TABLES = ("event_days", "download_days", "download_sessions_days")
 
 
 def _insert_all(con: duckdb.DuckDBPyConnection, bounds: dict) -> None:
     con.execute(EVENT_DAYS_SQL, bounds)
     con.execute(DOWNLOAD_DAYS_SQL, bounds)
-    for level in SESSION_LEVELS:
-        con.execute(SESSION_DAYS_SQL, {**bounds, "level": level})
+    con.execute(SESSION_DAYS_SQL, bounds)
 
 
 def _midnight(day: date) -> datetime:

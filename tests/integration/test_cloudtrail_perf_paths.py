@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from datetime import UTC, date, datetime
 
 import pytest
@@ -121,3 +122,14 @@ def test_time_ordered_batches_still_store_each_event_once(tmp_path):
     assert collect(db, [cloudtrail.SPEC], settings, since=SINCE, source=str(root)) == 0
     assert rows(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(9, 9)]
     assert rows(db, "SELECT count(*), sum(events) FROM cloudtrail_files") == [(6, 12)]
+
+
+def test_scratch_folders_of_dead_collectors_are_swept_and_live_ones_kept(tmp_path):
+    dead = tmp_path / f"{cloudtrail_load.SCRATCH_PREFIX}999999999-abc"  # no such pid
+    alive = tmp_path / f"{cloudtrail_load.SCRATCH_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "caa-json-notes"
+    for d in (dead, alive, other):
+        d.mkdir()
+        (d / "000000-x.json").write_bytes(b"{}")
+    cloudtrail_load.sweep_scratch(str(tmp_path))
+    assert not dead.exists() and alive.exists() and other.exists()

@@ -37,7 +37,7 @@ import duckdb
 
 from analytics import overview, pageviews
 from analytics.filters import Filters
-from collectors import store
+from collectors import rollups, store
 from collectors.errors import utc_now
 from settings import Settings
 
@@ -176,6 +176,7 @@ def refresh(con: duckdb.DuckDBPyConnection, settings: Settings) -> Summary:
     store version, replacing the rows of older versions, in one transaction. A loader that fails is logged (one line) and
     skipped. Without any collector run the pages show "no data", so nothing is stored."""
     t0 = time.monotonic()
+    rollups.flush(con)  # the days this session loaded: the views read the rollups
     version = con.execute("SELECT value FROM store_meta WHERE key = 'store_version'").fetchone()[0]
     rows: dict[str, tuple] = {}
     failed: dict[str, str] = {}  # key -> kind

@@ -11,8 +11,9 @@ has room), where DuckDB reads them as plain JSON, a third less CPU than its own 
 text never mentions `codeartifact.amazonaws.com` is not written or parsed, yet is recorded in the ledger;
 one that cannot be inflated is handed to DuckDB as it is, which reports it. It then stages the batch, drops
 duplicate eventIDs inside the batch and against `events` (an anti-join restricted to the batch's time
-range: the same event always carries the same eventTime), and commits the new events, the rollups of
-the days they fall on, the file ledger rows and the store version in one transaction.
+range: the same event always carries the same eventTime), and commits the new events, the days they fall
+on (for the rollups, recomputed before the next publish), the file ledger rows and the store version in
+one transaction.
 
 Reads: trail files. Writes: events, their daily rollups (collectors/rollups.py), cloudtrail_files,
 store_meta.
@@ -388,7 +389,7 @@ def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
                   AND event_id NOT IN (SELECT event_id FROM events WHERE event_at BETWEEN $lo AND $hi)
             """, {"lo": lo_hi[0], "hi": lo_hi[1]}).fetchone()[0]
         if result.new_events:
-            rollups.refresh(con, rollups.days_of(con, "ct_stage", VALID_ROW))
+            rollups.touch(con, "ct_stage", VALID_ROW)  # recomputed before the next publish
         now = utc_now()
         rows = [(*ledger[f], result.events_per_file.get(f, 0), now) for f in staged if f in ledger]
         if rows:  # one statement: executemany costs a round trip per row

@@ -1,9 +1,9 @@
 """Daily rollups of `events`: event_days and download_days (schema/005_rollups.sql), and the spike
 detectors' download sessions per level, download_sessions_days (schema/007_session_rollup.sql).
 
-`refresh(con, days)` recomputes the given UTC days from `events`; the loaders call it inside the
-transaction that inserts a batch, with the days of that batch's new events, so readers never see events
-without their rollups. `rebuild(con)` recomputes every day (after the migration that created the
+`refresh(con, days)` recomputes the given UTC days from `events`. The loaders mark the days of each
+batch they insert (`touch`, in the batch's transaction), and the store recomputes the marked days
+(`flush`) before it publishes the reader snapshot, so readers never see events without their rollups. `rebuild(con)` recomputes every day (after the migration that created the
 tables). `heal(con)`, run at the end of every write session, rebuilds them when their event count no
 longer matches `events` (rows written by hand or by a tool that does not know about rollups). Each day is read with a range on event_at, which DuckDB prunes by its zone maps, so refreshing
 a day costs about one day of events whatever the store's size.
@@ -73,15 +73,18 @@ def _insert_all(con: duckdb.DuckDBPyConnection, bounds: dict) -> None:
     con.execute(SESSION_DAYS_SQL, bounds)
 
 
+SPAN_DAYS = 31  # days per refresh statement: bounds the memory of a backfill's flush
+
+
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
-    """Sorted days as runs of consecutive days: [(first, last), ...]."""
+    """Sorted days as runs of consecutive days, at most SPAN_DAYS each: [(first, last), ...]."""
     out: list[tuple[date, date]] = []
     for d in sorted(set(days)):
-        if out and d == out[-1][1] + timedelta(days=1):
+        if out and d == out[-1][1] + timedelta(days=1) and (d - out[-1][0]).days < SPAN_DAYS:
             out[-1] = (out[-1][0], d)
         else:
             out.append((d, d))
@@ -99,6 +102,31 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
 def days_of(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> list[date]:
     """The UTC days of the rows of `table` (a staging table of the loaders) that match `where`."""
     return [d for (d,) in con.execute(f"SELECT DISTINCT {DAY} FROM {table} WHERE {where}").fetchall()]
+
+
+def touch(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> None:
+    """Mark the UTC days of `table`'s rows (a loader's staged batch) for the next flush(). Call it in the
+    transaction that inserts them: the mark is a TEMP row, committed with the batch."""
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS rollup_pending (day DATE NOT NULL)")
+    con.execute(f"INSERT INTO rollup_pending SELECT DISTINCT {DAY} FROM {table} WHERE {where}")
+
+
+def flush(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute the days marked by touch(), in one transaction. The store calls it before every publish
+    (collectors/store.py), so readers always see rollups that match their events, and a day loaded in
+    many batches (a dense trail) is recomputed once per publish instead of once per batch. A process
+    killed before its flush leaves the days behind its events; heal() at the next write session rebuilds."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'rollup_pending'"
+                       ).fetchone()[0]:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        refresh(con, [d for (d,) in con.execute("SELECT DISTINCT day FROM rollup_pending").fetchall()])
+        con.execute("DELETE FROM rollup_pending")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:

@@ -192,6 +192,7 @@ def publish_now(con: duckdb.DuckDBPyConnection) -> Path:
     """
     path = con.execute(
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
+    rollups.flush(con)
     con.execute("CHECKPOINT")
     return publish_snapshot(Path(path))
 
@@ -219,7 +220,8 @@ def writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
             try:
                 if failed:
                     rollback_quietly(con)
-                elif rollups.heal(con):
+                rollups.flush(con)  # what was committed (also before a failure) is published with its rollups
+                if not failed and rollups.heal(con):
                     bump_version(con)
                 changed = changed or store_version(con) != before
                 con.execute("CHECKPOINT")

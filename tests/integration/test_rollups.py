@@ -240,3 +240,20 @@ def test_spike_series_from_the_session_rollup_equal_a_scan_of_downloads(demo_rea
                 pd.testing.assert_frame_equal(got, want, check_dtype=False)
     finally:
         Filters().apply(con)
+
+
+def test_a_day_loaded_in_many_batches_is_rolled_up_once_per_publish(tmp_path, monkeypatch):
+    """A dense trail puts one day in many batches: its rollup is recomputed when the snapshot is published,
+    not after every batch (which would re-read the day once per batch)."""
+    from collectors import rollups
+
+    files = trail_files(n_files=20, per_file=25)  # 20 hourly files of one day
+    root = write_local(tmp_path / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    settings = make_settings(db=db, cloudtrail={"batch_files": 2})  # ten batches
+    calls: list[list[date]] = []
+    real = rollups.refresh
+    monkeypatch.setattr(rollups, "refresh", lambda con, days: (calls.append(sorted(set(days))), real(con, days))[1])
+    assert collect(db, [cloudtrail.SPEC], settings, since=date(2026, 10, 30), source=str(root)) == 0
+    assert calls == [[date(2026, 11, 1)]]
+    assert_rollups_match(db)

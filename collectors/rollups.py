@@ -3,10 +3,12 @@ detectors' download sessions per level, download_sessions_days (schema/007_sessi
 
 `refresh(con, days)` recomputes the given UTC days from `events`. The loaders mark the days of each
 batch they insert (`touch`, in the batch's transaction), and the store recomputes the marked days
-(`flush`) before it publishes the reader snapshot, so readers never see events without their rollups. `rebuild(con)` recomputes every day (after the migration that created the
-tables). `heal(con)`, run at the end of every write session, rebuilds them when their event count no
-longer matches `events` (rows written by hand or by a tool that does not know about rollups). Each day is read with a range on event_at, which DuckDB prunes by its zone maps, so refreshing
-a day costs about one day of events whatever the store's size.
+(`flush`) before it publishes the reader snapshot, so readers never see events without their rollups.
+`rebuild(con)` recomputes every day (after the migration that created the tables). `heal(con)`, run at
+the end of every write session, rebuilds them when their event count no longer matches `events` (a
+process killed before its flush, or rows written by hand). Each day is read with a range on event_at,
+which DuckDB prunes by its zone maps, so refreshing a day costs about one day of events whatever the
+store's size.
 
 Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days.
 """

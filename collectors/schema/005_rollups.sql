@@ -1,8 +1,7 @@
 -- 005: daily rollups of `events`, so dashboard questions over months of history read thousands of rows
--- instead of scanning millions. Maintained by the loaders (collectors/rollups.py) in the same transaction
--- as the events they summarise: every UTC day a batch touches is recomputed from `events`, so a rollup
--- row is always a pure function of that day's events (re-runs, late files and duplicates included).
--- Several rows may share a key only transiently inside that transaction; queries still aggregate.
+-- instead of scanning millions. Maintained by collectors/rollups.py: every UTC day the loaders touch is
+-- recomputed from `events` before the next publish, so a rollup row is always a pure function of that
+-- day's events (re-runs, late files and duplicates included). Queries still aggregate over rows.
 -- The rows for an existing store are built after 007_session_rollup.sql runs (collectors/store.py POST_MIGRATION).
 
 -- One row per UTC day, account, region, domain, repository, format, event name and outcome.

@@ -503,6 +503,9 @@ def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> int:
     env = dict(os.environ, CAA_DB=str(Path(db).resolve()))
     cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.address", address,
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           # No source watcher: a served dashboard never reloads its code, and watching a checkout (data/,
+           # .venv) overflowed inotify, whose lost events reran the page under the user's hands.
+           "--server.fileWatcherType", "none",
            "--client.toolbarMode", "minimal"]
     print(f"dashboard: http://{address}:{port}  (Ctrl+C to stop)", flush=True)
     try:

@@ -159,12 +159,12 @@ def _day_of(key: str) -> str | None:
         return None
 
 
-def _set_watermark(con: duckdb.DuckDBPyConnection, scope: str, value: str) -> None:
+def set_watermark(con: duckdb.DuckDBPyConnection, scope: str, value: str) -> None:
     with store.load_transaction(con):
         store.write_watermark(con, "cloudtrail", scope, value)
 
 
-def _start_date(ctx: RunContext, scope_key: str) -> date:
+def start_date(ctx: RunContext, scope_key: str) -> date:
     if ctx.since:
         return ctx.since
     mark = store.read_watermark(ctx.con, "cloudtrail", scope_key)
@@ -173,7 +173,7 @@ def _start_date(ctx: RunContext, scope_key: str) -> date:
     return (ctx.now - timedelta(days=ctx.settings.cloudtrail.lookback_days)).date()
 
 
-def _known(con: duckdb.DuckDBPyConnection, source: str) -> set[tuple[str, str]]:
+def known_files(con: duckdb.DuckDBPyConnection, source: str) -> set[tuple[str, str]]:
     return set(con.execute("SELECT key, etag FROM cloudtrail_files WHERE source = ?", [source]).fetchall())
 
 
@@ -192,10 +192,10 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
     else:
         s3 = ctx.clients.client(Scope(region=None), "s3")
         tree = S3Tree(s3, where, prefix)
-    start, end = _start_date(ctx, scope.source), (ctx.now + timedelta(days=1)).date()
+    start, end = start_date(ctx, scope.source), (ctx.now + timedelta(days=1)).date()
     result = ScopeResult(window=f"{start}..{end}")
     with aws_errors(scope, "s3", what="listing"):
-        known = _known(ctx.con, scope.source)
+        known = known_files(ctx.con, scope.source)
         listed = list(list_trail_files(tree, start, end))
         todo = [o for o in listed if (o.key, o.etag) not in known]
     # Oldest day first across every account and region: a batch then spans about a day of event time,
@@ -208,7 +208,7 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
     published = time.monotonic()
     with ctx.progress(f"cloudtrail {scope.source}", len(todo)) as advance, \
             tempfile.TemporaryDirectory(prefix="caa-trail-") as tmp, ThreadPoolExecutor(max_workers=1) as ahead:
-        fetcher = _S3Fetcher(ctx, scope, tree, Path(tmp)) if kind == "s3" else None
+        fetcher = S3Fetcher(ctx, scope, tree, Path(tmp)) if kind == "s3" else None
 
         def prepare(batch: list[TrailObject]) -> tuple[dict[str, TrailObject], dict[str, str], Inflated]:
             """Fetch (S3) and inflate a batch; runs one batch ahead while DuckDB loads the current one."""
@@ -247,11 +247,11 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
                 except Exception:  # noqa: BLE001 - its own failure is not the one being raised
                     pass
     if newest_day and newest_day != store.read_watermark(ctx.con, "cloudtrail", scope.source):
-        _set_watermark(ctx.con, scope.source, newest_day)
+        set_watermark(ctx.con, scope.source, newest_day)
     return result
 
 
-class _S3Fetcher:
+class S3Fetcher:
     """Fetch a batch of S3 objects concurrently into a temp dir; yields {local path: object}."""
 
     def __init__(self, ctx: RunContext, scope: Scope, tree: S3Tree, tmp: Path):
@@ -316,7 +316,7 @@ def collect_lookup(ctx: RunContext, scope: Scope) -> ScopeResult:
     result.rows = got.new_events
     if records:
         newest = max(r.get("eventTime", "") for r in records)
-        _set_watermark(ctx.con, key, newest)
+        set_watermark(ctx.con, key, newest)
     return result
 
 
@@ -343,4 +343,5 @@ def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
 
 SPEC = CollectorSpec("cloudtrail", collect, scopes)
 
-__all__ = ["SPEC", "collect", "list_trail_files", "normalize_records", "parse_source"]
+__all__ = ["PUBLISH_EVERY_S", "SPEC", "S3Fetcher", "S3Tree", "TrailObject", "collect", "known_files", "list_trail_files",
+           "normalize_records", "parse_source", "set_watermark", "start_date"]

@@ -31,13 +31,13 @@ from collectors.aws import aws_errors
 from collectors.base import RunContext, Scope, ScopeResult
 from collectors.cloudtrail import (
     PUBLISH_EVERY_S,
+    S3Fetcher,
     S3Tree,
     TrailObject,
-    _known,
-    _S3Fetcher,
-    _set_watermark,
-    _start_date,
+    known_files,
     parse_source,
+    set_watermark,
+    start_date,
 )
 from collectors.cloudtrail_load import EVENT_COLUMNS, PARSE_ERRORS, BatchResult, commit_stage
 
@@ -192,10 +192,10 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, files: list[str],
 def collect_extract(ctx: RunContext, scope: Scope) -> ScopeResult:
     kind, where, prefix = parse_source(scope.source)
     client = ctx.clients.client(Scope(region=None), "s3") if kind == "s3" else None
-    start, end = _start_date(ctx, scope.source), (ctx.now + timedelta(days=1)).date()
+    start, end = start_date(ctx, scope.source), (ctx.now + timedelta(days=1)).date()
     result = ScopeResult(window=f"{start}..{end}")
     with aws_errors(scope, "s3", what="listing"):
-        known = _known(ctx.con, scope.source)
+        known = known_files(ctx.con, scope.source)
         listed = list_extract(kind, where, prefix, client, start, end)
     todo = sorted(((o, d) for o, d in listed if (o.key, o.etag) not in known), key=lambda od: (od[1] or "", od[0].key))
     batches = _batches(todo, ctx.settings.cloudtrail.batch_files)
@@ -203,7 +203,7 @@ def collect_extract(ctx: RunContext, scope: Scope) -> ScopeResult:
     published = time.monotonic()
     with ctx.progress(f"cloudtrail {scope.source}", len(todo)) as advance, \
             tempfile.TemporaryDirectory(prefix="caa-extract-") as tmp:
-        fetcher = _S3Fetcher(ctx, scope, S3Tree(client, where, prefix), Path(tmp)) if client else None
+        fetcher = S3Fetcher(ctx, scope, S3Tree(client, where, prefix), Path(tmp)) if client else None
         pending = fetcher.submit([o for o, _ in batches[0]]) if fetcher and batches else None
         for i, batch in enumerate(batches):
             days = {o.key: d for o, d in batch}
@@ -232,5 +232,5 @@ def collect_extract(ctx: RunContext, scope: Scope) -> ScopeResult:
                 store.publish_now(ctx.con)
                 published = time.monotonic()
     if newest_day and newest_day != store.read_watermark(ctx.con, "cloudtrail", scope.source):
-        _set_watermark(ctx.con, scope.source, newest_day)
+        set_watermark(ctx.con, scope.source, newest_day)
     return result

@@ -181,11 +181,13 @@ def test_queries_on_rollups_answer_what_a_scan_of_events_answers(demo_reader, fi
         assert counts["downloads (view)"] == con.execute("SELECT count(*) FROM downloads").fetchone()[0]
         end_at = datetime.combine(last_day, datetime.min.time(), UTC)
         idle = queries.run(con, "usage_idle_repositories", start_at=end_at - timedelta(days=2), end_at=end_at)
-        seen = {r for (r,) in con.execute(
-            "SELECT DISTINCT repository FROM events WHERE error_code IS NULL AND event_at >= $lo AND event_at < $hi",
-            {"lo": end_at - timedelta(days=2), "hi": end_at}).fetchall()}
-        everyone = {r for (r,) in con.execute("SELECT repository FROM repositories").fetchall()}
-        assert set(idle["repository"]) == everyone - seen
+        key = "account_id, region, domain, repository"  # a repository name recurs across domains
+        seen = set(con.execute(
+            f"SELECT DISTINCT {key} FROM events WHERE error_code IS NULL AND event_at >= $lo AND event_at < $hi",
+            {"lo": end_at - timedelta(days=2), "hi": end_at}).fetchall())
+        everyone = set(con.execute(f"SELECT {key} FROM repositories").fetchall())
+        assert set(idle[["account_id", "region", "domain", "repository"]].itertuples(index=False, name=None)) == (
+            everyone - seen)
     finally:
         Filters().apply(con)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import boto3
 from botocore.stub import Stubber
@@ -45,13 +46,13 @@ def test_lookup_events_pages_are_rate_limited_and_normalized(tmp_path, monkeypat
         stub.add_response("lookup_events", resp, params)
     clock = {"t": 100.0}
     waits = []
-    monkeypatch.setattr(cloudtrail.time, "monotonic", lambda: clock["t"])
-
     def sleep(s):
         waits.append(s)
         clock["t"] += s
 
-    monkeypatch.setattr(cloudtrail.time, "sleep", sleep)
+    # The collector's own clock only: patching the time module itself would also count the sleeps of other
+    # threads in this process (py4j's, after the Spark tests ran in the same worker).
+    monkeypatch.setattr(cloudtrail, "time", SimpleNamespace(monotonic=lambda: clock["t"], sleep=sleep))
     db = tmp_path / "caa.duckdb"
     settings = make_settings(db=db, accounts=[{"id": "111122223333", "regions": ["us-east-1"]}])
     with stub:

@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -33,7 +33,7 @@ import duckdb
 from collectors import store
 from collectors.aws import aws_errors, translate
 from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult, account_region_scopes
-from collectors.cloudtrail_load import Inflated, inflate, load_files, normalize_records
+from collectors.cloudtrail_load import BatchResult, Inflated, inflate, load_files, normalize_records
 from collectors.errors import ConfigError
 
 LAG_DAYS = 2  # re-list this many days before the watermark: delivery is late and out of order
@@ -150,6 +150,20 @@ def list_trail_files(tree: LocalTree | S3Tree, start: date, end: date) -> Iterat
             yield from tree.day_files(f"{acct}CloudTrail/{region}/", start, end)
 
 
+def record_batch(result: ScopeResult, got: BatchResult, ledger: dict[str, tuple], day_of: Callable[[str], str | None],
+                 newest_day: str | None, rejected_why: str) -> str | None:
+    """Add a loaded batch to the scope's result (rows, skipped files, rejected records); return the newest
+    day among the batch's loaded files and `newest_day` (the watermark candidate). `ledger` maps each local
+    file to (source, key, etag, size); `day_of` gives a key's day."""
+    result.rows += got.new_events
+    for f, why in got.bad.items():
+        result.skip(ledger[f][1], why)
+    if got.rejected:
+        result.skip(f"{got.rejected} records", rejected_why)
+    days = [d for d in (day_of(ledger[f][1]) for f in got.files_ok) if d]
+    return max([newest_day or "", *days]) if days else newest_day
+
+
 def _day_of(key: str) -> str | None:
     parts = key.split("/")
     try:
@@ -228,14 +242,8 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
                 if fetcher:
                     for f in local:
                         Path(f).unlink()
-                result.rows += got.new_events
-                for f, why in got.bad.items():
-                    result.skip(ledger[f][1], why)
-                if got.rejected:
-                    result.skip(f"{got.rejected} records", "no eventID or unreadable eventTime (rejected)")
-                days = [d for d in (_day_of(ledger[f][1]) for f in got.files_ok) if d]
-                if days:
-                    newest_day = max([newest_day or "", *days])
+                newest_day = record_batch(result, got, ledger, _day_of, newest_day,
+                                          "no eventID or unreadable eventTime (rejected)")
                 advance(len(batch))
                 if time.monotonic() - published > PUBLISH_EVERY_S:
                     store.publish_now(ctx.con)
@@ -344,4 +352,4 @@ def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
 SPEC = CollectorSpec("cloudtrail", collect, scopes)
 
 __all__ = ["PUBLISH_EVERY_S", "SPEC", "S3Fetcher", "S3Tree", "TrailObject", "collect", "known_files", "list_trail_files",
-           "normalize_records", "parse_source", "set_watermark", "start_date"]
+           "normalize_records", "parse_source", "record_batch", "set_watermark", "start_date"]

@@ -36,6 +36,7 @@ from collectors.cloudtrail import (
     TrailObject,
     known_files,
     parse_source,
+    record_batch,
     set_watermark,
     start_date,
 )
@@ -219,14 +220,8 @@ def collect_extract(ctx: RunContext, scope: Scope) -> ScopeResult:
             if fetcher:
                 for f in local:
                     Path(f).unlink()
-            result.rows += got.new_events
-            for f, why in got.bad.items():
-                result.skip(ledger[f][1], why)
-            if got.rejected:
-                result.skip(f"{got.rejected} records", "no event_id, event_at or event_name (rejected)")
-            ok_days = [d for f in got.files_ok if (d := days[ledger[f][1]])]
-            if ok_days:
-                newest_day = max([newest_day or "", *ok_days])
+            newest_day = record_batch(result, got, ledger, days.get, newest_day,
+                                      "no event_id, event_at or event_name (rejected)")
             advance(len(batch))
             if time.monotonic() - published > PUBLISH_EVERY_S:
                 store.publish_now(ctx.con)

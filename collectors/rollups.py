@@ -101,11 +101,6 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
         _insert_all(con, {"lo": _midnight(first), "hi": _midnight(last + timedelta(days=1))})
 
 
-def days_of(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> list[date]:
-    """The UTC days of the rows of `table` (a staging table of the loaders) that match `where`."""
-    return [d for (d,) in con.execute(f"SELECT DISTINCT {DAY} FROM {table} WHERE {where}").fetchall()]
-
-
 def touch(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> None:
     """Mark the UTC days of `table`'s rows (a loader's staged batch) for the next flush(). Call it in the
     transaction that inserts them: the mark is a TEMP row, committed with the batch."""

@@ -24,6 +24,23 @@ def collect(db: Path, specs: list, settings=None, **ctx_kwargs) -> int:
         return run_collectors(specs, ctx)
 
 
+def counting_gets(settings) -> tuple:
+    """(clients, gets): AWS clients for `settings` whose every S3 GetObject call appends to the list `gets`."""
+    from collectors.aws import Clients
+
+    gets: list[int] = []
+    clients = Clients(settings)
+    real = clients.client
+
+    def counting(scope, service, region=None):
+        c = real(scope, service, region)
+        c.meta.events.register("before-call.s3.GetObject", lambda **kw: gets.append(1))
+        return c
+
+    clients.client = counting
+    return clients, gets
+
+
 def rows(db: Path, sql: str, params=None) -> list[tuple]:
     """Read from the published reader snapshot, as the dashboard and `caa sql` do."""
     con = store.open_reader(db)

@@ -12,7 +12,7 @@ from moto import mock_aws
 from collectors import cloudtrail
 from collectors.aws import Clients
 from tests.fixtures.trails import record, trail_files, unique_events, write_local
-from tests.helpers import collect, make_settings, rows, table
+from tests.helpers import collect, counting_gets, make_settings, rows, table
 
 SINCE = date(2026, 10, 25)
 
@@ -48,16 +48,7 @@ def test_known_s3_objects_are_not_fetched_again(tmp_path, s3_trail, monkeypatch)
     db = tmp_path / "caa.duckdb"
     settings = make_settings(db=db)
     collect(db, [cloudtrail.SPEC], settings, clients=Clients(settings), since=SINCE, source="s3://org-trail/cloudtrail")
-    gets = []
-    clients = Clients(settings)
-    real = clients.client
-
-    def counting(scope, service, region=None):
-        c = real(scope, service, region)
-        c.meta.events.register("before-call.s3.GetObject", lambda **kw: gets.append(1))
-        return c
-
-    clients.client = counting
+    clients, gets = counting_gets(settings)
     before = table(db, "events")
     assert collect(db, [cloudtrail.SPEC], settings, clients=clients, since=SINCE,
                    source="s3://org-trail/cloudtrail") == 0

@@ -18,7 +18,7 @@ from collectors import cloudtrail, cloudtrail_parquet, store
 from collectors.aws import Clients
 from collectors.cloudtrail_load import EVENT_COLUMNS, RECORD_FIELDS, RECORDS_JSON_STRUCTURE, normalize_sql
 from tests.fixtures.trails import ACCOUNT, record, trail_files, write_local
-from tests.helpers import collect, make_settings, rows, table
+from tests.helpers import collect, counting_gets, make_settings, rows, table
 
 pytestmark = [pytest.mark.skipif(shutil.which("java") is None,
                                  reason="pyspark needs Java 17 (`make test` installs openjdk-17-jre-headless)"),
@@ -349,16 +349,7 @@ def test_an_extract_on_s3_ingests_the_same_rows_and_a_rerun_fetches_nothing(extr
                        now=NOW) == 0
         assert_same_events(direct_db, db)
         assert rows(db, "SELECT count(*) FROM cloudtrail_files WHERE source = ?", [source]) == [(3,)]
-        gets = []
-        clients = Clients(settings)
-        real = clients.client
-
-        def counting(scope, service, region=None):
-            c = real(scope, service, region)
-            c.meta.events.register("before-call.s3.GetObject", lambda **kw: gets.append(1))
-            return c
-
-        clients.client = counting
+        clients, gets = counting_gets(settings)
         before = table(db, "events")
         assert collect(db, [cloudtrail.SPEC], settings, clients=clients, since=SINCE, source=source, now=NOW) == 0
         assert gets == []

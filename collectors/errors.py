@@ -7,12 +7,51 @@ exits non-zero; tracebacks only appear with --debug.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+
+CLOCK_ENV = "CAA_NOW"  # an ISO 8601 instant that pins the clock for this process and its children
+_pinned: list[datetime] = []  # set by pinned_clock() (innermost last)
 
 
 def utc_now() -> datetime:
-    """The current time, timezone-aware UTC. The only clock the code reads."""
-    return datetime.now(UTC)
+    """The current time, timezone-aware UTC. The only clock the code reads.
+
+    It is injectable: `pinned_clock(t)` pins it in this process, and CAA_NOW=2026-12-01T00:05Z pins it
+    here and in every process started from here (the dashboard server, a CLI subprocess), so a test,
+    or a person asking "what would caa say on the 1st?", runs the whole product at one instant.
+    A pinned clock does not move."""
+    if _pinned:
+        return _pinned[-1]
+    text = os.environ.get(CLOCK_ENV)
+    return parse_instant(text, CLOCK_ENV) if text else datetime.now(UTC)
+
+
+def parse_instant(text: str, where: str) -> datetime:
+    """`text` as an aware UTC datetime ('2026-12-01T00:05Z', '2026-12-01T01:05+01:00'); a naive time is
+    refused rather than guessed."""
+    try:
+        t = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        t = None
+    if t is None or t.tzinfo is None:
+        raise ConfigError(f"{text!r} is not an ISO 8601 instant with a zone", where=where,
+                          fix="write it like 2026-12-01T00:05Z, or unset it to use the real clock")
+    return t.astimezone(UTC)
+
+
+@contextmanager
+def pinned_clock(at: datetime) -> Iterator[datetime]:
+    """Pin utc_now() to `at` (aware) inside the block, in this process only."""
+    if at.tzinfo is None:
+        raise ValueError("pinned_clock needs an aware datetime")
+    _pinned.append(at.astimezone(UTC))
+    try:
+        yield _pinned[-1]
+    finally:
+        _pinned.pop()
 
 
 class CaaError(Exception):

@@ -26,7 +26,7 @@ from collectors.demo import moto_seed
 from collectors.demo.estate import build_estate
 from collectors.demo.fake_codeartifact import FakeCodeArtifact, FakeCodeArtifactClients
 from collectors.demo.trails import write_trails
-from collectors.errors import StoreError
+from collectors.errors import StoreError, utc_now
 from settings import load_settings
 
 
@@ -99,7 +99,7 @@ def run_demo(db: Path, seed: int = 7, events: int = 1_000_000, debug: bool = Fal
     """Build the demo estate into `db` with the real collectors. Returns the exit code (0 = ok)."""
     db = Path(db)
     t0 = time.monotonic()
-    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
     _fresh_store(db)
     out, truth = _trails(db, seed, events, end)
     estate = build_estate(seed, end=end)

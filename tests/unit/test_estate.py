@@ -18,6 +18,7 @@ import pytest
 
 from collectors.demo.estate import build_estate
 from collectors.demo.trails import write_trails
+from collectors.errors import pinned_clock
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
 EVENTS = 20_000
@@ -147,10 +148,16 @@ def test_assets_are_shared_across_repositories_of_a_domain(estate):
         assert d.asset_size_bytes(estate.end + timedelta(days=1)) <= unique_bytes
 
 
-def test_estate_ends_today_at_utc_midnight_by_default():
-    e = build_estate()
-    assert e.end.tzinfo is not None and (e.end.hour, e.end.minute, e.end.second) == (0, 0, 0)
-    assert timedelta(0) <= datetime.now(UTC) - e.end < timedelta(days=1)
+@pytest.mark.parametrize("now, end, start", [
+    ("2026-12-01T00:05:00+00:00", datetime(2026, 12, 1, tzinfo=UTC), datetime(2025, 11, 1, tzinfo=UTC)),
+    ("2028-02-29T23:55:00+00:00", datetime(2028, 2, 29, tzinfo=UTC), datetime(2027, 1, 29, tzinfo=UTC)),
+    # 00:30 UTC in the night of Europe's DST change; 13 months back, the 29th is clamped to Feb 28
+    ("2026-03-29T01:30:00+01:00", datetime(2026, 3, 29, tzinfo=UTC), datetime(2025, 2, 28, tzinfo=UTC)),
+])
+def test_estate_ends_at_the_clocks_utc_midnight_by_default(now, end, start):
+    with pinned_clock(datetime.fromisoformat(now)):
+        e = build_estate()
+    assert (e.start, e.end) == (start, end)
 
 
 def test_estate_is_deterministic_per_seed():

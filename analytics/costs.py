@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.queries import run
-from collectors.errors import ConfigError
+from collectors.errors import ConfigError, utc_now
 from settings import Settings
 
 GIB = 1024**3
@@ -107,14 +107,43 @@ def coverage(con: duckdb.DuckDBPyConnection) -> Coverage:
 
 
 def default_window(con: duckdb.DuckDBPyConnection, since: date | None, until: date | None) -> tuple[date, date]:
-    """(since, until), both inclusive: until defaults to the last full day, since to the 1st of its month."""
+    """(since, until), both inclusive: without either, this month to the last full day, or the last full
+    month early in a month (early_in_month); until defaults to the last full day, since to the 1st of
+    until's month."""
+    if since is None and until is None:
+        start, end = month_to_date(con)
+        return last_full_month(end) if early_in_month(start, end) else (start, end)
     if until is None:
-        until = coverage(con).last_full_day or datetime.now(UTC).date()
+        until = coverage(con).last_full_day or utc_now().date()
     if since is None:
         since = until.replace(day=1)
     if since > until:
         raise ValueError(f"since {since} is after until {until}")
     return since, until
+
+
+EARLY_DAYS = 2  # a month with fewer full days than this to date is "early": last month is the headline
+
+
+def month_to_date(con: duckdb.DuckDBPyConnection) -> tuple[date, date]:
+    """(first day of the current month, last full day). The current month is the month of the day after
+    the last full day, so on the 1st (last full day = the 31st) until is the day before month_start:
+    nothing to date yet."""
+    until = coverage(con).last_full_day or utc_now().date() - timedelta(days=1)
+    return (until + timedelta(days=1)).replace(day=1), until
+
+
+def early_in_month(month_start: date, until: date) -> bool:
+    """True on the first days of a month (fewer than EARLY_DAYS full days to date), when month-to-date
+    figures are too thin to lead with: the headline is last month's final cost, and the Costs page's
+    default window is the last full month."""
+    return (until - month_start).days + 1 < EARLY_DAYS
+
+
+def last_full_month(until: date) -> tuple[date, date]:
+    """The calendar month before the one `until + 1 day` falls in: (first day, last day)."""
+    end = (until + timedelta(days=1)).replace(day=1) - timedelta(days=1)
+    return end.replace(day=1), end
 
 
 def _region_prices(settings: Settings, regions: pd.Series) -> tuple[np.ndarray, np.ndarray]:

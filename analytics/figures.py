@@ -243,3 +243,19 @@ def cleanup_by_domain(by_domain: list[dict]) -> go.Figure:
     fig.update_layout(barmode="stack", margin=MARGIN, xaxis_title="Reclaimable GB", yaxis_title=None,
                       legend_title_text="Reclaimable", height=max(200, 45 * len(by_domain) + 100))
     return _empty(fig, pd.DataFrame(by_domain), "No cleanup candidates")
+
+
+def projection_by_domain(df: pd.DataFrame) -> go.Figure:
+    """This month's projected cost per domain, stacked storage and requests (forecast.Forecast.by_domain:
+    account_id, region, domain, storage_usd, requests_usd, expected_usd), the largest on top."""
+    df = df.sort_values("expected_usd", ascending=False, kind="stable")
+    labels = [plain(x) for x in _unique([str(d) for d in df["domain"]],
+                                        [f"{a} {r}" for a, r in zip(df["account_id"], df["region"], strict=True)])]
+    fig = go.Figure()
+    for part, color in (("storage_usd", "#1f77b4"), ("requests_usd", "#ff7f0e")):
+        fig.add_bar(x=df[part], y=labels, orientation="h", name=part.split("_")[0].capitalize(), marker_color=color,
+                    hovertemplate="%{y}: %{x:$,.2f} " + part.split("_")[0] + "<extra></extra>")
+    fig.update_layout(barmode="stack", margin=MARGIN, xaxis_title="Projected month-end cost (USD)", yaxis_title=None,
+                      yaxis_autorange="reversed", legend_title_text="Cost", height=max(200, 40 * len(df) + 100))
+    fig.update_xaxes(tickprefix="$")
+    return _empty(fig, df, "Nothing to project")

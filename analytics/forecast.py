@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from analytics.costs import GIB, KINDS, coverage, daily_cost, requests_daily, storage_daily
+from analytics.costs import GIB, KINDS, cost_report, coverage, daily_cost, requests_daily, storage_daily
 from collectors.errors import DataError
 from settings import Settings
 
@@ -39,6 +39,8 @@ HOLDOUT_DAYS = 28
 MAX_HISTORY_DAYS = 730
 
 DomainKey = tuple[str, str, str]  # (account_id, region, domain)
+SHARE_DAYS = 28
+DOMAIN_COLUMNS = ["account_id", "region", "domain", "storage_usd", "requests_usd", "expected_usd"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ class Forecast:
     backtest_mape: float
     models: pd.DataFrame  # kind, account_id, region, domain, model, observations
     notes: list[str] = field(default_factory=list)
+    # the current month per domain (with the what-if): account_id, region, domain, storage_usd,
+    # requests_usd, expected_usd; an account and region's requests are shared out to its domains by
+    # their requests over the last SHARE_DAYS days of history
+    by_domain: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DOMAIN_COLUMNS))
 
 
 @dataclass
@@ -143,8 +149,9 @@ def _series(con: duckdb.DuckDBPyConnection, settings: Settings, end: date) -> li
 
 
 def _monthly_usd(series: list[_Series], qty: list[np.ndarray], to_date: list[float], days: list[date],
-                 settings: Settings) -> np.ndarray:
-    """Priced months (months x paths) for series of one kind; qty[i] is (days x paths)."""
+                 settings: Settings, each: list | None = None) -> np.ndarray:
+    """Priced months (months x paths) for series of one kind; qty[i] is (days x paths). With `each`, the
+    priced months of every series (the free tier shared pro rata within its account) are appended to it."""
     months = sorted({_month_start(d) for d in days})
     idx = np.array([months.index(_month_start(d)) for d in days])
     per_day = np.array([1 / calendar.monthrange(d.year, d.month)[1] for d in days])  # GiB-day -> GB-month
@@ -167,6 +174,8 @@ def _monthly_usd(series: list[_Series], qty: list[np.ndarray], to_date: list[flo
             storage_price, request_price = settings.prices.for_region(series[i].region)
             price = storage_price if series[i].kind == "storage" else request_price / 10_000
             usd += monthly[i] * billable * price
+            if each is not None:
+                each.append((series[i], monthly[i] * billable * price))
     return usd
 
 
@@ -260,6 +269,8 @@ def forecast(con: duckdb.DuckDBPyConnection, settings: Settings, horizon_months:
         if len(s.y) < 28:
             notes.append(f"{s.kind} {s.account_id} {s.region} {s.domain or ''}: only {len(s.y)} days of history")
 
+    each: list[tuple[_Series, np.ndarray]] = []  # the what-if's priced months per series
+
     def priced(cut: bool) -> dict[str, np.ndarray]:
         out = {}
         for kind in KINDS:
@@ -271,8 +282,8 @@ def forecast(con: duckdb.DuckDBPyConnection, settings: Settings, horizon_months:
                 qty.append(np.clip(sims[i] - take, 0, None))
             totals = [done.get((kind, *(series[i].account_id, series[i].region, series[i].domain)), 0.0)
                       for i in idx]
-            out[kind] = (_monthly_usd([series[i] for i in idx], qty, totals, days, settings) if idx
-                         else np.zeros((len(months), paths)))
+            out[kind] = (_monthly_usd([series[i] for i in idx], qty, totals, days, settings,
+                                      each if cut else None) if idx else np.zeros((len(months), paths)))
         return out
 
     monthly = _frame(months, priced(cut=True), to_date, level)
@@ -294,7 +305,37 @@ def forecast(con: duckdb.DuckDBPyConnection, settings: Settings, horizon_months:
     cost_mape = checked.loc[checked["kind"] == "cost", "mape_pct"]
     return Forecast(history_end=end, horizon_months=horizon_months, level=level, monthly=monthly,
                     baseline=baseline, daily=pd.concat(daily_rows, ignore_index=True), backtest=checked,
-                    backtest_mape=float(cost_mape.iloc[0]), models=pd.DataFrame(models), notes=notes)
+                    backtest_mape=float(cost_mape.iloc[0]), models=pd.DataFrame(models), notes=notes,
+                    by_domain=_by_domain(con, settings, each, end))
+
+
+def _by_domain(con: duckdb.DuckDBPyConnection, settings: Settings, each: list[tuple[_Series, np.ndarray]],
+               end: date) -> pd.DataFrame:
+    """The current month's expected cost per domain: its own storage series, plus its account and
+    region's requests in proportion to the domain's requests over the SHARE_DAYS days to `end` (a domain
+    without recent requests gets none; with no request in the account and region at all, the requests go
+    to its domains in equal parts)."""
+    keys = ["account_id", "region", "domain"]
+    storage = pd.DataFrame([(s.account_id, s.region, s.domain, float(u[0].mean())) for s, u in each
+                            if s.kind == "storage"], columns=[*keys, "storage_usd"])
+    requests = pd.DataFrame([(s.account_id, s.region, float(u[0].mean())) for s, u in each
+                             if s.kind == "requests"], columns=["account_id", "region", "requests_usd"])
+    if requests.empty:
+        out = storage.assign(requests_usd=0.0)
+    else:
+        recent = cost_report(con, settings, end - timedelta(days=SHARE_DAYS - 1), end, by="domain")
+        recent = recent.groupby(keys, as_index=False)["requests"].sum()
+        known = pd.concat([recent[keys], storage[keys]]).drop_duplicates()
+        known = known.merge(recent, on=keys, how="left").fillna({"requests": 0.0})
+        total = known.groupby(["account_id", "region"])["requests"].transform("sum")
+        count = known.groupby(["account_id", "region"])["requests"].transform("size")
+        known["share"] = np.where(total > 0, known["requests"] / total.where(total > 0, 1.0), 1.0 / count)
+        req = known.merge(requests, on=["account_id", "region"])
+        req["requests_usd"] = req["requests_usd"] * req["share"]
+        out = storage.merge(req[[*keys, "requests_usd"]], on=keys, how="outer")
+    out = out.fillna({"storage_usd": 0.0, "requests_usd": 0.0})
+    out["expected_usd"] = out["storage_usd"] + out["requests_usd"]
+    return out.sort_values(keys, ignore_index=True)[DOMAIN_COLUMNS]
 
 
 def month_end_projection(con: duckdb.DuckDBPyConnection, settings: Settings, level: float = LEVEL) -> pd.DataFrame:

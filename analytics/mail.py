@@ -13,8 +13,9 @@ repository, so a filtered store hands one owner the whole domain's storage, the 
 re-applied per owner, and cleanup would stop seeing the other repositories' versions that keep an asset
 alive. The dashboard link of an owner's e-mail does carry the owner's repository filter.
 
-Projections: the month-end projection of analytics.forecast (ETS, the estate's total) is shared out to
-domains and owners by their share of month-to-date cost. Every data-derived string in the HTML goes
+Projections: analytics.forecast's month-end projection per domain (Forecast.by_domain); an owner gets
+their share of each domain's cost over last month and this month to date. In the first days of a month
+(costs.early_in_month: nothing or one day to date) the headline is last month's final cost. Every data-derived string in the HTML goes
 through html.escape; the chart is a PNG rendered locally by kaleido with the system's Chromium.
 """
 
@@ -54,13 +55,15 @@ class Estate:
     """The whole estate's numbers, computed once; `digest()` slices them."""
 
     month_start: date
-    until: date  # the last full day (month to date = month_start..until)
+    until: date  # the last full day (month to date = month_start..until; until < month_start: none yet)
     last_month_start: date
     last_month_end: date
     mtd: pd.DataFrame  # cost_report by package, this month to date
     previous: pd.DataFrame  # cost_report by package, the same days of last month
+    moving: pd.DataFrame  # the movers' current side by package: mtd, or last month early in a month
+    moved_from: pd.DataFrame  # the movers' other side: `previous`, or the month before last early in a month
     last_month: pd.DataFrame  # cost_report by repository, all of last month
-    projection_factor: float  # projected month total / month-to-date total (NaN when nothing to date)
+    projected: pd.DataFrame  # DOMAIN, expected_usd: forecast.Forecast.by_domain, the current month
     storage_daily: pd.DataFrame  # usage_date, account_id, region, domain, storage_usd (chart window)
     storage_shares: pd.DataFrame  # REPO + share of the domain's storage (chart window)
     requests_daily: pd.DataFrame  # usage_date, REPO, requests_usd (chart window)
@@ -98,17 +101,26 @@ class Digest:
     def last_month_usd(self) -> float:
         return float(self.domains["last_month_usd"].sum())
 
+    @property
+    def early(self) -> bool:
+        """The first days of a month: last month's final cost is the headline."""
+        return costs.early_in_month(self.estate.month_start, self.estate.until)
+
 
 def estate_numbers(con: duckdb.DuckDBPyConnection, settings: Settings) -> Estate:
     """Every number the e-mails show, over the whole store (slice it with digest())."""
-    month_start, until = costs.default_window(con, None, None)
+    month_start, until = costs.month_to_date(con)
     last_end = month_start - timedelta(days=1)
     last_start = last_end.replace(day=1)
     same_days = min(last_start + (until - month_start), last_end)
-    mtd = costs.cost_report(con, settings, month_start, until, by="package")
-    proj = forecast.month_end_projection(con, settings)
-    total = proj[proj["kind"] == "total"].iloc[0]
-    factor = float(total["expected_usd"]) / float(total["actual_usd"]) if total["actual_usd"] > 0 else float("nan")
+    mtd = _report(con, settings, month_start, until, "package")
+    previous = _report(con, settings, last_start, same_days, "package")
+    moving, moved_from = mtd, previous
+    if costs.early_in_month(month_start, until):  # movers: last month against the month before it
+        before_end = last_start - timedelta(days=1)
+        moving = _report(con, settings, last_start, last_end, "package")
+        moved_from = _report(con, settings, before_end.replace(day=1), before_end, "package")
+    fc = forecast.forecast(con, settings, horizon_months=0, backtest=False)
     chart_start = max(until - timedelta(days=CHART_DAYS - 1), costs.coverage(con).first_day or until)
     shares = costs.storage_attribution(con, settings, chart_start, until).groupby(
         REPO, dropna=False, as_index=False)["share"].sum()
@@ -119,15 +131,23 @@ def estate_numbers(con: duckdb.DuckDBPyConnection, settings: Settings) -> Estate
     clean = cleanup.report_cleanup(con, settings)
     return Estate(
         month_start=month_start, until=until, last_month_start=last_start, last_month_end=last_end, mtd=mtd,
-        previous=costs.cost_report(con, settings, last_start, same_days, by="package"),
-        last_month=costs.cost_report(con, settings, last_start, last_end, by="repository"),
-        projection_factor=factor,
+        previous=previous, moving=moving, moved_from=moved_from,
+        last_month=_report(con, settings, last_start, last_end, "repository"),
+        projected=fc.by_domain[[*DOMAIN, "expected_usd"]],
         storage_daily=costs.storage_daily(con, settings, chart_start, until)[["usage_date", *DOMAIN, "storage_usd"]],
         storage_shares=shares, requests_daily=req,
         cleanup=clean.reset_index() if len(clean) else clean.reset_index().reindex(columns=["region", *clean.columns]),
         spikes=spikes.detect_spikes(con, settings, since), spikes_since=since,
         repositories=con.execute(OWNER_TAGS_SQL).df(),
     )
+
+
+def _report(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date, by: str) -> pd.DataFrame:
+    """costs.cost_report over [since, until], or its empty frame when the window has no day (the 1st)."""
+    if since <= until:
+        return costs.cost_report(con, settings, since, until, by=by)
+    return pd.DataFrame(columns=[*costs.LEVELS[by], "gb_month", "requests", "storage_usd", "requests_usd",
+                                 "cost_usd", "share_pct"])
 
 
 # ---------------------------------------------------------------- owners
@@ -171,15 +191,22 @@ def _slice(df: pd.DataFrame, keys: set[tuple] | None) -> pd.DataFrame:
 def digest(estate: Estate, settings: Settings, recipients: list[str], owner: str | None = None,
            keys: set[tuple] | None = None) -> Digest:
     """The e-mail content for `recipients`: the whole estate (keys None) or the repositories `keys`."""
-    mtd, prev, last = _slice(estate.mtd, keys), _slice(estate.previous, keys), _slice(estate.last_month, keys)
+    mtd, last = _slice(estate.mtd, keys), _slice(estate.last_month, keys)
     by_domain = mtd.groupby(DOMAIN, dropna=False)["cost_usd"].sum().rename("mtd_usd")
     last_by_domain = last.groupby(DOMAIN, dropna=False)["cost_usd"].sum().rename("last_month_usd")
-    domains = pd.concat([by_domain, last_by_domain], axis=1).fillna(0.0).reset_index()
-    domains["projected_usd"] = domains["mtd_usd"] * estate.projection_factor
-    domains = domains.sort_values(["mtd_usd", *DOMAIN], ascending=[False, True, True, True], ignore_index=True)
+    projected = estate.projected.set_index(DOMAIN)["expected_usd"].rename("projected_usd")
+    if keys is not None:  # the slice's part of each domain's projection: its share of the domain's recent cost
+        recent = pd.concat([estate.mtd, estate.last_month]).groupby(DOMAIN, dropna=False)["cost_usd"].sum()
+        mine = pd.concat([mtd, last]).groupby(DOMAIN, dropna=False)["cost_usd"].sum()
+        share = (mine / recent.reindex(mine.index)).where(lambda x: x.notna(), 0.0)
+        projected = (projected.reindex(share.index) * share).dropna().rename("projected_usd")
+    domains = pd.concat([by_domain, projected, last_by_domain], axis=1).fillna(0.0).reset_index()
+    domains = domains[(domains[["mtd_usd", "projected_usd", "last_month_usd"]].abs() > 0).any(axis=1)]
+    domains = domains.sort_values(["projected_usd", *DOMAIN], ascending=[False, True, True, True],
+                                  ignore_index=True)
 
-    a = mtd.groupby(PACKAGE, dropna=False)["cost_usd"].sum().rename("mtd_usd")
-    b = prev.groupby(PACKAGE, dropna=False)["cost_usd"].sum().rename("previous_usd")
+    a = _slice(estate.moving, keys).groupby(PACKAGE, dropna=False)["cost_usd"].sum().rename("mtd_usd")
+    b = _slice(estate.moved_from, keys).groupby(PACKAGE, dropna=False)["cost_usd"].sum().rename("previous_usd")
     movers = pd.concat([a, b], axis=1).fillna(0.0).reset_index()
     movers["delta_usd"] = movers["mtd_usd"] - movers["previous_usd"]
     movers = movers[movers["delta_usd"].abs() > 0.005].copy()
@@ -273,16 +300,35 @@ HEADERS = {
 TITLES = {"movers": "Top cost movers", "savings": "Top cleanup savings", "spikes": "Open spikes"}
 
 
+def headers(d: Digest, key: str) -> list[str]:
+    """A table's column names; early in a month the movers compare last month with the month before."""
+    if key == "movers" and d.early:
+        e = d.estate
+        before = (e.last_month_start - timedelta(days=1)).replace(day=1)
+        return ["Where", "Package", f"{before:%B}", f"{e.last_month_start:%B}", "Change"]
+    return HEADERS[key]
+
+
 def subject(d: Digest) -> str:
+    """The headline: this month to date and its projection, or, in the first EARLY_DAYS days of a month
+    (nothing or one day to date), last month's final cost and this month's projection."""
     scope = f" (your {len(d.repositories)} repositories)" if d.owner else ""
-    return (f"CodeArtifact cost {d.estate.month_start:%B %Y}{scope}: {usd(d.mtd_usd)} to date, "
+    e = d.estate
+    if d.early:
+        return (f"CodeArtifact cost {e.last_month_start:%B %Y}{scope}: {usd(d.last_month_usd)} final; "
+                f"{e.month_start:%B} projected {usd(d.projected_usd)}")
+    return (f"CodeArtifact cost {e.month_start:%B %Y}{scope}: {usd(d.mtd_usd)} to date, "
             f"{usd(d.projected_usd)} projected")
 
 
 def summary_line(d: Digest) -> str:
     e = d.estate
-    return (f"Month to date ({e.month_start:%b %d}-{e.until:%b %d}): {usd(d.mtd_usd)}; projected month end "
-            f"{usd(d.projected_usd)}; last month ({e.last_month_start:%B}) {usd(d.last_month_usd)}.")
+    to_date = (f"Month to date ({e.month_start:%b %d}-{e.until:%b %d}): {usd(d.mtd_usd)}"
+               if e.until >= e.month_start else f"Month to date: no full day of {e.month_start:%B} yet")
+    last = f"last month ({e.last_month_start:%B}) {usd(d.last_month_usd)}"
+    if d.early:
+        return f"Last month ({e.last_month_start:%B}), final: {usd(d.last_month_usd)}; {to_date}; projected month end {usd(d.projected_usd)}."
+    return f"{to_date}; projected month end {usd(d.projected_usd)}; {last}."
 
 
 def render_text(d: Digest) -> str:
@@ -290,8 +336,8 @@ def render_text(d: Digest) -> str:
     out = [subject(d), "", summary_line(d), "", "Cost per domain"]
 
     def table(key: str) -> None:
-        cells = [HEADERS[key], *t[key]]
-        widths = [min(max(len(c[i]) for c in cells), 60) for i in range(len(HEADERS[key]))]
+        cells = [headers(d, key), *t[key]]
+        widths = [min(max(len(c[i]) for c in cells), 60) for i in range(len(cells[0]))]
         for c in cells:
             out.append("  " + "  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
 
@@ -306,8 +352,8 @@ def render_text(d: Digest) -> str:
             out.append(f"  all candidates: {usd(d.savings_total['permanent'])}/month permanent, "
                        f"{usd(d.savings_total['refetchable'])}/month refetchable")
     out += ["", f"Dashboard: {d.dashboard_url}", "",
-            "Modeled from the price table and CloudTrail, not the AWS bill; projections share the estate's "
-            "month-end forecast by month-to-date cost."]
+            "Modeled from the price table and CloudTrail, not the AWS bill; projections are the month-end "
+            "forecast per domain (an owner's part by their share of the domain's recent cost)."]
     return "\n".join(out) + "\n"
 
 
@@ -323,7 +369,7 @@ def render_html(d: Digest, chart_cid: str | None) -> str:
     def table(key: str) -> str:
         if not t[key]:
             return "<p>none</p>"
-        head = "".join(f'<th style="{th}">{_e(h)}</th>' for h in HEADERS[key])
+        head = "".join(f'<th style="{th}">{_e(h)}</th>' for h in headers(d, key))
         body = "".join("<tr>" + "".join(f'<td style="{td}">{_e(c)}</td>' for c in r) + "</tr>" for r in t[key])
         return f'<table style="border-collapse:collapse">\n<tr>{head}</tr>\n{body}\n</table>'
 
@@ -338,7 +384,8 @@ def render_html(d: Digest, chart_cid: str | None) -> str:
                          f"{_e(usd(d.savings_total['refetchable']))}/month refetchable.</p>")
     parts += [f'<p><a href="{_e(d.dashboard_url)}">Open the dashboard</a></p>',
               "<p style=\"color:#666;font-size:12px\">Modeled from the price table and CloudTrail, not the AWS bill; "
-              "projections share the estate's month-end forecast by month-to-date cost.</p>"]
+              "projections are the month-end forecast per domain (an owner's part by their share of the domain's "
+              "recent cost).</p>"]
     return ('<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>'
             '<body style="font-family:Arial,sans-serif">\n' + "\n".join(p for p in parts if p) + "\n</body></html>\n")
 

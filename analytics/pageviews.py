@@ -16,7 +16,7 @@ from __future__ import annotations
 import calendar
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,8 @@ class OverviewCosts:
     band: pd.DataFrame  # usage_date, expected_usd, lower_usd, upper_usd (to the month end)
     movers: pd.DataFrame  # cost_movers()
     open_spikes: int
+    by_domain: pd.DataFrame = field(default_factory=pd.DataFrame)  # forecast.Forecast.by_domain
+    early: bool = False  # costs.early_in_month: last month's final cost is the headline
 
     def projected(self, column: str = "expected_usd") -> float:
         return float(self.projection.loc[self.projection["kind"] == "total", column].iloc[0])
@@ -128,7 +130,7 @@ def overview_costs(con: duckdb.DuckDBPyConnection, settings: Settings) -> Overvi
     if when is None or end is None:
         return None
     fc = forecast.forecast(con, settings, horizon_months=0, backtest=False)  # = month_end_projection()
-    month = when.month_start
+    month, _ = costs.month_to_date(con)  # the month being projected (forecast.Forecast.monthly's first)
     last_month = (month - timedelta(days=1)).replace(day=1)
     before = costs.daily_cost(con, settings, last_month, month - timedelta(days=1))
     trend = daily_cost_by_kind(con, settings, end - timedelta(days=TREND_DAYS - 1), end)
@@ -136,20 +138,25 @@ def overview_costs(con: duckdb.DuckDBPyConnection, settings: Settings) -> Overvi
         projection=fc.monthly, history_end=end, last_month=last_month,
         last_month_usd=float(before["cost_usd"].sum()), trend=trend[["usage_date", "kind", "cost_usd"]],
         band=forecast_daily_cost(fc.daily, trend), movers=cost_movers(con, settings, end),
-        open_spikes=len(spikes.detect_spikes(con, settings, when.day - timedelta(days=OPEN_SPIKE_DAYS - 1))))
+        open_spikes=len(spikes.detect_spikes(con, settings, when.day - timedelta(days=OPEN_SPIKE_DAYS - 1))),
+        by_domain=fc.by_domain, early=costs.early_in_month(*costs.month_to_date(con)))
 
 
 # ---------------------------------------------------------------- Costs
 
 def cost_window(con: duckdb.DuckDBPyConnection, start: date | None, end: date | None,
                 days: int | None = None) -> tuple[date, date] | None:
-    """The Costs page's window: the filter's dates, else this month to the last full day (or `days` days)."""
+    """The Costs page's window: the filter's dates, else this month to the last full day, or the last full
+    month in the first days of a month (costs.early_in_month), or `days` days."""
     last = costs.coverage(con).last_full_day
     if last is None:
         return None
     if days is None and not start:
-        until = min(end, last) if end else last
-        return until.replace(day=1), until
+        if end:
+            until = min(end, last)
+            return until.replace(day=1), until
+        month_start = (last + timedelta(days=1)).replace(day=1)
+        return costs.last_full_month(last) if costs.early_in_month(month_start, last) else (month_start, last)
     return window(last, start, end, days or TREND_DAYS)
 
 

@@ -109,8 +109,8 @@ def page(view: View) -> None:
         no_data()
         return
     since, until = window
-    st.caption(f"Window: {since:%Y-%m-%d} to {until:%Y-%m-%d} (UTC days; this month to the last full day "
-               "unless the filters set dates).")
+    st.caption(f"Window: {since:%Y-%m-%d} to {until:%Y-%m-%d} (UTC days; this month to the last full day, or "
+               f"the last full month in the first {costs.EARLY_DAYS} days of a month, unless the filters set dates).")
     level = level_ui()
     breakdown_ui(view, level, since, until)
     trend = view.load("cost_window", view.filters.start, view.filters.end, 90)

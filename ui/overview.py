@@ -4,6 +4,8 @@ downloads over time, data freshness (layout only)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
 from analytics import figures, overview, pageviews
@@ -30,6 +32,21 @@ def kpis_ui(data: overview.Overview) -> None:
     cost.metric("Modeled cost month-to-date", usd(data.cost.total_usd), border=True,
                 help=f"Storage {usd(data.cost.storage_usd)} + requests {usd(data.cost.requests_usd)}, "
                      "from the price table in settings (free tier taken off); not the AWS bill.")
+
+
+def early_month_ui(c: pageviews.OverviewCosts) -> None:
+    """The first days of a month: last month's final cost leads, this month's projection follows."""
+    st.metric(f"{c.last_month:%B %Y}, final modeled cost", usd(c.last_month_usd), border=True,
+              help="The first days of a month have too little to date to lead with; this is the whole of last "
+                   "month from the same cost model. This month's projection per domain is below.")
+
+
+def projection_by_domain_ui(c: pageviews.OverviewCosts) -> None:
+    st.subheader(f"Projected month-end cost by domain ({c.history_end + timedelta(days=1):%B %Y})")
+    if c.by_domain.empty:
+        st.caption("No domain has storage or requests to project.")
+        return
+    st.plotly_chart(figures.projection_by_domain(c.by_domain))
 
 
 def cost_kpis_ui(c: pageviews.OverviewCosts, savings: dict | None) -> None:
@@ -116,7 +133,10 @@ def page(view: View) -> None:
     costs = view.load("overview_costs")
     cleanup = view.load("cleanup", *settings_policy(view))
     if costs is not None:
+        if costs.early:
+            early_month_ui(costs)
         cost_kpis_ui(costs, cleanup.summary if cleanup is not None else None)
+        projection_by_domain_ui(costs)
         cost_trend_ui(costs)
     downloads_ui(data)
     if costs is not None:

@@ -19,6 +19,7 @@ import sys
 from email import policy
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
@@ -193,19 +194,29 @@ def test_digest_numbers_chart_and_owner_split_over_smtp_auth(demo_store, smtp_pl
 
     # analytics computed directly
     with store.open_reader(db) as con:
-        since, until = costs.default_window(con, None, None)
+        since, until = costs.month_to_date(con)
         last_end = since - dt.timedelta(days=1)
-        mtd = costs.cost_report(con, settings, since, until, by="repository")
+        mtd = (costs.cost_report(con, settings, since, until, by="repository") if since <= until
+               else pd.DataFrame(columns=["domain", "repository", "cost_usd"]))
         last = costs.cost_report(con, settings, last_end.replace(day=1), last_end, by="repository")
-        proj = forecast.month_end_projection(con, settings)
-    total = proj[proj["kind"] == "total"].iloc[0]
-    factor = total["expected_usd"] / total["actual_usd"]
+        fc = forecast.forecast(con, settings, horizon_months=0, backtest=False)
+    projected = fc.by_domain.set_index("domain")["expected_usd"]
+    total = fc.monthly[fc.monthly["kind"] == "total"].iloc[0]
+    assert projected.sum() == pytest.approx(total["expected_usd"], rel=1e-6)  # the domains add up to the estate
+    assert (projected > 0).all()  # every domain with storage has a projection, also on the 1st
 
     def expected_rows(repos: set[str] | None) -> dict[str, tuple[str, str, str]]:
         m = mtd if repos is None else mtd[mtd["repository"].isin(repos)]
         lm = last if repos is None else last[last["repository"].isin(repos)]
         a, b = m.groupby("domain")["cost_usd"].sum(), lm.groupby("domain")["cost_usd"].sum()
-        return {d: (mail.usd(a[d]), mail.usd(a[d] * factor), mail.usd(b.get(d, 0.0))) for d in a.index}
+        both = pd.concat([mtd, last]).groupby("domain")["cost_usd"].sum()
+        mine = pd.concat([m, lm]).groupby("domain")["cost_usd"].sum()
+        out = {}
+        for d in projected.index if repos is None else mine.index:
+            p = projected[d] * (1.0 if repos is None else mine[d] / both[d])
+            if a.get(d, 0.0) or p or b.get(d, 0.0):
+                out[d] = (mail.usd(a.get(d, 0.0)), mail.usd(p), mail.usd(b.get(d, 0.0)))
+        return out
 
     def table_rows(text: str) -> dict[str, tuple[str, str, str]]:
         block = text.split("Cost per domain\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
@@ -216,13 +227,19 @@ def test_digest_numbers_chart_and_owner_split_over_smtp_auth(demo_store, smtp_pl
     for domain, (m, p, lm) in expected_rows(None).items():
         assert re.search(rf"<td[^>]*>{re.escape(domain)}</td><td[^>]*>{re.escape(m)}</td><td[^>]*>"
                          rf"{re.escape(p)}</td><td[^>]*>{re.escape(lm)}</td>", full["html"])
-    assert f"{mail.usd(mtd['cost_usd'].sum())} to date" in got["all@example.com"]["msg"]["Subject"]
+    subject = got["all@example.com"]["msg"]["Subject"]
+    if costs.early_in_month(since, until):  # the 1st and 2nd: last month's final cost is the headline
+        assert f"{last_end:%B %Y}: {mail.usd(last['cost_usd'].sum())} final; {since:%B} projected " \
+               f"{mail.usd(projected.sum())}" in subject, subject
+    else:
+        assert f"{mail.usd(mtd['cost_usd'].sum())} to date, {mail.usd(projected.sum())} projected" in subject, subject
+    assert all("-" not in cells for cells in table_rows(full["text"]).values())  # no cell left unknown
     _assert_inline_chart(full)
     assert 'href="https://caa.example.com/"' in full["html"]
 
     owned = {"apps@example.com": {"app-releases", "web-frontend"},
              "data@example.com": {"data-pipelines", "ml-models"}}
-    pairs = set(mtd[["domain", "repository"]].dropna().itertuples(index=False, name=None))
+    pairs = set(pd.concat([mtd, last])[["domain", "repository"]].dropna().itertuples(index=False, name=None))
     for owner, repos in owned.items():
         parts = _parts(got[owner]["msg"])
         _assert_inline_chart(parts)

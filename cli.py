@@ -9,13 +9,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
 import sys
 from datetime import date
 from enum import StrEnum
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -497,8 +496,8 @@ def schedule(
     sched.serve(settings)
 
 
-def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> int:
-    """Run `streamlit run dashboard.py` bound to `address` (127.0.0.1 by default) over the store `db`."""
+def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> NoReturn:
+    """Become `streamlit run dashboard.py` bound to `address` (127.0.0.1 by default) over the store `db`."""
     script = find_spec("dashboard").origin
     env = dict(os.environ, CAA_DB=str(Path(db).resolve()))
     cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.address", address,
@@ -508,10 +507,9 @@ def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> int:
            "--server.fileWatcherType", "none",
            "--client.toolbarMode", "minimal"]
     print(f"dashboard: http://{address}:{port}  (Ctrl+C to stop)", flush=True)
-    try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+    # Streamlit replaces this process (same pid): a SIGTERM or SIGINT to `caa dashboard` from a service
+    # manager, a container stop or a test reaches the server itself, and nothing is left serving.
+    os.execve(sys.executable, cmd, env)
 
 
 @app.command()
@@ -524,7 +522,7 @@ def dashboard(
     """Serve the Streamlit dashboard over the store (binds to 127.0.0.1)."""
     settings = _settings(db)
     _upgrade(settings.db)
-    raise typer.Exit(serve_dashboard(settings.db, port, address))
+    serve_dashboard(settings.db, port, address)
 
 
 def _upgrade(db: Path) -> None:
@@ -554,7 +552,7 @@ def demo(
     settings = _settings(db)
     code = run_demo(settings.db, seed=seed, events=events, debug=State.debug)
     if code == 0 and serve:
-        code = serve_dashboard(settings.db, port)
+        serve_dashboard(settings.db, port)
     raise typer.Exit(code)
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -76,3 +81,25 @@ def run_page(**query):  # -> streamlit.testing.v1.AppTest
     at.run(timeout=60)
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+@contextmanager
+def process_group(cmd: list[str], **popen) -> Iterator[subprocess.Popen]:
+    """`cmd` started in a process group of its own; at the end of the block (also when the test fails)
+    the whole group gets SIGTERM, then SIGKILL after 10 s, so no server a test starts outlives it."""
+    proc = subprocess.Popen(cmd, start_new_session=True, **popen)
+    try:
+        yield proc
+    finally:
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                os.killpg(proc.pid, 0)  # the leader is gone; is anything else of the group left?
+            except subprocess.TimeoutExpired:
+                continue
+            except ProcessLookupError:
+                break

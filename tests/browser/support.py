@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import process_group
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "data" / "screenshots"
@@ -35,24 +37,20 @@ def serve_dashboard(db: Path, folder: Path) -> Iterator[str]:
     config.write_text("")
     port = free_port()
     env = dict(os.environ, CAA_DB=str(db), CAA_CONFIG=str(config))
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "dashboard", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"the dashboard did not start: {proc.stdout.read()[-2000:]}")
-    try:
+    log = folder / "dashboard.log"  # a file, not a pipe nobody reads: a full pipe would stall the server
+    with open(log, "w") as out, process_group([sys.executable, "-m", "cli", "dashboard", "--port", str(port)],
+                                              cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail(f"the dashboard did not start: {log.read_text()[-2000:]}")
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def settled(page, timeout_s: float = 60) -> None:  # noqa: ANN001 - a playwright Page
@@ -72,3 +70,17 @@ def shoot(page, name: str) -> None:  # noqa: ANN001 - a playwright Page
     page.wait_for_timeout(500)  # plotly redraws on resize
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def open_filters(page) -> None:  # noqa: ANN001 - a playwright Page
+    """Open the sidebar's Filters expander (if it is not open already: a filter in the URL opens it) and
+    wait until its opening animation has ended. A click during that half second focuses a multiselect
+    without opening its list, so the pick that follows is lost (a person clicking that fast loses it too);
+    clicking the header of an open expander closes it and hides its chips."""
+    expander = page.locator('[data-testid="stSidebar"] [data-testid="stExpander"] details')
+    expander.first.wait_for(state="attached", timeout=30_000)
+    if expander.first.get_attribute("open") is None:
+        page.get_by_text("Filters").first.click()
+    page.wait_for_function("""() => document.querySelector('[data-testid="stSidebar"] [data-testid="stExpander"] '
+                                   + 'details[open]') && document.getAnimations().every(a => a.playState !== 'running')""",
+                           timeout=10_000)

@@ -145,25 +145,55 @@ def sql(
     from collectors import store
 
     settings = _settings(db)
-    con = store.open_reader(settings.db)
+    con = store.open_reader(settings.db)  # locked down: the store only, no files, no settings
     if con is None:
         raise StoreError(f"no data yet in {settings.db}", fix="run `make demo` or `caa collect` first")
     try:
+        _check_read_only(con, query)
         cur = con.execute(query)
         if cur.description is None:
             return
         cols = [d[0] for d in cur.description]
         rows = cur.fetchall()
+    except duckdb.PermissionException as e:
+        raise CaaError(f"caa sql reads the store's tables only: {_first_line(e)}", where="caa sql",
+                       fix="query the tables (README: the store's schema); write files with `caa report`") from None
     except duckdb.Error as e:
-        first = str(e).splitlines()[0]
-        if "read-only" in first or "read only" in first:
-            raise StoreError("caa sql is read-only: write statements are refused", where="caa sql",
-                             fix="use SELECT; collectors are the only writers") from None
-        raise CaaError(f"the query failed: {first}", where="caa sql", fix="check the table and column names "
+        raise CaaError(f"the query failed: {_first_line(e)}", where="caa sql", fix="check the table and column names "
                        "(README: the store's schema)") from None
     finally:
         con.close()
     _print_rows(cols, rows, fmt)
+
+
+READ_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+
+def _check_read_only(con, query: str) -> None:  # noqa: ANN001 - a DuckDB connection
+    """Refuse anything but one SELECT (DESCRIBE, SHOW, SUMMARIZE and FROM-first queries are SELECTs to
+    DuckDB's parser) or an EXPLAIN of one, by the statement types of DuckDB's own parser."""
+    import duckdb
+
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as e:
+        raise CaaError(f"the query failed: {_first_line(e)}", where="caa sql",
+                       fix="check the SQL syntax (DuckDB's dialect)") from None
+    kinds = [st.type.name for st in statements]
+    refused = next((k for k in kinds if k not in READ_STATEMENTS), None)
+    if refused is None and "EXPLAIN" in kinds:  # EXPLAIN [ANALYZE] runs what it explains: check that too
+        import re
+
+        inner = re.sub(r"^\s*EXPLAIN\s+(ANALY[SZ]E\s+)?", "", query, flags=re.IGNORECASE)
+        refused = next((st.type.name for st in con.extract_statements(inner) if st.type.name != "SELECT"), None)
+    if refused is not None or len(kinds) != 1:
+        what = f"{refused} statements are refused" if refused else f"{len(kinds)} statements were given, not one"
+        raise StoreError(f"caa sql runs one read-only query: {what}", where="caa sql",
+                         fix="give one SELECT; exports are `caa report`, collection is `caa collect`")
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def _print_rows(cols: list[str], rows: list[tuple], fmt: OutFormat) -> None:

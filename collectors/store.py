@@ -272,7 +272,17 @@ def open_reader(db: Path) -> duckdb.DuckDBPyConnection | None:
     snap = snapshot_path(Path(db))
     if not snap.exists():
         return None
-    return _connect(snap, read_only=True)
+    return lock_down(_connect(snap, read_only=True))
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Make a reader see the store and nothing else, before any query text runs: no file, URL or
+    extension outside it can be read or written (COPY ... TO, EXPORT DATABASE, read_text, read_csv,
+    glob, ATTACH, INSTALL), and no setting can be changed again (memory_limit, TimeZone,
+    enable_external_access itself). The snapshot is opened read-only, so its own tables cannot be written."""
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
 
 
 def reader_version(db: Path) -> tuple[int, int] | None:

@@ -114,3 +114,65 @@ def test_progress_bars_on_a_terminal_do_not_change_the_result(tmp_path):
     from tests.helpers import table
 
     assert table(a, "events") == table(b, "events")
+
+
+def run_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """`caa *args` in this process (as the console script runs it): exit code, stdout, stderr."""
+    import cli
+
+    monkeypatch.setattr(sys, "argv", ["caa", *args])
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    out = capsys.readouterr()
+    return done.value.code or 0, out.out, out.err
+
+
+def _sha(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("statement, says", [
+    ("COPY (SELECT 'x' AS x) TO '{snapshot}' (FORMAT csv)", "COPY statements are refused"),
+    ("COPY (SELECT 'x' AS x) TO '{db}' (FORMAT csv)", "COPY statements are refused"),
+    ("COPY (SELECT * FROM events) TO '{out}/events.csv'", "COPY statements are refused"),
+    ("EXPORT DATABASE '{out}/export'", "EXPORT statements are refused"),
+    ("SELECT * FROM read_text('/etc/shadow')", "reads the store's tables only"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "reads the store's tables only"),
+    ("SELECT * FROM read_blob('/etc/passwd')", "reads the store's tables only"),
+    ("SELECT * FROM glob('/etc/*')", "reads the store's tables only"),
+    ("SELECT * FROM read_parquet('{out}/*.parquet')", "reads the store's tables only"),
+    ("SET memory_limit = '1GB'", "SET statements are refused"),
+    ("CREATE TEMP TABLE t AS SELECT 1", "CREATE statements are refused"),
+    ("PRAGMA database_size", "PRAGMA statements are refused"),
+    ("CALL checkpoint()", "CALL statements are refused"),
+    ("ATTACH '{out}/other.duckdb' AS o", "ATTACH statements are refused"),
+    ("INSTALL httpfs", "LOAD statements are refused"),
+    ("EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1", "CREATE statements are refused"),
+    ("SELECT 1; DELETE FROM events", "DELETE statements are refused"),
+    ("SELECT 1; SELECT 2", "2 statements were given"),
+])
+def test_sql_can_neither_write_nor_read_outside_the_store(small_db, tmp_path, monkeypatch, capsys, statement, says):
+    out = tmp_path / "out"
+    out.mkdir()
+    snapshot = store.snapshot_path(small_db)
+    before = (_sha(small_db), _sha(snapshot))
+    text = statement.format(db=small_db, snapshot=snapshot, out=out)
+    code, stdout, stderr = run_in_process(monkeypatch, capsys, "sql", text, "--db", str(small_db))
+    assert code == 1 and stdout == "" and len(stderr.strip().splitlines()) == 1, stderr
+    assert says in stderr and "fix:" in stderr and "Traceback" not in stderr, stderr
+    assert "check the table and column names" not in stderr  # a refusal is not a typo
+    assert (_sha(small_db), _sha(snapshot)) == before  # the store and its snapshot are untouched
+    assert list(out.iterdir()) == []  # nothing was written
+    assert "root:" not in stderr  # no file's content leaked into the message
+    code, stdout, _ = run_in_process(monkeypatch, capsys, "sql", "SELECT count(*) AS n FROM events", "--format", "csv",
+                                     "--db", str(small_db))
+    assert code == 0 and int(stdout.split()[1]) > 0  # and the next query reads the store as before
+
+
+@pytest.mark.parametrize("query", ["DESCRIBE events", "SHOW TABLES", "SUMMARIZE downloads", "FROM downloads LIMIT 1",
+                                   "WITH d AS (SELECT 1 AS n) SELECT n FROM d", "EXPLAIN SELECT count(*) FROM events"])
+def test_sql_still_answers_every_kind_of_read(small_db, monkeypatch, capsys, query):
+    code, stdout, stderr = run_in_process(monkeypatch, capsys, "sql", query, "--format", "json", "--db", str(small_db))
+    assert code == 0 and json.loads(stdout), stderr

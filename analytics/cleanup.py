@@ -26,6 +26,7 @@ control blocks upstream: the next request re-ingests them, so their savings are 
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -50,8 +51,8 @@ GONE = ("Disposed", "Deleted")  # statuses whose assets are no longer stored
 REPORT_COLUMNS = [
     "account_id", "domain", "repository", "format", "namespace", "package", "version", "status", "origin_type",
     "published_at", "last_downloaded_at", "downloads_90d", "size_bytes", "reclaimable_bytes",
-    "monthly_savings_usd", "refetchable", "reason", "approve",
-]
+    "monthly_savings_usd", "refetchable", "reason", "approve", "generated_at", "policy",
+]  # generated_at: the store's as-of the report judged by; policy: its rules as JSON (caa apply re-judges by them)
 
 
 def policy(settings: Settings, **overrides: Any) -> Cleanup:
@@ -171,8 +172,8 @@ def protect_dependencies(df: pd.DataFrame, kept: np.ndarray, edges: dict[int, li
     return needed_by
 
 
-def _reclaim(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, candidate: np.ndarray,
-             refetchable: np.ndarray) -> np.ndarray:
+def reclaim(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, candidate: np.ndarray,
+            refetchable: np.ndarray) -> np.ndarray:
     """Bytes each candidate frees on its own account: assets (per domain by sha256) held only by candidates."""
     assets = run(con, "cleanup_assets")
     assets["namespace"] = assets["namespace"].astype(object).where(assets["namespace"].notna(), None)
@@ -237,7 +238,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any =
 
     refetchable = ((df["origin_type"] != "INTERNAL") & (df["origin_upstream"] != "BLOCK")).to_numpy()
     df["candidate"], df["refetchable"] = candidate, refetchable
-    df["reclaimable_bytes"] = _reclaim(con, df, candidate, refetchable)
+    df["reclaimable_bytes"] = reclaim(con, df, candidate, refetchable)
     price = {r: settings.prices.for_region(r)[0] for r in df["region"].unique()}
     df["monthly_savings_usd"] = df["reclaimable_bytes"] / GIB * df["region"].map(price).astype(float)
 
@@ -414,6 +415,14 @@ def backtest(con: duckdb.DuckDBPyConnection, settings: Settings, days: int | Non
     }
 
 
+JUDGING = ("unused_days", "keep_latest", "keep_latest_per_major", "min_age_days", "protect", "pins", "statuses")
+
+
+def policy_json(policy: dict) -> str:
+    """The rules that make a candidate, as one compact JSON text (the report's policy column)."""
+    return json.dumps({k: policy[k] for k in JUDGING}, separators=(",", ":"), sort_keys=True)
+
+
 def _report_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """The report view of rows from `evaluate`: REPORT_COLUMNS in order, the region as the index."""
     out = rows.copy()
@@ -421,6 +430,9 @@ def _report_frame(rows: pd.DataFrame) -> pd.DataFrame:
     for col in ("downloads_90d", "size_bytes", "reclaimable_bytes"):
         out[col] = out[col].astype("int64")
     out["refetchable"] = out["refetchable"].astype(bool)
+    out["generated_at"] = pd.Series([rows.attrs.get("as_of")] * len(out), index=out.index, dtype=object)
+    out["policy"] = pd.Series([policy_json(rows.attrs["policy"]) if "policy" in rows.attrs else None] * len(out),
+                              index=out.index, dtype=object)
     out = out.set_index(pd.Index(out["region"], name="region"))[REPORT_COLUMNS]
     out.attrs = dict(rows.attrs)
     return out

@@ -17,6 +17,7 @@ after the call returns), and `<input stem>.result.<ext>` beside the report.
 from __future__ import annotations
 
 import getpass
+import json
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -163,6 +164,66 @@ def _check_staged_window(con: duckdb.DuckDBPyConnection, rows: list[Row], since:
         elif latest is None or latest < since[r.line] + timedelta(days=min_days):
             r.skip(f"CloudTrail in the store reaches only {latest or 'nothing'}; run `caa collect cloudtrail` "
                    "so the whole archived window is checked")
+
+
+def skip_duplicates(rows: list[Row]) -> None:
+    """A version approved twice is acted on once: later rows with the same key are skipped."""
+    first: dict[tuple, int] = {}
+    for r in rows:
+        key = (r.account_id, r.domain, r.repository, r.format, r.namespace, r.package, r.version)
+        if key in first:
+            r.skip(f"duplicate of row {first[key]}", "DUPLICATE")
+        else:
+            first[key] = r.line
+
+
+def report_policy(df: Any, rows: list[Row], path: Path) -> dict[str, Any]:
+    """The cleanup policy the report was made with (its policy column), the same on every approved row."""
+    if "policy" not in df.columns:
+        raise DataError("the report does not record the cleanup policy it was made with (no policy column)",
+                        where=str(path), fix="make the report again with `caa report cleanup` and approve rows in it")
+    texts = {str(df["policy"].iloc[r.line - 1]).strip() for r in rows}
+    if len(texts) != 1 or not next(iter(texts)) or next(iter(texts)) in ("None", "nan"):
+        raise DataError(f"the approved rows carry {len(texts)} different cleanup policies", where=str(path),
+                        fix="approve rows of one report, as `caa report cleanup` wrote it")
+    try:
+        policy = json.loads(texts.pop())
+        if not isinstance(policy, dict) or set(policy) != set(cleanup.JUDGING):
+            raise ValueError(f"keys {sorted(policy) if isinstance(policy, dict) else policy}")
+    except ValueError as e:
+        raise DataError(f"the report's policy column is not a caa cleanup policy ({str(e)[:80]})", where=str(path),
+                        fix="make the report again with `caa report cleanup`") from None
+    return policy
+
+
+def check_policy(con: duckdb.DuckDBPyConnection, settings: Any, rows: list[Row], policy: dict[str, Any]) -> None:
+    """Judge every open row again by the report's policy on today's store (cleanup.evaluate: unused days,
+    keep-latest, keep-latest-per-major, minimum age, protect globs, pins, statuses, dependencies), skipping
+    with the reason any row that is no longer a candidate, and recompute what the rows still open free
+    (per domain by asset hash, among themselves) instead of trusting the file's bytes and dollars."""
+    open_rows = [r for r in rows if r.open]
+    if not open_rows:
+        return
+    judged = cleanup.evaluate(con, settings, **policy)
+    if "candidate" not in judged or judged.empty:
+        for r in open_rows:
+            r.skip("the store has no CloudTrail events, so nothing can be judged unused: run `caa collect cloudtrail`")
+        return
+    pos = {k: i for i, k in enumerate(judged[cleanup.KEY].itertuples(index=False, name=None))}
+    candidate = judged["candidate"].to_numpy(dtype=bool)
+    for r in open_rows:
+        i = pos.get(r.key)
+        if i is None:
+            r.skip("not in the store's inventory any more (deleted, or run `caa collect inventory`)")
+        elif not candidate[i]:
+            r.skip(f"no longer a candidate under the report's policy: {judged['kept_because'].iloc[i]}", "POLICY")
+    chosen = np.zeros(len(judged), dtype=bool)
+    chosen[[pos[r.key] for r in rows if r.open]] = True
+    freed = cleanup.reclaim(con, judged, chosen, judged["refetchable"].to_numpy(dtype=bool))
+    for r in rows:
+        i = pos.get(r.key)
+        r.reclaimable_bytes = int(freed[i]) if r.open and i is not None else 0
+        r.monthly_savings_usd = r.reclaimable_bytes / cleanup.GIB * settings.prices.for_region(r.region)[0]
 
 
 def check_store(con: duckdb.DuckDBPyConnection, settings: Any, rows: list[Row], report_at: datetime,
@@ -358,11 +419,14 @@ def run_apply(settings: Any, report: Path, action: str, *, execute: bool = False
         raise DataError("no approved rows in the report", where=str(report),
                         fix="write yes, true or x in the approve column of the versions to act on")
     echo(f"{len(rows):,} approved rows in {report}; report time {report_at:%Y-%m-%d %H:%M:%S}Z ({source})")
+    policy = report_policy(df, rows, report)
     with store.writer(settings.db) as con:
         resolve_regions(con, rows, report)
+        skip_duplicates(rows)
         plan_actions(con, rows, action, min_archived_days, utc_now())
         skip_done(con, rows, sha)
         check_store(con, settings, rows, report_at, "last_downloaded_at" in df.columns)
+        check_policy(con, settings, rows, policy)
         if any(r.notes for r in rows):
             echo("note: the report has no revision column: each expected revision is the store's")
         if not execute:

@@ -27,6 +27,9 @@ ACCT, REGION, DOMAIN, REPO = "111111111111", "us-east-1", "corp", "app"
 T_REPORT = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 ARN = f"arn:aws:sts::{ACCT}:assumed-role/caa-cleanup/alice"
 EVIL = HOSTILE["formula-eq"]
+# The policy the tests' reports record: every idle version of a package may go (keep none of the newest).
+POLICY = ('{"keep_latest":0,"keep_latest_per_major":0,"min_age_days":90,"pins":[],"protect":[],'
+          '"statuses":["Published","Unlisted","Archived"],"unused_days":180}')
 
 
 # -- the estate: a store with versions, a report over them, and stubbed AWS ------------------------------
@@ -42,6 +45,9 @@ def build_store(db: Path, versions: list[tuple], events: list[tuple] = (), deps:
             con.execute("INSERT INTO package_versions VALUES (?, ?, ?, ?, 'npm', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [ACCT, REGION, DOMAIN, REPO, ns, pkg, ver, status, rev, origin,
                          T_REPORT - timedelta(days=400), T_REPORT - timedelta(days=400), T_REPORT])
+        for i, at in enumerate((T_REPORT - timedelta(days=400), T_REPORT - timedelta(hours=1))):  # CloudTrail's span
+            con.execute("INSERT INTO events (event_id, event_at, event_name, account_id, region, domain) "
+                        "VALUES (?, ?, 'GetAuthorizationToken', ?, ?, ?)", [f"token{i}", at, ACCT, REGION, DOMAIN])
         for i, (pkg, ver, at, error) in enumerate(events):
             con.execute("INSERT INTO events (event_id, event_at, event_name, account_id, region, domain, repository, "
                         "format, namespace, package, version, asset, error_code) "
@@ -52,13 +58,14 @@ def build_store(db: Path, versions: list[tuple], events: list[tuple] = (), deps:
                         [ACCT, REGION, DOMAIN, REPO, pkg, ver, dep, req])
 
 
-def write_report(path: Path, versions: list[tuple], approve: str | None = "yes") -> Path:
+def write_report(path: Path, versions: list[tuple], approve: str | None = "yes", policy: str | None = None) -> Path:
     import pandas as pd
 
     recs = [{"account_id": ACCT, "domain": DOMAIN, "repository": REPO, "format": "npm", "namespace": ns,
              "package": pkg, "version": ver, "status": status, "origin_type": "INTERNAL", "published_at": None,
              "last_downloaded_at": None, "downloads_90d": 0, "size_bytes": 1000, "reclaimable_bytes": 1000,
-             "monthly_savings_usd": 0.01, "refetchable": False, "reason": "unused", "approve": approve}
+             "monthly_savings_usd": 0.01, "refetchable": False, "reason": "unused", "approve": approve,
+             "generated_at": None, "policy": policy or POLICY}
             for ns, pkg, ver, status, _rev, _o in versions]
     write_table(pd.DataFrame(recs, columns=REPORT_COLUMNS), path)
     os.utime(path, (T_REPORT.timestamp(), T_REPORT.timestamp()))
@@ -394,3 +401,61 @@ def test_apply_calls_exactly_the_actions_its_policies_grant(estate):
     needed = calls - {"sts:GetCallerIdentity"}  # needs no permission
     assert needed <= cleanup | collect_policy
     assert cleanup == needed - collect_policy  # exactly the extra actions apply needs
+
+
+# -- the re-check judges by the report's own policy (issue: apply did not re-check the policy) --------------
+
+DEFAULT_POLICY = ('{"keep_latest":3,"keep_latest_per_major":1,"min_age_days":90,"pins":[],"protect":[],'
+                  '"statuses":["Published","Unlisted","Archived"],"unused_days":180}')
+
+
+def test_a_row_added_by_hand_for_a_version_in_use_is_skipped_with_the_rule_that_keeps_it(estate, tmp_path):
+    versions = web(5)  # 1.0.0 .. 1.0.4; the report's policy keeps the 3 newest
+    in_use = [("web", "1.0.4", T_REPORT - timedelta(days=9, minutes=i), None) for i in range(52)]
+    db, _, settings = estate(versions, events=in_use)
+    report = write_report(tmp_path / "by-hand.csv", versions, policy=DEFAULT_POLICY)
+    code, out = apply(settings, report, clients=NoAws())
+    assert code == 0
+    result = read_table(report.with_name("by-hand.result.csv")).set_index("version")
+    assert result.loc[["1.0.0", "1.0.1"], "result"].tolist() == ["planned", "planned"]
+    for v in ("1.0.2", "1.0.3", "1.0.4"):
+        assert result.loc[v, "result"] == "skipped" and "no longer a candidate under the report's policy" in \
+            result.loc[v, "message"], result.loc[v, "message"]
+    assert "downloaded 9 days ago" in result.loc["1.0.4", "message"] or "newest" in result.loc["1.0.4", "message"]
+    assert f"{ACCT} {REGION} {DOMAIN}: 2 versions" in out
+
+
+def test_duplicates_count_once_and_bytes_come_from_the_store_not_the_file(estate, tmp_path):
+    import pandas as pd
+
+    versions = web(4)
+    db, _, settings = estate(versions)
+    with store.writer(db) as con, store.load_transaction(con):  # 1.0.0 and 1.0.1 share one 2 GiB asset
+        for v, sha, size in (("1.0.0", "shared", 2 * 1024**3), ("1.0.1", "shared", 2 * 1024**3),
+                             ("1.0.2", "own2", 1024**3), ("1.0.3", "own3", 1024**3)):
+            con.execute("INSERT INTO assets VALUES (?, ?, ?, ?, 'npm', 'acme', 'web', ?, 'a.tgz', ?, ?)",
+                        [ACCT, REGION, DOMAIN, REPO, v, size, sha])
+    report = write_report(tmp_path / "forged.csv", [*versions[:2], versions[0], versions[0]])
+    df = read_table(report)
+    df["reclaimable_bytes"] = 999999999999999  # shown as 931,322.59 GiB when trusted
+    df.to_csv(report, index=False)
+    code, out = apply(settings, report, clients=NoAws())
+    assert code == 0
+    result = read_table(report.with_name("forged.result.csv"))
+    assert result["result"].tolist() == ["planned", "planned", "skipped", "skipped"]
+    assert result["message"].iloc[2:].tolist() == ["duplicate of row 1", "duplicate of row 1"]
+    # two versions, freeing their shared asset once (2 GiB at $0.05/GB-month); nothing from the file
+    assert f"{DOMAIN}: 2 versions; frees nothing yet (2.00 GiB, $0.10/month once disposed)" in out, out
+    assert "931,322" not in out
+    assert pd.Series(rows(db, "SELECT result FROM apply_log")).value_counts().to_dict() == {("planned",): 2,
+                                                                                            ("skipped",): 2}
+
+
+def test_a_report_without_its_policy_is_refused(estate, tmp_path):
+    db, report, settings = estate(web(2))
+    df = read_table(report).drop(columns="policy")
+    df.to_csv(report, index=False)
+    with pytest.raises(DataError, match="does not record the cleanup policy") as e:
+        apply(settings, report, clients=NoAws())
+    assert "caa report cleanup" in str(e.value)
+    assert rows(db, "SELECT count(*) FROM apply_log") == [(0,)]

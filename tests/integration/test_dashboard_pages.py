@@ -106,7 +106,7 @@ def test_overview_cost_kpis_equal_the_analytics(demo):
 
     def expected(con, s):
         when = overview.as_of(con)
-        month = when.month_start
+        month, _ = costs.month_to_date(con)  # the month projected
         last = (month - timedelta(days=1)).replace(day=1)
         projection = forecast.month_end_projection(con, s)
         return (projection.loc[projection["kind"] == "total", "expected_usd"].iloc[0],
@@ -119,7 +119,11 @@ def test_overview_cost_kpis_equal_the_analytics(demo):
     assert m[f"Last month ({last:%B %Y})"] == usd(last_month)
     assert m["Open spikes (7 d)"] == f"{open_spikes:,}"
     assert m["Cleanup savings ($/month)"] == usd(savings) != "$0.00"
-    assert len(at.get("plotly_chart")) == 3  # cost trend, downloads, movers
+    assert len(at.get("plotly_chart")) == 4  # projection by domain, cost trend, downloads, movers
+    with store.open_reader(demo) as con:
+        early = costs.early_in_month(*costs.month_to_date(con))
+    # the first days of a month lead with last month's final cost
+    assert (m.get(f"{last:%B %Y}, final modeled cost") == usd(last_month)) is early
 
 
 def test_costs_page_totals_equal_cost_report_and_the_forecast(demo):

@@ -4,6 +4,7 @@ domain by sha256, refetchable savings, the backtest, and the report file."""
 from __future__ import annotations
 
 import csv
+import json
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -350,14 +351,18 @@ def test_report_columns_and_hostile_names_survive_every_format(build, tmp_path):
     assert list(report.columns) == [
         "account_id", "domain", "repository", "format", "namespace", "package", "version", "status",
         "origin_type", "published_at", "last_downloaded_at", "downloads_90d", "size_bytes", "reclaimable_bytes",
-        "monthly_savings_usd", "refetchable", "reason", "approve"]
+        "monthly_savings_usd", "refetchable", "reason", "approve", "generated_at", "policy"]
     assert report["approve"].isna().all() and report["reason"].notna().all()
+    # the report records what `caa apply` re-judges it by: the store's as-of and the policy's rules
+    assert json.loads(report["policy"].iloc[0])["keep_latest"] == 1 and report["policy"].nunique() == 1
+    assert report["generated_at"].iloc[0] == report.attrs["as_of"]
     assert sorted(report["package"]) == sorted(HOSTILE)
     for fmt in ("csv", "xlsx", "json", "parquet"):
         out = write_table(report, tmp_path / f"cleanup.{fmt}")
         back = read_table(out)
         assert list(back.columns) == C.REPORT_COLUMNS
         assert sorted(back["package"]) == sorted(HOSTILE), fmt
+        assert set(back["policy"]) == set(report["policy"]), fmt  # the JSON survives every format
     with (tmp_path / "cleanup.csv").open(newline="", encoding="utf-8") as fh:
         cells = [c for row in csv.reader(fh) for c in row]
     assert not any(c.startswith(("=", "+", "-", "@")) for c in cells)

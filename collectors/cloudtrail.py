@@ -48,27 +48,42 @@ class TrailObject:
     etag: str
 
 
+def scan_dir(path: Path, rel: str, bad: list[tuple[str, str]]) -> list[tuple[str, os.stat_result | None]]:
+    """(name, stat for a file / None for a folder) of each readable entry of the folder `path`. An entry
+    that cannot be read (a symbolic link loop, no permission) is added to `bad` as (its path relative to
+    the source, why) and left out, so one bad path never stops a source."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        bad.append((rel or ".", f"the folder cannot be listed: {e.strerror or e}"))
+        return []
+    out = []
+    for e in entries:
+        try:
+            if e.is_dir():
+                out.append((e.name, None))
+            elif e.is_file():
+                out.append((e.name, e.stat()))
+        except OSError as err:
+            bad.append((rel + e.name, f"cannot be read: {err.strerror or err} (a symbolic link loop or no "
+                                      "permission); fix or remove it"))
+    return out
+
+
 class LocalTree:
     def __init__(self, root: Path):
         self.root = root
+        self.bad: list[tuple[str, str]] = []  # (path, why): entries that could not be read, reported as skipped
 
     def children(self, prefix: str) -> list[str]:
-        path = self.root / prefix
-        try:
-            return sorted(e.name for e in os.scandir(path) if e.is_dir())
-        except FileNotFoundError:
-            return []
+        return sorted(name for name, st in scan_dir(self.root / prefix, prefix, self.bad) if st is None)
 
     def files(self, prefix: str) -> list[TrailObject]:
-        out = []
-        try:
-            entries = list(os.scandir(self.root / prefix))
-        except FileNotFoundError:
-            return []
-        for e in entries:
-            if e.is_file() and e.name.endswith(".json.gz"):
-                st = e.stat()
-                out.append(TrailObject(prefix + e.name, st.st_size, f"{st.st_size}-{st.st_mtime_ns}"))
+        out = [TrailObject(prefix + name, st.st_size, f"{st.st_size}-{st.st_mtime_ns}")
+               for name, st in scan_dir(self.root / prefix, prefix, self.bad)
+               if st is not None and name.endswith(".json.gz")]
         return sorted(out, key=lambda o: o.key)
 
     def day_files(self, base: str, start: date, end: date) -> Iterator[TrailObject]:
@@ -212,6 +227,8 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
         known = known_files(ctx.con, scope.source)
         listed = list(list_trail_files(tree, start, end))
         todo = [o for o in listed if (o.key, o.etag) not in known]
+    for key, why in getattr(tree, "bad", []):
+        result.skip(key, why)
     # Oldest day first across every account and region: a batch then spans about a day of event time,
     # so its dedupe anti-join (restricted to the batch's time range) reads a day of `events`, not months.
     todo.sort(key=lambda o: (_day_of(o.key) or "", o.key))

@@ -37,6 +37,7 @@ from collectors.cloudtrail import (
     known_files,
     parse_source,
     record_batch,
+    scan_dir,
     set_watermark,
     start_date,
 )
@@ -70,12 +71,11 @@ def is_extract(ctx: RunContext, scope: Scope) -> bool:
     """True when the source holds day=YYYY-MM-DD/ folders or *.parquet files rather than AWSLogs/."""
     kind, where, prefix = parse_source(scope.source)
     if kind == "local":
-        try:
-            entries = list(os.scandir(where))
-        except OSError:
+        if not os.path.isdir(where):
             return False  # the trail path names the missing directory
-        dirs = {e.name for e in entries if e.is_dir()}
-        files = [e.name for e in entries if e.is_file()]
+        entries = scan_dir(Path(where), "", [])  # unreadable entries are reported by the collector that runs
+        dirs = {name for name, st in entries if st is None}
+        files = [name for name, st in entries if st is not None]
     else:
         with aws_errors(scope, "s3", what="listing"):
             page = ctx.clients.client(Scope(region=None), "s3").list_objects_v2(
@@ -87,17 +87,9 @@ def is_extract(ctx: RunContext, scope: Scope) -> bool:
     return any(_day(d) for d in dirs) or any(_visible(f) for f in files)
 
 
-def _local_files(root: Path, folder: str) -> list[TrailObject]:
-    out = []
-    try:
-        entries = list(os.scandir(root / folder))
-    except FileNotFoundError:
-        return []
-    for e in entries:
-        if e.is_file() and _visible(e.name):
-            st = e.stat()
-            out.append(TrailObject(folder + e.name, st.st_size, f"{st.st_size}-{st.st_mtime_ns}"))
-    return out
+def _local_files(root: Path, folder: str, bad: list[tuple[str, str]]) -> list[TrailObject]:
+    return [TrailObject(folder + name, st.st_size, f"{st.st_size}-{st.st_mtime_ns}")
+            for name, st in scan_dir(root / folder, folder, bad) if st is not None and _visible(name)]
 
 
 def _s3_level(client: Any, bucket: str, prefix: str) -> tuple[list[str], list[TrailObject]]:
@@ -109,14 +101,16 @@ def _s3_level(client: Any, bucket: str, prefix: str) -> tuple[list[str], list[Tr
     return dirs, [TrailObject(k, size, etag) for k, size, etag in files if _visible(k)]
 
 
-def list_extract(kind: str, where: str, prefix: str, client: Any, start: date, end: date
-                 ) -> list[tuple[TrailObject, str | None]]:
-    """Every visible Parquet file of the extract whose day is in [start, end] (or that has no day), with its day."""
+def list_extract(kind: str, where: str, prefix: str, client: Any, start: date, end: date,
+                 bad: list[tuple[str, str]] | None = None) -> list[tuple[TrailObject, str | None]]:
+    """Every visible Parquet file of the extract whose day is in [start, end] (or that has no day), with its day.
+    Local entries that cannot be read go to `bad` as (path, why)."""
     out: list[tuple[TrailObject, str | None]] = []
+    bad = [] if bad is None else bad
     if kind == "local":
         root = Path(where)
-        dirs = sorted(e.name for e in os.scandir(root) if e.is_dir())
-        out += [(o, None) for o in _local_files(root, "")]
+        dirs = sorted(name for name, st in scan_dir(root, "", bad) if st is None)
+        out += [(o, None) for o in _local_files(root, "", bad)]
     else:
         dirs, top = _s3_level(client, where, prefix)
         out += [(o, None) for o in top]
@@ -125,7 +119,7 @@ def list_extract(kind: str, where: str, prefix: str, client: Any, start: date, e
         if day is None or not (start.isoformat() <= day <= end.isoformat()):
             continue
         if kind == "local":
-            objs = _local_files(Path(where), name + "/")
+            objs = _local_files(Path(where), name + "/", bad)
         else:
             _, objs = _s3_level(client, where, f"{prefix}{name}/")
             objs = [TrailObject(f"{name}/{o.key}", o.size, o.etag) for o in objs]
@@ -197,7 +191,10 @@ def collect_extract(ctx: RunContext, scope: Scope) -> ScopeResult:
     result = ScopeResult(window=f"{start}..{end}")
     with aws_errors(scope, "s3", what="listing"):
         known = known_files(ctx.con, scope.source)
-        listed = list_extract(kind, where, prefix, client, start, end)
+        unreadable: list[tuple[str, str]] = []
+        listed = list_extract(kind, where, prefix, client, start, end, unreadable)
+    for key, why in unreadable:
+        result.skip(key, why)
     todo = sorted(((o, d) for o, d in listed if (o.key, o.etag) not in known), key=lambda od: (od[1] or "", od[0].key))
     batches = _batches(todo, ctx.settings.cloudtrail.batch_files)
     newest_day = max((d for o, d in listed if d and (o.key, o.etag) in known), default=None)

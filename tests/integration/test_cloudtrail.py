@@ -104,6 +104,23 @@ def test_corrupt_files_are_skipped_reported_and_retried(tmp_path, capsys):
     assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == sorted(expected)
 
 
+def test_a_symlink_loop_is_skipped_and_reported_and_every_good_file_lands(tmp_path, capsys):
+    files = trail_files(n_files=8, per_file=20)
+    root = write_local(tmp_path / "trail", files)
+    day = next((root / k).parent for k in sorted(files) if "/CloudTrail/" in k)
+    (day / "loop").symlink_to("loop")  # loop -> loop: scandir's is_file() raises ELOOP
+    (day / "loop.json.gz").symlink_to("loop.json.gz")
+    (day.parents[2] / "9999").symlink_to("9999")  # a year folder that loops on itself
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == sorted(unique_events(files))
+    (status, skipped, items), = rows(db, "SELECT status, skipped, skipped_items FROM collector_runs")
+    assert status == "partial" and skipped == 3, items
+    assert all("symbolic link loop" in i for i in items)
+    err = capsys.readouterr().err
+    assert "loop.json.gz" in err and "Traceback" not in err and "Too many levels" in err
+
+
 def test_same_window_twice_leaves_identical_tables(tmp_path):
     root = write_local(tmp_path / "trail", trail_files(n_files=20, per_file=30))
     db = tmp_path / "caa.duckdb"

@@ -15,11 +15,12 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -35,7 +36,11 @@ CRON_RE = re.compile(r"^\S+(\s+\S+){4}$")
 FIXES = {
     "accounts": "each [[accounts]] needs id = a 12-digit account id, regions = [\"us-east-1\", ...], "
     "and optionally role_arn = \"arn:aws:iam::<id>:role/<name>\"",
-    "cloudtrail": "sources are s3://bucket/prefix URIs or local directories holding AWSLogs/...",
+    "cloudtrail": "see [cloudtrail] in caa.toml.example",
+    "cloudtrail.sources": "sources are s3://bucket/prefix URIs or local directories holding AWSLogs/...",
+    "cloudtrail.batch_files": "batch_files is the number of trail files per commit, a whole number from 1 to 5000 "
+    "(default 200)",
+    "cloudtrail.s3_concurrency": "s3_concurrency is the number of parallel S3 downloads, 1 to 64 (default 12)",
     "prices": "prices are non-negative numbers, e.g. storage_usd_per_gb_month = 0.05",
     "schedules": "schedules are 5-field cron expressions, e.g. \"0 * * * *\"",
     "email": "see the e-mail section of the README",
@@ -47,7 +52,14 @@ FIXES = {
 }
 
 
-class Account(BaseModel):
+class Section(BaseModel):
+    """A settings section: an unknown key is an error (a typo must not fall back to a default silently),
+    and a number must be finite (an `inf` price is refused)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Account(Section):
     """An AWS account to collect from; role_arn is assumed when given."""
 
     id: str
@@ -78,7 +90,7 @@ class Account(BaseModel):
         return v
 
 
-class CloudTrail(BaseModel):
+class CloudTrail(Section):
     """Where trail files are read from. With no sources, LookupEvents is the (slow) fallback."""
 
     sources: list[str] = Field(default_factory=list)
@@ -95,12 +107,12 @@ class CloudTrail(BaseModel):
         return v
 
 
-class RegionPrice(BaseModel):
+class RegionPrice(Section):
     storage_usd_per_gb_month: float | None = Field(default=None, ge=0)
     request_usd_per_10k: float | None = Field(default=None, ge=0)
 
 
-class Prices(BaseModel):
+class Prices(Section):
     """The price table (AWS Price List, service AWSCodeArtifact). Data, not code."""
 
     storage_usd_per_gb_month: float = Field(default=0.05, ge=0)
@@ -128,7 +140,7 @@ class Prices(BaseModel):
         )
 
 
-class Cleanup(BaseModel):
+class Cleanup(Section):
     """The default cleanup policy (every field can be overridden on the command line)."""
 
     unused_days: int = Field(default=180, ge=0)  # no download for this many days
@@ -141,19 +153,19 @@ class Cleanup(BaseModel):
     backtest_days: int = Field(default=90, ge=1)
 
 
-class Costs(BaseModel):
+class Costs(Section):
     """How storage shared between repositories is attributed (it is billed once per domain)."""
 
     shared_asset_split: Literal["equal", "first_publisher", "download_share"] = "equal"
 
 
-class Spikes(BaseModel):
+class Spikes(Section):
     min_daily_downloads: int = Field(default=20, ge=0)  # quiet packages never alert
     score_threshold: float = Field(default=6.0, gt=0)
     baseline_weeks: int = Field(default=4, ge=1, le=26)
 
 
-class Schedules(BaseModel):
+class Schedules(Section):
     """Cron expressions (UTC) for `caa schedule`."""
 
     cloudtrail: str = "*/30 * * * *"
@@ -172,7 +184,7 @@ class Schedules(BaseModel):
         return v.strip()
 
 
-class Email(BaseModel):
+class Email(Section):
     """Cost e-mails. SMTP user and password come from CAA_SMTP_USER / CAA_SMTP_PASSWORD at send time."""
 
     transport: Literal["smtp", "ses"] = "smtp"
@@ -186,7 +198,7 @@ class Email(BaseModel):
     smtp_secret_arn: str | None = None  # Secrets Manager secret {"username", "password"}, instead of env
 
 
-class Alerts(BaseModel):
+class Alerts(Section):
     """Spike and auth-failure alerts. The webhook URL is a secret: it comes from the environment variable
     named here (or Secrets Manager), never from this file."""
 
@@ -197,7 +209,7 @@ class Alerts(BaseModel):
     since_days: int = Field(default=7, ge=1)  # only spikes that ended within this many days alert
 
 
-class Aws(BaseModel):
+class Aws(Section):
     """How caa talks to AWS. endpoints maps a service name to a URL (for a local moto server)."""
 
     endpoints: dict[str, str] = Field(default_factory=dict)
@@ -207,7 +219,7 @@ class Aws(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CAA_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix="CAA_", env_nested_delimiter="__", extra="forbid", validate_default=True, allow_inf_nan=False
     )
 
     db: Path = DEFAULT_DB
@@ -251,7 +263,10 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     toml_file: Path | None = None
     if path.exists():
         try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
+            tomllib.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path} is not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x})",
+                              fix="save the file as UTF-8") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path} is not valid TOML: {e}", fix="correct the syntax at that line") from None
         toml_file = path
@@ -261,14 +276,57 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     Settings._toml_file = toml_file
     try:
         return Settings(**overrides)
+    except SettingsError as e:  # a CAA_* variable whose value is not the JSON its setting needs
+        field = re.search(r'field "?(\w+)"?', str(e))
+        name = f"CAA_{field.group(1).upper()}" if field else "a CAA_* variable"
+        raise ConfigError(f"{name} is not valid JSON for its setting", where=name,
+                          fix=f"{FIXES.get(field.group(1), 'see the README') if field else 'see the README'}; "
+                              "write it as JSON, e.g. CAA_ACCOUNTS='[{\"id\": \"123456789012\"}]'") from None
     except ValidationError as e:
-        err = e.errors()[0]
+        what, where, fix = _describe(e.errors(), toml_file)
+        raise ConfigError(what, where=where, fix=fix) from None
+    finally:
+        Settings._toml_file = None
+
+
+def _describe(errors: list[dict], toml_file: Path | None) -> tuple[str, ...]:
+    """Every bad setting in one line: what, where (the file or the CAA_* variable), and the fix."""
+    parts, wheres, fixes = [], [], []
+    for err in errors:
         loc = ".".join(str(p) for p in err["loc"])
         top = str(err["loc"][0]) if err["loc"] else ""
         env_name = "CAA_" + "__".join(str(p) for p in err["loc"][:2]).upper()
-        msg = err["msg"].removeprefix("Value error, ")
-        where = f"{toml_file} or {env_name}" if toml_file else env_name
-        fix = FIXES.get(top, "correct or remove that setting")
-        raise ConfigError(f"setting {loc} is invalid: {msg}", where=where, fix=fix) from None
-    finally:
-        Settings._toml_file = None
+        if err["type"] == "extra_forbidden":
+            near = _nearest(err["loc"])
+            parts.append(f"unknown setting {loc}" + (f" (did you mean {near}?)" if near else ""))
+            fix = "correct or remove the unknown key(s)"
+        else:
+            parts.append(f"setting {loc} is invalid: {err['msg'].removeprefix('Value error, ')}")
+            key = ".".join(str(p) for p in err["loc"][:2])
+            fix = FIXES.get(key) or FIXES.get(top, "correct or remove that setting")
+        unknown = err["type"] == "extra_forbidden"
+        wheres.append(str(toml_file) if toml_file and unknown else f"{toml_file} or {env_name}" if toml_file else env_name)
+        if fix not in fixes:
+            fixes.append(fix)
+    where = wheres[0] if len(set(wheres)) == 1 else (str(toml_file) if toml_file else "CAA_* variables")
+    return "; ".join(parts), where, "; ".join(fixes)
+
+
+def _nearest(loc: tuple) -> str | None:
+    """The valid key closest to the unknown one at `loc` (a difflib match), as a dotted name."""
+    import difflib
+    import typing
+
+    model: Any = Settings
+    for part in loc[:-1]:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(str(part))
+            model = field.annotation if field else None
+        elif typing.get_origin(model) in (list, dict):  # `part` is an index or a key
+            model = typing.get_args(model)[-1]
+        else:
+            return None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    match = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return ".".join([*map(str, loc[:-1]), match[0]]) if match else None

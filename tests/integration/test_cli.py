@@ -176,3 +176,40 @@ def test_sql_can_neither_write_nor_read_outside_the_store(small_db, tmp_path, mo
 def test_sql_still_answers_every_kind_of_read(small_db, monkeypatch, capsys, query):
     code, stdout, stderr = run_in_process(monkeypatch, capsys, "sql", query, "--format", "json", "--db", str(small_db))
     assert code == 0 and json.loads(stdout), stderr
+
+
+@pytest.mark.parametrize("toml, says", [
+    (b"[prices]\nstorage_usd_per_gb_mnth = 0.06\n",
+     ["unknown setting prices.storage_usd_per_gb_mnth (did you mean prices.storage_usd_per_gb_month?)"]),
+    (b"[cleanup]\nkeep_lattest = 2\n[cloudtrail]\nsourcez = []\n",  # every bad key at once
+     ["cleanup.keep_lattest (did you mean cleanup.keep_latest?)", "cloudtrail.sourcez (did you mean cloudtrail.sources?)"]),
+    (b'[[accounts]]\nid = "123456789012"\nregion = "us-east-1"\n', ["accounts.0.region (did you mean accounts.0.regions?)"]),
+    (b"[prices.regions.eu-west-1]\nstorage_usd_per_gb_mnth = 0.1\n",
+     ["prices.regions.eu-west-1.storage_usd_per_gb_mnth (did you mean prices.regions.eu-west-1.storage_usd_per_gb_month?)"]),
+    (b"[prices]\nstorage_usd_per_gb_month = inf\n", ["prices.storage_usd_per_gb_month is invalid", "finite"]),
+    (b"[cloudtrail]\nbatch_files = 0\n", ["cloudtrail.batch_files is invalid", "1 to 5000"]),
+    (b'[prices]\nnote = "caf\xe9"\n', ["is not UTF-8 text (byte", "save the file as UTF-8"]),
+])
+def test_config_mistakes_are_one_line_naming_each_key_and_the_fix(tmp_path, monkeypatch, capsys, toml, says):
+    config = tmp_path / "caa.toml"
+    config.write_bytes(toml)
+    monkeypatch.setenv("CAA_CONFIG", str(config))
+    code, _, err = run_in_process(monkeypatch, capsys, "sql", "SELECT 1")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "internal error" not in err, err
+    assert err.startswith("caa: config error: ") and "fix:" in err and str(config) in err, err
+    for text in says:
+        assert text in err, err
+
+
+@pytest.mark.parametrize("name, value, says", [
+    ("CAA_ACCOUNTS", '[{"id": ', "CAA_ACCOUNTS is not valid JSON"),
+    ("CAA_CLOUDTRAIL__BATCH_FILES", "-1", "cloudtrail.batch_files is invalid"),
+    ("CAA_PRICES__STORAGE_USD_PER_GB_MONTH", "inf", "finite"),
+])
+def test_bad_environment_settings_are_one_line_naming_the_variable(tmp_path, monkeypatch, capsys, name, value, says):
+    monkeypatch.setenv("CAA_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("CAA_CONFIG")
+    monkeypatch.chdir(tmp_path)  # no ./caa.toml
+    monkeypatch.setenv(name, value)
+    code, _, err = run_in_process(monkeypatch, capsys, "sql", "SELECT 1")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and says in err and name in err and "fix:" in err, err

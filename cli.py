@@ -74,7 +74,7 @@ def collect(
     """Pull CloudTrail events, inventory, CloudWatch usage and Cost Explorer costs into the store."""
     from collectors import store
     from collectors.aws import Clients
-    from collectors.base import RunContext, run_collectors
+    from collectors.base import PARTIAL_EXIT, RunContext, run_collectors
 
     settings = _settings(db)
     since_date = _parse_date(since, "--since")
@@ -90,7 +90,14 @@ def collect(
             loaded = con.execute("SELECT coalesce(sum(rows), 0) > 0 FROM collector_runs WHERE run_id > ?",
                                  [last_run]).fetchone()[0]
             print(precompute.refresh_after_collection(con, settings, loaded), flush=True)
+        partial = con.execute("SELECT count(*), coalesce(sum(skipped), 0) FROM collector_runs WHERE run_id > ? "
+                              "AND status = 'partial'", [last_run]).fetchone()
+    if code == 0 and partial[0]:
+        print(f"caa: partial: {partial[1]:,} input item(s) skipped and named above; everything else was collected "
+              f"(exit {PARTIAL_EXIT})", file=sys.stderr)
+        code = PARTIAL_EXIT
     raise typer.Exit(code)
+
 
 
 @app.command()
@@ -600,9 +607,9 @@ def main() -> None:
         print("caa: interrupted; committed data is kept and the next run resumes", file=sys.stderr)
         sys.exit(130)
     except Exception as e:  # a bug: one line, the traceback with --debug
-        from collectors.store import disk_error
+        from collectors.store import damage_error, disk_error
 
-        full = disk_error(e)
+        full = disk_error(e) or damage_error(e)
         if full and not State.debug:
             print(f"caa: {full.kind}: {full}", file=sys.stderr)
             sys.exit(1)

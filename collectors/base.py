@@ -61,6 +61,9 @@ class ScopeResult:
         self.skipped_items.append(f"{item}: {why}")
 
 
+PARTIAL_EXIT = 3  # `caa collect` collected what it could and skipped bad input (README: exit codes)
+
+
 @dataclass
 class RunContext:
     """Everything a collector needs; built by the CLI (or a test) once per run."""
@@ -177,11 +180,14 @@ def run_collectors(specs: Iterable[CollectorSpec], ctx: RunContext) -> int:
                     except Exception:  # noqa: BLE001, S110 - the disk is full; the run row stays 'running'
                         pass
                     raise full from None
-                if ctx.debug:
-                    raise
+                damaged = store.damage_error(e)
+                if damaged:  # a damaged store: no further scope can succeed either
+                    raise damaged from None
                 failures += 1
                 msg = f"internal error {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                _finish_run(ctx.con, run_id, "failed", None, msg)
+                _finish_run(ctx.con, run_id, "failed", None, msg)  # also under --debug: a failure, not an interruption
+                if ctx.debug:
+                    raise
                 echo(f"failed {spec.name} {scope.label}: {msg} (run with --debug for the traceback)", err=True)
                 continue
             status = "partial" if result.skipped else "ok"

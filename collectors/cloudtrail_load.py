@@ -276,7 +276,11 @@ def _why(e: Exception) -> str:
         return "not a complete gzip file (truncated or corrupt)"
     if "Expected ARRAY" in text or "Records" in text:
         return "its Records is not a list of events"
-    return "not valid CloudTrail JSON: " + text[:160]
+    m = re.search(r"at byte (\d+) in record/value \d+: (.+?)\.?\s*$", text)
+    if m:  # DuckDB names its own scratch copy of the file: say where in the trail file instead
+        return f"not valid JSON at byte {int(m.group(1)):,} of the uncompressed file: {m.group(2)}"
+    text = re.sub(r'\s*(in|from) file "[^"]*",?', "", text).strip()  # never a scratch path
+    return "not valid CloudTrail JSON: " + (text if len(text) <= 200 else text[:200].rsplit(" ", 1)[0] + " ...")
 
 
 # DuckDB raises UnicodeDecodeError (not duckdb.Error) when its parse-error excerpt cuts a multi-byte

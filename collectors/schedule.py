@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from collectors.base import PARTIAL_EXIT
 from collectors.errors import utc_now
 
 log = logging.getLogger("caa.schedule")
@@ -51,7 +52,7 @@ REPORTS = [
 @dataclass(frozen=True)
 class Result:
     job: str
-    status: str  # ok | skipped | failed
+    status: str  # ok | partial (bad input skipped, the rest collected) | skipped (store busy) | failed
     secs: float
     detail: str
 
@@ -101,7 +102,7 @@ def _summary(text: str) -> str:
 def run_job(job: str, settings: Any) -> Result:
     """Run one job now, as subprocesses; log and return one Result. Never raises for a failed job."""
     t0 = time.monotonic()
-    done = []
+    done, partial = [], []
     for cmd in commands(job, settings):
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
@@ -109,7 +110,9 @@ def run_job(job: str, settings: Any) -> Result:
             r = Result(job, "failed", time.monotonic() - t0, f"timed out after {JOB_TIMEOUT_S}s: {' '.join(cmd[2:5])}")
             log.error(r.line)
             return r
-        if p.returncode != 0:
+        if p.returncode == PARTIAL_EXIT:
+            partial.append(_last_line(p.stderr))
+        elif p.returncode != 0:
             err = p.stderr + p.stdout
             if BUSY in err:
                 r = Result(job, "skipped", time.monotonic() - t0, _last_line(p.stderr) or BUSY)
@@ -124,8 +127,9 @@ def run_job(job: str, settings: Any) -> Result:
         detail = f"{done[0]}; {len(done) - 1} reports in {reports_dir(settings)}"
     else:
         detail = done[-1] if done else ""
-    r = Result(job, "ok", time.monotonic() - t0, detail)
-    log.info(r.line)
+    r = Result(job, "partial" if partial else "ok", time.monotonic() - t0,
+               "; ".join([detail, *partial]) if partial else detail)
+    (log.warning if partial else log.info)(r.line)
     return r
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +50,9 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         if "lock" in text.lower():
             raise StoreBusyError(f"the store {path} is in use by another process", where=str(path),
                                  fix="wait for the other caa process to finish") from None
+        damaged = damage_error(e, path)
+        if damaged:
+            raise damaged from None
         raise StoreError(f"cannot open the store {path}: {text.splitlines()[0]}", where=str(path),
                          fix="choose a writable path with --db or CAA_DB, or free disk space") from None
     con.execute("SET TimeZone = 'UTC'")
@@ -251,6 +255,25 @@ def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
 
 DISK_FULL = ("No space left", "File too large", "Disk quota", "Read-only file system")
 DISK_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
+
+
+DAMAGED = ("not a valid DuckDB database file", "Could not read enough bytes", "checksum", "Corrupt", "corrupt")
+
+
+def damage_error(exc: BaseException, path: Path | None = None) -> StoreError | None:
+    """A StoreError naming the damage and the real fix for a store or reader snapshot DuckDB cannot read
+    (truncated, overwritten, corrupt), else None."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if not (isinstance(exc, duckdb.Error) and any(m in text for m in DAMAGED)):
+        return None
+    named = re.search(r'file "([^"]+)"', text)
+    where = str(path or (named.group(1) if named else "the store"))
+    if where.endswith(".read.duckdb"):
+        return StoreError(f"the reader snapshot {where} is damaged ({text[:140]})", where=where,
+                          fix="run `caa refresh`, which publishes it again from the store")
+    return StoreError(f"the store {where} is damaged ({text[:140]})", where=where,
+                      fix="restore it from a backup (README: backing up the store), or move it aside and rebuild "
+                          "it with `caa collect all --since YYYY-MM-DD`")
 
 
 def disk_error(exc: BaseException) -> StoreError | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from dashboard import PAGES
-from tests.browser.support import SHOTS, serve_dashboard, settled, shoot
+from tests.browser.support import SHOTS, open_filters, serve_dashboard, settled, shoot
 
 
 @pytest.fixture(scope="module")
@@ -69,21 +69,11 @@ def test_changing_a_filter_changes_the_url_and_the_numbers(served, browser):
     downloads.wait_for(timeout=30_000)
     settled(page)  # a click during a rerun can land on a widget that is about to be replaced
     before = downloads.inner_text()
-    page.get_by_text("Filters").first.click()
-    # A pick right after the page loads is sometimes dropped by the frontend: the dropdown closes and no
-    # rerun reaches the server (seen since 2026-11-25, cause not found). Pick again, up to five times.
-    for attempt in range(5):
-        try:
-            page.locator('[data-testid="stMultiSelect"]').filter(has_text="Domain").locator("input").click()
-            page.keyboard.type("data-platform")
-            page.get_by_role("option", name="data-platform").click(timeout=5_000)  # once the list offers it
-            page.wait_for_url("**domains=data-platform**", timeout=10_000)
-            break
-        except Exception:  # noqa: BLE001 - playwright's TimeoutError: close the list and pick again
-            if attempt == 4:
-                raise
-            page.keyboard.press("Escape")
-            settled(page)
+    open_filters(page)
+    page.locator('[data-testid="stMultiSelect"]').filter(has_text="Domain").locator("input").click()
+    page.keyboard.type("data-platform")
+    page.get_by_role("option", name="data-platform").click(timeout=5_000)  # once the list offers it
+    page.wait_for_url("**domains=data-platform**", timeout=10_000)
     (expected,), = rows(db, "SELECT count(*) FROM downloads WHERE domain = 'data-platform' AND event_at >= "
                             "(SELECT max(event_at)::DATE - 29 FROM events WHERE domain = 'data-platform')")
     page.wait_for_function("([el, want]) => el.innerText === want",

@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from dashboard import PAGES
-from tests.browser.support import SHOTS, serve_dashboard, settled
+from tests.browser.support import SHOTS, open_filters, serve_dashboard, settled
 from tests.fixtures.hostile import HOSTILE, REPOSITORY_SAFE
 from tests.fixtures.hostile_store import build_hostile_store
 
@@ -82,7 +82,7 @@ def test_every_page_renders_hostile_names_as_inert_text(served, browser, key):
 def test_a_hostile_repository_in_the_url_is_applied_as_text(served, browser):
     name = REPOSITORY_SAFE["html-script"]
     page = visit(browser, f"{served}/?page=usage&{urllib.parse.urlencode({'repositories': name})}", "Usage")
-    page.get_by_text("Filters").first.click()
+    open_filters(page)  # already open: the URL sets a filter
     chosen = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Repository")
     chosen.get_by_text(name, exact=True).first.wait_for(timeout=10_000)  # the chip shows the name as text
     assert urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)["repositories"] == [name]

@@ -213,3 +213,23 @@ def test_bad_environment_settings_are_one_line_naming_the_variable(tmp_path, mon
     monkeypatch.setenv(name, value)
     code, _, err = run_in_process(monkeypatch, capsys, "sql", "SELECT 1")
     assert code == 1 and len(err.strip().splitlines()) == 1 and says in err and name in err and "fix:" in err, err
+
+
+def test_collect_exits_3_when_it_skipped_bad_input_and_0_when_nothing_was_skipped(tmp_path, monkeypatch, capsys):
+    import gzip
+
+    files = trail_files(n_files=6, per_file=10)
+    bad = sorted(k for k in files if "/CloudTrail/" in k)[2]
+    files[bad] = gzip.compress(b'{"Records": [{"eventID": "x",')
+    root = write_local(tmp_path / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    args = ("collect", "cloudtrail", "--source", str(root), "--since", "2026-10-25", "--db", str(db), "--no-refresh")
+    code, _, err = run_in_process(monkeypatch, capsys, *args)
+    assert code == 3, err
+    assert err.strip().splitlines()[-1] == "caa: partial: 1 input item(s) skipped and named above; everything else " \
+                                          "was collected (exit 3)"
+    assert bad in err
+    assert store.open_reader(db).execute("SELECT count(*) > 0 FROM events").fetchone() == (True,)
+    (root / bad).unlink()  # the bad file removed: the next run is clean
+    code, _, err = run_in_process(monkeypatch, capsys, *args)
+    assert code == 0 and "partial" not in err, err

@@ -121,6 +121,17 @@ def test_a_symlink_loop_is_skipped_and_reported_and_every_good_file_lands(tmp_pa
     assert "loop.json.gz" in err and "Traceback" not in err and "Too many levels" in err
 
 
+def test_invalid_utf8_is_skipped_with_where_in_the_trail_file_and_no_scratch_path(tmp_path, capsys):
+    files = trail_files(n_files=4, per_file=5)
+    bad = sorted(k for k in files if "/CloudTrail/" in k)[1]
+    files[bad] = gzip.compress(gzip.decompress(files[bad]).replace(b'"eventName"', b'"event\xff\xfeName"', 1))
+    root = write_local(tmp_path / "trail", files)
+    assert collect(tmp_path / "caa.duckdb", [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    line = next(x for x in capsys.readouterr().err.splitlines() if bad in x)
+    assert line.endswith("not valid JSON at byte 178 of the uncompressed file: invalid UTF-8 encoding in string"), line
+    assert "/dev/shm" not in line and "caa-json-" not in line and "/tmp/" not in line.split(bad)[1]
+
+
 def test_same_window_twice_leaves_identical_tables(tmp_path):
     root = write_local(tmp_path / "trail", trail_files(n_files=20, per_file=30))
     db = tmp_path / "caa.duckdb"

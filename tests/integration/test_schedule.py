@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,17 @@ def test_a_run_that_finds_the_store_busy_is_skipped_with_the_reason(setup, caplo
     assert cli.returncode == 0 and "job=cloudtrail skipped: another caa process is writing" in cli.stderr
     assert rows(db, "SELECT count(*) FROM events") == [(0,)]  # nothing ran
     assert schedule.run_job("cloudtrail", settings).status == "ok"  # and the next turn does
+
+
+def test_a_job_that_skipped_bad_input_is_partial_not_failed(setup, caplog):
+    import gzip
+
+    settings, db, files = setup
+    trails = settings.cloudtrail.sources[0]
+    bad = sorted(k for k in files if "/CloudTrail/" in k)[0]
+    (Path(trails) / bad).write_bytes(gzip.compress(b'{"Records": [{"eventID": "x",'))
+    caplog.set_level(logging.INFO, logger="caa.schedule")
+    result = schedule.run_job("cloudtrail", settings)
+    assert result.status == "partial", result.line
+    assert "job=cloudtrail partial" in caplog.text and "1 input item(s) skipped" in result.line
+    assert rows(db, "SELECT count(*) > 0 FROM events") == [(True,)]  # the good files landed

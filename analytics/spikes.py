@@ -207,9 +207,16 @@ def _download_spikes(con, settings: Settings, level: str, since: date | None, wh
     born = (m["downloads"] > 0).argmax(axis=1)
     valid = np.arange(n)[None, :] >= born[:, None] + 7 * weeks
     hot = valid & (score >= sp.score_threshold) & (m["downloads"] / np.r_[np.ones(n - 1), frac] >= sp.min_daily_downloads)
+    # A spike spread over several days may clear the rule on one of them only: its neighbours that are
+    # still clearly raised (half the threshold) belong to it, so it is sized whole.
+    raised = valid & (score >= sp.score_threshold / 2) & (m["downloads"] > base)
     cands = []
     for i in np.flatnonzero(hot.any(axis=1)):
         for t0, t1 in _runs(hot[i]):
+            while t0 > 0 and raised[i, t0 - 1]:
+                t0 -= 1
+            while t1 < n - 1 and raised[i, t1 + 1]:
+                t1 += 1
             day0 = first + t0 * DAY
             if since is not None and (first + (t1 + 1) * DAY).date() <= since:
                 continue
@@ -248,6 +255,14 @@ def _place(c: dict, wid: int, hours: pd.DataFrame, weeks: int, settings: Setting
             b += 1
     else:
         a, b = np.flatnonzero(core)[0], np.flatnonzero(core)[-1]
+    # A slow spike (a few downloads an hour above a quiet baseline for a day or two) has no hour that
+    # stands out: when the hours placed hold less than half the excess of its days, the days place it,
+    # from their first to their last hour above the baseline.
+    lift = (d_obs - d_base).to_numpy()
+    in_core = np.flatnonzero(core)
+    if len(in_core) and lift[a:b + 1].sum() < 0.5 * lift[in_core].sum():
+        above = in_core[lift[in_core] > 0]
+        a, b = (above[0], above[-1]) if len(above) else (in_core[0], in_core[-1])
     observed, baseline = float(d_obs.iloc[a:b + 1].sum()), float(d_base.iloc[a:b + 1].sum())
     excess = max(observed - baseline, 0.0)
     rate = settings.prices.for_region(c["region"] or "")[1]

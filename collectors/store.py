@@ -55,8 +55,15 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             raise damaged from None
         raise StoreError(f"cannot open the store {path}: {text.splitlines()[0]}", where=str(path),
                          fix="choose a writable path with --db or CAA_DB, or free disk space") from None
-    con.execute("SET TimeZone = 'UTC'")
+    # DuckDB shares one database instance (and its settings) among a process's connections to a file:
+    # once a reader has locked the configuration, the instance is already UTC and cannot be SET again.
+    if not _locked(con):
+        con.execute("SET GLOBAL TimeZone = 'UTC'")
     return con
+
+
+def _locked(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute("SELECT current_setting('lock_configuration')").fetchone()[0])
 
 
 # Data steps that follow a migration's DDL, in its transaction: after 007 (the last rollup table; 005 made
@@ -303,8 +310,9 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     extension outside it can be read or written (COPY ... TO, EXPORT DATABASE, read_text, read_csv,
     glob, ATTACH, INSTALL), and no setting can be changed again (memory_limit, TimeZone,
     enable_external_access itself). The snapshot is opened read-only, so its own tables cannot be written."""
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+    if not _locked(con):  # (for the whole instance: every later connection to the snapshot is locked too)
+        con.execute("SET GLOBAL enable_external_access = false")
+        con.execute("SET GLOBAL lock_configuration = true")
     return con
 
 

@@ -233,3 +233,23 @@ def test_collect_exits_3_when_it_skipped_bad_input_and_0_when_nothing_was_skippe
     (root / bad).unlink()  # the bad file removed: the next run is clean
     code, _, err = run_in_process(monkeypatch, capsys, *args)
     assert code == 0 and "partial" not in err, err
+
+
+def test_readers_open_at_the_same_time_are_each_utc_and_locked(small_db, monkeypatch):
+    """DuckDB shares one instance per file in a process (the dashboard's sessions): the second reader
+    must neither fail on the locked configuration nor fall back to the machine's time zone."""
+    import time as time_mod
+
+    import duckdb
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time_mod.tzset()
+    try:
+        with store.open_reader(small_db) as first, store.open_reader(small_db) as second:
+            for con in (first, second):
+                assert con.execute("SELECT current_setting('TimeZone')").fetchone()[0] == "UTC"
+                with pytest.raises(duckdb.PermissionException):
+                    con.execute("SELECT * FROM read_csv('/etc/passwd')")
+    finally:
+        monkeypatch.undo()
+        time_mod.tzset()

@@ -24,7 +24,8 @@ def _estate(repositories: pd.DataFrame | None = None) -> mail.Estate:
     empty = pd.DataFrame()
     return mail.Estate(month_start=dt.date(2026, 6, 1), until=dt.date(2026, 6, 20),
                        last_month_start=dt.date(2026, 5, 1), last_month_end=dt.date(2026, 5, 31), mtd=empty,
-                       previous=empty, last_month=empty, projection_factor=1.5, storage_daily=empty,
+                       previous=empty, moving=empty, moved_from=empty, last_month=empty,
+                       projected=pd.DataFrame(columns=[*mail.DOMAIN, "expected_usd"]), storage_daily=empty,
                        storage_shares=empty, requests_daily=empty, cleanup=empty, spikes=empty,
                        spikes_since=dt.date(2026, 6, 1), repositories=repositories if repositories is not None else empty)
 

@@ -411,7 +411,9 @@ def report_usage(
         last = _parse_date(until, "--until") or when.day
         first = _parse_date(since, "--since") or last - timedelta(days=29)
         tables = usage.usage_report(con, settings, first, last + timedelta(days=1), top=top)
-    path = write_tables(tables, _report_path(out, "usage", fmt), fmt.value)
+    default = _report_path(None, "usage", fmt)  # several tables: CSV and Parquet make a folder
+    path = write_tables(tables, out or (default.with_suffix("") if fmt.value in ("csv", "parquet") else default),
+                        fmt.value)
     _show(tables["packages"], f"Top packages {first}..{last}")
     print(f"wrote {len(tables)} tables to {path}")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from collectors.errors import DataError
+from collectors.errors import ConfigError, DataError
 
 FORMULA_STARTERS = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("csv", "xlsx", "json", "parquet")
@@ -169,7 +169,11 @@ def write_tables(tables: dict[str, pd.DataFrame], out: Path, fmt: str) -> Path:
                 for name, df in tables.items()}
         out.write_text(json.dumps(body, indent=1, ensure_ascii=False), encoding="utf-8")
         return out
-    folder = out.with_suffix("") if out.suffix else out
+    if out.suffix.lower() in (".csv", ".parquet"):  # asked for one file, but these are several tables
+        raise ConfigError(f"a {fmt.upper()} report of {len(tables)} tables is a folder of one file per table, "
+                          f"not the file {out.name}", where=str(out),
+                          fix=f"pass --out {out.with_suffix('')} for that folder, or --format xlsx or json for one file")
+    folder = out
     folder.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
         write_table(df, folder / f"{name}.{fmt}", fmt)

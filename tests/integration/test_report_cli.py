@@ -100,3 +100,8 @@ def test_spikes_and_usage_reports_are_written(demo_store, tmp_path):
     names = {p.stem for p in (tmp_path / "usage").iterdir()}
     assert names == {"packages", "versions", "repositories", "consumers", "origin_share", "idle_repositories",
                      "single_consumer_versions"}
+    # a file name for a multi-table CSV report is refused, naming the folder it would write; nothing is written
+    res = caa("report", "usage", "--format", "csv", "--out", str(tmp_path / "usage.csv"), db=db)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "not the file usage.csv" in res.stderr and f"--out {tmp_path / 'usage'}" in res.stderr
+    assert not (tmp_path / "usage.csv").exists()

@@ -341,7 +341,9 @@ def _spikes(plan: Plan, rng: np.random.Generator) -> list[Injection]:
         jobs = plan.day_records[day] * plan.jobs_per_record
         normal = jobs * plan.mean_installs * plan.streams[i].weight / max(gsum, 1e-9)
         touched = (begin + dur - 1) // DAY - begin // DAY + 1  # calendar days the spike overlaps
-        installs = max(20, int(math.ceil(rng.uniform(6, 20) * normal * touched)))
+        # at least 30 a calendar day it touches: the detector's documented floor is 20 downloads a day
+        # (spikes.min_daily_downloads), and a labelled spike below it would be one no rule can see
+        installs = max(30 * touched, int(math.ceil(rng.uniform(6, 20) * normal * touched)))
         ci = [j for j in g.principals if plan.principals[j].ci] or g.principals
         pj = ci[int(rng.integers(len(ci)))]
         uas = USER_AGENTS[(plan.streams[i].fmt, True)]

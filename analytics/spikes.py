@@ -255,12 +255,14 @@ def _place(c: dict, wid: int, hours: pd.DataFrame, weeks: int, settings: Setting
             b += 1
     else:
         a, b = np.flatnonzero(core)[0], np.flatnonzero(core)[-1]
-    # A slow spike (a few downloads an hour above a quiet baseline for a day or two) has no hour that
-    # stands out: when the hours placed hold less than half the excess of its days, the days place it,
-    # from their first to their last hour above the baseline.
-    lift = (d_obs - d_base).to_numpy()
+    # A slow spike (a few downloads an hour above a quiet baseline for a day or two) has few hours that
+    # stand out, so the hours placed miss most of it. When the excess of its days outside those hours is
+    # itself significant (over twice the Poisson noise of their baseline), the days place it, from their
+    # first to their last hour above the baseline.
+    lift, base = (d_obs - d_base).to_numpy(), d_base.to_numpy()
     in_core = np.flatnonzero(core)
-    if len(in_core) and lift[a:b + 1].sum() < 0.5 * lift[in_core].sum():
+    rest = in_core[(in_core < a) | (in_core > b)]
+    if len(rest) and lift[rest].sum() > 2 * np.sqrt(base[rest].sum() + 1):
         above = in_core[lift[in_core] > 0]
         a, b = (above[0], above[-1]) if len(above) else (in_core[0], in_core[-1])
     observed, baseline = float(d_obs.iloc[a:b + 1].sum()), float(d_base.iloc[a:b + 1].sum())

@@ -278,7 +278,7 @@ def _why(e: Exception) -> str:
         return "its Records is not a list of events"
     m = re.search(r"at byte (\d+) in record/value \d+: (.+?)\.?\s*$", text)
     if m:  # DuckDB names its own scratch copy of the file: say where in the trail file instead
-        return f"not valid JSON at byte {int(m.group(1)):,} of the uncompressed file: {m.group(2)}"
+        return f"not valid CloudTrail JSON at byte {int(m.group(1)):,} of the uncompressed file: {m.group(2)}"
     text = re.sub(r'\s*(in|from) file "[^"]*",?', "", text).strip()  # never a scratch path
     return "not valid CloudTrail JSON: " + (text if len(text) <= 200 else text[:200].rsplit(" ", 1)[0] + " ...")
 

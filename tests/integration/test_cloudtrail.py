@@ -128,7 +128,8 @@ def test_invalid_utf8_is_skipped_with_where_in_the_trail_file_and_no_scratch_pat
     root = write_local(tmp_path / "trail", files)
     assert collect(tmp_path / "caa.duckdb", [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
     line = next(x for x in capsys.readouterr().err.splitlines() if bad in x)
-    assert line.endswith("not valid JSON at byte 178 of the uncompressed file: invalid UTF-8 encoding in string"), line
+    assert line.endswith("not valid CloudTrail JSON at byte 178 of the uncompressed file: invalid UTF-8 encoding in "
+                         "string"), line
     assert "/dev/shm" not in line and "caa-json-" not in line and "/tmp/" not in line.split(bad)[1]
 
 

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -94,7 +94,9 @@ class CloudTrail(Section):
     """Where trail files are read from. With no sources, LookupEvents is the (slow) fallback."""
 
     sources: list[str] = Field(default_factory=list)
-    lookback_days: int = Field(default=35, ge=1, le=3650)
+    # how far back a first run reads (no watermark, no --since); it names older files and the command for them
+    backfill_days: int = Field(default=35, ge=1, le=3650,
+                               validation_alias=AliasChoices("backfill_days", "lookback_days"))  # (its old name)
     s3_concurrency: int = Field(default=12, ge=1, le=64)
     batch_files: int = Field(default=200, ge=1, le=5000)  # files per DuckDB statement and commit
 

@@ -2,7 +2,7 @@
 
 A source is `s3://bucket/prefix` or a local directory with the same layout
 (`[prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`). Listing starts at
-`--since`, else the watermark minus a lag, else `cloudtrail.lookback_days` ago: a local tree is walked
+`--since`, else the watermark minus a lag, else `cloudtrail.backfill_days` ago: a local tree is walked
 by date folder, an S3 region prefix is listed once, flat, from that day (S3 returns keys in order).
 Digest and Insight files live under other folders and are never listed. Files already in the
 `cloudtrail_files` ledger with the same ETag are not fetched again, so a file delivered late is still
@@ -32,7 +32,7 @@ import duckdb
 
 from collectors import store
 from collectors.aws import aws_errors, translate
-from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult, account_region_scopes
+from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult, account_region_scopes, echo
 from collectors.cloudtrail_load import BatchResult, Inflated, inflate, load_files, normalize_records
 from collectors.errors import ConfigError
 
@@ -199,7 +199,7 @@ def start_date(ctx: RunContext, scope_key: str) -> date:
     mark = store.read_watermark(ctx.con, "cloudtrail", scope_key)
     if mark:
         return date.fromisoformat(mark[:10]) - timedelta(days=LAG_DAYS)
-    return (ctx.now - timedelta(days=ctx.settings.cloudtrail.lookback_days)).date()
+    return (ctx.now - timedelta(days=ctx.settings.cloudtrail.backfill_days)).date()
 
 
 def known_files(con: duckdb.DuckDBPyConnection, source: str) -> set[tuple[str, str]]:
@@ -222,6 +222,8 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
         s3 = ctx.clients.client(Scope(region=None), "s3")
         tree = S3Tree(s3, where, prefix)
     start, end = start_date(ctx, scope.source), (ctx.now + timedelta(days=1)).date()
+    first_run = ctx.since is None and store.read_watermark(ctx.con, "cloudtrail", scope.source) is None
+    t0 = time.monotonic()
     result = ScopeResult(window=f"{start}..{end}")
     with aws_errors(scope, "s3", what="listing"):
         known = known_files(ctx.con, scope.source)
@@ -273,7 +275,37 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
                     pass
     if newest_day and newest_day != store.read_watermark(ctx.con, "cloudtrail", scope.source):
         set_watermark(ctx.con, scope.source, newest_day)
+    if first_run:
+        with aws_errors(scope, "s3", what="listing"):
+            hint = backfill_hint(ctx, scope.source, list(list_trail_files(tree, date(1970, 1, 1), start - timedelta(days=1))),
+                                 start, result.rows, sum(o.size for o in todo), time.monotonic() - t0)
+        if hint:
+            echo(hint)
     return result
+
+
+BYTES_PER_EVENT = 190  # compressed trail bytes per CodeArtifact event in the demo trail (37.7 MB, 198,624 events)
+BENCH_EVENTS_PER_S = 66_000  # `make bench` on the 2-core machine, slow day of 2026-12-02 (README: Performance)
+
+
+def backfill_hint(ctx: RunContext, source: str, older: list[TrailObject], start: date, rows: int, read_bytes: int,
+                  secs: float) -> str | None:
+    """On a first run, the trail files older than the window it read, and the command that reads them,
+    with the events and time it would take (at this run's rate when it read enough, else the bench's)."""
+    if not older:
+        return None
+    days = sorted({d for o in older if (d := _day_of(o.key))})
+    size = sum(o.size for o in older)
+    per_byte = rows / read_bytes if rows >= 1000 and read_bytes else 1 / BYTES_PER_EVENT
+    events = size * per_byte
+    rate = rows / secs if rows >= 10_000 and secs > 0 else BENCH_EVENTS_PER_S
+    since = days[0] if days else (start - timedelta(days=1)).isoformat()
+    amount = f"{size / 1e6:,.1f} MB" if size >= 100_000 else f"{size / 1e3:,.0f} kB"
+    return (f"backfill: {len(older):,} older trail files ({amount}, {len(days):,} day folders from {since} "
+            f"to {days[-1] if days else since}) are before this first run's window, which starts "
+            f"cloudtrail.backfill_days = {ctx.settings.cloudtrail.backfill_days} days back; about {events:,.0f} events, "
+            f"~{max(events / rate, 1):,.0f} s at {rate:,.0f} events/s. To read them: "
+            f"caa collect cloudtrail --source {source} --since {since}")
 
 
 class S3Fetcher:
@@ -320,7 +352,7 @@ def collect_lookup(ctx: RunContext, scope: Scope) -> ScopeResult:
     mark = store.read_watermark(ctx.con, "cloudtrail", key)
     start = (datetime.combine(ctx.since, datetime.min.time()).replace(tzinfo=ctx.now.tzinfo) if ctx.since
              else datetime.fromisoformat(mark) - timedelta(minutes=30) if mark
-             else ctx.now - timedelta(days=min(ctx.settings.cloudtrail.lookback_days, 90)))
+             else ctx.now - timedelta(days=min(ctx.settings.cloudtrail.backfill_days, 90)))
     result = ScopeResult(window=f"{start:%Y-%m-%dT%H:%M}..{ctx.now:%Y-%m-%dT%H:%M}")
     records: list[dict] = []
     with aws_errors(scope, "cloudtrail"):

@@ -2,7 +2,7 @@
 
 An extract is `<source>/day=YYYY-MM-DD/*.parquet`, in S3 (`s3://bucket/prefix`) or a local directory,
 whose files hold exactly the `events` columns; `day` is the trail's delivery day. Listing walks the day
-folders from `--since`, else the watermark minus a lag, else `cloudtrail.lookback_days` ago, as for trail
+folders from `--since`, else the watermark minus a lag, else `cloudtrail.backfill_days` ago, as for trail
 files; Parquet files directly under the source are always listed. Hidden files (`_SUCCESS`, `.crc`,
 `_temporary/`) are never listed. Files already in the `cloudtrail_files` ledger with the same ETag (S3)
 or size and mtime (local) are not fetched again; a day that Spark extracted again has new file names, so

@@ -27,8 +27,8 @@ def setup(tmp_path, monkeypatch):
     files = trail_files(n_files=3, per_file=40)
     trails = write_local(tmp_path / "trails", files)
     config = tmp_path / "caa.toml"
-    # lookback_days: the fixture's trail is of November 2026, so its window must not depend on the clock
-    config.write_text(f'[cloudtrail]\nsources = ["{trails}"]\nlookback_days = 3650\n\n[schedules]\ncloudtrail = "* * * * *"\n'
+    # backfill_days: the fixture's trail is of November 2026, so its window must not depend on the clock
+    config.write_text(f'[cloudtrail]\nsources = ["{trails}"]\nbackfill_days = 3650\n\n[schedules]\ncloudtrail = "* * * * *"\n'
                       f'inventory = "{NEVER}"\ncloudwatch = "{NEVER}"\ncosts = "{NEVER}"\nanalytics = "{NEVER}"\n'
                       f'email = "0 8 * * 1"\nalerts = "{NEVER}"\n')
     monkeypatch.setenv("CAA_CONFIG", str(config))

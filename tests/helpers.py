@@ -14,6 +14,7 @@ import duckdb
 import settings as settings_mod
 from collectors import store
 from collectors.base import RunContext, run_collectors
+from tests.fixtures.trails import TRAIL_NOW
 
 NO_CONFIG = Path("/nonexistent/caa.toml")
 
@@ -22,10 +23,11 @@ def make_settings(**overrides):
     return settings_mod.load_settings(NO_CONFIG, **overrides)
 
 
-def collect(db: Path, specs: list, settings=None, **ctx_kwargs) -> int:
+def collect(db: Path, specs: list, settings=None, now=TRAIL_NOW, **ctx_kwargs) -> int:
+    """Run `specs` into `db` as a collection at `now` (default: when the fixture trails are collected)."""
     settings = settings or make_settings(db=db)
     with store.writer(db) as con:
-        ctx = RunContext(settings=settings, con=con, show_progress=False, **ctx_kwargs)
+        ctx = RunContext(settings=settings, con=con, show_progress=False, now=now, **ctx_kwargs)
         return run_collectors(specs, ctx)
 
 

@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 
 from collectors import cloudtrail, store
-from tests.fixtures.trails import trail_files, write_local
+from tests.fixtures.trails import TRAIL_NOW, trail_files, write_local
 from tests.helpers import collect
 
 COMMANDS = ["collect", "sql", "dashboard", "demo"]
@@ -109,7 +109,7 @@ def test_progress_bars_on_a_terminal_do_not_change_the_result(tmp_path):
         from tests.helpers import make_settings
 
         ctx = RunContext(settings=make_settings(db=b), con=con, since=date(2026, 10, 25), source=str(root),
-                         show_progress=True)
+                         show_progress=True, now=TRAIL_NOW)
         assert run_collectors([cloudtrail.SPEC], ctx) == 0
     from tests.helpers import table
 
@@ -223,6 +223,7 @@ def test_collect_exits_3_when_it_skipped_bad_input_and_0_when_nothing_was_skippe
     files[bad] = gzip.compress(b'{"Records": [{"eventID": "x",')
     root = write_local(tmp_path / "trail", files)
     db = tmp_path / "caa.duckdb"
+    monkeypatch.setenv("CAA_NOW", TRAIL_NOW.isoformat())
     args = ("collect", "cloudtrail", "--source", str(root), "--since", "2026-10-25", "--db", str(db), "--no-refresh")
     code, _, err = run_in_process(monkeypatch, capsys, *args)
     assert code == 3, err

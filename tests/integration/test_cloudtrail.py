@@ -141,8 +141,9 @@ def test_a_first_run_names_the_older_files_it_did_not_read_and_the_command_that_
     files = trail_files(n_files=30, per_file=40)  # 1-2 November 2026
     root = write_local(tmp_path / "trail", files)
     db = tmp_path / "caa.duckdb"
-    with pinned_clock(datetime(2027, 1, 15, 9, tzinfo=UTC)):  # backfill_days = 35: the window starts 2026-12-11
-        assert collect(db, [cloudtrail.SPEC], source=str(root)) == 0
+    now = datetime(2027, 1, 15, 9, tzinfo=UTC)  # backfill_days = 35: the window starts 2026-12-11
+    with pinned_clock(now):
+        assert collect(db, [cloudtrail.SPEC], source=str(root), now=now) == 0
         out = capsys.readouterr().out
         hint = next(line for line in out.splitlines() if line.startswith("backfill: "))
         assert "30 older trail files" in hint and "2 day folders from 2026-11-01 to 2026-11-02" in hint, hint
@@ -150,10 +151,10 @@ def test_a_first_run_names_the_older_files_it_did_not_read_and_the_command_that_
         assert rows(db, "SELECT count(*) FROM events") == [(0,)]
         command = hint.split("To read them: ", 1)[1]
         assert command == f"caa collect cloudtrail --source {root} --since 2026-11-01"
-        assert collect(db, [cloudtrail.SPEC], source=str(root), since=date(2026, 11, 1)) == 0  # what it says
+        assert collect(db, [cloudtrail.SPEC], source=str(root), since=date(2026, 11, 1), now=now) == 0  # as it says
         assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == sorted(unique_events(files))
         capsys.readouterr()
-        assert collect(db, [cloudtrail.SPEC], source=str(root)) == 0  # not a first run any more: no hint
+        assert collect(db, [cloudtrail.SPEC], source=str(root), now=now) == 0  # not a first run any more: no hint
         assert "backfill:" not in capsys.readouterr().out
 
 

@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 
 from collectors import cloudtrail, store
-from tests.fixtures.trails import trail_files, unique_events, write_local
+from tests.fixtures.trails import TRAIL_NOW, trail_files, unique_events, write_local
 from tests.helpers import collect
 
 SINCE = date(2026, 10, 25)
@@ -30,7 +30,7 @@ def test_readers_never_fail_and_the_collection_never_fails_because_of_them(tmp_p
     write_local(root, files)  # the rest arrives
 
     held = store.open_reader(db)  # a dashboard session in the middle of a long query
-    env = dict(os.environ, CAA_CLOUDTRAIL__BATCH_FILES="3")
+    env = dict(os.environ, CAA_CLOUDTRAIL__BATCH_FILES="3", CAA_NOW=TRAIL_NOW.isoformat())
     cmd = [sys.executable, "-m", "cli", "collect", "cloudtrail", "--source", str(root), "--since", str(SINCE),
            "--db", str(db)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -78,7 +78,7 @@ def test_the_dashboard_keeps_answering_during_a_collection(tmp_path, monkeypatch
     app = str(Path(__file__).resolve().parents[2] / "dashboard.py")
     cmd = [sys.executable, "-m", "cli", "collect", "cloudtrail", "--source", str(root), "--since", str(SINCE),
            "--db", str(db)]
-    proc = subprocess.Popen(cmd, env=dict(os.environ, CAA_CLOUDTRAIL__BATCH_FILES="2"),
+    proc = subprocess.Popen(cmd, env=dict(os.environ, CAA_CLOUDTRAIL__BATCH_FILES="2", CAA_NOW=TRAIL_NOW.isoformat()),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     runs, during, problems = 0, 0, []
     while proc.poll() is None or runs < 2:

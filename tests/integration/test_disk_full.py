@@ -12,7 +12,7 @@ import sys
 from datetime import date
 
 from collectors import cloudtrail
-from tests.fixtures.trails import trail_files, unique_events, write_local
+from tests.fixtures.trails import TRAIL_NOW, trail_files, unique_events, write_local
 from tests.helpers import collect, rows
 
 SINCE = "2026-10-25"
@@ -25,7 +25,7 @@ def caa_collect(root, db, limit_bytes=None) -> subprocess.CompletedProcess:
 
     return subprocess.run(
         [sys.executable, "-m", "cli", "collect", "cloudtrail", "--source", str(root), "--since", SINCE, "--db",
-         str(db)], env={**os.environ, "CAA_CLOUDTRAIL__BATCH_FILES": "10"},
+         str(db)], env={**os.environ, "CAA_CLOUDTRAIL__BATCH_FILES": "10", "CAA_NOW": TRAIL_NOW.isoformat()},
         preexec_fn=limit if limit_bytes else None, capture_output=True, text=True, timeout=300)
 
 

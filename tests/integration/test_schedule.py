@@ -15,7 +15,7 @@ import pytest
 
 from collectors import schedule, store
 from settings import load_settings
-from tests.fixtures.trails import trail_files, unique_events, write_local
+from tests.fixtures.trails import TRAIL_NOW, trail_files, unique_events, write_local
 from tests.helpers import rows
 
 NEVER = "0 0 1 1 *"  # jobs a test does not exercise: 1 January only
@@ -27,11 +27,11 @@ def setup(tmp_path, monkeypatch):
     files = trail_files(n_files=3, per_file=40)
     trails = write_local(tmp_path / "trails", files)
     config = tmp_path / "caa.toml"
-    # backfill_days: the fixture's trail is of November 2026, so its window must not depend on the clock
-    config.write_text(f'[cloudtrail]\nsources = ["{trails}"]\nbackfill_days = 3650\n\n[schedules]\ncloudtrail = "* * * * *"\n'
+    config.write_text(f'[cloudtrail]\nsources = ["{trails}"]\n\n[schedules]\ncloudtrail = "* * * * *"\n'
                       f'inventory = "{NEVER}"\ncloudwatch = "{NEVER}"\ncosts = "{NEVER}"\nanalytics = "{NEVER}"\n'
                       f'email = "0 8 * * 1"\nalerts = "{NEVER}"\n')
     monkeypatch.setenv("CAA_CONFIG", str(config))
+    monkeypatch.setenv("CAA_NOW", TRAIL_NOW.isoformat())  # the job processes collect as of the trail's time
     db = tmp_path / "caa.duckdb"
     return load_settings(config, db=db), db, files
 

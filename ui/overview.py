@@ -36,9 +36,11 @@ def kpis_ui(data: overview.Overview) -> None:
 
 def early_month_ui(c: pageviews.OverviewCosts) -> None:
     """The first days of a month: last month's final cost leads, this month's projection follows."""
-    st.metric(f"{c.last_month:%B %Y}, final modeled cost", usd(c.last_month_usd), border=True,
-              help="The first days of a month have too little to date to lead with; this is the whole of last "
-                   "month from the same cost model. This month's projection per domain is below.")
+    final, note = st.columns([1, 3], vertical_alignment="center")
+    final.metric(f"{c.last_month:%B %Y}, final modeled cost", usd(c.last_month_usd), border=True,
+                 help="The whole of last month from the same cost model.")
+    note.caption(f"The first days of {c.history_end + timedelta(days=1):%B} have too little to date to lead with: "
+                 f"{c.last_month:%B}'s final cost comes first, and this month's projection per domain is below.")
 
 
 def projection_by_domain_ui(c: pageviews.OverviewCosts) -> None:
@@ -129,12 +131,12 @@ def page(view: View) -> None:
         no_data()
         return
     as_of_ui(data)
-    kpis_ui(data)
     costs = view.load("overview_costs")
+    if costs is not None and costs.early:  # the headline on the first days of a month
+        early_month_ui(costs)
+    kpis_ui(data)
     cleanup = view.load("cleanup", *settings_policy(view))
     if costs is not None:
-        if costs.early:
-            early_month_ui(costs)
         cost_kpis_ui(costs, cleanup.summary if cleanup is not None else None)
         projection_by_domain_ui(costs)
         cost_trend_ui(costs)

@@ -65,7 +65,8 @@ def test_changing_a_filter_changes_the_url_and_the_numbers(served, browser):
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
-    downloads = page.locator('[data-testid="stMetricValue"]').nth(1)
+    downloads = page.locator('[data-testid="stMetric"]').filter(has_text="Downloads (30 d)").locator(
+        '[data-testid="stMetricValue"]')
     downloads.wait_for(timeout=30_000)
     settled(page)  # a click during a rerun can land on a widget that is about to be replaced
     before = downloads.inner_text()

@@ -402,6 +402,12 @@ def cost_chart(d: Digest):  # noqa: ANN201 - a plotly Figure
     return fig
 
 
+# kaleido 1.5.1 can take its new tab's blank-page load event for its own page's and call into the page
+# before kaleido_scopes.js has run (a ReferenceError; about 1 render in 15 on a loaded 2-core machine).
+# That race, and only that, gets a fresh browser; any other failure is reported at once.
+PAGE_RACE_ATTEMPTS = 3
+
+
 def render_pngs(figs: list) -> list[bytes]:
     """The figures as PNGs through kaleido and the local Chromium (one browser for all of them, no
     network). A one-line error when it cannot start, never a silently missing chart."""
@@ -416,13 +422,19 @@ def render_pngs(figs: list) -> list[bytes]:
                        fix="pip install 'kaleido>=1' (caa's dependencies include it)") from None
 
     async def render() -> list[bytes]:
-        async with kaleido.Kaleido(n=1) as k:
+        # mathjax=False: the default page loads MathJax from a CDN; the charts need no TeX and no network
+        async with kaleido.Kaleido(n=1, page_generator=kaleido.PageGenerator(mathjax=False)) as k:
             return [await k.calc_fig(f, opts={"format": "png"}) for f in figs]
 
     if not figs:
         return []
     try:
-        return asyncio.run(render())
+        for attempt in range(PAGE_RACE_ATTEMPTS):
+            try:
+                return asyncio.run(render())
+            except Exception as e:  # noqa: BLE001 - only kaleido's page race is tried again, in a new browser
+                if "kaleido_scopes is not defined" not in str(e) or attempt == PAGE_RACE_ATTEMPTS - 1:
+                    raise
     except Exception as e:  # kaleido/choreographer raise RuntimeError subclasses with multi-line text
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
         raise CaaError(f"cannot render the cost chart: kaleido could not start Chromium ({first})",

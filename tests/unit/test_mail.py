@@ -109,3 +109,35 @@ def test_slack_text_cannot_mention_or_link():
                                                 ["webhook"], []), "https://caa.example.com")
     assert "<!channel>" not in payload["text"] and "<https://evil" not in payload["text"]
     assert "&lt;!channel&gt;" in payload["text"]
+
+
+def test_kaleidos_page_race_gets_a_fresh_browser_and_any_other_failure_is_one_line(monkeypatch):
+    """kaleido 1.5.1 can call into its page before kaleido_scopes.js ran (mail.PAGE_RACE_ATTEMPTS): that
+    ReferenceError renders again in a new browser; a different error is reported at once."""
+    import kaleido
+    import plotly.graph_objects as go
+
+    from collectors.errors import CaaError
+
+    real, calls = kaleido.Kaleido.calc_fig, []
+    race = RuntimeError("{'className': 'ReferenceError', 'description': 'ReferenceError: kaleido_scopes is not defined'}")
+
+    async def flaky(self, fig, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise race
+        return await real(self, fig, **kw)
+
+    monkeypatch.setattr(kaleido.Kaleido, "calc_fig", flaky)
+    (png,) = mail.render_pngs([go.Figure(go.Bar(x=[1], y=[2]))])
+    assert png.startswith(b"\x89PNG") and len(calls) == 2
+
+    async def broken(self, fig, **kw):
+        calls.append(1)
+        raise RuntimeError("Chromium crashed\nmore detail")
+
+    calls.clear()
+    monkeypatch.setattr(kaleido.Kaleido, "calc_fig", broken)
+    with pytest.raises(CaaError, match=r"kaleido could not start Chromium \(Chromium crashed\)"):
+        mail.render_pngs([go.Figure()])
+    assert len(calls) == 1  # not tried again

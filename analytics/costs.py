@@ -111,8 +111,7 @@ def default_window(con: duckdb.DuckDBPyConnection, since: date | None, until: da
     month early in a month (early_in_month); until defaults to the last full day, since to the 1st of
     until's month."""
     if since is None and until is None:
-        start, end = month_to_date(con)
-        return last_full_month(end) if early_in_month(start, end) else (start, end)
+        return month_window(month_to_date(con)[1])
     if until is None:
         until = coverage(con).last_full_day or utc_now().date()
     if since is None:
@@ -138,6 +137,13 @@ def early_in_month(month_start: date, until: date) -> bool:
     figures are too thin to lead with: the headline is last month's final cost, and the Costs page's
     default window is the last full month."""
     return (until - month_start).days + 1 < EARLY_DAYS
+
+
+def month_window(until: date) -> tuple[date, date]:
+    """The default cost window that ends on the last full day `until`: this month to date, or the last
+    full month early in a month (early_in_month)."""
+    start = (until + timedelta(days=1)).replace(day=1)
+    return last_full_month(until) if early_in_month(start, until) else (start, until)
 
 
 def last_full_month(until: date) -> tuple[date, date]:

@@ -130,7 +130,7 @@ def overview_costs(con: duckdb.DuckDBPyConnection, settings: Settings) -> Overvi
     if when is None or end is None:
         return None
     fc = forecast.forecast(con, settings, horizon_months=0, backtest=False)  # = month_end_projection()
-    month, _ = costs.month_to_date(con)  # the month being projected (forecast.Forecast.monthly's first)
+    month = (end + timedelta(days=1)).replace(day=1)  # the month projected (costs.month_to_date, from `end`)
     last_month = (month - timedelta(days=1)).replace(day=1)
     before = costs.daily_cost(con, settings, last_month, month - timedelta(days=1))
     trend = daily_cost_by_kind(con, settings, end - timedelta(days=TREND_DAYS - 1), end)
@@ -139,7 +139,7 @@ def overview_costs(con: duckdb.DuckDBPyConnection, settings: Settings) -> Overvi
         last_month_usd=float(before["cost_usd"].sum()), trend=trend[["usage_date", "kind", "cost_usd"]],
         band=forecast_daily_cost(fc.daily, trend), movers=cost_movers(con, settings, end),
         open_spikes=len(spikes.detect_spikes(con, settings, when.day - timedelta(days=OPEN_SPIKE_DAYS - 1))),
-        by_domain=fc.by_domain, early=costs.early_in_month(*costs.month_to_date(con)))
+        by_domain=fc.by_domain, early=costs.early_in_month(month, end))
 
 
 # ---------------------------------------------------------------- Costs
@@ -155,8 +155,7 @@ def cost_window(con: duckdb.DuckDBPyConnection, start: date | None, end: date | 
         if end:
             until = min(end, last)
             return until.replace(day=1), until
-        month_start = (last + timedelta(days=1)).replace(day=1)
-        return costs.last_full_month(last) if costs.early_in_month(month_start, last) else (month_start, last)
+        return costs.month_window(last)
     return window(last, start, end, days or TREND_DAYS)
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from collectors.errors import CaaError, StoreBusyError, StoreError
+from core.errors import CaaError, StoreBusyError, StoreError, first_line
 
 app = typer.Typer(help="CodeArtifact Analytics: where your CodeArtifact storage and request money goes.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -38,7 +38,7 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks i
 
 
 def _settings(db: Path | None):  # noqa: ANN202 - settings.Settings, imported lazily for a fast --help
-    from settings import load_settings
+    from core.settings import load_settings
 
     return load_settings(db=db)
 
@@ -72,9 +72,9 @@ def collect(
                           ] = False,
 ) -> None:
     """Pull CloudTrail events, inventory, CloudWatch usage and Cost Explorer costs into the store."""
-    from collectors import store
-    from collectors.aws import Clients
     from collectors.base import PARTIAL_EXIT, RunContext, run_collectors
+    from core import store
+    from core.aws import Clients
 
     settings = _settings(db)
     since_date = _parse_date(since, "--since")
@@ -85,7 +85,7 @@ def collect(
                          clients=Clients(settings))
         code = run_collectors(collector_specs(which.value), ctx)
         if not no_refresh and store.store_version(con) != before:  # before the snapshot is published
-            from analytics import precompute
+            from ui import precompute
 
             loaded = con.execute("SELECT coalesce(sum(rows), 0) > 0 FROM collector_runs WHERE run_id > ?",
                                  [last_run]).fetchone()[0]
@@ -103,12 +103,12 @@ def collect(
 @app.command()
 def refresh(db: DbOption = None) -> None:
     """Recompute the dashboard's default views for the current store (after a change to caa.toml)."""
-    from analytics import precompute
-    from collectors import store
+    from core import store
+    from ui import precompute
 
     settings = _settings(db)
     if not Path(settings.db).exists():
-        raise StoreError(f"no data yet in {settings.db}", fix="run `make demo` or `caa collect` first")
+        raise store.no_data_error(settings.db)
     with store.writer(settings.db) as con:
         summary = precompute.refresh(con, settings)
         store.publish_now(con)  # the store version did not move, so the session would not publish
@@ -126,11 +126,9 @@ def _parse_date(value: str | None, flag: str) -> date | None:
 
 
 def _reader(settings):  # noqa: ANN001, ANN202 - a read-only connection to the store's snapshot
-    from collectors import store
+    from core import store
 
-    con = store.open_reader(settings.db)
-    if con is None:
-        raise StoreError(f"no data yet in {settings.db}", fix="run `make demo` or `caa collect` first")
+    con = store.require_reader(settings.db)
     return con
 
 
@@ -149,12 +147,10 @@ def sql(
     """Run read-only SQL against the store (the last published snapshot; writes are refused)."""
     import duckdb
 
-    from collectors import store
+    from core import store
 
     settings = _settings(db)
-    con = store.open_reader(settings.db)  # locked down: the store only, no files, no settings
-    if con is None:
-        raise StoreError(f"no data yet in {settings.db}", fix="run `make demo` or `caa collect` first")
+    con = store.require_reader(settings.db)  # locked down: the store only, no files, no settings
     try:
         _check_read_only(con, query)
         cur = con.execute(query)
@@ -200,7 +196,7 @@ def _check_read_only(con, query: str) -> None:  # noqa: ANN001 - a DuckDB connec
 
 
 def _first_line(e: BaseException) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return first_line(e)
 
 
 def _print_rows(cols: list[str], rows: list[tuple], fmt: OutFormat) -> None:
@@ -233,7 +229,7 @@ class ReportFormat(StrEnum):
 
 
 def _report_path(out: Path | None, name: str, fmt: ReportFormat) -> Path:
-    from collectors.errors import utc_now
+    from core.clock import utc_now
 
     return out or Path("data/reports") / f"{name}-{utc_now():%Y%m%dT%H%MZ}.{fmt.value}"
 
@@ -452,9 +448,9 @@ def apply_cmd(
 
     Calls go in batches of at most 100 versions per package with expectedStatus and versionRevisions, so a concurrent change fails safe. Every change is logged in apply_log and the result is written to <report>.result.<ext>; re-running an interrupted apply of the same file never acts twice. IAM: iam/caa-cleanup.json.
     """
-    from collectors.apply import run_apply
-    from collectors.aws import Clients
-    from collectors.errors import ConfigError
+    from actions.apply import run_apply
+    from core.aws import Clients
+    from core.errors import ConfigError
 
     if all_rows and not yes:
         raise ConfigError("--all acts on every row of the report and needs --yes", where="caa apply",
@@ -481,7 +477,7 @@ def email_send(
     db: DbOption = None,
 ) -> None:
     """E-mail the cost digest: the whole estate to email.to (or --to), each owner's slice to its owner."""
-    from analytics.notify import deliver_cost_emails
+    from delivery.notify import deliver_cost_emails
 
     for line in deliver_cost_emails(_settings(db), to=to, dry_run=dry_run, out=out):
         print(line)
@@ -498,7 +494,7 @@ def alerts_send(
     db: DbOption = None,
 ) -> None:
     """Alert new (or grown) spikes of the last alerts.since_days days, once per spike and channel."""
-    from analytics.alerts import send_alerts
+    from delivery.alerts import send_alerts
 
     for line in send_alerts(_settings(db), dry_run=dry_run):
         print(line)
@@ -522,17 +518,17 @@ def schedule(
     db: DbOption = None,
 ) -> None:
     """Run the collectors, analytics refresh, e-mails and alerts on their cron schedules (UTC, foreground)."""
-    from collectors import schedule as sched
+    import jobs
 
     settings = _settings(db)
     if list_jobs:
-        for job, cron, nxt in sched.next_runs(settings):
+        for job, cron, nxt in jobs.next_runs(settings):
             print(f"{job:<11} {cron:<16} next {nxt:%Y-%m-%d %H:%M}Z")
         return
-    sched.setup_logging()
+    jobs.setup_logging()
     if once is not None:
-        raise typer.Exit(1 if sched.run_job(once.value, settings).status == "failed" else 0)
-    sched.serve(settings)
+        raise typer.Exit(1 if jobs.run_job(once.value, settings).status == "failed" else 0)
+    jobs.serve(settings)
 
 
 def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> NoReturn:
@@ -567,7 +563,7 @@ def dashboard(
 def _upgrade(db: Path) -> None:
     """Bring a store written by an older caa up to this schema (and its snapshot with it) before serving,
     so the pages never meet a missing table. A running collection holds the lock and does it itself."""
-    from collectors import store
+    from core import store
 
     if Path(db).exists():
         try:
@@ -586,7 +582,7 @@ def demo(
     port: Annotated[int, typer.Option(help="Dashboard port.")] = 8501,
 ) -> None:
     """Build the seeded demo estate, run the real collectors over it, then serve the dashboard."""
-    from collectors.demo.run import run_demo
+    from demo.run import run_demo
 
     settings = _settings(db)
     code = run_demo(settings.db, seed=seed, events=events, debug=State.debug)
@@ -609,7 +605,7 @@ def main() -> None:
         print("caa: interrupted; committed data is kept and the next run resumes", file=sys.stderr)
         sys.exit(130)
     except Exception as e:  # a bug: one line, the traceback with --debug
-        from collectors.store import damage_error, disk_error
+        from core.store import damage_error, disk_error
 
         full = disk_error(e) or damage_error(e)
         if full and not State.debug:
@@ -617,7 +613,7 @@ def main() -> None:
             sys.exit(1)
         if State.debug:
             raise
-        print(f"caa: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+        print(f"caa: internal error: {type(e).__name__}: {first_line(e)} "
               "(run with --debug for the traceback)", file=sys.stderr)
         sys.exit(1)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import streamlit as st
 
 from analytics.filters import LIST_FIELDS, Filters
-from collectors import store
-from collectors.errors import CaaError
-from settings import load_settings
+from core import store
+from core.errors import CaaError
+from core.settings import load_settings
 from ui import cleanup, costs, health, overview, spikes, usage
 from ui.common import View
 

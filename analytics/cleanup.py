@@ -40,8 +40,8 @@ from pydantic import ValidationError
 
 from analytics import versions as V
 from analytics.queries import run
-from collectors.errors import ConfigError, DataError
-from settings import Cleanup, Settings
+from core.errors import ConfigError, DataError
+from core.settings import Cleanup, Settings
 
 GIB = 1024**3
 KEY = ["account_id", "region", "domain", "repository", "format", "namespace", "package", "version"]

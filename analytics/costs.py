@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 
 from analytics.queries import run
-from collectors.errors import ConfigError, utc_now
-from settings import Settings
+from core.clock import utc_now
+from core.errors import ConfigError
+from core.settings import Settings
 
 GIB = 1024**3
 UNASSIGNED = "(unassigned)"

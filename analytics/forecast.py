@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from analytics.costs import GIB, KINDS, cost_report, coverage, daily_cost, requests_daily, storage_daily
-from collectors.errors import DataError
-from settings import Settings
+from core.errors import DataError
+from core.settings import Settings
 
 LEVEL = 0.8
 PATHS = 500

@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 
 from analytics import queries
-from collectors.errors import utc_now
+from core.clock import utc_now
 
 
 @dataclass(frozen=True)

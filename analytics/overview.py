@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pandas as pd
 
 from analytics.queries import run
-from settings import Prices
+from core.clock import utc_midnight
+from core.settings import Prices
 
 WINDOW_DAYS = 30
 
@@ -81,11 +82,6 @@ class Overview:
         return float(self.storage["storage_gb"].sum())
 
 
-def _at(day: date) -> datetime:
-    """Midnight UTC starting `day`."""
-    return datetime.combine(day, time(0), tzinfo=UTC)
-
-
 def as_of(con: duckdb.DuckDBPyConnection) -> AsOf | None:
     """The newest event in the store, or None when there are no events (the page's empty state)."""
     latest = run(con, "as_of")["latest_event_at"].iloc[0]
@@ -101,21 +97,21 @@ def storage_by_domain(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def downloads_last_30_days(con: duckdb.DuckDBPyConnection, when: AsOf) -> int:
     """Successful downloads in the 30 UTC days ending on the store's newest event day."""
-    df = run(con, "downloads_count", start_at=_at(when.window_first_day), end_at=_at(when.day + timedelta(days=1)))
+    df = run(con, "downloads_count", start_at=utc_midnight(when.window_first_day), end_at=utc_midnight(when.day + timedelta(days=1)))
     return int(df["downloads"].iloc[0])
 
 
 def requests_this_month(con: duckdb.DuckDBPyConnection, when: AsOf) -> int:
     """Successful CodeArtifact requests in the calendar month of the "as of" day."""
-    return int(run(con, "requests_count", start_at=_at(when.month_start),
-                   end_at=_at(when.next_month_start))["requests"].iloc[0])
+    return int(run(con, "requests_count", start_at=utc_midnight(when.month_start),
+                   end_at=utc_midnight(when.next_month_start))["requests"].iloc[0])
 
 
 def month_to_date_cost(con: duckdb.DuckDBPyConnection, when: AsOf, prices: Prices) -> MonthCost:
     """Modeled cost this month to date (the 1st through the "as of" day), from the one cost model:
     analytics.costs.daily_cost (free tiers used up in date order per account, as AWS bills them)."""
     from analytics import costs
-    from settings import Settings
+    from core.settings import Settings
 
     daily = costs.daily_cost(con, Settings.model_construct(prices=prices), when.month_start, when.day)
     keys = ["account_id", "region"]
@@ -138,7 +134,7 @@ def month_to_date_cost(con: duckdb.DuckDBPyConnection, when: AsOf, prices: Price
 def downloads_by_day(con: duckdb.DuckDBPyConnection, when: AsOf, days: int = WINDOW_DAYS) -> pd.DataFrame:
     """Downloads per UTC day and format over the `days` days ending on the newest event day (0-filled)."""
     first = when.day - timedelta(days=days - 1)
-    return run(con, "downloads_by_day", start_at=_at(first), end_at=_at(when.day + timedelta(days=1)))
+    return run(con, "downloads_by_day", start_at=utc_midnight(first), end_at=utc_midnight(when.day + timedelta(days=1)))
 
 
 def collector_freshness(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

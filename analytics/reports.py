@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from collectors.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError, first_line
 
 FORMULA_STARTERS = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("csv", "xlsx", "json", "parquet")
@@ -138,7 +138,7 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
         return pd.read_parquet(path)
     except (ValueError, OSError, KeyError) as e:
-        raise DataError(f"cannot read report {path}: {str(e).splitlines()[0]}", where=str(path),
+        raise DataError(f"cannot read report {path}: {first_line(e)}", where=str(path),
                         fix="pass a file written by `caa report` (CSV, XLSX, JSON or Parquet)") from None
 
 

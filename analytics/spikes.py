@@ -39,7 +39,7 @@ import pandas as pd
 from analytics import filters
 from analytics.overview import as_of
 from analytics.queries import run
-from settings import Settings
+from core.settings import Settings
 
 DENIED_CODES = ["AccessDenied", "AccessDeniedException", "UnauthorizedException"]
 AUTH_MIN_EVENTS = 10  # an auth burst needs at least this many events

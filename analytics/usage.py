@@ -8,20 +8,17 @@ repositories. Writes nothing. Windows are half-open [since, until) of whole UTC 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import date
 
 import duckdb
 import pandas as pd
 
 from analytics.queries import run
-from settings import Settings
+from core.clock import utc_midnight
+from core.settings import Settings
 
 KEYS = ("packages", "versions", "repositories", "consumers", "origin_share", "idle_repositories",
         "single_consumer_versions")
-
-
-def _at(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=UTC)
 
 
 def usage_report(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date,
@@ -37,8 +34,8 @@ def usage_report(con: duckdb.DuckDBPyConnection, settings: Settings, since: date
     """
     if until <= since:
         raise ValueError(f"the window is empty: since {since} is not before until {until}")
-    start, end = _at(since), _at(until)
-    prev = _at(since - (until - since))
+    start, end = utc_midnight(since), utc_midnight(until)
+    prev = utc_midnight(since - (until - since))
     window = {"start_at": start, "end_at": end}
     out = {name: run(con, f"usage_top_{name}", prev_start_at=prev, top=top, **window)
            for name in ("packages", "versions", "repositories", "consumers")}

@@ -1,7 +1,7 @@
 """Dashboard figures at scale for `make bench`: every analytics query the pages run, timed on a demo estate
 of 10M events, and each page's load time there.
 
-Queries: every default load of every page (analytics.precompute.default_loads) is computed live on the
+Queries: every default load of every page (ui.precompute.default_loads) is computed live on the
 reader snapshot, with no filter and again with a filter (one domain, the last 90 days), and each
 `analytics.queries.run` call is timed; the figure is the slowest call. Pages: `bench.quality.page_times`
 on the same estate (which first migrates it and precomputes its views, as a collection does).
@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from analytics import pageviews, precompute, queries
+from analytics import queries
 from analytics.filters import Filters
-from collectors import store
-from settings import load_settings
+from core import store
+from core.settings import load_settings
+from ui import precompute, views
 
 TARGET_QUERY_S = 0.3
 TARGET_PAGE_S = 1.5
@@ -68,7 +69,7 @@ def query_times(db: Path, runs: int = 3) -> dict:
                 seen: dict[str, list[float]] = {}
                 with timed_queries(seen):
                     for kind, args in precompute.default_loads(con, settings):
-                        pageviews.LOADERS[kind](con, settings, *args)
+                        views.LOADERS[kind](con, settings, *args)
                 per_run.append({q: max(ts) for q, ts in seen.items()})
             out[label] = {q: statistics.median(r[q] for r in per_run) for q in per_run[0]}
         Filters().apply(con)

@@ -1,6 +1,6 @@
 """Benchmark data sets, generated once and cached under data/bench/ (keyed by seed, size and a fixed end).
 
-- pure: the demo trail writer (`collectors.demo.trails.write_trails`) at BENCH_EVENTS CodeArtifact events;
+- pure: the demo trail writer (`demo.trails.write_trails`) at BENCH_EVENTS CodeArtifact events;
 - increment: about one day of new events (60k at 5M) written after the pure trail's last day: the
   newest pure files again, with new eventIDs and their times moved to that day (duplicates stay
   duplicates), plus `combined/`, the pure tree and the increment hard-linked into one tree;
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import orjson
 
-from collectors.demo.estate import build_estate
-from collectors.demo.trails import write_trails
+from demo.estate import build_estate
+from demo.trails import write_trails
 
 CA = "codeartifact.amazonaws.com"
 END = datetime(2026, 1, 1, tzinfo=UTC)  # fixed, so the cache stays valid from one day to the next

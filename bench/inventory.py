@@ -11,12 +11,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from collectors import inventory, store
+from collectors import inventory
 from collectors.base import RunContext, run_collectors
-from collectors.demo.estate import build_estate
-from collectors.demo.fake_codeartifact import FakeCodeArtifact, FakeCodeArtifactClients
-from collectors.demo.model import Estate
-from settings import load_settings
+from core import store
+from core.settings import load_settings
+from demo.estate import build_estate
+from demo.fake_codeartifact import FakeCodeArtifact, FakeCodeArtifactClients
+from demo.model import Estate
 
 
 def big_estate(seed: int, end, versions: int) -> Estate:

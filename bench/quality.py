@@ -35,7 +35,7 @@ print(json.dumps({"cold": times[0], "warm": times[1]}))
 
 
 def demo_estate(base: Path, seed: int, events: int) -> tuple[Path, dict]:
-    from collectors.demo.run import run_demo
+    from demo.run import run_demo
 
     folder = base / "quality" / f"seed{seed}-events{events}"
     db = folder / "caa.duckdb"
@@ -46,7 +46,7 @@ def demo_estate(base: Path, seed: int, events: int) -> tuple[Path, dict]:
                 raise SystemExit(f"bench: building the demo estate seed={seed} failed")
         (folder / "ok").touch()
     else:
-        from collectors import store
+        from core import store
 
         with store.writer(db):  # an estate cached by an older caa: migrate it (rollups), as a collection would
             pass
@@ -55,8 +55,8 @@ def demo_estate(base: Path, seed: int, events: int) -> tuple[Path, dict]:
 
 def spike_quality(base: Path, seeds: tuple[int, ...] = SEEDS, events: int = EVENTS) -> list[dict]:
     from analytics import spikes
-    from collectors import store
-    from settings import load_settings
+    from core import store
+    from core.settings import load_settings
 
     settings = load_settings(Path(os.devnull))
     out = []
@@ -76,9 +76,9 @@ def refresh_views(db: Path) -> dict:
     """Precompute the estate's dashboard views as a collection does (`caa refresh`), with the settings the
     page processes read; returns {"views", "secs"}. The demo build refreshed already, but maybe with another
     caa.toml, or (an estate cached under data/bench/) before views were precomputed at all."""
-    from analytics import precompute
-    from collectors import store
-    from settings import load_settings
+    from core import store
+    from core.settings import load_settings
+    from ui import precompute
 
     settings = load_settings(Path(os.devnull), db=db)
     with store.writer(db) as con:

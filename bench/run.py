@@ -30,7 +30,7 @@ import duckdb
 from bench import datasets, floors
 from bench.collector import collect, events_check, freeze
 from bench.s3 import MotoS3
-from collectors.errors import utc_now
+from core.clock import utc_now
 
 BASE = Path(__file__).resolve().parents[1] / "data" / "bench"
 MB = 1e6

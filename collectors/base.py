@@ -22,31 +22,12 @@ from typing import Any
 
 import duckdb
 
-from collectors import store
-from collectors.errors import CaaError, CredentialsError, utc_now
+from core import store
+from core.aws import Scope
+from core.clock import utc_now
+from core.errors import CaaError, CredentialsError, first_line
 
 log = logging.getLogger("caa")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Where one collector run looks: an account and region, or a trail source."""
-
-    account_id: str | None = None
-    region: str | None = None
-    role_arn: str | None = None
-    source: str | None = None
-
-    @property
-    def label(self) -> str:
-        parts = []
-        if self.source:
-            parts.append(f"source={self.source}")
-        if self.account_id:
-            parts.append(f"account={self.account_id}")
-        if self.region:
-            parts.append(f"region={self.region}")
-        return " ".join(parts) or "all"
 
 
 @dataclass
@@ -74,7 +55,7 @@ class RunContext:
     since: date | None = None
     source: str | None = None
     debug: bool = False
-    clients: Any = None  # collectors.aws.Clients; a test may pass its own
+    clients: Any = None  # core.aws.Clients; a test may pass its own
     show_progress: bool | None = None
 
     @property
@@ -184,7 +165,7 @@ def run_collectors(specs: Iterable[CollectorSpec], ctx: RunContext) -> int:
                 if damaged:  # a damaged store: no further scope can succeed either
                     raise damaged from None
                 failures += 1
-                msg = f"internal error {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                msg = f"internal error {type(e).__name__}: {first_line(e)}"
                 _finish_run(ctx.con, run_id, "failed", None, msg)  # also under --debug: a failure, not an interruption
                 if ctx.debug:
                     raise

@@ -8,7 +8,7 @@ Digest and Insight files live under other folders and are never listed. Files al
 `cloudtrail_files` ledger with the same ETag are not fetched again, so a file delivered late is still
 picked up. S3 objects are fetched concurrently into a temporary directory and read by the same code
 as local files. A source holding `day=YYYY-MM-DD/*.parquet` rather than `AWSLogs/` is a Spark extract
-(collectors/spark_extract.py), ingested by collectors/cloudtrail_parquet.py. Without any source,
+(spark/extract.py), ingested by collectors/cloudtrail_parquet.py. Without any source,
 LookupEvents (2 calls/s per account and region) is the fallback.
 
 Reads: trail files, S3, cloudtrail:LookupEvents. Writes: events, cloudtrail_files, watermarks.
@@ -30,11 +30,11 @@ from typing import Any
 
 import duckdb
 
-from collectors import store
-from collectors.aws import aws_errors, translate
-from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult, account_region_scopes, echo
+from collectors.base import CollectorSpec, RunContext, ScopeResult, account_region_scopes, echo
 from collectors.cloudtrail_load import BatchResult, Inflated, inflate, load_files, normalize_records
-from collectors.errors import ConfigError
+from core import store
+from core.aws import Scope, aws_errors, translate
+from core.errors import ConfigError
 
 LAG_DAYS = 2  # re-list this many days before the watermark: delivery is late and out of order
 LOOKUP_MIN_INTERVAL_S = 0.5  # LookupEvents allows 2 calls/s per account and region

@@ -15,7 +15,7 @@ range: the same event always carries the same eventTime), and commits the new ev
 on (for the rollups, recomputed before the next publish), the file ledger rows and the store version in
 one transaction.
 
-Reads: trail files. Writes: events, their daily rollups (collectors/rollups.py), cloudtrail_files,
+Reads: trail files. Writes: events, their daily rollups (analytics/rollups.py), cloudtrail_files,
 store_meta.
 """
 
@@ -34,8 +34,10 @@ from pathlib import Path
 
 import duckdb
 
-from collectors import rollups, store
-from collectors.errors import utc_now
+from analytics import rollups
+from core import store
+from core.clock import utc_now
+from core.errors import first_line
 
 try:  # isal inflates about three times as fast as zlib (or DuckDB's own gzip reader)
     from isal.igzip import decompress as _gunzip
@@ -271,7 +273,7 @@ def _stage(con: duckdb.DuckDBPyConnection, files: list[str], strict: bool) -> No
 
 
 def _why(e: Exception) -> str:
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    text = first_line(e)
     if "GZIP" in text or "gzip" in text:
         return "not a complete gzip file (truncated or corrupt)"
     if "Expected ARRAY" in text or "Records" in text:

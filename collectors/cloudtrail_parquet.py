@@ -1,4 +1,4 @@
-"""Ingest a Spark extract (collectors/spark_extract.py) into `events`, incrementally.
+"""Ingest a Spark extract (spark/extract.py) into `events`, incrementally.
 
 An extract is `<source>/day=YYYY-MM-DD/*.parquet`, in S3 (`s3://bucket/prefix`) or a local directory,
 whose files hold exactly the `events` columns; `day` is the trail's delivery day. Listing walks the day
@@ -26,9 +26,7 @@ from typing import Any
 
 import duckdb
 
-from collectors import store
-from collectors.aws import aws_errors
-from collectors.base import RunContext, Scope, ScopeResult
+from collectors.base import RunContext, ScopeResult
 from collectors.cloudtrail import (
     PUBLISH_EVERY_S,
     S3Fetcher,
@@ -42,6 +40,9 @@ from collectors.cloudtrail import (
     start_date,
 )
 from collectors.cloudtrail_load import EVENT_COLUMNS, PARSE_ERRORS, BatchResult, commit_stage
+from core import store
+from core.aws import Scope, aws_errors
+from core.errors import first_line
 
 DAY_DIR = re.compile(r"day=(\d{4}-\d{2}-\d{2})")
 BATCH_BYTES = 16 << 20  # Parquet bytes per statement and commit: ~500k events, under 1 GiB of RSS
@@ -140,7 +141,7 @@ def _batches(todo: list[tuple[TrailObject, str | None]], max_files: int) -> list
 
 
 def _why(e: BaseException) -> str:
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    text = first_line(e)
     if "magic bytes" in text or "too small" in text or "corrupt" in text.lower():
         return f"not a complete Parquet file (truncated or corrupt); {FIX}"
     if "Binder Error" in text:  # a column of events is missing

@@ -19,8 +19,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collectors import store
-from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult, account_region_scopes
+from collectors.base import CollectorSpec, RunContext, ScopeResult, account_region_scopes
+from core import store
+from core.aws import Scope
 
 NAME = "cloudwatch"
 NAMESPACE = "AWS/Usage"
@@ -50,7 +51,7 @@ _callers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 def clients(ctx: RunContext) -> Any:
     """ctx.clients, created from the settings on first use."""
     if ctx.clients is None:
-        from collectors.aws import Clients
+        from core.aws import Clients
 
         ctx.clients = Clients(ctx.settings)
     return ctx.clients
@@ -60,7 +61,7 @@ def resolve_account(ctx: RunContext, scope: Scope) -> Scope:
     """The scope with its account id filled in: from sts:GetCallerIdentity, once per Clients object."""
     if scope.account_id:
         return scope
-    from collectors.aws import aws_errors
+    from core.aws import aws_errors
 
     c = clients(ctx)
     try:
@@ -170,7 +171,7 @@ def load(con: duckdb.DuckDBPyConnection, scope: Scope, window: Window, rows: lis
 
 
 def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
-    from collectors.aws import aws_errors
+    from core.aws import aws_errors
 
     scope = resolve_account(ctx, scope)
     window = window_for(ctx, store.read_watermark(ctx.con, NAME, scope.label))

@@ -20,9 +20,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collectors import store
-from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult
+from collectors.base import CollectorSpec, RunContext, ScopeResult
 from collectors.cloudwatch import clients, resolve_account
+from core import store
+from core.aws import Scope
 
 NAME = "costs"
 CE_REGION = "us-east-1"
@@ -132,7 +133,7 @@ def load(con: duckdb.DuckDBPyConnection, scope: Scope, window: Window, rows: lis
 
 
 def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
-    from collectors.aws import aws_errors
+    from core.aws import aws_errors
 
     scope = resolve_account(ctx, scope)
     window = window_for(ctx, store.read_watermark(ctx.con, NAME, scope.label))

@@ -22,9 +22,7 @@ import duckdb
 import pyarrow as pa
 from botocore.exceptions import ClientError
 
-from collectors import store
-from collectors.aws import aws_errors, paginate
-from collectors.base import CollectorSpec, RunContext, Scope, ScopeResult, account_region_scopes
+from collectors.base import CollectorSpec, RunContext, ScopeResult, account_region_scopes
 from collectors.inventory_normalize import (
     KnownVersion,
     RepositoryPayload,
@@ -36,6 +34,8 @@ from collectors.inventory_normalize import (
     repository_rows,
     snapshot_row,
 )
+from core import store
+from core.aws import Scope, aws_errors, paginate
 
 SERVICE = "codeartifact"
 REPO_KEY = ("account_id", "region", "domain", "repository")

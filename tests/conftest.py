@@ -5,7 +5,7 @@ run of the same code built. A whole-suite run with xdist builds the estates the 
 side by side before the first test, and says how long that took: that shared setup is not any one
 test's time, and the durations table then shows the tests themselves.
 
-The clock: the whole run sees one instant. CAA_NOW (an ISO 8601 instant) pins collectors.errors.utc_now
+The clock: the whole run sees one instant. CAA_NOW (an ISO 8601 instant) pins core.clock.utc_now
 in every process of the run (xdist workers, the dashboard servers and CLI subprocesses the tests start);
 without it the run pins the minute it started. So `CAA_NOW=2026-12-01T00:05Z make test` runs the suite
 on the 1st, and a run that crosses midnight still sees one day."""
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.demo.run import run_demo
-from collectors.errors import CLOCK_ENV, utc_now
+from core.clock import CLOCK_ENV, utc_now
+from demo.run import run_demo
 
 
 def pytest_configure(config):
@@ -44,7 +44,7 @@ def _code_hash() -> str:
     top = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for p in sorted([*top.glob("collectors/**/*.py"), *top.glob("collectors/**/*.sql"), *top.glob("analytics/**/*.py"),
-                     *top.glob("analytics/**/*.sql"), top / "settings.py"]):
+                     *top.glob("analytics/**/*.sql"), top / "core/settings.py"]):
         h.update(p.relative_to(top).as_posix().encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:12]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import duckdb
 
-import settings as settings_mod
-from collectors import store
 from collectors.base import RunContext, run_collectors
+from core import settings as settings_mod
+from core import store
 from tests.fixtures.trails import TRAIL_NOW
 
 NO_CONFIG = Path("/nonexistent/caa.toml")
@@ -33,7 +33,7 @@ def collect(db: Path, specs: list, settings=None, now=TRAIL_NOW, **ctx_kwargs) -
 
 def counting_gets(settings) -> tuple:
     """(clients, gets): AWS clients for `settings` whose every S3 GetObject call appends to the list `gets`."""
-    from collectors.aws import Clients
+    from core.aws import Clients
 
     gets: list[int] = []
     clients = Clients(settings)

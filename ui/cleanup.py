@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import figures, pageviews
+from ui import figures, views
 from ui.common import View, count, gb, no_data, pct, usd
 
 COLUMNS = {
@@ -39,7 +39,7 @@ def policy_ui(view: View) -> tuple:
     )
     protect = st.text_area("Protect (one glob per line over format/namespace/package, or a package name)",
                            value="\n".join(c.protect), key="cleanup_protect", height=80)
-    return pageviews.cleanup_policy(*values, protect)
+    return views.cleanup_policy(*values, protect)
 
 
 def totals_ui(summary: dict) -> None:
@@ -72,7 +72,7 @@ def backtest_ui(view: View, policy: tuple) -> None:
                  help="Permanently reclaimable GB of the versions selected then.")
 
 
-def candidates_ui(data: pageviews.CleanupView) -> None:
+def candidates_ui(data: views.CleanupView) -> None:
     st.subheader("Candidates")
     csv, xlsx, _ = st.columns([1, 1, 4])
     csv.download_button("Download CSV", data.csv, file_name="cleanup.csv", mime="text/csv", key="cleanup_csv",
@@ -87,7 +87,7 @@ def candidates_ui(data: pageviews.CleanupView) -> None:
 
 def page(view: View) -> None:
     policy = policy_ui(view)
-    data: pageviews.CleanupView | None = view.load("cleanup", *policy)
+    data: views.CleanupView | None = view.load("cleanup", *policy)
     if data is None:
         no_data()
         return

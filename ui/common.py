@@ -1,7 +1,7 @@
 """What every dashboard page shares: the View (store, filters, settings), the cached loader and
-formatting. A load first looks for the view precomputed after the last collection (analytics/precompute.py,
+formatting. A load first looks for the view precomputed after the last collection (ui/precompute.py,
 table page_cache, keyed on the store version); otherwise it applies the global filters to the reader
-snapshot and calls analytics/ live (analytics.pageviews.LOADERS). Both are cached on the snapshot's
+snapshot and calls analytics/ live (ui.views.LOADERS). Both are cached on the snapshot's
 version, so a new collection shows on the next rerun without a restart.
 """
 
@@ -14,13 +14,13 @@ from typing import Any
 
 import streamlit as st
 
-from analytics import pageviews, precompute
 from analytics.filters import Filters
-from collectors import store
-from settings import Settings
+from core import store
+from core.settings import Settings
+from ui import precompute, views
 
 NO_DATA = "No data yet: run `make demo` or `caa collect`."
-LOADERS = pageviews.LOADERS  # kind -> function(con, settings, *args)
+LOADERS = views.LOADERS  # kind -> function(con, settings, *args)
 LIVE: Counter[str] = Counter()  # loads computed live in this process, by kind (precomputed ones are not)
 
 
@@ -61,7 +61,7 @@ def _cached(kind: str, db: str, version: tuple[int, int] | None, filters: Filter
 
 def settings_policy(view: View) -> tuple:
     """The settings' cleanup policy as loader args (so the Overview shares the Cleanup page's cache)."""
-    return pageviews.settings_policy(view.settings)
+    return views.settings_policy(view.settings)
 
 
 def gb(value: float) -> str:

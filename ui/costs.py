@@ -9,7 +9,8 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from analytics import costs, figures, forecast
+from analytics import costs, forecast
+from ui import figures
 from ui.common import View, no_data, pct, settings_policy, usd
 
 LEVELS = {"domain": "Domain", "repository": "Repository", "package": "Package", "team": "Team"}

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import streamlit as st
 
-from analytics import figures, overview, pageviews
+from analytics import overview
+from ui import figures, views
 from ui.common import View, count, gb, no_data, settings_policy, usd
 
 
@@ -34,7 +35,7 @@ def kpis_ui(data: overview.Overview) -> None:
                      "from the price table in settings (free tier taken off); not the AWS bill.")
 
 
-def early_month_ui(c: pageviews.OverviewCosts) -> None:
+def early_month_ui(c: views.OverviewCosts) -> None:
     """The first days of a month: last month's final cost leads, this month's projection follows."""
     final, note = st.columns([1, 3], vertical_alignment="center")
     final.metric(f"{c.last_month:%B %Y}, final modeled cost", usd(c.last_month_usd), border=True,
@@ -43,7 +44,7 @@ def early_month_ui(c: pageviews.OverviewCosts) -> None:
                  f"{c.last_month:%B}'s final cost comes first, and this month's projection per domain is below.")
 
 
-def projection_by_domain_ui(c: pageviews.OverviewCosts) -> None:
+def projection_by_domain_ui(c: views.OverviewCosts) -> None:
     st.subheader(f"Projected month-end cost by domain ({c.history_end + timedelta(days=1):%B %Y})")
     if c.by_domain.empty:
         st.caption("No domain has storage or requests to project.")
@@ -51,7 +52,7 @@ def projection_by_domain_ui(c: pageviews.OverviewCosts) -> None:
     st.plotly_chart(figures.projection_by_domain(c.by_domain))
 
 
-def cost_kpis_ui(c: pageviews.OverviewCosts, savings: dict | None) -> None:
+def cost_kpis_ui(c: views.OverviewCosts, savings: dict | None) -> None:
     projected, last_month, spikes, cleanup = st.columns(4)
     expected = c.projected()
     projected.metric(
@@ -62,7 +63,7 @@ def cost_kpis_ui(c: pageviews.OverviewCosts, savings: dict | None) -> None:
              f"the month end; 80% interval {usd(c.projected('lower_usd'))} to {usd(c.projected('upper_usd'))}.")
     last_month.metric(f"Last month ({c.last_month:%B %Y})", usd(c.last_month_usd), border=True,
                       help="Modeled cost of the previous calendar month, from the same cost model.")
-    spikes.metric(f"Open spikes ({pageviews.OPEN_SPIKE_DAYS} d)", count(c.open_spikes), border=True,
+    spikes.metric(f"Open spikes ({views.OPEN_SPIKE_DAYS} d)", count(c.open_spikes), border=True,
                   help="Download spikes and auth-failure bursts ending in the last 7 days of data "
                        "(see the Spikes page).")
     if savings is not None:
@@ -73,13 +74,13 @@ def cost_kpis_ui(c: pageviews.OverviewCosts, savings: dict | None) -> None:
                             "is refetchable from upstream. See the Cleanup page.")
 
 
-def cost_trend_ui(c: pageviews.OverviewCosts) -> None:
-    st.subheader(f"Cost per day, last {pageviews.TREND_DAYS} days and the forecast to the month end")
+def cost_trend_ui(c: views.OverviewCosts) -> None:
+    st.subheader(f"Cost per day, last {views.TREND_DAYS} days and the forecast to the month end")
     st.plotly_chart(figures.cost_trend(c.trend, c.band))
 
 
-def movers_ui(c: pageviews.OverviewCosts) -> None:
-    st.subheader(f"Top cost movers: last {pageviews.MOVER_DAYS} days vs the {pageviews.MOVER_DAYS} before")
+def movers_ui(c: views.OverviewCosts) -> None:
+    st.subheader(f"Top cost movers: last {views.MOVER_DAYS} days vs the {views.MOVER_DAYS} before")
     if c.movers.empty:
         st.caption("No repository's modeled cost changed.")
         return

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analytics import figures, pageviews
 from analytics.reports import flatten_lists
+from ui import figures, views
 from ui.common import View, count, no_data, usd
 
 WINDOWS = {30: "30 days", 90: "90 days", 365: "365 days"}
@@ -54,7 +54,7 @@ def drivers_ui(found: pd.DataFrame) -> None:
         f"#{i + 1}: {found.at[i, 'kind']} {found.at[i, 'signal']}, "
         f"{pd.Timestamp(found.at[i, 'start']):%Y-%m-%d %H:%M} UTC, score {found.at[i, 'score']:.1f}"))
     spike = found.loc[pick]
-    drivers = pageviews.spike_drivers(spike)
+    drivers = views.spike_drivers(spike)
     excess, cost = st.columns(2)
     excess.metric("Excess over the baseline", count(int(spike["excess"])), border=True,
                   help=f"Observed {spike['observed']:,.0f} vs baseline {spike['baseline']:,.0f} "
@@ -68,7 +68,7 @@ def drivers_ui(found: pd.DataFrame) -> None:
 
 def page(view: View) -> None:
     days = window_ui()
-    data: pageviews.SpikesView | None = view.load("spikes", view.filters.start, view.filters.end, days)
+    data: views.SpikesView | None = view.load("spikes", view.filters.start, view.filters.end, days)
     if data is None:
         no_data()
         return

@@ -9,7 +9,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from analytics import figures
+from ui import figures
 from ui.common import View, count, no_data
 
 BY = {"format": "Format", "repository": "Repository", "package": "Package"}

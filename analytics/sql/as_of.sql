@@ -3,6 +3,6 @@
 -- $params: none
 -- Columns: latest_event_at TIMESTAMPTZ (NULL when there are no events), events BIGINT
 -- Grain:   one row for the whole store
--- Source:  the event_days rollup (collectors/rollups.py): the same numbers as events, at any size.
+-- Source:  the event_days rollup (analytics/rollups.py): the same numbers as events, at any size.
 SELECT max(last_at) AS latest_event_at, CAST(coalesce(sum(events), 0) AS BIGINT) AS events
 FROM event_days

@@ -13,7 +13,7 @@
 -- Columns: usage_date DATE, account_id VARCHAR, region VARCHAR, requests BIGINT,
 --          billable_requests BIGINT
 -- Grain:   one row per (usage_date, account_id, region) with at least one successful request
-WITH per_day AS (  -- from the event_days rollup (collectors/rollups.py): whole UTC days of events
+WITH per_day AS (  -- from the event_days rollup (analytics/rollups.py): whole UTC days of events
     SELECT day AS usage_date, account_id, region, CAST(sum(events) AS BIGINT) AS requests
     FROM event_days
     WHERE day >= date_trunc('month', $start) AND day <= $end AND ok

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics.alerts import send_alerts
-from collectors import store
+from core import store
+from delivery.alerts import send_alerts
 from tests.helpers import make_settings, rows
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -156,7 +156,7 @@ def test_a_failing_channel_is_retried_alone_and_no_channel_is_a_one_line_error(t
                                                                               monkeypatch):
     import boto3
 
-    from collectors.errors import CaaError
+    from core.errors import CaaError
 
     url, posts = webhook
     db = tmp_path / "caa.duckdb"

@@ -15,11 +15,12 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from actions.apply import run_apply
 from analytics.cleanup import REPORT_COLUMNS
 from analytics.reports import read_table, write_table
-from collectors import store
-from collectors.apply import run_apply
-from collectors.errors import AwsAccessError, ConfigError, DataError, utc_now
+from core import store
+from core.clock import utc_now
+from core.errors import AwsAccessError, ConfigError, DataError
 from tests.fixtures.hostile import HOSTILE
 from tests.helpers import make_settings, rows
 
@@ -73,7 +74,7 @@ def write_report(path: Path, versions: list[tuple], approve: str | None = "yes",
 
 
 class StubClients:
-    """collectors.aws.Clients stand-in: one stubbed codeartifact and one stubbed sts client."""
+    """core.aws.Clients stand-in: one stubbed codeartifact and one stubbed sts client."""
 
     def __init__(self, caller: bool = True):
         kw = {"region_name": REGION, "aws_access_key_id": "test", "aws_secret_access_key": "test"}
@@ -367,7 +368,7 @@ def test_apply_calls_exactly_the_actions_its_policies_grant(estate):
     iam/caa-cleanup.json or iam/caa-collect.json, and caa-cleanup.json grants nothing apply does not call."""
     import json
 
-    from collectors.aws import iam_action
+    from core.aws import iam_action
 
     calls: set[str] = set()
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from analytics import cleanup as C
-from collectors import store
+from core import store
 from tests.helpers import make_settings
 
 

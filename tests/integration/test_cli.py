@@ -10,7 +10,8 @@ from datetime import date
 
 import pytest
 
-from collectors import cloudtrail, store
+from collectors import cloudtrail
+from core import store
 from tests.fixtures.trails import TRAIL_NOW, trail_files, write_local
 from tests.helpers import collect
 

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from collectors import cloudtrail
-from collectors.aws import Clients
+from core.aws import Clients
 from tests.fixtures.trails import record, trail_files, unique_events, write_local
 from tests.helpers import collect, counting_gets, make_settings, rows, table
 
@@ -136,7 +136,7 @@ def test_invalid_utf8_is_skipped_with_where_in_the_trail_file_and_no_scratch_pat
 def test_a_first_run_names_the_older_files_it_did_not_read_and_the_command_that_reads_them(tmp_path, capsys):
     from datetime import UTC, datetime
 
-    from collectors.errors import pinned_clock
+    from core.clock import pinned_clock
 
     files = trail_files(n_files=30, per_file=40)  # 1-2 November 2026
     root = write_local(tmp_path / "trail", files)

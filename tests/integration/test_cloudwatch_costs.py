@@ -1,5 +1,5 @@
 """The cloudwatch and costs collectors against moto (in-process, and one run against a moto server),
-seeded by collectors.demo.moto_seed, plus Stubber for a denied Cost Explorer."""
+seeded by demo.moto_seed, plus Stubber for a denied Cost Explorer."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-import settings
-from collectors import cloudwatch, costexplorer, store
+from collectors import cloudwatch, costexplorer
 from collectors.base import RunContext, run_collectors
-from collectors.demo import moto_seed
+from core import settings, store
+from demo import moto_seed
 
 A, B = "111111111111", "222222222222"
 NOW = datetime(2025, 7, 15, 10, 30, tzinfo=UTC)

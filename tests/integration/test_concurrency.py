@@ -11,7 +11,8 @@ from datetime import date
 
 import pytest
 
-from collectors import cloudtrail, store
+from collectors import cloudtrail
+from core import store
 from tests.fixtures.trails import TRAIL_NOW, trail_files, unique_events, write_local
 from tests.helpers import collect
 

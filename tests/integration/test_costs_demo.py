@@ -10,7 +10,7 @@ import pytest
 
 from analytics import costs
 from analytics import forecast as fc
-from collectors import store
+from core import store
 from tests.helpers import make_settings
 
 SEED, EVENTS = 11, 20_000

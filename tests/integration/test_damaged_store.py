@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from collectors import store
+from core import store
 from tests.integration.test_cli import run_in_process
 from tests.integration.test_instants import build_store
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collectors import store
+from core import store
 from tests.fixtures.small_store import PRICES_TOML, build_empty_store, build_small_store
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard.py")

@@ -16,9 +16,9 @@ from streamlit.testing.v1 import AppTest
 from analytics import cleanup, costs, forecast, overview, spikes, usage
 from analytics.filters import Filters
 from analytics.reports import read_table
-from collectors import store
+from core import store
+from core.settings import load_settings
 from dashboard import PAGES
-from settings import load_settings
 from tests.fixtures.small_store import build_empty_store
 from tests.helpers import rows, run_page
 

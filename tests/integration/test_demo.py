@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collectors.demo.estate import build_estate
+from demo.estate import build_estate
 from tests.helpers import rows
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard.py")
@@ -110,7 +110,7 @@ def test_dashboard_overview_on_the_demo_estate_matches_sql(demo, monkeypatch, tm
 
 def test_demo_refuses_to_overwrite_a_store_it_did_not_build(tmp_path):
     db = tmp_path / "real.duckdb"
-    from collectors import store
+    from core import store
 
     with store.writer(db):
         pass

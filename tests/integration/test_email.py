@@ -24,9 +24,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from analytics import costs, forecast, mail
-from analytics.notify import deliver_cost_emails
-from collectors import store
+from analytics import costs, forecast
+from core import store
+from delivery import mail
+from delivery.notify import deliver_cost_emails
 from tests.helpers import make_settings
 
 HOSTILE = "<img src=x onerror=alert(1)>"

@@ -1,7 +1,7 @@
 """Every date-dependent path at the instants where calendars bite: the 1st before any full day of the
 month, the 2nd at 03:00, New Year, a leap day, Europe's DST night and an ordinary mid-month day.
 
-For each instant the clock is pinned (collectors.errors.pinned_clock) and a small store is written whose
+For each instant the clock is pinned (core.clock.pinned_clock) and a small store is written whose
 traffic runs up to one minute before it, as a collection at that instant would leave it. Then: the
 month to date and the Costs page's default window, the forecast per domain, the cost e-mail's headline
 and domain table, the Overview's cost numbers, cleanup ages, the spike detector on the partial last day,
@@ -16,11 +16,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from analytics import cleanup, costs, forecast, mail, overview, pageviews, spikes
-from collectors import schedule, store
-from collectors.demo.estate import build_estate
-from collectors.errors import pinned_clock
+import jobs as schedule
+from analytics import cleanup, costs, forecast, overview, spikes
+from core import store
+from core.clock import pinned_clock
+from delivery import mail
+from demo.estate import build_estate
 from tests.helpers import make_settings
+from ui import views
 
 A = "111111111111"
 GIB = 1024**3
@@ -98,7 +101,7 @@ def test_every_date_path_at_the_instant(instant, tmp_path, berlin):
             assert costs.early_in_month(month_start, full_day) is early
             window = (last_month, month_start - timedelta(days=1)) if early else (month_start, full_day)
             assert costs.default_window(con, None, None) == window
-            assert pageviews.cost_window(con, None, None, None) == window
+            assert views.cost_window(con, None, None, None) == window
 
             # the forecast per domain: a number for every domain, adding up to the estate
             fc = forecast.forecast(con, settings, horizon_months=0, backtest=False)
@@ -123,7 +126,7 @@ def test_every_date_path_at_the_instant(instant, tmp_path, berlin):
             assert all("-" not in r.split()[3:6] for r in domains), domains
 
             # the Overview's cost numbers
-            oc = pageviews.overview_costs(con, settings)
+            oc = views.overview_costs(con, settings)
             assert (oc.early, oc.last_month, oc.history_end) == (early, last_month, full_day)
             assert oc.last_month_usd > 0 and oc.projected() > 0
             when = overview.as_of(con)

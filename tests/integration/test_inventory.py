@@ -12,12 +12,13 @@ import botocore.endpoint
 import pytest
 from botocore.stub import Stubber
 
-from collectors import store
-from collectors.base import RunContext, Scope, run_collectors
-from collectors.demo.fake_codeartifact import FakeCodeArtifact, FakeCodeArtifactClients, FakeResponseError
-from collectors.demo.model import Asset, Dependency, Domain, Estate, Package, Repository, Version
+from collectors.base import RunContext, run_collectors
 from collectors.inventory import SPEC, collect, snapshot_domains
-from settings import load_settings
+from core import store
+from core.aws import Scope
+from core.settings import load_settings
+from demo.fake_codeartifact import FakeCodeArtifact, FakeCodeArtifactClients, FakeResponseError
+from demo.model import Asset, Dependency, Domain, Estate, Package, Repository, Version
 
 ACCT = "111111111111"
 REGION = "us-east-1"

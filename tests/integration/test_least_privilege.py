@@ -4,7 +4,7 @@ Every AWS operation of an integration run over every collector path is recorded 
 on every boto3 client created meanwhile (the harness of test_reliability.py): trail files from S3 (moto),
 LookupEvents (Stubber), inventory (the fake CodeArtifact, every operation), CloudWatch and Cost Explorer
 (moto), with and without configured accounts. Each operation maps to its IAM action through
-collectors.aws.iam_action, the same function that names the action in an AccessDenied message.
+core.aws.iam_action, the same function that names the action in an AccessDenied message.
 
 sts:AssumeRole and sts:GetCallerIdentity are recorded but are not part of the policy: AssumeRole is allowed
 by the identity that runs caa (in its own account) and by the role's trust policy, not by the policy
@@ -22,8 +22,8 @@ import pytest
 from botocore.stub import Stubber
 
 from collectors import cloudtrail, cloudwatch, costexplorer, inventory
-from collectors.aws import iam_action
-from settings import load_settings
+from core.aws import iam_action
+from core.settings import load_settings
 from tests.helpers import NO_CONFIG
 from tests.integration.test_reliability import (
     SOURCE,

@@ -1,4 +1,4 @@
-"""Precomputed dashboard views (analytics/precompute.py, table page_cache) on the demo estate: each page
+"""Precomputed dashboard views (ui/precompute.py, table page_cache) on the demo estate: each page
 opened with an empty cache reads them and computes nothing live, yet shows what the live computation
 shows; a filter or another cleanup policy is computed live; a new collection is refreshed (or, with
 `--no-refresh`, computed live until `caa refresh`), never shown stale."""
@@ -15,14 +15,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics import cleanup, costs, precompute
+from analytics import cleanup, costs
 from analytics.filters import Filters
-from collectors import store
+from core import store
+from core.settings import load_settings
 from dashboard import PAGES
-from settings import load_settings
 from tests.fixtures.trails import trail_files, write_local
 from tests.helpers import make_settings, rows, run_page
-from ui import common
+from ui import common, precompute
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -37,13 +37,14 @@ import pytest
 from botocore.awsrequest import AWSResponse, HeadersDict
 from botocore.exceptions import ClientError
 
-from collectors import cloudtrail, cloudwatch, costexplorer, inventory, store
-from collectors.aws import Clients
+from collectors import cloudtrail, cloudwatch, costexplorer, inventory
 from collectors.base import RunContext, run_collectors
-from collectors.demo import moto_seed
-from collectors.demo.fake_codeartifact import FakeCodeArtifact, FakeCodeArtifactClients
-from collectors.demo.model import Estate
-from settings import load_settings
+from core import store
+from core.aws import Clients
+from core.settings import load_settings
+from demo import moto_seed
+from demo.fake_codeartifact import FakeCodeArtifact, FakeCodeArtifactClients
+from demo.model import Estate
 from tests.fixtures.hostile import HOSTILE, expected_versions, hostile_estate, hostile_records
 from tests.fixtures.trails import record, trail_files, unique_events, write_local
 from tests.helpers import NO_CONFIG, collect, rows

@@ -1,4 +1,4 @@
-"""Daily rollups (collectors/rollups.py): after every kind of load they equal a recomputation from
+"""Daily rollups (analytics/rollups.py): after every kind of load they equal a recomputation from
 `events`, and the dashboard queries that read them answer exactly what a scan of `events` answers."""
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import pytest
 import cli
 from analytics import queries
 from analytics.filters import Filters
-from collectors import cloudtrail, store
+from collectors import cloudtrail
+from core import store
 from tests.fixtures.trails import record, trail_files, write_local
 from tests.helpers import collect, make_settings, rows
 
 DOWNLOAD = ("event_name = 'ReadFromRepository' AND error_code IS NULL AND version IS NOT NULL "
             "AND asset IS NOT NULL")
-# Written here from the events columns, independently of collectors/rollups.py.
+# Written here from the events columns, independently of analytics/rollups.py.
 EXPECTED_EVENT_DAYS = f"""
 SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, repository, format, event_name,
        error_code IS NULL, count(*), count(*) FILTER (WHERE {DOWNLOAD}), min(event_at), max(event_at),
@@ -250,7 +251,7 @@ def test_spike_series_from_the_session_rollup_equal_a_scan_of_downloads(demo_rea
 def test_a_day_loaded_in_many_batches_is_rolled_up_once_per_publish(tmp_path, monkeypatch):
     """A dense trail puts one day in many batches: its rollup is recomputed when the snapshot is published,
     not after every batch (which would re-read the day once per batch)."""
-    from collectors import rollups
+    from analytics import rollups
 
     files = trail_files(n_files=20, per_file=25)  # 20 hourly files of one day
     root = write_local(tmp_path / "trail", files)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from collectors import schedule, store
-from settings import load_settings
+import jobs
+from core import store
+from core.settings import load_settings
 from tests.fixtures.trails import TRAIL_NOW, trail_files, unique_events, write_local
 from tests.helpers import rows
 
@@ -46,16 +47,16 @@ def test_list_shows_every_job_with_its_cron_and_next_run(setup):
     res = _caa("schedule", "--list", db=db)
     assert res.returncode == 0, res.stderr
     lines = {line.split()[0]: line for line in res.stdout.splitlines()}
-    assert set(lines) == set(schedule.JOBS)
+    assert set(lines) == set(jobs.JOBS)
     assert "* * * * *" in lines["cloudtrail"] and NEVER in lines["costs"] and "0 8 * * 1" in lines["email"]
     nxt = datetime.strptime(lines["email"].split("next ")[1], "%Y-%m-%d %H:%MZ").replace(tzinfo=UTC)
     assert nxt.weekday() == 0 and nxt.hour == 8  # crontab's 1 is Monday (APScheduler 3's 1 would be Tuesday)
 
 
 def test_cron_day_of_week_follows_crontab():
-    assert schedule.cron_day_of_week("0") == schedule.cron_day_of_week("7") == "sun"
-    assert schedule.cron_day_of_week("1-5") == "mon,tue,wed,thu,fri"
-    assert schedule.cron_day_of_week("mon-fri") == "mon-fri"
+    assert jobs.cron_day_of_week("0") == jobs.cron_day_of_week("7") == "sun"
+    assert jobs.cron_day_of_week("1-5") == "mon,tue,wed,thu,fri"
+    assert jobs.cron_day_of_week("mon-fri") == "mon-fri"
 
 
 def test_a_collector_job_fired_by_the_scheduler_loads_its_rows(setup, caplog):
@@ -63,7 +64,7 @@ def test_a_collector_job_fired_by_the_scheduler_loads_its_rows(setup, caplog):
 
     settings, db, files = setup
     caplog.set_level(logging.INFO, logger="caa.schedule")
-    sched = schedule.build_scheduler(settings, BackgroundScheduler)
+    sched = jobs.build_scheduler(settings, BackgroundScheduler)
     sched.start()
     try:
         job = sched.get_job("cloudtrail")
@@ -83,13 +84,13 @@ def test_a_run_that_finds_the_store_busy_is_skipped_with_the_reason(setup, caplo
     settings, db, _ = setup
     caplog.set_level(logging.INFO, logger="caa.schedule")
     with store.writer(db):  # another caa process is writing
-        result = schedule.run_job("cloudtrail", settings)
+        result = jobs.run_job("cloudtrail", settings)
         cli = _caa("schedule", "--once", "cloudtrail", db=db)
     assert result.status == "skipped"
     assert "job=cloudtrail skipped: another caa process is writing" in caplog.text
     assert cli.returncode == 0 and "job=cloudtrail skipped: another caa process is writing" in cli.stderr
     assert rows(db, "SELECT count(*) FROM events") == [(0,)]  # nothing ran
-    assert schedule.run_job("cloudtrail", settings).status == "ok"  # and the next turn does
+    assert jobs.run_job("cloudtrail", settings).status == "ok"  # and the next turn does
 
 
 def test_a_job_that_skipped_bad_input_is_partial_not_failed(setup, caplog):
@@ -100,7 +101,7 @@ def test_a_job_that_skipped_bad_input_is_partial_not_failed(setup, caplog):
     bad = sorted(k for k in files if "/CloudTrail/" in k)[0]
     (Path(trails) / bad).write_bytes(gzip.compress(b'{"Records": [{"eventID": "x",'))
     caplog.set_level(logging.INFO, logger="caa.schedule")
-    result = schedule.run_job("cloudtrail", settings)
+    result = jobs.run_job("cloudtrail", settings)
     assert result.status == "partial", result.line
     assert "job=cloudtrail partial" in caplog.text and "1 input item(s) skipped" in result.line
     assert rows(db, "SELECT count(*) > 0 FROM events") == [(True,)]  # the good files landed

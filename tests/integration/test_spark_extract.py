@@ -1,4 +1,4 @@
-"""The Spark extract (collectors/spark_extract.py, pyspark in local mode) and its ingest
+"""The Spark extract (spark/extract.py, pyspark in local mode) and its ingest
 (collectors/cloudtrail_parquet.py): on the same trail, Spark-then-`caa collect` equals the direct collector."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import duckdb
 import pytest
 from moto import mock_aws
 
-from collectors import cloudtrail, cloudtrail_parquet, store
-from collectors.aws import Clients
+from collectors import cloudtrail, cloudtrail_parquet
 from collectors.cloudtrail_load import EVENT_COLUMNS, RECORD_FIELDS, RECORDS_JSON_STRUCTURE, normalize_sql
+from core import store
+from core.aws import Clients
 from tests.fixtures.trails import ACCOUNT, record, trail_files, write_local
 from tests.helpers import collect, counting_gets, make_settings, rows, table
 
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.skipif(shutil.which("java") is None,
                                  reason="pyspark needs Java 17 (`make test` installs openjdk-17-jre-headless)"),
               pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")]
 
-from collectors import spark_extract as sx  # noqa: E402 - after the skip: pyspark is imported with it
+from spark import extract as sx  # noqa: E402 - after the skip: pyspark is imported with it
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 SINCE = date(2026, 10, 25)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from analytics import spikes
-from collectors import store
-from settings import load_settings
+from core import store
+from core.settings import load_settings
 
 SEED, EVENTS = 11, 200_000
 

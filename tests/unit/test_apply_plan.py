@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from collectors.apply_plan import (
+from actions.plan import (
     ACTIONS,
     Row,
     batches,
@@ -21,7 +21,7 @@ from collectors.apply_plan import (
     result_path,
     rows_from_frame,
 )
-from collectors.errors import DataError
+from core.errors import DataError
 
 T = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ import pytest
 from analytics import cleanup as C
 from analytics.reports import read_table, write_table
 from analytics.versions import is_prerelease, major, rank_versions, satisfies
-from collectors import store
-from collectors.errors import ConfigError
+from core import store
+from core.errors import ConfigError
 from tests.helpers import make_settings
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
@@ -392,8 +392,8 @@ def test_an_empty_store_and_a_bad_override(build, tmp_path):
 def test_a_store_with_events_but_no_inventory_assets_gives_an_empty_report(tmp_path):
     from pathlib import Path
 
-    import settings as settings_mod
-    from collectors import store as store_mod
+    from core import settings as settings_mod
+    from core import store as store_mod
     from tests.fixtures.small_store import build_small_store
 
     db = tmp_path / "caa.duckdb"

@@ -1,5 +1,5 @@
 """Golden payloads -> rows for the cloudwatch and costs collectors, their windows, and the demo's price
-arithmetic (collectors.demo.moto_seed)."""
+arithmetic (demo.moto_seed)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-import settings
 from collectors import cloudwatch, costexplorer
-from collectors.demo import moto_seed
+from core import settings
+from demo import moto_seed
 
 ACCT = "111122223333"  # scrubbed
 GIB = 1024**3

@@ -11,8 +11,8 @@ import pytest
 
 from analytics import costs, overview
 from analytics import forecast as fc
-from collectors import store
-from collectors.demo.moto_seed import cost_results
+from core import store
+from demo.moto_seed import cost_results
 from tests.fixtures.small_store import build_small_store
 from tests.helpers import make_settings
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from collectors.demo.estate import build_estate
-from collectors.demo.trails import write_trails
-from collectors.errors import pinned_clock
+from core.clock import pinned_clock
+from demo.estate import build_estate
+from demo.trails import write_trails
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
 EVENTS = 20_000

@@ -1,4 +1,4 @@
-"""The dashboard's figures (analytics/figures.py): their traces and axis titles, and that hostile names from
+"""The dashboard's figures (ui/figures.py): their traces and axis titles, and that hostile names from
 the data reach the figure as text, never as markup plotly would read."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from analytics import figures, pageviews
 from tests.fixtures.hostile import HOSTILE
+from ui import figures, views
 
 EVIL = HOSTILE["html-img"]  # plotly reads <b>, <br>, <a href>... in text: this must stay a literal name
 
@@ -128,7 +128,7 @@ def test_spike_timeline_marks_each_spike_and_plots_denied_events():
 def test_spike_drivers_from_the_detectors_top_lists():
     row = pd.Series({"top_principals": [f"{EVIL} (75%)", "arn:aws:iam::1:user/bob (25%)"],
                      "top_user_agents": ["pip/24 (a (b)) (100%)"], "top_source_ips": []})
-    drivers = pageviews.spike_drivers(row)
+    drivers = views.spike_drivers(row)
     assert list(drivers["driver"]) == ["principal", "principal", "user agent"]
     assert list(drivers["value"]) == [EVIL, "arn:aws:iam::1:user/bob", "pip/24 (a (b))"]
     assert list(drivers["share_pct"]) == [75.0, 25.0, 100.0]

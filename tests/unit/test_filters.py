@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from analytics.filters import Filters, options
-from collectors import store
+from core import store
 from tests.fixtures.small_store import build_small_store
 
 

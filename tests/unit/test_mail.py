@@ -12,7 +12,7 @@ from email import policy
 import pandas as pd
 import pytest
 
-from analytics import alerts, mail
+from delivery import alerts, mail
 from tests.fixtures.hostile import HOSTILE
 from tests.helpers import make_settings
 
@@ -117,7 +117,7 @@ def test_kaleidos_page_race_gets_a_fresh_browser_and_any_other_failure_is_one_li
     import kaleido
     import plotly.graph_objects as go
 
-    from collectors.errors import CaaError
+    from core.errors import CaaError
 
     real, calls = kaleido.Kaleido.calc_fig, []
     race = RuntimeError("{'className': 'ReferenceError', 'description': 'ReferenceError: kaleido_scopes is not defined'}")

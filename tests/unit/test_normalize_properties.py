@@ -27,7 +27,7 @@ from botocore.validate import validate_parameters
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors import cloudwatch, costexplorer, store
+from collectors import cloudwatch, costexplorer
 from collectors.cloudtrail_load import load_files, normalize_records
 from collectors.inventory_normalize import (
     KnownVersion,
@@ -38,6 +38,7 @@ from collectors.inventory_normalize import (
     repository_rows,
     snapshot_row,
 )
+from core import store
 from tests.fixtures.hostile import HOSTILE
 from tests.fixtures.trails import record
 

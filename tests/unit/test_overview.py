@@ -6,10 +6,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from analytics import figures, overview, queries
-from collectors import store
-from settings import Prices
+from analytics import overview, queries
+from core import store
+from core.settings import Prices
 from tests.fixtures.small_store import PRICES, build_empty_store, build_small_store
+from ui import figures
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analytics.reports import read_table, write_table
-from collectors.errors import DataError
+from core.errors import DataError
 
 HOSTILE = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd",
            "<img src=x onerror=alert(1)>", "'; DROP TABLE events;--", "\u202eevil\u200b", "two\nlines", "normal"]

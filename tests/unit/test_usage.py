@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from analytics.usage import KEYS, usage_report
-from collectors import store
-from settings import load_settings
+from core import store
+from core.settings import load_settings
 
 A = "111111111111"
 COLUMNS = ["event_id", "event_at", "event_name", "account_id", "region", "domain", "domain_owner", "repository",

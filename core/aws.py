@@ -1,0 +1,162 @@
+"""AWS sessions and clients: one session per account (assuming its role), botocore retries, and
+translation of AWS failures into one-line errors that name the missing IAM action and the fix.
+
+Credentials come only from boto3's default chain or from sts:AssumeRole, stay in memory and are
+never logged or written anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
+
+from core.errors import AwsAccessError, CaaError, CredentialsError
+
+# IAM action for an API operation where it is not simply "<prefix>:<OperationName>".
+IAM_PREFIX = {"monitoring": "cloudwatch", "cloudwatch": "cloudwatch"}
+IAM_ACTION_OVERRIDES = {
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "ListObjects"): "s3:ListBucket",
+    ("s3", "HeadObject"): "s3:GetObject",
+}
+DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
+          "UnauthorizedException", "UnrecognizedClientException"}
+EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId",
+           "TokenRefreshRequired"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where one collector run looks: an account and region, or a trail source."""
+
+    account_id: str | None = None
+    region: str | None = None
+    role_arn: str | None = None
+    source: str | None = None
+
+    @property
+    def label(self) -> str:
+        parts = []
+        if self.source:
+            parts.append(f"source={self.source}")
+        if self.account_id:
+            parts.append(f"account={self.account_id}")
+        if self.region:
+            parts.append(f"region={self.region}")
+        return " ".join(parts) or "all"
+
+
+def iam_action(service: str, operation: str) -> str:
+    return IAM_ACTION_OVERRIDES.get((service, operation), f"{IAM_PREFIX.get(service, service)}:{operation}")
+
+
+class Clients:
+    """Makes boto3 clients per (account, region, service); assumes each account's role once."""
+
+    def __init__(self, settings: Any):
+        self.settings = settings
+        self._sessions: dict[tuple[str | None, str | None], boto3.session.Session] = {}
+        self._lock = threading.Lock()
+
+    def config(self) -> Config:
+        aws = self.settings.aws
+        return Config(retries={"mode": aws.retry_mode, "max_attempts": aws.max_attempts},
+                      user_agent_extra="caa/0.1", max_pool_connections=32)
+
+    def session(self, scope: Scope) -> boto3.session.Session:
+        key = (scope.account_id, scope.role_arn)
+        with self._lock:
+            if key not in self._sessions:
+                self._sessions[key] = self._make_session(scope)
+            return self._sessions[key]
+
+    def _make_session(self, scope: Scope) -> boto3.session.Session:
+        base = boto3.session.Session()
+        if not scope.role_arn:
+            return base
+        sts = base.client("sts", config=self.config(), endpoint_url=self.settings.aws.endpoints.get("sts"),
+                          region_name=scope.region or base.region_name or "us-east-1")
+        with aws_errors(scope, "sts"):
+            creds = sts.assume_role(RoleArn=scope.role_arn, RoleSessionName="caa-collect")["Credentials"]
+        return boto3.session.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+
+    def client(self, scope: Scope, service: str, region: str | None = None) -> Any:
+        session = self.session(scope)
+        region = region or scope.region or session.region_name or "us-east-1"
+        try:
+            return session.client(service, region_name=region, config=self.config(),
+                                  endpoint_url=self.settings.aws.endpoints.get(service))
+        except NoRegionError:
+            raise CaaError("no AWS region configured", where=scope.label,
+                           fix="set regions in caa.toml [[accounts]] or AWS_DEFAULT_REGION") from None
+
+
+def _role_text(scope: Scope) -> str:
+    return f"role {scope.role_arn}" if scope.role_arn else "the caller's credentials"
+
+
+class aws_errors:  # noqa: N801 - used as `with aws_errors(scope, "s3"):`
+    """Turn botocore failures inside the block into one-line CaaErrors with the fix."""
+
+    def __init__(self, scope: Scope, service: str, what: str = ""):
+        self.scope, self.service, self.what = scope, service, what
+
+    def __enter__(self) -> aws_errors:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, CaaError):
+            return False
+        err = translate(exc, self.scope, self.service, self.what)
+        if err is None:
+            return False
+        raise err from None
+
+
+def translate(exc: BaseException, scope: Scope, service: str, what: str = "") -> CaaError | None:
+    where = scope.label + (f" {what}" if what else "")
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        op = exc.operation_name
+        if code in DENIED:
+            action = iam_action(service, op)
+            return AwsAccessError(f"{op} was denied ({code})", where=where,
+                                  fix=f"allow {action} for {_role_text(scope)} (see iam/caa-collect.json)")
+        if code in EXPIRED:
+            return CredentialsError(f"AWS credentials expired or are invalid ({code})", where=where,
+                                  fix="refresh them (e.g. `aws sso login`) and run again; "
+                                      "committed data is kept and the re-run resumes")
+        msg = exc.response.get("Error", {}).get("Message", "")
+        return AwsAccessError(f"{op} failed: {code} {msg}".strip(), where=where,
+                              fix="check the resource names in caa.toml; run with --debug for details")
+    if isinstance(exc, NoCredentialsError):
+        return CredentialsError("no AWS credentials found", where=where,
+                              fix="configure a profile (AWS_PROFILE), SSO, environment variables or an instance role")
+    if isinstance(exc, EndpointConnectionError):
+        return AwsAccessError(f"cannot reach {exc.kwargs.get('endpoint_url', 'the AWS endpoint')}", where=where,
+                              fix="check the network, the region and any [aws] endpoints in caa.toml")
+    if isinstance(exc, BotoCoreError):
+        return AwsAccessError(f"AWS call failed: {exc}", where=where, fix="run with --debug for details")
+    return None
+
+
+def paginate(client: Any, operation: str, result_key: str, **params: Any) -> Iterator[Any]:
+    """Yield every item of every page of a botocore paginator."""
+    for page in client.get_paginator(operation).paginate(**params):
+        yield from page.get(result_key, [])

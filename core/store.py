@@ -1,0 +1,339 @@
+"""The DuckDB store: connect, migrate forward, lock writers, publish a snapshot for readers.
+
+Also the shared load helpers: load_transaction, insert_rows, read/write_watermark.
+
+Writes: the store file (settings.db, default data/caa.duckdb), its lock file `<db>.lock`, and a
+reader snapshot `<stem>.read.duckdb` beside it.
+
+DuckDB lets one process write a file or many processes read it, never both. So writers (collectors,
+demo, apply) take an exclusive flock and work on the store itself; when a write session changed
+anything, the store is checkpointed and copied to the snapshot with an atomic rename. Readers (the
+dashboard, `caa sql`, reports) only ever open the snapshot read-only. A collection never fails
+because the dashboard is open, and the dashboard keeps answering from the last committed state while
+a collection runs.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from analytics import rollups
+from core.clock import utc_now
+from core.errors import StoreBusyError, StoreError, first_line
+
+SCHEMA_DIR = Path(__file__).parent / "schema"
+
+
+def snapshot_path(db: Path) -> Path:
+    return db.with_name(db.stem + ".read.duckdb")
+
+
+def lock_path(db: Path) -> Path:
+    return db.with_name(db.name + ".lock")
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        text = str(e)
+        if "lock" in text.lower():
+            raise StoreBusyError(f"the store {path} is in use by another process", where=str(path),
+                                 fix="wait for the other caa process to finish") from None
+        damaged = damage_error(e, path)
+        if damaged:
+            raise damaged from None
+        raise StoreError(f"cannot open the store {path}: {first_line(e)}", where=str(path),
+                         fix="choose a writable path with --db or CAA_DB, or free disk space") from None
+    # DuckDB shares one database instance (and its settings) among a process's connections to a file:
+    # once a reader has locked the configuration, the instance is already UTC and cannot be SET again.
+    if not _locked(con):
+        con.execute("SET GLOBAL TimeZone = 'UTC'")
+    return con
+
+
+def _locked(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute("SELECT current_setting('lock_configuration')").fetchone()[0])
+
+
+# Data steps that follow a migration's DDL, in its transaction: after 007 (the last rollup table; 005 made
+# the first two) the rollups of existing events are built.
+POST_MIGRATION = {7: rollups.rebuild}
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply schema/NNN_*.sql files not yet applied, each in its own transaction. Returns their names."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER NOT NULL, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    applied = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    done = []
+    for path in sorted(SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+        version = int(path.name[:3])
+        if version in applied:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(path.read_text(encoding="utf-8"))
+            if version in POST_MIGRATION:
+                POST_MIGRATION[version](con)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, path.name, utc_now()])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        done.append(path.name)
+    return done
+
+
+def store_version(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT value FROM store_meta WHERE key = 'store_version'").fetchone()[0]
+
+
+def bump_version(con: duckdb.DuckDBPyConnection) -> None:
+    """Mark that committed data changed; call inside the load transaction."""
+    con.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'store_version'")
+
+
+@contextmanager
+def load_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One collector load: its rows, its watermark and the store version commit together, or not at all."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        bump_version(con)
+        con.execute("COMMIT")
+    except BaseException:
+        rollback_quietly(con)
+        raise
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]],
+                types: dict[str, pa.DataType]) -> None:
+    """Bulk insert through Arrow. `table` and the `types` keys (the columns) are module constants."""
+    if not rows:
+        return
+    batch = pa.table({c: pa.array([r[c] for r in rows], type=t) for c, t in types.items()})
+    cols = ", ".join(types)
+    con.register("_caa_batch", batch)
+    try:
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _caa_batch")
+    finally:
+        con.unregister("_caa_batch")
+
+
+def read_watermark(con: duckdb.DuckDBPyConnection, collector: str, scope: str) -> str | None:
+    row = con.execute("SELECT value FROM watermarks WHERE collector = ? AND scope = ?", [collector, scope]).fetchone()
+    return row[0] if row else None
+
+
+def write_watermark(con: duckdb.DuckDBPyConnection, collector: str, scope: str, value: str) -> None:
+    """Set a watermark; call inside the load transaction. updated_at is when the value last moved, so a
+    re-run that does not move it leaves the table identical."""
+    if read_watermark(con, collector, scope) == value:
+        return
+    con.execute("DELETE FROM watermarks WHERE collector = ? AND scope = ?", [collector, scope])
+    con.execute("INSERT INTO watermarks VALUES (?, ?, ?, ?)", [collector, scope, value, utc_now()])
+
+
+class _Lock:
+    def __init__(self, db: Path):
+        self.path = lock_path(db)
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        for folder in (self.path.parent, *self.path.parent.parents):
+            if folder.exists() and not folder.is_dir():
+                raise StoreError(f"cannot create the store: {folder} is a file, not a folder",
+                                 where=str(self.path.with_suffix("")), fix="choose another path with --db or CAA_DB")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StoreError(f"cannot create the store's lock file: {e.strerror}", where=str(self.path),
+                             fix="choose a writable path with --db or CAA_DB") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreBusyError(f"another caa process is writing to {self.path.with_suffix('')} ({holder})",
+                                 fix="wait for it to finish, or stop it, then run this again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {utc_now():%Y-%m-%d %H:%M:%S}Z".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def publish_snapshot(db: Path) -> Path:
+    """Copy the (checkpointed, closed) store to the reader snapshot with an atomic rename."""
+    snap = snapshot_path(db)
+    tmp = snap.with_name(snap.name + ".tmp")
+    try:
+        shutil.copyfile(db, tmp)
+        os.replace(tmp, snap)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot publish the reader snapshot: {e.strerror}", where=str(snap),
+                         fix="free disk space next to the store; the store itself is intact") from None
+    return snap
+
+
+def publish_now(con: duckdb.DuckDBPyConnection) -> Path:
+    """Inside a write session, between batches: checkpoint and publish what is committed so far.
+
+    Long runs call this every so often so the dashboard shows a backfill as it lands.
+    """
+    path = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
+    rollups.flush(con)
+    con.execute("CHECKPOINT")
+    return publish_snapshot(Path(path))
+
+
+@contextmanager
+def writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Exclusive write session: lock, migrate, yield, checkpoint, publish the snapshot if changed.
+
+    Also when the session ends with an exception (Ctrl+C, a failed AWS call): what was committed
+    before it is checkpointed and published, so readers see a partial run; the exception still
+    propagates unchanged.
+    """
+    db = Path(db)
+    lock = _Lock(db)
+    lock.acquire()
+    try:
+        con = _connect(db, read_only=False)
+        changed, failed, before = False, True, None
+        try:
+            changed = bool(migrate(con))
+            before = store_version(con)
+            yield con
+            failed = False
+        finally:
+            try:
+                if failed:
+                    rollback_quietly(con)
+                rollups.flush(con)  # what was committed (also before a failure) is published with its rollups
+                if not failed and rollups.heal(con):
+                    bump_version(con)
+                changed = changed or store_version(con) != before
+                con.execute("CHECKPOINT")
+            except duckdb.Error:
+                if not failed:
+                    raise
+            finally:
+                con.close()
+            if changed or not snapshot_path(db).exists():
+                try:
+                    publish_snapshot(db)
+                except StoreError:
+                    if not failed:
+                        raise
+    finally:
+        lock.release()
+
+
+def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back an open transaction; never mask the error that got us here (a failed write may already
+    have aborted the transaction, so ROLLBACK itself can fail)."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+DISK_FULL = ("No space left", "File too large", "Disk quota", "Read-only file system")
+DISK_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
+
+
+DAMAGED = ("not a valid DuckDB database file", "Could not read enough bytes", "checksum", "Corrupt", "corrupt")
+
+
+def damage_error(exc: BaseException, path: Path | None = None) -> StoreError | None:
+    """A StoreError naming the damage and the real fix for a store or reader snapshot DuckDB cannot read
+    (truncated, overwritten, corrupt), else None."""
+    text = first_line(exc)
+    if not (isinstance(exc, duckdb.Error) and any(m in text for m in DAMAGED)):
+        return None
+    named = re.search(r'file "([^"]+)"', text)
+    where = str(path or (named.group(1) if named else "the store"))
+    if where.endswith(".read.duckdb"):
+        return StoreError(f"the reader snapshot {where} is damaged ({text[:140]})", where=where,
+                          fix="run `caa refresh`, which publishes it again from the store")
+    return StoreError(f"the store {where} is damaged ({text[:140]})", where=where,
+                      fix="restore it from a backup (README: backing up the store), or move it aside and rebuild "
+                          "it with `caa collect all --since YYYY-MM-DD`")
+
+
+def disk_error(exc: BaseException) -> StoreError | None:
+    """A StoreError for a failed write to a full (or read-only) disk, else None."""
+    text = first_line(exc)
+    if (isinstance(exc, OSError) and exc.errno in DISK_ERRNOS) or (
+            isinstance(exc, duckdb.Error) and any(m in text for m in DISK_FULL)):
+        return StoreError(f"cannot write the store, the disk is full or read-only ({text[:160]})",
+                          fix="free disk space (or move the store with --db) and run again; data committed "
+                              "before this is kept and the next run resumes")
+    return None
+
+
+def open_reader(db: Path) -> duckdb.DuckDBPyConnection | None:
+    """A read-only connection to the latest published snapshot, or None when there is no data yet.
+
+    Close it promptly (use it in a `with` block): a new snapshot is only seen by new connections.
+    """
+    snap = snapshot_path(Path(db))
+    if not snap.exists():
+        return None
+    return lock_down(_connect(snap, read_only=True))
+
+
+def no_data_error(db: Path) -> StoreError:
+    """The one "nothing collected yet" error, for every command that needs data."""
+    return StoreError(f"no data yet in {db}", fix="run `make demo` or `caa collect` first")
+
+
+def require_reader(db: Path) -> duckdb.DuckDBPyConnection:
+    """open_reader(), or the no-data error when nothing has been published yet."""
+    con = open_reader(db)
+    if con is None:
+        raise no_data_error(db)
+    return con
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Make a reader see the store and nothing else, before any query text runs: no file, URL or
+    extension outside it can be read or written (COPY ... TO, EXPORT DATABASE, read_text, read_csv,
+    glob, ATTACH, INSTALL), and no setting can be changed again (memory_limit, TimeZone,
+    enable_external_access itself). The snapshot is opened read-only, so its own tables cannot be written."""
+    if not _locked(con):  # (for the whole instance: every later connection to the snapshot is locked too)
+        con.execute("SET GLOBAL enable_external_access = false")
+        con.execute("SET GLOBAL lock_configuration = true")
+    return con
+
+
+def reader_version(db: Path) -> tuple[int, int] | None:
+    """A cheap key that changes whenever a new snapshot is published (for caches)."""
+    try:
+        st = snapshot_path(Path(db)).stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -6,10 +6,11 @@ A source is `s3://bucket/prefix` or a local directory with the same layout
 by date folder, an S3 region prefix is listed once, flat, from that day (S3 returns keys in order).
 Digest and Insight files live under other folders and are never listed. Files already in the
 `cloudtrail_files` ledger with the same ETag are not fetched again, so a file delivered late is still
-picked up. S3 objects are fetched concurrently into a temporary directory and read by the same code
-as local files. A source holding `day=YYYY-MM-DD/*.parquet` rather than `AWSLogs/` is a Spark extract
-(spark/extract.py), ingested by collectors/cloudtrail_parquet.py. Without any source,
-LookupEvents (2 calls/s per account and region) is the fallback.
+picked up. The fetch, read-ahead, dedupe, commit and watermark are the trail-file driver's
+(collectors/trailfiles.py); this module lists trail files and gives the driver its JSON format (inflate
+and stage, collectors/cloudtrail_load.py). A source holding `day=YYYY-MM-DD/*.parquet` rather than
+`AWSLogs/` is a Spark extract (spark/extract.py), the driver's other format (collectors/cloudtrail_parquet.py).
+Without any source, LookupEvents (2 calls/s per account and region) is the fallback.
 
 Reads: trail files, S3, cloudtrail:LookupEvents. Writes: events, cloudtrail_files, watermarks.
 """
@@ -18,58 +19,32 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
+from collectors import cloudtrail_parquet
 from collectors.base import CollectorSpec, RunContext, ScopeResult, account_region_scopes, echo
-from collectors.cloudtrail_load import BatchResult, Inflated, inflate, load_files, normalize_records
+from collectors.cloudtrail_load import Inflated, inflate, load_files, normalize_records
+from collectors.trailfiles import (
+    FileFormat,
+    TrailObject,
+    ingest,
+    local_object,
+    parse_source,
+    s3_object,
+    scan_dir,
+    set_watermark,
+    start_date,
+)
 from core import store
-from core.aws import Scope, aws_errors, translate
+from core.aws import Scope, aws_errors
 from core.errors import ConfigError
 
-LAG_DAYS = 2  # re-list this many days before the watermark: delivery is late and out of order
 LOOKUP_MIN_INTERVAL_S = 0.5  # LookupEvents allows 2 calls/s per account and region
-PUBLISH_EVERY_S = 30  # during a long backfill, let readers see committed batches this often
-
-
-@dataclass(frozen=True)
-class TrailObject:
-    key: str  # relative to the source root
-    size: int
-    etag: str
-
-
-def scan_dir(path: Path, rel: str, bad: list[tuple[str, str]]) -> list[tuple[str, os.stat_result | None]]:
-    """(name, stat for a file / None for a folder) of each readable entry of the folder `path`. An entry
-    that cannot be read (a symbolic link loop, no permission) is added to `bad` as (its path relative to
-    the source, why) and left out, so one bad path never stops a source."""
-    try:
-        entries = list(os.scandir(path))
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        bad.append((rel or ".", f"the folder cannot be listed: {e.strerror or e}"))
-        return []
-    out = []
-    for e in entries:
-        try:
-            if e.is_dir():
-                out.append((e.name, None))
-            elif e.is_file():
-                out.append((e.name, e.stat()))
-        except OSError as err:
-            bad.append((rel + e.name, f"cannot be read: {err.strerror or err} (a symbolic link loop or no "
-                                      "permission); fix or remove it"))
-    return out
 
 
 class LocalTree:
@@ -81,8 +56,7 @@ class LocalTree:
         return sorted(name for name, st in scan_dir(self.root / prefix, prefix, self.bad) if st is None)
 
     def files(self, prefix: str) -> list[TrailObject]:
-        out = [TrailObject(prefix + name, st.st_size, f"{st.st_size}-{st.st_mtime_ns}")
-               for name, st in scan_dir(self.root / prefix, prefix, self.bad)
+        out = [local_object(prefix, name, st) for name, st in scan_dir(self.root / prefix, prefix, self.bad)
                if st is not None and name.endswith(".json.gz")]
         return sorted(out, key=lambda o: o.key)
 
@@ -120,12 +94,6 @@ class S3Tree:
         return sorted(cp["Prefix"][start:].rstrip("/") for page in self._pages(prefix, "/")
                       for cp in page.get("CommonPrefixes", []))
 
-    def files(self, prefix: str) -> list[TrailObject]:
-        start = len(self.prefix)
-        return [TrailObject(o["Key"][start:], o["Size"], o["ETag"].strip('"'))
-                for page in self._pages(prefix, "/") for o in page.get("Contents", [])
-                if o["Key"].endswith(".json.gz")]
-
     def day_files(self, base: str, start: date, end: date) -> Iterator[TrailObject]:
         """Trail files under `base` whose YYYY/MM/DD folder is in [start, end]: one flat listing of the
         region's prefix from `start` on (S3 lists keys in order), instead of one request per day folder.
@@ -140,16 +108,7 @@ class S3Tree:
                 if day > end.isoformat():
                     return
                 if key.endswith(".json.gz") and day >= start.isoformat():
-                    yield TrailObject(key, o["Size"], o["ETag"].strip('"'))
-
-
-def parse_source(source: str) -> tuple[str, str, str]:
-    """('s3', bucket, prefix/) or ('local', path, '')."""
-    if source.startswith("s3://"):
-        bucket, _, prefix = source[5:].partition("/")
-        prefix = prefix.strip("/")
-        return "s3", bucket, (prefix + "/") if prefix else ""
-    return "local", source, ""
+                    yield s3_object(o, cut)
 
 
 def list_trail_files(tree: LocalTree | S3Tree, start: date, end: date) -> Iterator[TrailObject]:
@@ -165,20 +124,6 @@ def list_trail_files(tree: LocalTree | S3Tree, start: date, end: date) -> Iterat
             yield from tree.day_files(f"{acct}CloudTrail/{region}/", start, end)
 
 
-def record_batch(result: ScopeResult, got: BatchResult, ledger: dict[str, tuple], day_of: Callable[[str], str | None],
-                 newest_day: str | None, rejected_why: str) -> str | None:
-    """Add a loaded batch to the scope's result (rows, skipped files, rejected records); return the newest
-    day among the batch's loaded files and `newest_day` (the watermark candidate). `ledger` maps each local
-    file to (source, key, etag, size); `day_of` gives a key's day."""
-    result.rows += got.new_events
-    for f, why in got.bad.items():
-        result.skip(ledger[f][1], why)
-    if got.rejected:
-        result.skip(f"{got.rejected} records", rejected_why)
-    days = [d for d in (day_of(ledger[f][1]) for f in got.files_ok) if d]
-    return max([newest_day or "", *days]) if days else newest_day
-
-
 def _day_of(key: str) -> str | None:
     parts = key.split("/")
     try:
@@ -188,100 +133,43 @@ def _day_of(key: str) -> str | None:
         return None
 
 
-def set_watermark(con: duckdb.DuckDBPyConnection, scope: str, value: str) -> None:
-    with store.load_transaction(con):
-        store.write_watermark(con, "cloudtrail", scope, value)
-
-
-def start_date(ctx: RunContext, scope_key: str) -> date:
-    if ctx.since:
-        return ctx.since
-    mark = store.read_watermark(ctx.con, "cloudtrail", scope_key)
-    if mark:
-        return date.fromisoformat(mark[:10]) - timedelta(days=LAG_DAYS)
-    return (ctx.now - timedelta(days=ctx.settings.cloudtrail.backfill_days)).date()
-
-
-def known_files(con: duckdb.DuckDBPyConnection, source: str) -> set[tuple[str, str]]:
-    return set(con.execute("SELECT key, etag FROM cloudtrail_files WHERE source = ?", [source]).fetchall())
-
-
 def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
-    from collectors import cloudtrail_parquet  # imported here: it reuses this module's S3 fetcher
-
     if cloudtrail_parquet.is_extract(ctx, scope):
         return cloudtrail_parquet.collect_extract(ctx, scope)
     kind, where, prefix = parse_source(scope.source)
+    client = ctx.clients.client(Scope(region=None), "s3") if kind == "s3" else None
     if kind == "local":
-        root = Path(where)
-        if not root.is_dir():
-            raise ConfigError(f"trail directory {root} does not exist", where="cloudtrail.sources / --source",
+        if not Path(where).is_dir():
+            raise ConfigError(f"trail directory {where} does not exist", where="cloudtrail.sources / --source",
                               fix="point it at a directory that contains AWSLogs/")
-        tree: LocalTree | S3Tree = LocalTree(root)
+        tree: LocalTree | S3Tree = LocalTree(Path(where))
     else:
-        s3 = ctx.clients.client(Scope(region=None), "s3")
-        tree = S3Tree(s3, where, prefix)
+        tree = S3Tree(client, where, prefix)
     start, end = start_date(ctx, scope.source), (ctx.now + timedelta(days=1)).date()
     first_run = ctx.since is None and store.read_watermark(ctx.con, "cloudtrail", scope.source) is None
     t0 = time.monotonic()
     result = ScopeResult(window=f"{start}..{end}")
     with aws_errors(scope, "s3", what="listing"):
-        known = known_files(ctx.con, scope.source)
-        listed = list(list_trail_files(tree, start, end))
-        todo = [o for o in listed if (o.key, o.etag) not in known]
+        listed = [(o, _day_of(o.key)) for o in list_trail_files(tree, start, end)]
     for key, why in getattr(tree, "bad", []):
         result.skip(key, why)
-    # Oldest day first across every account and region: a batch then spans about a day of event time,
-    # so its dedupe anti-join (restricted to the batch's time range) reads a day of `events`, not months.
-    todo.sort(key=lambda o: (_day_of(o.key) or "", o.key))
-    size = ctx.settings.cloudtrail.batch_files
-    batches = [todo[i:i + size] for i in range(0, len(todo), size)]
-    # Files already in the ledger count too: a run killed after its last batch left no watermark.
-    newest_day = max((d for o in listed if (o.key, o.etag) in known and (d := _day_of(o.key))), default=None)
-    published = time.monotonic()
-    with ctx.progress(f"cloudtrail {scope.source}", len(todo)) as advance, \
-            tempfile.TemporaryDirectory(prefix="caa-trail-") as tmp, ThreadPoolExecutor(max_workers=1) as ahead:
-        fetcher = S3Fetcher(ctx, scope, tree, Path(tmp)) if kind == "s3" else None
-
-        def prepare(batch: list[TrailObject]) -> tuple[dict[str, TrailObject], dict[str, str], Inflated]:
-            """Fetch (S3) and inflate a batch; runs one batch ahead while DuckDB loads the current one."""
-            local, missing = fetcher.submit(batch).result() if fetcher else (
-                {str(root / o.key): o for o in batch}, {})
-            return local, missing, inflate(list(local))
-
-        pending = ahead.submit(prepare, batches[0]) if batches else None
-        try:
-            for i, batch in enumerate(batches):
-                local, missing, inflated = pending.result()
-                pending = ahead.submit(prepare, batches[i + 1]) if i + 1 < len(batches) else None
-                for key, why in missing.items():
-                    result.skip(key, why)
-                ledger = {f: (scope.source, o.key, o.etag, o.size) for f, o in local.items()}
-                got = load_files(ctx.con, list(local), ledger, inflated)
-                if fetcher:
-                    for f in local:
-                        Path(f).unlink()
-                newest_day = record_batch(result, got, ledger, _day_of, newest_day,
-                                          "no eventID or unreadable eventTime (rejected)")
-                advance(len(batch))
-                if time.monotonic() - published > PUBLISH_EVERY_S:
-                    store.publish_now(ctx.con)
-                    published = time.monotonic()
-        finally:
-            if pending is not None:  # a batch failed: drop the files of the one prepared ahead
-                try:
-                    pending.result()[2].close()
-                except Exception:  # noqa: BLE001 - its own failure is not the one being raised
-                    pass
-    if newest_day and newest_day != store.read_watermark(ctx.con, "cloudtrail", scope.source):
-        set_watermark(ctx.con, scope.source, newest_day)
+    read = sum(o.size for o, _ in listed)
+    ingest(ctx, scope, JSON_FILES, listed, result, client)
     if first_run:
         with aws_errors(scope, "s3", what="listing"):
             hint = backfill_hint(ctx, scope.source, list(list_trail_files(tree, date(1970, 1, 1), start - timedelta(days=1))),
-                                 start, result.rows, sum(o.size for o in todo), time.monotonic() - t0)
+                                 start, result.rows, read, time.monotonic() - t0)
         if hint:
             echo(hint)
     return result
+
+
+def _close(inflated: Inflated) -> None:
+    inflated.close()
+
+
+JSON_FILES = FileFormat(read_ahead=inflate, load=load_files, close=_close,
+                        rejected_why="no eventID or unreadable eventTime (rejected)")
 
 
 BYTES_PER_EVENT = 190  # compressed trail bytes per CodeArtifact event in the demo trail (37.7 MB, 198,624 events)
@@ -306,43 +194,6 @@ def backfill_hint(ctx: RunContext, source: str, older: list[TrailObject], start:
             f"cloudtrail.backfill_days = {ctx.settings.cloudtrail.backfill_days} days back; about {events:,.0f} events, "
             f"~{max(events / rate, 1):,.0f} s at {rate:,.0f} events/s. To read them: "
             f"caa collect cloudtrail --source {source} --since {since}")
-
-
-class S3Fetcher:
-    """Fetch a batch of S3 objects concurrently into a temp dir; yields {local path: object}."""
-
-    def __init__(self, ctx: RunContext, scope: Scope, tree: S3Tree, tmp: Path):
-        self.scope, self.tree, self.tmp = scope, tree, tmp
-        self.pool = ThreadPoolExecutor(max_workers=ctx.settings.cloudtrail.s3_concurrency)
-        self.outer = ThreadPoolExecutor(max_workers=1)  # one batch fetched ahead while DuckDB loads
-        self.n = 0
-
-    def _get(self, obj: TrailObject, path: Path) -> str | None:
-        try:
-            body = self.tree.client.get_object(Bucket=self.tree.bucket, Key=self.tree.prefix + obj.key)["Body"]
-            path.write_bytes(body.read())
-            return None
-        except Exception as e:  # noqa: BLE001 - classified below
-            code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404"):
-                return "deleted between listing and fetching (it will not be retried)"
-            err = translate(e, self.scope, "s3", what=obj.key)
-            if err is None:
-                raise
-            raise err from None
-
-    def _batch(self, batch: list[TrailObject]) -> tuple[dict[str, TrailObject], dict[str, str]]:
-        self.n += 1
-        folder = self.tmp / f"batch{self.n:06d}"  # one folder per batch: the next is fetched during the load
-        folder.mkdir()
-        paths = [folder / f"{i:05d}.json.gz" for i in range(len(batch))]
-        outcomes = list(self.pool.map(self._get, batch, paths))
-        local = {str(p): o for p, o, why in zip(paths, batch, outcomes, strict=True) if why is None}
-        missing = {o.key: why for o, why in zip(batch, outcomes, strict=True) if why is not None}
-        return local, missing
-
-    def submit(self, batch: list[TrailObject]) -> Any:
-        return self.outer.submit(self._batch, batch)
 
 
 def collect_lookup(ctx: RunContext, scope: Scope) -> ScopeResult:
@@ -400,5 +251,4 @@ def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
 
 SPEC = CollectorSpec("cloudtrail", collect, scopes)
 
-__all__ = ["PUBLISH_EVERY_S", "SPEC", "S3Fetcher", "S3Tree", "TrailObject", "collect", "known_files", "list_trail_files",
-           "normalize_records", "parse_source", "record_batch", "set_watermark", "start_date"]
+__all__ = ["SPEC", "S3Tree", "collect", "list_trail_files", "normalize_records"]

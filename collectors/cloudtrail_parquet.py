@@ -6,9 +6,8 @@ folders from `--since`, else the watermark minus a lag, else `cloudtrail.backfil
 files; Parquet files directly under the source are always listed. Hidden files (`_SUCCESS`, `.crc`,
 `_temporary/`) are never listed. Files already in the `cloudtrail_files` ledger with the same ETag (S3)
 or size and mtime (local) are not fetched again; a day that Spark extracted again has new file names, so
-it is read again and only its events not yet in `events` land. S3 objects are fetched concurrently by the
-trail collector's fetcher. Each batch goes through cloudtrail_load.commit_stage, the same dedupe and
-commit as trail files. A file that is not readable Parquet with the events columns is skipped, named
+it is read again and only its events not yet in `events` land. The fetching, batching, dedupe, commit and
+watermark are the trail-file driver's (collectors/trailfiles.py), as for trail files. A file that is not readable Parquet with the events columns is skipped, named
 with the fix, kept out of the ledger (so it is retried), and the rest still lands.
 
 Reads: the extract (S3 or local). Writes: events, cloudtrail_files, watermarks.
@@ -18,8 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
-import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,20 +24,19 @@ from typing import Any
 import duckdb
 
 from collectors.base import RunContext, ScopeResult
-from collectors.cloudtrail import (
-    PUBLISH_EVERY_S,
-    S3Fetcher,
-    S3Tree,
+from collectors.cloudtrail_load import EVENT_COLUMNS, PARSE_ERRORS, BatchResult, commit_stage
+from collectors.trailfiles import (
+    FileFormat,
+    Ledger,
+    Listed,
     TrailObject,
-    known_files,
+    ingest,
+    local_object,
     parse_source,
-    record_batch,
+    s3_object,
     scan_dir,
-    set_watermark,
     start_date,
 )
-from collectors.cloudtrail_load import EVENT_COLUMNS, PARSE_ERRORS, BatchResult, commit_stage
-from core import store
 from core.aws import Scope, aws_errors
 from core.errors import first_line
 
@@ -89,8 +85,7 @@ def is_extract(ctx: RunContext, scope: Scope) -> bool:
 
 
 def _local_files(root: Path, folder: str, bad: list[tuple[str, str]]) -> list[TrailObject]:
-    return [TrailObject(folder + name, st.st_size, f"{st.st_size}-{st.st_mtime_ns}")
-            for name, st in scan_dir(root / folder, folder, bad) if st is not None and _visible(name)]
+    return [local_object(folder, name, st) for name, st in scan_dir(root / folder, folder, bad) if st is not None and _visible(name)]
 
 
 def _s3_level(client: Any, bucket: str, prefix: str) -> tuple[list[str], list[TrailObject]]:
@@ -98,15 +93,15 @@ def _s3_level(client: Any, bucket: str, prefix: str) -> tuple[list[str], list[Tr
     dirs, files = [], []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
         dirs += [cp["Prefix"][len(prefix):].rstrip("/") for cp in page.get("CommonPrefixes", [])]
-        files += [(o["Key"][len(prefix):], o["Size"], o["ETag"].strip('"')) for o in page.get("Contents", [])]
-    return dirs, [TrailObject(k, size, etag) for k, size, etag in files if _visible(k)]
+        files += [s3_object(o, len(prefix)) for o in page.get("Contents", [])]
+    return dirs, [o for o in files if _visible(o.key)]
 
 
 def list_extract(kind: str, where: str, prefix: str, client: Any, start: date, end: date,
-                 bad: list[tuple[str, str]] | None = None) -> list[tuple[TrailObject, str | None]]:
+                 bad: list[tuple[str, str]] | None = None) -> list[Listed]:
     """Every visible Parquet file of the extract whose day is in [start, end] (or that has no day), with its day.
     Local entries that cannot be read go to `bad` as (path, why)."""
-    out: list[tuple[TrailObject, str | None]] = []
+    out: list[Listed] = []
     bad = [] if bad is None else bad
     if kind == "local":
         root = Path(where)
@@ -128,18 +123,6 @@ def list_extract(kind: str, where: str, prefix: str, client: Any, start: date, e
     return out
 
 
-def _batches(todo: list[tuple[TrailObject, str | None]], max_files: int) -> list[list[tuple[TrailObject, str | None]]]:
-    batches: list[list[tuple[TrailObject, str | None]]] = []
-    size = 0
-    for item in todo:
-        if not batches or len(batches[-1]) >= max_files or size + item[0].size > BATCH_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].append(item)
-        size += item[0].size
-    return batches
-
-
 def _why(e: BaseException) -> str:
     text = first_line(e)
     if "magic bytes" in text or "too small" in text or "corrupt" in text.lower():
@@ -149,8 +132,7 @@ def _why(e: BaseException) -> str:
     return f"unreadable Parquet: {text[:160]}; {FIX}"
 
 
-def load_parquet(con: duckdb.DuckDBPyConnection, files: list[str],
-                 ledger: dict[str, tuple[str, str, str | None, int]]) -> BatchResult:
+def load_parquet(con: duckdb.DuckDBPyConnection, files: list[str], ledger: Ledger) -> BatchResult:
     """Stage a batch of local extract files (one by one when the batch fails), then dedupe and commit it."""
     ordered = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     con.execute("SET preserve_insertion_order = false")  # as load_files: the insert has its ORDER BY
@@ -160,8 +142,7 @@ def load_parquet(con: duckdb.DuckDBPyConnection, files: list[str],
         con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
 
 
-def _load_parquet(con: duckdb.DuckDBPyConnection, files: list[str],
-                  ledger: dict[str, tuple[str, str, str | None, int]]) -> BatchResult:
+def _load_parquet(con: duckdb.DuckDBPyConnection, files: list[str], ledger: Ledger) -> BatchResult:
     result = BatchResult()
     if not files:
         return result
@@ -185,45 +166,26 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, files: list[str],
     return commit_stage(con, staged, ledger, result)
 
 
+def _nothing(files: list[str]) -> None:
+    return None
+
+
+def parquet_files() -> FileFormat:
+    """The extract's format for the driver (built per run, so a test can wrap load_parquet)."""
+    return FileFormat(read_ahead=_nothing, load=lambda con, files, ledger, _: load_parquet(con, files, ledger),
+                      close=_nothing, rejected_why="no event_id, event_at or event_name (rejected)",
+                      max_bytes=BATCH_BYTES)
+
+
 def collect_extract(ctx: RunContext, scope: Scope) -> ScopeResult:
     kind, where, prefix = parse_source(scope.source)
     client = ctx.clients.client(Scope(region=None), "s3") if kind == "s3" else None
     start, end = start_date(ctx, scope.source), (ctx.now + timedelta(days=1)).date()
     result = ScopeResult(window=f"{start}..{end}")
     with aws_errors(scope, "s3", what="listing"):
-        known = known_files(ctx.con, scope.source)
         unreadable: list[tuple[str, str]] = []
         listed = list_extract(kind, where, prefix, client, start, end, unreadable)
     for key, why in unreadable:
         result.skip(key, why)
-    todo = sorted(((o, d) for o, d in listed if (o.key, o.etag) not in known), key=lambda od: (od[1] or "", od[0].key))
-    batches = _batches(todo, ctx.settings.cloudtrail.batch_files)
-    newest_day = max((d for o, d in listed if d and (o.key, o.etag) in known), default=None)
-    published = time.monotonic()
-    with ctx.progress(f"cloudtrail {scope.source}", len(todo)) as advance, \
-            tempfile.TemporaryDirectory(prefix="caa-extract-") as tmp:
-        fetcher = S3Fetcher(ctx, scope, S3Tree(client, where, prefix), Path(tmp)) if client else None
-        pending = fetcher.submit([o for o, _ in batches[0]]) if fetcher and batches else None
-        for i, batch in enumerate(batches):
-            days = {o.key: d for o, d in batch}
-            if fetcher:
-                local, missing = pending.result()
-                pending = fetcher.submit([o for o, _ in batches[i + 1]]) if i + 1 < len(batches) else None
-                for key, why in missing.items():
-                    result.skip(key, why)
-            else:
-                local = {str(Path(where) / o.key): o for o, _ in batch}
-            ledger = {f: (scope.source, o.key, o.etag, o.size) for f, o in local.items()}
-            got = load_parquet(ctx.con, list(local), ledger)
-            if fetcher:
-                for f in local:
-                    Path(f).unlink()
-            newest_day = record_batch(result, got, ledger, days.get, newest_day,
-                                      "no event_id, event_at or event_name (rejected)")
-            advance(len(batch))
-            if time.monotonic() - published > PUBLISH_EVERY_S:
-                store.publish_now(ctx.con)
-                published = time.monotonic()
-    if newest_day and newest_day != store.read_watermark(ctx.con, "cloudtrail", scope.source):
-        set_watermark(ctx.con, scope.source, newest_day)
+    ingest(ctx, scope, parquet_files(), listed, result, client)
     return result

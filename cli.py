@@ -72,13 +72,14 @@ def collect(
                           ] = False,
 ) -> None:
     """Pull CloudTrail events, inventory, CloudWatch usage and Cost Explorer costs into the store."""
+    from analytics import rollups
     from collectors.base import PARTIAL_EXIT, RunContext, run_collectors
     from core import store
     from core.aws import Clients
 
     settings = _settings(db)
     since_date = _parse_date(since, "--since")
-    with store.writer(settings.db) as con:
+    with store.writer(settings.db, before_publish=rollups.before_publish) as con:
         before = store.store_version(con)
         last_run = con.execute("SELECT coalesce(max(run_id), 0) FROM collector_runs").fetchone()[0]
         ctx = RunContext(settings=settings, con=con, since=since_date, source=source, debug=State.debug,
@@ -103,13 +104,14 @@ def collect(
 @app.command()
 def refresh(db: DbOption = None) -> None:
     """Recompute the dashboard's default views for the current store (after a change to caa.toml)."""
+    from analytics import rollups
     from core import store
     from ui import precompute
 
     settings = _settings(db)
     if not Path(settings.db).exists():
         raise store.no_data_error(settings.db)
-    with store.writer(settings.db) as con:
+    with store.writer(settings.db, before_publish=rollups.before_publish) as con:
         summary = precompute.refresh(con, settings)
         store.publish_now(con)  # the store version did not move, so the session would not publish
     print(summary.line)  # a view that failed is named there; its page computes it live, as before
@@ -563,11 +565,12 @@ def dashboard(
 def _upgrade(db: Path) -> None:
     """Bring a store written by an older caa up to this schema (and its snapshot with it) before serving,
     so the pages never meet a missing table. A running collection holds the lock and does it itself."""
+    from analytics import rollups
     from core import store
 
     if Path(db).exists():
         try:
-            with store.writer(Path(db)):
+            with store.writer(Path(db), before_publish=rollups.before_publish):
                 pass
         except StoreBusyError:
             pass

@@ -1,14 +1,16 @@
-"""Daily rollups of `events`: event_days and download_days (schema/005_rollups.sql), and the spike
-detectors' download sessions per level, download_sessions_days (schema/007_session_rollup.sql).
+"""Daily rollups of `events`: event_days and download_days (core/schema/005_rollups.sql), and the spike
+detectors' download sessions per level, download_sessions_days (core/schema/007_session_rollup.sql).
+Their SQL is analytics/sql/rollup_*.sql; what a download and a session are is defined once, in
+core/schema/008_definitions.sql.
 
-`refresh(con, days)` recomputes the given UTC days from `events`. The loaders mark the days of each
-batch they insert (`touch`, in the batch's transaction), and the store recomputes the marked days
-(`flush`) before it publishes the reader snapshot, so readers never see events without their rollups.
-`rebuild(con)` recomputes every day (after the migration that created the tables). `heal(con)`, run at
-the end of every write session, rebuilds them when their event count no longer matches `events` (a
-process killed before its flush, or rows written by hand). Each day is read with a range on event_at,
-which DuckDB prunes by its zone maps, so refreshing a day costs about one day of events whatever the
-store's size.
+`before_publish` is the store's before-publish hook (core/store.py `writer(db, before_publish=...)`):
+the loaders mark the UTC days of each batch they commit (store.mark_days, in the batch's transaction),
+and before every publish the store hands those days here, so readers never see events without their
+rollups, and a day loaded in many batches is recomputed once per publish. Then `heal` rebuilds the
+rollups when their event count no longer matches `events` (a process killed between its commit and its
+publish, rows written by hand, a store from before the rollups). Each day is read with a range on
+event_at, which DuckDB prunes by its zone maps, so refreshing a day costs about one day of events
+whatever the store's size.
 
 Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days.
 """
@@ -20,64 +22,17 @@ from datetime import date, timedelta
 
 import duckdb
 
+from analytics.queries import sql
+from core import store
 from core.clock import utc_midnight
 
-DAY = "CAST(event_at AT TIME ZONE 'UTC' AS DATE)"
-DOWNLOAD = ("event_name = 'ReadFromRepository' AND error_code IS NULL AND version IS NOT NULL "
-            "AND asset IS NOT NULL")  # the `downloads` view's predicate (schema/001_init.sql)
-
-EVENT_DAYS_SQL = f"""
-INSERT INTO event_days
-SELECT {DAY} AS day, account_id, region, domain, repository, format, event_name, error_code IS NULL AS ok,
-       count(*) AS events, count(*) FILTER (WHERE {DOWNLOAD}) AS downloads,
-       min(event_at) AS first_at, max(event_at) AS last_at,
-       max(event_at) FILTER (WHERE {DOWNLOAD}) AS last_download_at
-FROM events
-WHERE event_at >= $lo AND event_at < $hi
-GROUP BY ALL
-"""
-
-DOWNLOAD_DAYS_SQL = f"""
-INSERT INTO download_days
-SELECT {DAY} AS day, account_id, region, domain, repository, format, namespace, package, version,
-       count(*) AS downloads, min(event_at) AS first_at, max(event_at) AS last_at
-FROM downloads
-WHERE event_at >= $lo AND event_at < $hi
-GROUP BY ALL
-"""
-
-# One statement for the three detector levels (schema/007_session_rollup.sql): the downloads are grouped once
-# into (package, session) rows, from which each level counts its distinct sessions.
-SESSION_DAYS_SQL = f"""
-INSERT INTO download_sessions_days
-WITH s AS MATERIALIZED (
-    SELECT {DAY} AS day, account_id, region, domain, repository, format, namespace, package, principal_arn,
-           source_ip, date_trunc('minute', event_at AT TIME ZONE 'UTC') AS minute, count(*) AS n
-    FROM downloads
-    WHERE event_at >= $lo AND event_at < $hi
-    GROUP BY ALL
-)
-SELECT day, 'package', account_id, region, domain, repository, format, namespace, package, NULL, count(*), sum(n)
-FROM s GROUP BY day, account_id, region, domain, repository, format, namespace, package
-UNION ALL
-SELECT day, 'repository', account_id, region, domain, repository, NULL, NULL, NULL, NULL,
-       count(DISTINCT (principal_arn, source_ip, minute)), sum(n)
-FROM s GROUP BY day, account_id, region, domain, repository
-UNION ALL
-SELECT day, 'principal', account_id, region, NULL, NULL, NULL, NULL, NULL, coalesce(principal_arn, 'unknown'),
-       count(DISTINCT (principal_arn, source_ip, minute)), sum(n)
-FROM s GROUP BY day, account_id, region, coalesce(principal_arn, 'unknown')
-"""
-TABLES = ("event_days", "download_days", "download_sessions_days")
+TABLES = ("event_days", "download_days", "download_sessions_days")  # each filled by analytics/sql/rollup_<table>.sql
+SPAN_DAYS = 31  # days per refresh statement: bounds the memory of a backfill's flush
 
 
 def _insert_all(con: duckdb.DuckDBPyConnection, bounds: dict) -> None:
-    con.execute(EVENT_DAYS_SQL, bounds)
-    con.execute(DOWNLOAD_DAYS_SQL, bounds)
-    con.execute(SESSION_DAYS_SQL, bounds)
-
-
-SPAN_DAYS = 31  # days per refresh statement: bounds the memory of a backfill's flush
+    for table in TABLES:
+        con.execute(sql(f"rollup_{table}"), bounds)
 
 
 def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
@@ -99,31 +54,6 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
         _insert_all(con, {"lo": utc_midnight(first), "hi": utc_midnight(last + timedelta(days=1))})
 
 
-def touch(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> None:
-    """Mark the UTC days of `table`'s rows (a loader's staged batch) for the next flush(). Call it in the
-    transaction that inserts them: the mark is a TEMP row, committed with the batch."""
-    con.execute("CREATE TEMP TABLE IF NOT EXISTS rollup_pending (day DATE NOT NULL)")
-    con.execute(f"INSERT INTO rollup_pending SELECT DISTINCT {DAY} FROM {table} WHERE {where}")
-
-
-def flush(con: duckdb.DuckDBPyConnection) -> None:
-    """Recompute the days marked by touch(), in one transaction. The store calls it before every publish
-    (core/store.py), so readers always see rollups that match their events, and a day loaded in
-    many batches (a dense trail) is recomputed once per publish instead of once per batch. A process
-    killed before its flush leaves the days behind its events; heal() at the next write session rebuilds."""
-    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'rollup_pending'"
-                       ).fetchone()[0]:
-        return
-    con.execute("BEGIN TRANSACTION")
-    try:
-        refresh(con, [d for (d,) in con.execute("SELECT DISTINCT day FROM rollup_pending").fetchall()])
-        con.execute("DELETE FROM rollup_pending")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-
-
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Recompute every day (a store whose events predate the rollups)."""
     for table in TABLES:
@@ -139,11 +69,15 @@ def heal(con: duckdb.DuckDBPyConnection) -> bool:
         "SELECT (SELECT count(*) FROM events), (SELECT coalesce(sum(events), 0) FROM event_days)").fetchone()
     if have == summed:
         return False
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction(con):
         rebuild(con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return True
+
+
+def before_publish(con: duckdb.DuckDBPyConnection, days: list[date]) -> bool:
+    """The store's hook: recompute the marked `days` in one transaction, then heal. True when it changed
+    data that was already committed and published (a heal), so the store version must move."""
+    if days:
+        with store.transaction(con):
+            refresh(con, days)
+    return heal(con)

@@ -46,9 +46,10 @@ def demo_estate(base: Path, seed: int, events: int) -> tuple[Path, dict]:
                 raise SystemExit(f"bench: building the demo estate seed={seed} failed")
         (folder / "ok").touch()
     else:
+        from analytics import rollups
         from core import store
 
-        with store.writer(db):  # an estate cached by an older caa: migrate it (rollups), as a collection would
+        with store.writer(db, before_publish=rollups.before_publish):  # an estate cached by an older caa: migrate it (rollups), as a collection would
             pass
     return db, json.loads(db.with_name("caa.ground_truth.json").read_text())
 
@@ -76,12 +77,13 @@ def refresh_views(db: Path) -> dict:
     """Precompute the estate's dashboard views as a collection does (`caa refresh`), with the settings the
     page processes read; returns {"views", "secs"}. The demo build refreshed already, but maybe with another
     caa.toml, or (an estate cached under data/bench/) before views were precomputed at all."""
+    from analytics import rollups
     from core import store
     from core.settings import load_settings
     from ui import precompute
 
     settings = load_settings(Path(os.devnull), db=db)
-    with store.writer(db) as con:
+    with store.writer(db, before_publish=rollups.before_publish) as con:
         summary = precompute.refresh(con, settings)
         store.publish_now(con)
     print(f"  {summary.line}", flush=True)  # names any view that failed (its page then computes it cold)

@@ -15,7 +15,7 @@ range: the same event always carries the same eventTime), and commits the new ev
 on (for the rollups, recomputed before the next publish), the file ledger rows and the store version in
 one transaction.
 
-Reads: trail files. Writes: events, their daily rollups (analytics/rollups.py), cloudtrail_files,
+Reads: trail files. Writes: events (marking their days for the rollups, analytics/rollups.py), cloudtrail_files,
 store_meta.
 """
 
@@ -34,7 +34,6 @@ from pathlib import Path
 
 import duckdb
 
-from analytics import rollups
 from core import store
 from core.clock import utc_now
 from core.errors import first_line
@@ -382,8 +381,7 @@ def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
     result.events_per_file = dict(con.execute(
         "SELECT filename, count(*) FROM ct_stage GROUP BY filename").fetchall())
     lo_hi = con.execute("SELECT min(event_at), max(event_at) FROM ct_stage WHERE event_id IS NOT NULL").fetchone()
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction(con):
         if lo_hi[0] is not None:
             result.new_events = con.execute(f"""
                 INSERT INTO events ({EVENT_COLUMNS})
@@ -395,7 +393,7 @@ def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
                   AND event_id NOT IN (SELECT event_id FROM events WHERE event_at BETWEEN $lo AND $hi)
             """, {"lo": lo_hi[0], "hi": lo_hi[1]}).fetchone()[0]
         if result.new_events:
-            rollups.touch(con, "ct_stage", VALID_ROW)  # recomputed before the next publish
+            store.mark_days(con, "ct_stage", VALID_ROW)  # its rollups are recomputed before the next publish
         now = utc_now()
         rows = [(*ledger[f], result.events_per_file.get(f, 0), now) for f in staged if f in ledger]
         if rows:  # one statement: executemany costs a round trip per row
@@ -403,10 +401,6 @@ def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
                         [v for row in rows for v in row])
         if rows or result.new_events:
             store.bump_version(con)
-        con.execute("COMMIT")
-    except BaseException:
-        store.rollback_quietly(con)
-        raise
     con.execute("DROP TABLE IF EXISTS ct_stage")
     return result
 

@@ -1,6 +1,7 @@
 """The DuckDB store: connect, migrate forward, lock writers, publish a snapshot for readers.
 
-Also the shared load helpers: load_transaction, insert_rows, read/write_watermark.
+Also the shared load helpers: transaction, load_transaction, insert_rows, read/write_watermark, and the
+one before-publish hook (mark_days, prepare_publish) through which derived tables follow `events`.
 
 Writes: the store file (settings.db, default data/caa.duckdb), its lock file `<db>.lock`, and a
 reader snapshot `<stem>.read.duckdb` beside it.
@@ -20,15 +21,15 @@ import fcntl
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from analytics import rollups
 from core.clock import utc_now
 from core.errors import StoreBusyError, StoreError, first_line
 
@@ -67,11 +68,6 @@ def _locked(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(con.execute("SELECT current_setting('lock_configuration')").fetchone()[0])
 
 
-# Data steps that follow a migration's DDL, in its transaction: after 007 (the last rollup table; 005 made
-# the first two) the rollups of existing events are built.
-POST_MIGRATION = {7: rollups.rebuild}
-
-
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply schema/NNN_*.sql files not yet applied, each in its own transaction. Returns their names."""
     con.execute(
@@ -84,16 +80,9 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         version = int(path.name[:3])
         if version in applied:
             continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(path.read_text(encoding="utf-8"))
-            if version in POST_MIGRATION:
-                POST_MIGRATION[version](con)
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, path.name, utc_now()])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         done.append(path.name)
     return done
 
@@ -108,16 +97,63 @@ def bump_version(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextmanager
-def load_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One collector load: its rows, its watermark and the store version commit together, or not at all."""
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, or ROLLBACK when the block raises (anything, Ctrl+C included)."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
-        bump_version(con)
         con.execute("COMMIT")
     except BaseException:
         rollback_quietly(con)
         raise
+
+
+@contextmanager
+def load_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One collector load: its rows, its watermark and the store version commit together, or not at all."""
+    with transaction(con):
+        yield con
+        bump_version(con)
+
+
+# The store's one "before publish" hook. Loaders mark the UTC days of the `events` rows they commit
+# (mark_days, in their transaction: the mark is a TEMP row, committed with them). Before every publish the
+# writer's hook gets those days (prepare_publish); it returns True when it changed data that was already
+# committed, so the store version moves. analytics/rollups.py `before_publish` is the hook that keeps the
+# daily rollups in step with `events`; a writer that loads events must be given it (writer refuses to
+# publish marked days without a hook, rather than publish events without their rollups).
+BeforePublish = Callable[[duckdb.DuckDBPyConnection, list[date]], bool]
+_HOOKS: dict[int, BeforePublish | None] = {}  # id(write connection) -> its session's hook
+DAY_OF_EVENT = "CAST(event_at AT TIME ZONE 'UTC' AS DATE)"
+
+
+def mark_days(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> None:
+    """Mark the UTC days of `table`'s rows (a loader's staged batch, with an event_at column) as changed,
+    for the next publish. `table` and `where` are module constants of the caller."""
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS changed_days (day DATE NOT NULL)")
+    con.execute(f"INSERT INTO changed_days SELECT DISTINCT {DAY_OF_EVENT} FROM {table} WHERE {where}")
+
+
+def prepare_publish(con: duckdb.DuckDBPyConnection) -> bool:
+    """Run the session's before-publish hook on the days marked since the last call, and move the store
+    version when the hook changed committed data (then True). Publishing calls it; so does precompute,
+    whose views read what the hook keeps."""
+    marked = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'changed_days'"
+                         ).fetchone()[0]
+    days = sorted(d for (d,) in con.execute("SELECT DISTINCT day FROM changed_days").fetchall()) if marked else []
+    hook = _HOOKS.get(id(con))
+    if hook is None:
+        if days:
+            raise StoreError("events were loaded in a write session without a before-publish hook", fix=(
+                "open the session with store.writer(db, before_publish=rollups.before_publish)"))
+        return False
+    changed = hook(con, days)
+    if marked:
+        con.execute("DELETE FROM changed_days")
+    if changed:
+        with transaction(con):
+            bump_version(con)
+    return changed
 
 
 def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]],
@@ -204,14 +240,15 @@ def publish_now(con: duckdb.DuckDBPyConnection) -> Path:
     """
     path = con.execute(
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
-    rollups.flush(con)
+    prepare_publish(con)
     con.execute("CHECKPOINT")
     return publish_snapshot(Path(path))
 
 
 @contextmanager
-def writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Exclusive write session: lock, migrate, yield, checkpoint, publish the snapshot if changed.
+def writer(db: Path, before_publish: BeforePublish | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Exclusive write session: lock, migrate, yield, run the before-publish hook, checkpoint, publish the
+    snapshot if changed. A session that loads events passes rollups.before_publish (see mark_days).
 
     Also when the session ends with an exception (Ctrl+C, a failed AWS call): what was committed
     before it is checkpointed and published, so readers see a partial run; the exception still
@@ -222,6 +259,7 @@ def writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     lock.acquire()
     try:
         con = _connect(db, read_only=False)
+        _HOOKS[id(con)] = before_publish
         changed, failed, before = False, True, None
         try:
             changed = bool(migrate(con))
@@ -232,15 +270,15 @@ def writer(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
             try:
                 if failed:
                     rollback_quietly(con)
-                rollups.flush(con)  # what was committed (also before a failure) is published with its rollups
-                if not failed and rollups.heal(con):
-                    bump_version(con)
+                # what was committed (also before a failure) is published with what the hook derives from it
+                prepare_publish(con)
                 changed = changed or store_version(con) != before
                 con.execute("CHECKPOINT")
-            except duckdb.Error:
+            except (duckdb.Error, StoreError):
                 if not failed:
                     raise
             finally:
+                _HOOKS.pop(id(con), None)
                 con.close()
             if changed or not snapshot_path(db).exists():
                 try:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 
+from analytics import rollups
 from collectors import cloudtrail, cloudwatch, costexplorer, inventory
 from collectors.base import RunContext, echo, run_collectors
 from core import store
@@ -117,7 +118,7 @@ def run_demo(db: Path, seed: int = 7, events: int = 1_000_000, debug: bool = Fal
             )
             fake = FakeCodeArtifact(estate, as_of=estate.start)
             clients = FakeCodeArtifactClients(settings, fake)
-            with store.writer(db) as con:
+            with store.writer(db, before_publish=rollups.before_publish) as con:
                 con.execute("INSERT INTO store_meta VALUES ('demo_seed', ?)", [seed])
                 ctx = RunContext(settings=settings, con=con, since=estate.start.date(),
                                  source=str(out / "trails"), debug=debug, clients=clients,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from analytics import rollups
 from collectors.base import RunContext, run_collectors
 from core import settings as settings_mod
 from core import store
@@ -23,10 +24,15 @@ def make_settings(**overrides):
     return settings_mod.load_settings(NO_CONFIG, **overrides)
 
 
+def writer(db: Path):
+    """A write session as every caa command opens one that may load events: with the rollups' hook."""
+    return store.writer(db, before_publish=rollups.before_publish)
+
+
 def collect(db: Path, specs: list, settings=None, now=TRAIL_NOW, **ctx_kwargs) -> int:
     """Run `specs` into `db` as a collection at `now` (default: when the fixture trails are collected)."""
     settings = settings or make_settings(db=db)
-    with store.writer(db) as con:
+    with writer(db) as con:
         ctx = RunContext(settings=settings, con=con, show_progress=False, now=now, **ctx_kwargs)
         return run_collectors(specs, ctx)
 

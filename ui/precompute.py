@@ -35,7 +35,7 @@ from typing import Any
 
 import duckdb
 
-from analytics import overview, rollups
+from analytics import overview
 from analytics.filters import Filters
 from core import store
 from core.clock import utc_now
@@ -178,7 +178,7 @@ def refresh(con: duckdb.DuckDBPyConnection, settings: Settings) -> Summary:
     store version, replacing the rows of older versions, in one transaction. A loader that fails is logged (one line) and
     skipped. Without any collector run the pages show "no data", so nothing is stored."""
     t0 = time.monotonic()
-    rollups.flush(con)  # the days this session loaded: the views read the rollups
+    store.prepare_publish(con)  # the rollups of the days this session loaded: the views read them
     version = con.execute("SELECT value FROM store_meta WHERE key = 'store_version'").fetchone()[0]
     rows: dict[str, tuple] = {}
     failed: dict[str, str] = {}  # key -> kind
@@ -202,32 +202,22 @@ def refresh(con: duckdb.DuckDBPyConnection, settings: Settings) -> Summary:
 
 
 def _store(con: duckdb.DuckDBPyConnection, version: int, rows: list[tuple]) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with store.transaction(con):
         con.execute("DELETE FROM page_cache WHERE store_version <> $v OR list_contains($keys::VARCHAR[], key)",
                     {"v": version, "keys": [r[0] for r in rows]})
         if rows:
             con.executemany("INSERT INTO page_cache (key, kind, store_version, payload, computed_at, seconds) "
                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
-        con.execute("COMMIT")
-    except BaseException:
-        store.rollback_quietly(con)
-        raise
 
 
 def carry_forward(con: duckdb.DuckDBPyConnection) -> int:
     """Re-key the newest views to the current store version; for a run that recorded itself in
     collector_runs but loaded no data, so the views are still right (the Overview's run list is read live
     by lookup()). Returns how many views were kept."""
-    version = con.execute("SELECT value FROM store_meta WHERE key = 'store_version'").fetchone()[0]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    version = store.store_version(con)
+    with store.transaction(con):
         kept = con.execute("UPDATE page_cache SET store_version = $v WHERE store_version = "
                            "(SELECT max(store_version) FROM page_cache)", {"v": version}).fetchone()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        store.rollback_quietly(con)
-        raise
     return kept
 
 

@@ -16,7 +16,7 @@ WITH w AS (
 ),
 k AS (SELECT range AS weeks_back FROM range(0, $weeks + 1)),
 d AS (
-    SELECT w.window_id, k.weeks_back, e.principal_arn, e.source_ip,
+    SELECT w.window_id, k.weeks_back, session_key(e.principal_arn, e.source_ip, e.event_at) AS session,
            (e.event_at AT TIME ZONE 'UTC') + to_days(CAST(7 * k.weeks_back AS INTEGER)) AS shifted_at
     FROM w
     CROSS JOIN k
@@ -30,7 +30,7 @@ d AS (
      AND ($level <> 'principal' OR coalesce(e.principal_arn, 'unknown') = w.principal_arn)
 )
 SELECT window_id, weeks_back, date_trunc('hour', shifted_at) AS hour_at,
-       count(DISTINCT (principal_arn, source_ip, date_trunc('minute', shifted_at))) AS sessions,
+       count(DISTINCT session) AS sessions,  -- whole weeks back: the same minutes
        count(*) AS downloads
 FROM d
 GROUP BY ALL

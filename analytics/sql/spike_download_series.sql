@@ -1,7 +1,7 @@
 -- Purpose: download series for spike detection: sessions and downloads per series and time bucket.
---          A session is one (principal_arn, source_ip, UTC minute): a CI job that fetches a package 40
---          times in one minute is one session, so the detector scores sessions (robust to such clusters)
---          and sizes a spike in downloads.
+--          A session is session_key (core/schema/008_definitions.sql): one principal from one IP in one
+--          UTC minute, so the detector scores sessions (robust to a CI job's clusters) and sizes a spike
+--          in downloads.
 -- $params: $level VARCHAR: 'package' (domain, repository, format, namespace, package), 'repository'
 --          (domain, repository) or 'principal' (principal_arn); $grain VARCHAR: 'hour' or 'day';
 --          $start_at TIMESTAMPTZ (inclusive), $end_at TIMESTAMPTZ (exclusive);
@@ -31,7 +31,7 @@ SELECT
     CASE WHEN $level = 'package' THEN package END AS package,
     CASE WHEN $level = 'principal' THEN coalesce(principal_arn, 'unknown') END AS principal_arn,
     date_trunc($grain, event_at AT TIME ZONE 'UTC') AS bucket_at,
-    count(DISTINCT (principal_arn, source_ip, date_trunc('minute', event_at AT TIME ZONE 'UTC'))) AS sessions,
+    count(DISTINCT session_key(principal_arn, source_ip, event_at)) AS sessions,
     count(*) AS downloads
 FROM raw
 GROUP BY ALL

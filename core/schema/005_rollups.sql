@@ -2,7 +2,7 @@
 -- instead of scanning millions. Maintained by analytics/rollups.py: every UTC day the loaders touch is
 -- recomputed from `events` before the next publish, so a rollup row is always a pure function of that
 -- day's events (re-runs, late files and duplicates included). Queries still aggregate over rows.
--- The rows for an existing store are built after 007_session_rollup.sql runs (core/store.py POST_MIGRATION).
+-- The rows for an existing store are built by the before-publish hook's heal (analytics/rollups.py).
 
 -- One row per UTC day, account, region, domain, repository, format, event name and outcome.
 CREATE TABLE event_days (

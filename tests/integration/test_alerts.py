@@ -19,7 +19,7 @@ import pytest
 
 from core import store
 from delivery.alerts import send_alerts
-from tests.helpers import make_settings, rows
+from tests.helpers import make_settings, rows, writer
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 A = "111111111111"
@@ -41,7 +41,7 @@ def build_spike_store(db: Path) -> None:
     """May 1 - June 14 2026: HOSTILE is downloaded twice a day (08:00 and 16:00, two CI principals); on June
     10 leaky-bot fetches it 60 times between 10:00 and 11:00 (a download spike); on June 12 intruder is
     denied 30 times in half an hour (an auth burst)."""
-    with store.writer(db) as con:
+    with writer(db) as con:
         _insert(con, "am", "2026-05-01 08:00:00", 45, 86_400, f"arn:aws:iam::{A}:user/ci-1", "192.0.2.1", "npm/10")
         _insert(con, "pm", "2026-05-01 16:00:00", 45, 86_400, f"arn:aws:iam::{A}:user/ci-2", "192.0.2.2", "npm/10")
         _insert(con, "spike", "2026-06-10 10:00:00", 60, 60, BOT, "203.0.113.9", "curl/8.5")
@@ -137,7 +137,7 @@ def test_each_spike_alerts_once_and_a_grown_spike_realerts_once(tmp_path, webhoo
     assert len(posts) == 2 and _sqs_messages(sqs, queue) == []
 
     # the spike grows: leaky-bot carries on for two more hours
-    with store.writer(db) as con:
+    with writer(db) as con:
         _insert(con, "more", "2026-06-10 11:00:00", 120, 60, BOT, "203.0.113.9", "curl/8.5")
         store.bump_version(con)
     third = send_alerts(settings)

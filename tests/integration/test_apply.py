@@ -22,7 +22,7 @@ from core import store
 from core.clock import utc_now
 from core.errors import AwsAccessError, ConfigError, DataError
 from tests.fixtures.hostile import HOSTILE
-from tests.helpers import make_settings, rows
+from tests.helpers import make_settings, rows, writer
 
 ACCT, REGION, DOMAIN, REPO = "111111111111", "us-east-1", "corp", "app"
 T_REPORT = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -38,7 +38,7 @@ POLICY = ('{"keep_latest":0,"keep_latest_per_major":0,"min_age_days":90,"pins":[
 def build_store(db: Path, versions: list[tuple], events: list[tuple] = (), deps: list[tuple] = (),
                 regions: tuple[str, ...] = (REGION,)) -> None:
     """versions: (namespace, package, version, status, revision, origin_type)."""
-    with store.writer(db) as con, store.load_transaction(con):
+    with writer(db) as con, store.load_transaction(con):
         for region in regions:
             con.execute("INSERT INTO domains (account_id, region, domain, last_seen_at) VALUES (?, ?, ?, ?)",
                         [ACCT, region, DOMAIN, T_REPORT])
@@ -270,7 +270,7 @@ def test_staged_disposes_later_only_what_nobody_tried_to_fetch(estate):
     assert "disposed only after 30 d" in out
 
     archived_at = rows(db, "SELECT max(logged_at) FROM apply_log WHERE action = 'staged:archive'")[0][0]
-    with store.writer(db) as con, store.load_transaction(con):  # a failed fetch of 1.0.1, and trail coverage
+    with writer(db) as con, store.load_transaction(con):  # a failed fetch of 1.0.1, and trail coverage
         for i, (ver, err) in enumerate([("1.0.1", "PackageVersionArchived"), ("1.0.2", None)]):
             con.execute("INSERT INTO events (event_id, event_at, event_name, domain, repository, format, namespace, "
                         "package, version, error_code) VALUES (?, ?, 'ReadFromRepository', ?, 'other', 'npm', "
@@ -431,7 +431,7 @@ def test_duplicates_count_once_and_bytes_come_from_the_store_not_the_file(estate
 
     versions = web(4)
     db, _, settings = estate(versions)
-    with store.writer(db) as con, store.load_transaction(con):  # 1.0.0 and 1.0.1 share one 2 GiB asset
+    with writer(db) as con, store.load_transaction(con):  # 1.0.0 and 1.0.1 share one 2 GiB asset
         for v, sha, size in (("1.0.0", "shared", 2 * 1024**3), ("1.0.1", "shared", 2 * 1024**3),
                              ("1.0.2", "own2", 1024**3), ("1.0.3", "own3", 1024**3)):
             con.execute("INSERT INTO assets VALUES (?, ?, ?, ?, 'npm', 'acme', 'web', ?, 'a.tgz', ?, ?)",

@@ -13,7 +13,7 @@ import pytest
 from collectors import cloudtrail
 from core import store
 from tests.fixtures.trails import TRAIL_NOW, trail_files, write_local
-from tests.helpers import collect
+from tests.helpers import collect, writer
 
 COMMANDS = ["collect", "sql", "dashboard", "demo"]
 
@@ -105,7 +105,7 @@ def test_progress_bars_on_a_terminal_do_not_change_the_result(tmp_path):
     root = write_local(tmp_path / "trail", trail_files(n_files=8, per_file=10))
     a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
     collect(a, [cloudtrail.SPEC], since=date(2026, 10, 25), source=str(root))
-    with store.writer(b) as con:
+    with writer(b) as con:
         from collectors.base import RunContext, run_collectors
         from tests.helpers import make_settings
 

@@ -13,8 +13,9 @@ from moto import mock_aws
 
 from collectors import cloudwatch, costexplorer
 from collectors.base import RunContext, run_collectors
-from core import settings, store
+from core import settings
 from demo import moto_seed
+from tests.helpers import writer
 
 A, B = "111111111111", "222222222222"
 NOW = datetime(2025, 7, 15, 10, 30, tzinfo=UTC)
@@ -46,7 +47,7 @@ def aws():
 
 @pytest.fixture
 def db(tmp_path):
-    with store.writer(tmp_path / "caa.duckdb") as con:
+    with writer(tmp_path / "caa.duckdb") as con:
         yield con
 
 
@@ -185,7 +186,7 @@ def test_both_collectors_against_a_moto_server(tmp_path):
         s = make_settings([A, B], endpoint_url=url)
         billing = [*billing_rows(A, "us-east-1", date(2025, 5, 1), date(2025, 7, 16), 50_000, 20),
                    *billing_rows(B, "us-east-1", date(2025, 5, 1), date(2025, 7, 16), 1_000, 1)]
-        with moto_seed.demo_environment(), store.writer(tmp_path / "caa.duckdb") as con:
+        with moto_seed.demo_environment(), writer(tmp_path / "caa.duckdb") as con:
             ctx = ctx_for(con, s)
             window = costexplorer.window_for(ctx, None)
             moto_seed.seed_costs(url, billing, s.prices, [A, B], window.start, window.end)

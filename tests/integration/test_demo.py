@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from demo.estate import build_estate
-from tests.helpers import rows
+from tests.helpers import rows, writer
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard.py")
 SEED, EVENTS = 11, 20_000
@@ -110,9 +110,8 @@ def test_dashboard_overview_on_the_demo_estate_matches_sql(demo, monkeypatch, tm
 
 def test_demo_refuses_to_overwrite_a_store_it_did_not_build(tmp_path):
     db = tmp_path / "real.duckdb"
-    from core import store
 
-    with store.writer(db):
+    with writer(db):
         pass
     out = subprocess.run([sys.executable, "-m", "cli", "demo", "--events", "1000", "--no-serve", "--db", str(db)],
                          capture_output=True, text=True)

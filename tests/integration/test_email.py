@@ -28,7 +28,7 @@ from analytics import costs, forecast
 from core import store
 from delivery import mail
 from delivery.notify import deliver_cost_emails
-from tests.helpers import make_settings
+from tests.helpers import make_settings, writer
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 USER, PASSWORD = "caa-mailer", "pw-9f8e7d6c-NEVER-LOG"
@@ -117,7 +117,7 @@ def build_hostile_store(db: Path) -> None:
     package HOSTILE, downloaded 20,000 times in June and 2,000 times in May; its three oldest of six
     versions are idle (cleanup candidates). Repository "other" (owner tag bob@) holds lodash."""
     t = lambda *a: dt.datetime(*a, tzinfo=dt.UTC)  # noqa: E731
-    with store.writer(db) as con:
+    with writer(db) as con:
         day = dt.date(2026, 4, 1)
         while day <= dt.date(2026, 6, 20):
             con.execute("INSERT INTO storage_snapshots VALUES (?, ?, 'us-east-1', 'acme', ?, ?)",

@@ -22,7 +22,7 @@ from core import store
 from core.clock import pinned_clock
 from delivery import mail
 from demo.estate import build_estate
-from tests.helpers import make_settings
+from tests.helpers import make_settings, writer
 from ui import views
 
 A = "111111111111"
@@ -45,7 +45,7 @@ def build_store(db, now: datetime) -> None:
     1.0.0 and 1.1.0 never; all published 400 days ago."""
     last = now - timedelta(minutes=1)
     first = (now - timedelta(days=DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
-    with store.writer(db) as con:
+    with writer(db) as con:
         for domain, gib in (("acme", 40), ("beta", 10)):
             con.execute("INSERT INTO storage_snapshots SELECT d::DATE, ?, 'us-east-1', ?, ?, d + INTERVAL 2 HOUR "
                         "FROM range(?::TIMESTAMPTZ, ?::TIMESTAMPTZ, INTERVAL 1 DAY) t(d)",

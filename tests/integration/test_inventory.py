@@ -14,11 +14,11 @@ from botocore.stub import Stubber
 
 from collectors.base import RunContext, run_collectors
 from collectors.inventory import SPEC, collect, snapshot_domains
-from core import store
 from core.aws import Scope
 from core.settings import load_settings
 from demo.fake_codeartifact import FakeCodeArtifact, FakeCodeArtifactClients, FakeResponseError
 from demo.model import Asset, Dependency, Domain, Estate, Package, Repository, Version
+from tests.helpers import writer
 
 ACCT = "111111111111"
 REGION = "us-east-1"
@@ -88,13 +88,13 @@ def settings():
 
 def run(db: Path, fake: FakeCodeArtifact, now: datetime = AS_OF) -> int:
     s = settings()
-    with store.writer(db) as con:
+    with writer(db) as con:
         ctx = RunContext(s, con, now=now, clients=FakeCodeArtifactClients(s, fake), show_progress=False)
         return run_collectors([SPEC], ctx)
 
 
 def tables(db: Path, drop: set[str] = frozenset()) -> dict[str, list[tuple]]:
-    with store.writer(db) as con:
+    with writer(db) as con:
         out = {}
         for t in TABLES:
             cols = [c for (c,) in con.execute("SELECT column_name FROM information_schema.columns "
@@ -105,7 +105,7 @@ def tables(db: Path, drop: set[str] = frozenset()) -> dict[str, list[tuple]]:
 
 
 def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    with store.writer(db) as con:
+    with writer(db) as con:
         return con.execute(sql, params or []).fetchall()
 
 
@@ -196,7 +196,7 @@ def test_stubbed_multi_page_run_writes_rows_and_second_run_skips_version_calls(t
     client = boto3.client("codeartifact", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     created, published = datetime(2023, 5, 1, tzinfo=UTC), datetime(2024, 2, 3, 4, 5, 6, tzinfo=UTC)
     s = settings()
-    with store.writer(db) as con, Stubber(client) as stub:
+    with writer(db) as con, Stubber(client) as stub:
         add_listing(stub, created)
         add_version_details(stub, published)
         add_requests_listing(stub, True, published)
@@ -320,7 +320,7 @@ def test_storage_snapshots_one_row_per_domain_per_day(tmp_path):
     clients = FakeCodeArtifactClients(s, fake)
     client = clients.client(SCOPE, "codeartifact")
     days = [datetime(2024, 1, 30, 23, 59, 59, tzinfo=UTC) + timedelta(days=i) for i in range(4)]
-    with store.writer(db) as con:
+    with writer(db) as con:
         for day in [*days, days[-1]]:  # the last day twice: its row is replaced, not added
             fake.as_of = day
             assert snapshot_domains(RunContext(s, con, now=day, clients=clients), SCOPE, client) == (

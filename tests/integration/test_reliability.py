@@ -47,7 +47,7 @@ from demo.fake_codeartifact import FakeCodeArtifact, FakeCodeArtifactClients
 from demo.model import Estate
 from tests.fixtures.hostile import HOSTILE, expected_versions, hostile_estate, hostile_records
 from tests.fixtures.trails import record, trail_files, unique_events, write_local
-from tests.helpers import NO_CONFIG, collect, rows
+from tests.helpers import NO_CONFIG, collect, rows, writer
 
 A, B = "111111111111", "222222222222"
 REGION = "us-east-1"
@@ -228,7 +228,7 @@ def run_world(db: Path, world: World, faults: Faults | None = None,
     """Every collector over the world, with `since` fixed so every run asks AWS the same questions."""
     s = settings or world_settings(sources)
     fakes = fakes or {a: FakeCodeArtifact(world.estate, NOW) for a in (A, B)}
-    with instrumented(faults or Faults()), store.writer(db) as con:
+    with instrumented(faults or Faults()), writer(db) as con:
         ctx = RunContext(s, con, now=NOW, since=SINCE, clients=(clients or WorldClients)(s, fakes),
                          show_progress=False)
         return run_collectors(specs, ctx)
@@ -432,7 +432,7 @@ def test_odd_trail_files_are_tolerated_or_skipped_counted_and_reported(tmp_path,
     assert set(ledger) == {_key(n) for n in (1, 2, 5, 6, 8)} and ledger[_key(5)] == ledger[_key(6)] == 0
     # The skipped files are retried, the tolerated ones are not fetched again.
     assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
-    with store.writer(db) as con:  # the store itself: see test_a_run_that_changes_no_data_is_still_visible...
+    with writer(db) as con:  # the store itself: see test_a_run_that_changes_no_data_is_still_visible...
         assert con.execute("SELECT skipped, rows FROM collector_runs ORDER BY run_id").fetchall() == [(4, 6), (3, 0)]
 
 
@@ -506,7 +506,7 @@ def run_killable(db: Path, root: Path, kill_at: int | None = None, mode: str = "
     """cloudtrail (a local tree) then inventory (the fake) into `db`; returns (exit code, statements run)."""
     s = kill_settings()
     fake = FakeCodeArtifact(hostile_estate((A,), hostile_repositories=False, labels=KILL_LABELS), NOW)
-    with store.writer(db) as con:
+    with writer(db) as con:
         counting = CountingConnection(con, kill_at, mode, seed)
         ctx = RunContext(s, counting, now=NOW, since=SINCE, source=str(root), clients=FakeCodeArtifactClients(s, fake),
                          show_progress=False)

@@ -16,9 +16,10 @@ import cli
 from analytics import queries
 from analytics.filters import Filters
 from collectors import cloudtrail
+from collectors.base import RunContext, run_collectors
 from core import store
-from tests.fixtures.trails import record, trail_files, write_local
-from tests.helpers import collect, make_settings, rows
+from tests.fixtures.trails import TRAIL_NOW, record, trail_files, write_local
+from tests.helpers import collect, make_settings, rows, writer
 
 DOWNLOAD = ("event_name = 'ReadFromRepository' AND error_code IS NULL AND version IS NOT NULL "
             "AND asset IS NOT NULL")
@@ -98,10 +99,9 @@ def test_an_older_store_gets_its_rollups_when_it_is_first_opened(tmp_path, monke
     old_schema.mkdir()
     for f in sorted(store.SCHEMA_DIR.glob("00[1-4]_*.sql")):  # before 005 and 007 (the rollups)
         shutil.copy(f, old_schema / f.name)
-    monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code before rollups existed
-    monkeypatch.setattr(store.rollups, "heal", lambda con: False)
+    monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code before rollups existed:
     db = tmp_path / "caa.duckdb"
-    with store.writer(db) as con:
+    with store.writer(db) as con:  # no before-publish hook, hence no rollups
         assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'event_days'").fetchone() == (0,)
         con.execute("INSERT INTO events (event_id, event_at, event_name, account_id, region, domain, repository, "
                     "format, package, version, asset) SELECT 'e' || i, TIMESTAMPTZ '2026-01-01 00:00:00+00' + "
@@ -114,9 +114,25 @@ def test_an_older_store_gets_its_rollups_when_it_is_first_opened(tmp_path, monke
     assert_rollups_match(db)
 
 
+def test_a_session_that_loads_events_without_the_rollups_hook_publishes_nothing(tmp_path):
+    """The store's one before-publish hook cannot be forgotten silently: readers would see events
+    without their rollups (a Usage page short of the newest downloads)."""
+    src = write_local(tmp_path / "trail", trail_files(n_files=3, per_file=20))
+    db = tmp_path / "caa.duckdb"
+    with pytest.raises(store.StoreError, match="before-publish hook"), store.writer(db) as con:
+        ctx = RunContext(settings=make_settings(db=db), con=con, show_progress=False, now=TRAIL_NOW,
+                         since=date(2026, 11, 1), source=str(src))
+        run_collectors([cloudtrail.SPEC], ctx)
+    assert not store.snapshot_path(db).exists()  # committed in the store, but never shown without rollups
+    collect(db, [cloudtrail.SPEC], since=date(2026, 11, 1), source=str(src))  # the next session heals them
+    (events,), = rows(db, "SELECT count(*) FROM events")
+    assert events > 50 and rows(db, "SELECT sum(events) FROM event_days") == [(events,)]
+    assert_rollups_match(db)
+
+
 def test_events_written_outside_the_loaders_are_rolled_up_when_the_session_ends(tmp_path):
     db = tmp_path / "caa.duckdb"
-    with store.writer(db) as con:
+    with writer(db) as con:
         con.execute("INSERT INTO events (event_id, event_at, event_name, account_id, domain, repository, format, "
                     "package, version, asset, error_code) VALUES "
                     "('a', TIMESTAMPTZ '2026-03-01 23:59:59+00', 'ReadFromRepository', '1', 'd', 'r', 'npm', 'x', "

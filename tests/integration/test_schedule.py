@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 import jobs
-from core import store
 from core.settings import load_settings
 from tests.fixtures.trails import TRAIL_NOW, trail_files, unique_events, write_local
-from tests.helpers import rows
+from tests.helpers import rows, writer
 
 NEVER = "0 0 1 1 *"  # jobs a test does not exercise: 1 January only
 
@@ -83,7 +82,7 @@ def test_a_collector_job_fired_by_the_scheduler_loads_its_rows(setup, caplog):
 def test_a_run_that_finds_the_store_busy_is_skipped_with_the_reason(setup, caplog):
     settings, db, _ = setup
     caplog.set_level(logging.INFO, logger="caa.schedule")
-    with store.writer(db):  # another caa process is writing
+    with writer(db):  # another caa process is writing
         result = jobs.run_job("cloudtrail", settings)
         cli = _caa("schedule", "--once", "cloudtrail", db=db)
     assert result.status == "skipped"

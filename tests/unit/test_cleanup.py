@@ -16,7 +16,7 @@ from analytics.reports import read_table, write_table
 from analytics.versions import is_prerelease, major, rank_versions, satisfies
 from core import store
 from core.errors import ConfigError
-from tests.helpers import make_settings
+from tests.helpers import make_settings, writer
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
 GIB = 1024**3
@@ -58,7 +58,7 @@ class Estate:
         self.deps.append((*key, dep_ns, dep_package, "regular", requirement))
 
     def build(self, path: Path):
-        with store.writer(path) as con:
+        with writer(path) as con:
             con.executemany("INSERT INTO events (event_id, event_at, event_name, account_id, region, domain, "
                             "repository, format, namespace, package, version, asset) VALUES "
                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.events)
@@ -374,7 +374,7 @@ def test_report_columns_and_hostile_names_survive_every_format(build, tmp_path):
 
 
 def test_an_empty_store_and_a_bad_override(build, tmp_path):
-    with store.writer(tmp_path / "empty.duckdb"):
+    with writer(tmp_path / "empty.duckdb"):
         pass
     con = store.open_reader(tmp_path / "empty.duckdb")
     try:

@@ -14,7 +14,7 @@ from analytics import forecast as fc
 from core import store
 from demo.moto_seed import cost_results
 from tests.fixtures.small_store import build_small_store
-from tests.helpers import make_settings
+from tests.helpers import make_settings, writer
 
 GIB = 1024**3
 A, B = "111111111111", "222222222222"
@@ -51,7 +51,7 @@ def last_event(con, at=datetime(2025, 6, 30, 23, 30, tzinfo=UTC)):
 
 def open_store(tmp_path, fill):
     db = tmp_path / "x.duckdb"
-    with store.writer(db) as con:
+    with writer(db) as con:
         fill(con)
         store.bump_version(con)
     return store.open_reader(db)

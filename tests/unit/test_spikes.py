@@ -26,6 +26,7 @@ import pytest
 from analytics import spikes
 from core import store
 from core.settings import load_settings
+from tests.helpers import writer
 
 A = "111111111111"
 COLUMNS = ["event_id", "event_at", "event_name", "account_id", "region", "domain", "domain_owner", "repository",
@@ -67,7 +68,7 @@ def _rows():
 @pytest.fixture(scope="module")
 def con(tmp_path_factory):
     path = tmp_path_factory.mktemp("spikes") / "x.duckdb"
-    with store.writer(path) as w:
+    with writer(path) as w:
         batch = pd.DataFrame(_rows(), columns=COLUMNS)  # noqa: F841 (read by the INSERT below)
         w.execute("INSERT INTO events SELECT * FROM batch").fetchall()
         w.execute("UPDATE store_meta SET value = value + 1").fetchall()

@@ -22,6 +22,7 @@ import pytest
 from analytics.usage import KEYS, usage_report
 from core import store
 from core.settings import load_settings
+from tests.helpers import writer
 
 A = "111111111111"
 COLUMNS = ["event_id", "event_at", "event_name", "account_id", "region", "domain", "domain_owner", "repository",
@@ -44,7 +45,7 @@ def report(tmp_path_factory):
     rows += [(p + timedelta(minutes=i), "r1", "npm", "left-pad", "1.0.0", ALICE) for i in range(5)]
     rows += [(p, "r2", "npm", "left-pad", "1.0.0", ALICE)]
     path = tmp_path_factory.mktemp("usage") / "x.duckdb"
-    with store.writer(path) as w:
+    with writer(path) as w:
         batch = pd.DataFrame([_dl(i, *r) for i, r in enumerate(rows)], columns=COLUMNS)  # noqa: F841 (read by the INSERT below)
         w.execute("INSERT INTO events SELECT * FROM batch").fetchall()
         for repo in ("r1", "r2", "r3"):

@@ -21,7 +21,7 @@ from analytics import queries
 from analytics.filters import Filters
 from core import store
 from core.settings import load_settings
-from ui import precompute, views
+from ui import precompute
 
 TARGET_QUERY_S = 0.3
 TARGET_PAGE_S = 1.5
@@ -68,8 +68,8 @@ def query_times(db: Path, runs: int = 3) -> dict:
                 filters.apply(con)
                 seen: dict[str, list[float]] = {}
                 with timed_queries(seen):
-                    for kind, args in precompute.default_loads(con, settings):
-                        views.LOADERS[kind](con, settings, *args)
+                    for load, args in precompute.default_loads(con, settings):
+                        load(con, settings, *args)
                 per_run.append({q: max(ts) for q, ts in seen.items()})
             out[label] = {q: statistics.median(r[q] for r in per_run) for q in per_run[0]}
         Filters().apply(con)

@@ -40,11 +40,14 @@ def pytest_report_header(config):
     return f"caa clock pinned at {utc_now():%Y-%m-%dT%H:%M:%SZ} ({CLOCK_ENV}; see tests/conftest.py)"
 
 
+PACKAGES = ("core", "collectors", "analytics", "actions", "delivery", "ui", "demo")  # what builds an estate
+
+
 def _code_hash() -> str:
+    """Of every file that can change what a demo estate holds (its page_cache rows included)."""
     top = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
-    for p in sorted([*top.glob("collectors/**/*.py"), *top.glob("collectors/**/*.sql"), *top.glob("analytics/**/*.py"),
-                     *top.glob("analytics/**/*.sql"), top / "core/settings.py"]):
+    for p in sorted(p for pkg in PACKAGES for ext in ("py", "sql") for p in top.glob(f"{pkg}/**/*.{ext}")):
         h.update(p.relative_to(top).as_posix().encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:12]
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.settings import Settings
 from ui import figures, views
-from ui.common import View, count, gb, no_data, pct, usd
+from ui.common import DefaultLoads, Earlier, View, count, gb, no_data, pct, usd
 
 COLUMNS = {
     "account_id": "Account", "domain": "Domain", "repository": "Repository", "format": "Format",
@@ -57,7 +58,7 @@ def totals_ui(summary: dict) -> None:
 
 
 def backtest_ui(view: View, policy: tuple) -> None:
-    b = view.load("cleanup_backtest", *policy)
+    b = view.load(views.cleanup_backtest, *policy)
     if b is None:
         return
     st.subheader(f"Backtest: this policy run {b['days']} days ago")
@@ -85,9 +86,15 @@ def candidates_ui(data: views.CleanupView) -> None:
     st.dataframe(data.report, hide_index=True, column_config=COLUMNS)
 
 
+def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
+    policy = views.settings_policy(settings)  # the policy controls start out as caa.toml's [cleanup]
+    yield views.cleanup_view, policy
+    yield views.cleanup_backtest, policy
+
+
 def page(view: View) -> None:
     policy = policy_ui(view)
-    data: views.CleanupView | None = view.load("cleanup", *policy)
+    data: views.CleanupView | None = view.load(views.cleanup_view, *policy)
     if data is None:
         no_data()
         return

@@ -1,13 +1,17 @@
-"""What every dashboard page shares: the View (store, filters, settings), the cached loader and
-formatting. A load first looks for the view precomputed after the last collection (ui/precompute.py,
-table page_cache, keyed on the store version); otherwise it applies the global filters to the reader
-snapshot and calls analytics/ live (ui.views.LOADERS). Both are cached on the snapshot's
-version, so a new collection shows on the next rerun without a restart.
+"""What every dashboard page shares: the View (store, filters, settings), the cached load and
+formatting. `view.load(views.cost_report, ...)` first looks for the result precomputed after the last
+collection (ui/cache.py, table page_cache, keyed on the store version); otherwise it applies the global
+filters to the reader snapshot and runs the load (a function of ui/views.py) live. Both are cached on
+the snapshot's version, so a new collection shows on the next rerun without a restart.
+
+Each page module has `page(view)` and `default_loads(settings, earlier)`: what it loads with no filters
+and its widgets at their defaults (DefaultLoads), for ui/precompute.py.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +21,14 @@ import streamlit as st
 from analytics.filters import Filters
 from core import store
 from core.settings import Settings
-from ui import precompute, views
+from ui import cache, views
 
 NO_DATA = "No data yet: run `make demo` or `caa collect`."
-LOADERS = views.LOADERS  # kind -> function(con, settings, *args)
-LIVE: Counter[str] = Counter()  # loads computed live in this process, by kind (precomputed ones are not)
+LIVE: Counter[str] = Counter()  # loads computed live in this process, by name (precomputed ones are not)
+# A page's default loads: (load, args) pairs. `earlier(load, *args)` is the result of a load whose result
+# a later load's args depend on (the Costs and Usage windows), or None where the page would stop.
+Earlier = Callable[..., Any]
+DefaultLoads = Iterator[tuple[views.Load, tuple]]
 
 
 @dataclass(frozen=True)
@@ -35,28 +42,31 @@ class View:
     def settings(self) -> Settings:
         return Settings.model_validate_json(self.settings_json)
 
-    def load(self, kind: str, *args: Any) -> Any:
-        """The result of LOADERS[kind] over the filtered snapshot, or None when there is no store yet."""
-        return _cached(kind, self.db, self.version, self.filters, self.settings_json, args)
+    def load(self, load: views.Load, *args: Any) -> Any:
+        """The result of `load` (a function in views.LOADS) over the filtered snapshot, or None when there
+        is no store yet."""
+        if views.LOADS.get(load.__name__) is not load:
+            raise ValueError(f"{load.__name__} is not a load of ui/views.py (views.LOADS)")
+        return _cached(load.__name__, self.db, self.version, self.filters, self.settings_json, args)
 
 
 @st.cache_data(show_spinner="Loading the store...", max_entries=64)
-def _cached(kind: str, db: str, version: tuple[int, int] | None, filters: Filters, settings_json: str,
+def _cached(name: str, db: str, version: tuple[int, int] | None, filters: Filters, settings_json: str,
             args: tuple) -> Any:
     con = store.open_reader(Path(db))
     if con is None:
         return None
     with con:
         settings = Settings.model_validate_json(settings_json)
-        found = precompute.lookup(con, precompute.page_key(kind, args, filters, settings))
-        if found is not precompute.MISS:
+        found = cache.lookup(con, cache.page_key(name, args, filters, settings))
+        if found is not cache.MISS:
             return found
-        if kind != "options":
+        if name != views.filter_options.__name__:  # the sidebar's choices never depend on the filters
             filters.apply(con)
         if not con.execute("SELECT count(*) > 0 FROM collector_runs").fetchone()[0]:
             return None
-        LIVE[kind] += 1
-        return LOADERS[kind](con, settings, *args)
+        LIVE[name] += 1
+        return views.LOADS[name](con, settings, *args)
 
 
 def settings_policy(view: View) -> tuple:

@@ -10,13 +10,18 @@ import pandas as pd
 import streamlit as st
 
 from analytics import costs, forecast
-from ui import figures
-from ui.common import View, no_data, pct, settings_policy, usd
+from core.settings import Settings
+from ui import figures, views
+from ui.common import DefaultLoads, Earlier, View, no_data, pct, settings_policy, usd
 
 LEVELS = {"domain": "Domain", "repository": "Repository", "package": "Package", "team": "Team"}
 PATHS = {"domain": ["domain"], "repository": ["domain", "repository"],
          "package": ["domain", "repository", "package"], "team": ["team"]}
 HORIZONS = (3, 6, 12)
+# The widgets' defaults, which default_loads declares for ui/precompute.py.
+DEFAULT_LEVEL = "domain"
+DEFAULT_HORIZON = 3
+TREND_DAYS = 90  # the daily chart's window (without the filters' dates)
 MONEY = {c: st.column_config.NumberColumn(label, format="$%.2f") for c, label in (
     ("cost_usd", "Cost"), ("storage_usd", "Storage"), ("requests_usd", "Requests cost"),
     ("modeled_usd", "Modeled"), ("actual_usd", "Cost Explorer"), ("expected_usd", "Expected"),
@@ -24,11 +29,12 @@ MONEY = {c: st.column_config.NumberColumn(label, format="$%.2f") for c, label in
 
 
 def level_ui() -> str:
-    return st.selectbox("Break down by", list(LEVELS), format_func=LEVELS.get, key="cost_level")
+    return st.selectbox("Break down by", list(LEVELS), index=list(LEVELS).index(DEFAULT_LEVEL),
+                        format_func=LEVELS.get, key="cost_level")
 
 
 def breakdown_ui(view: View, level: str, since: date, until: date) -> pd.DataFrame:
-    df: pd.DataFrame = view.load("cost_report", level, since, until)
+    df: pd.DataFrame = view.load(views.cost_report, level, since, until)
     total, storage, requests = st.columns(3)
     total.metric("Modeled cost in the window", usd(float(df["cost_usd"].sum())), border=True,
                  help="Storage attributed to assets by their share of the domain's bytes, requests pro rata; "
@@ -49,14 +55,14 @@ def breakdown_ui(view: View, level: str, since: date, until: date) -> pd.DataFra
 
 def daily_ui(view: View, since: date, until: date) -> None:
     st.subheader("Cost per day by storage and requests")
-    st.plotly_chart(figures.daily_cost(view.load("daily_cost", since, until)))
+    st.plotly_chart(figures.daily_cost(view.load(views.daily_cost, since, until)))
 
 
 def forecast_ui(view: View) -> None:
     st.subheader("Forecast")
-    months = st.radio("Months ahead", HORIZONS, horizontal=True, key="cost_horizon",
+    months = st.radio("Months ahead", HORIZONS, index=HORIZONS.index(DEFAULT_HORIZON), horizontal=True, key="cost_horizon",
                       format_func=lambda m: f"{m} months")
-    fc: forecast.Forecast = view.load("forecast", months, *settings_policy(view))
+    fc: forecast.Forecast = view.load(views.forecast_with_cleanup, months, *settings_policy(view))
     total = fc.baseline[fc.baseline["kind"] == "total"]
     after = fc.monthly[fc.monthly["kind"] == "total"]
     a, b, c = st.columns(3)
@@ -81,7 +87,7 @@ def forecast_ui(view: View) -> None:
 
 def reconcile_ui(view: View, since: date | None, until: date | None) -> None:
     st.subheader("Modeled vs Cost Explorer")
-    daily: pd.DataFrame = view.load("reconcile", since, until)
+    daily: pd.DataFrame = view.load(views.reconcile, since, until)
     if daily.empty:
         st.caption("No Cost Explorer actuals over the days the store covers: run `caa collect costs`.")
         return
@@ -104,8 +110,22 @@ def reconcile_ui(view: View, since: date | None, until: date | None) -> None:
         "quantity_diff_pct": st.column_config.NumberColumn("Diff (quantity)", format="%.3f%%")})
 
 
+def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
+    yield views.cost_window, (None, None, None)
+    window = earlier(views.cost_window, None, None, None)
+    if window is None:
+        return
+    yield views.cost_report, (DEFAULT_LEVEL, *window)
+    yield views.cost_window, (None, None, TREND_DAYS)
+    trend = earlier(views.cost_window, None, None, TREND_DAYS)
+    if trend is not None:
+        yield views.daily_cost, tuple(trend)
+    yield views.forecast_with_cleanup, (DEFAULT_HORIZON, *views.settings_policy(settings))
+    yield views.reconcile, (None, None)
+
+
 def page(view: View) -> None:
-    window = view.load("cost_window", view.filters.start, view.filters.end, None)
+    window = view.load(views.cost_window, view.filters.start, view.filters.end, None)
     if window is None:
         no_data()
         return
@@ -114,7 +134,7 @@ def page(view: View) -> None:
                f"the last full month in the first {costs.EARLY_DAYS} days of a month, unless the filters set dates).")
     level = level_ui()
     breakdown_ui(view, level, since, until)
-    trend = view.load("cost_window", view.filters.start, view.filters.end, 90)
+    trend = view.load(views.cost_window, view.filters.start, view.filters.end, TREND_DAYS)
     daily_ui(view, *trend)
     forecast_ui(view)
     reconcile_ui(view, view.filters.start, view.filters.end)

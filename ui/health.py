@@ -6,11 +6,17 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics import health
-from ui.common import View, no_data
+from core.settings import Settings
+from ui import views
+from ui.common import DefaultLoads, Earlier, View, no_data
+
+
+def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
+    yield views.health_view, ()  # (never stored: its ages are against the clock, ui/precompute.CLOCK_LOADS)
 
 
 def page(view: View) -> None:
-    data: health.Health | None = view.load("health")
+    data: health.Health | None = view.load(views.health_view)
     if data is None:
         no_data()
         return

@@ -9,8 +9,9 @@ from datetime import timedelta
 import streamlit as st
 
 from analytics import overview
+from core.settings import Settings
 from ui import figures, views
-from ui.common import View, count, gb, no_data, settings_policy, usd
+from ui.common import DefaultLoads, Earlier, View, count, gb, no_data, settings_policy, usd
 
 
 def as_of_ui(data: overview.Overview) -> None:
@@ -126,17 +127,23 @@ def freshness_ui(data: overview.Overview) -> None:
         )
 
 
+def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
+    yield views.overview_view, ()
+    yield views.overview_costs, ()
+    yield views.cleanup_view, views.settings_policy(settings)  # the cleanup KPI: the settings' policy
+
+
 def page(view: View) -> None:
-    data = view.load("overview")
+    data = view.load(views.overview_view)
     if data is None:
         no_data()
         return
     as_of_ui(data)
-    costs = view.load("overview_costs")
+    costs = view.load(views.overview_costs)
     if costs is not None and costs.early:  # the headline on the first days of a month
         early_month_ui(costs)
     kpis_ui(data)
-    cleanup = view.load("cleanup", *settings_policy(view))
+    cleanup = view.load(views.cleanup_view, *settings_policy(view))
     if costs is not None:
         cost_kpis_ui(costs, cleanup.summary if cleanup is not None else None)
         projection_by_domain_ui(costs)

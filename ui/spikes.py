@@ -8,10 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from analytics.reports import flatten_lists
+from core.settings import Settings
 from ui import figures, views
-from ui.common import View, count, no_data, usd
+from ui.common import DefaultLoads, Earlier, View, count, no_data, usd
 
 WINDOWS = {30: "30 days", 90: "90 days", 365: "365 days"}
+DEFAULT_DAYS = 90  # the window's default, which default_loads declares for ui/precompute.py
 COLUMNS = {
     "#": st.column_config.NumberColumn("#", width="small"), "kind": "Kind", "signal": "Signal",
     "level": "Level", "domain": "Domain", "repository": "Repository", "format": "Format",
@@ -28,7 +30,8 @@ COLUMNS = {
 
 
 def window_ui() -> int:
-    return st.radio("Window", list(WINDOWS), index=1, horizontal=True, format_func=WINDOWS.get,
+    return st.radio("Window", list(WINDOWS), index=list(WINDOWS).index(DEFAULT_DAYS), horizontal=True,
+                    format_func=WINDOWS.get,
                     key="spike_days")
 
 
@@ -66,9 +69,13 @@ def drivers_ui(found: pd.DataFrame) -> None:
         "share_pct": st.column_config.NumberColumn("Share of excess", format="%.0f%%")})
 
 
+def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
+    yield views.spikes_view, (None, None, DEFAULT_DAYS)
+
+
 def page(view: View) -> None:
     days = window_ui()
-    data: views.SpikesView | None = view.load("spikes", view.filters.start, view.filters.end, days)
+    data: views.SpikesView | None = view.load(views.spikes_view, view.filters.start, view.filters.end, days)
     if data is None:
         no_data()
         return

@@ -9,10 +9,12 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from ui import figures
-from ui.common import View, count, no_data
+from core.settings import Settings
+from ui import figures, views
+from ui.common import DefaultLoads, Earlier, View, count, no_data
 
 BY = {"format": "Format", "repository": "Repository", "package": "Package"}
+DEFAULT_BY = "format"  # the chart's default split, which default_loads declares for ui/precompute.py
 GROWTH = st.column_config.NumberColumn("Growth vs previous window", format="%+.0f%%")
 COLUMNS = {"format": "Format", "namespace": "Namespace", "package": "Package", "version": "Version",
            "account_id": "Account", "region": "Region", "domain": "Domain", "repository": "Repository",
@@ -28,8 +30,8 @@ COLUMNS = {"format": "Format", "namespace": "Namespace", "package": "Package", "
 
 def over_time_ui(view: View, since: date, until: date) -> None:
     st.subheader("Downloads per day")
-    by = st.selectbox("By", list(BY), format_func=BY.get, key="usage_by")
-    df = view.load("downloads_over_time", by, since, until)
+    by = st.selectbox("By", list(BY), index=list(BY).index(DEFAULT_BY), format_func=BY.get, key="usage_by")
+    df = view.load(views.downloads_over_time, by, since, until)
     st.plotly_chart(figures.downloads_by(df, "series", BY[by]))
 
 
@@ -75,15 +77,23 @@ def idle_ui(t: dict[str, pd.DataFrame]) -> None:
     st.dataframe(t["single_consumer_versions"], hide_index=True, column_config=COLUMNS)
 
 
+def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
+    yield views.usage_window, (None, None)
+    window = earlier(views.usage_window, None, None)
+    if window is not None:
+        yield views.usage_view, tuple(window)
+        yield views.downloads_over_time, (DEFAULT_BY, *window)
+
+
 def page(view: View) -> None:
-    window = view.load("usage_window", view.filters.start, view.filters.end)
+    window = view.load(views.usage_window, view.filters.start, view.filters.end)
     if window is None:
         no_data()
         return
     since, until = window
     st.caption(f"Window: {since:%Y-%m-%d} to {until:%Y-%m-%d} (UTC days; the last 30 days of data unless the "
                "filters set dates). Growth compares with the window of the same length before it.")
-    tables = view.load("usage", since, until)
+    tables = view.load(views.usage_view, since, until)
     kpis_ui(tables)
     over_time_ui(view, since, until)
     top_ui(tables)

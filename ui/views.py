@@ -1,7 +1,11 @@
 """What the dashboard pages show that is a combination of existing analytics: the windows a page works
 over, the Overview's cost trend and movers, downloads over time by any dimension, the spike timeline,
-spike drivers as a table, and report bytes for download buttons. LOADERS (at the end) names every
-load a page makes; the dashboard and ui.precompute both run them from here.
+spike drivers as a table, and report bytes for download buttons.
+
+Every load a page makes is a function here that takes (con, settings, *args) and is listed in LOADS (at
+the end): pages call `view.load(views.cost_report, level, since, until)` (ui/common.py, cached), and
+declare their default loads the same way (`default_loads` in each page module), which ui/precompute.py
+computes after a collection.
 
 Reads (through analytics.costs, forecast, cleanup, spikes, usage, overview and the existing queries
 downloads_by_day, spike_download_series and spike_auth_series): events, the downloads view,
@@ -24,8 +28,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics import cleanup, costs, forecast, health, overview, spikes, usage
-from analytics.filters import options
+from analytics import cleanup, costs, filters, forecast, health, overview, spikes, usage
 from analytics.queries import run
 from analytics.reports import write_table
 from core.clock import utc_midnight
@@ -68,7 +71,7 @@ class OverviewCosts:
         return float(self.projection.loc[self.projection["kind"] == "total", column].iloc[0])
 
 
-def daily_cost_by_kind(con: duckdb.DuckDBPyConnection, settings: Settings, since: date,
+def daily_cost(con: duckdb.DuckDBPyConnection, settings: Settings, since: date,
                        until: date) -> pd.DataFrame:
     """costs.daily_cost added up per day and kind. Columns: usage_date, kind, quantity, cost_usd."""
     d = costs.daily_cost(con, settings, since, until)
@@ -79,7 +82,7 @@ def daily_cost_by_kind(con: duckdb.DuckDBPyConnection, settings: Settings, since
 
 def forecast_daily_cost(daily: pd.DataFrame, history: pd.DataFrame, unit_days: int = 30) -> pd.DataFrame:
     """forecast.daily quantities priced at the effective unit price of the last `unit_days` days of
-    `history` (daily_cost_by_kind: cost / quantity per kind, so the free tier and regional prices weigh in
+    `history` (daily_cost: cost / quantity per kind, so the free tier and regional prices weigh in
     as they did lately). The band adds the kinds' quantiles: an approximation of the total's interval.
     Columns: usage_date, expected_usd, lower_usd, upper_usd."""
     cols = ["usage_date", "expected_usd", "lower_usd", "upper_usd"]
@@ -130,7 +133,7 @@ def overview_costs(con: duckdb.DuckDBPyConnection, settings: Settings) -> Overvi
     month = (end + timedelta(days=1)).replace(day=1)  # the month projected (costs.month_to_date, from `end`)
     last_month = (month - timedelta(days=1)).replace(day=1)
     before = costs.daily_cost(con, settings, last_month, month - timedelta(days=1))
-    trend = daily_cost_by_kind(con, settings, end - timedelta(days=TREND_DAYS - 1), end)
+    trend = daily_cost(con, settings, end - timedelta(days=TREND_DAYS - 1), end)
     return OverviewCosts(
         projection=fc.monthly, history_end=end, last_month=last_month,
         last_month_usd=float(before["cost_usd"].sum()), trend=trend[["usage_date", "kind", "cost_usd"]],
@@ -141,7 +144,7 @@ def overview_costs(con: duckdb.DuckDBPyConnection, settings: Settings) -> Overvi
 
 # ---------------------------------------------------------------- Costs
 
-def cost_window(con: duckdb.DuckDBPyConnection, start: date | None, end: date | None,
+def cost_window(con: duckdb.DuckDBPyConnection, settings: Settings, start: date | None, end: date | None,
                 days: int | None = None) -> tuple[date, date] | None:
     """The Costs page's window: the filter's dates, else this month to the last full day, or the last full
     month in the first days of a month (costs.early_in_month), or `days` days."""
@@ -158,14 +161,14 @@ def cost_window(con: duckdb.DuckDBPyConnection, start: date | None, end: date | 
 
 # ---------------------------------------------------------------- Usage
 
-def usage_window(con: duckdb.DuckDBPyConnection, start: date | None, end: date | None,
+def usage_window(con: duckdb.DuckDBPyConnection, settings: Settings, start: date | None, end: date | None,
                  days: int = overview.WINDOW_DAYS) -> tuple[date, date] | None:
     """The last `days` days of data (to the newest event's day), or the filter's dates."""
     when = overview.as_of(con)
     return None if when is None else window(when.day, start, end, days)
 
 
-def downloads_over_time(con: duckdb.DuckDBPyConnection, by: str, since: date, until: date,
+def downloads_over_time(con: duckdb.DuckDBPyConnection, settings: Settings, by: str, since: date, until: date,
                         top: int = 8) -> pd.DataFrame:
     """Downloads per UTC day in [since, until] by format, repository ("domain/repository") or package
     ("namespace/package", every repository). The `top` series by downloads keep their name, the rest
@@ -229,7 +232,7 @@ def spike_timeline(con: duckdb.DuckDBPyConnection, since: date, until: date) -> 
 def spikes_view(con: duckdb.DuckDBPyConnection, settings: Settings, start: date | None, end: date | None,
                 days: int) -> SpikesView | None:
     """The spikes ending in the window (detect_spikes(since)) and the timeline over it."""
-    w = usage_window(con, start, end, days)
+    w = usage_window(con, settings, start, end, days)
     if w is None:
         return None
     since, until = w
@@ -285,24 +288,25 @@ def report_bytes(df: pd.DataFrame, fmt: str) -> bytes:
         return write_table(df, Path(folder) / f"report.{fmt}", fmt).read_bytes()
 
 
-def cleanup_view(con: duckdb.DuckDBPyConnection, settings: Settings, **policy: Any) -> CleanupView | None:
-    """The candidates for the policy with their totals and report files, or None without events."""
+def cleanup_view(con: duckdb.DuckDBPyConnection, settings: Settings, *policy: Any) -> CleanupView | None:
+    """The candidates for the policy (POLICY_FIELDS values) with their totals and report files, or None
+    without events."""
     if cleanup.store_as_of(con) is None:
         return None
-    df = cleanup.report_cleanup(con, settings, **policy)
+    df = cleanup.report_cleanup(con, settings, **policy_overrides(policy))
     return CleanupView(df, cleanup.summary(df), report_bytes(df, "csv"), report_bytes(df, "xlsx"),
                        _has_assets(con))
 
 
-def cleanup_backtest(con: duckdb.DuckDBPyConnection, settings: Settings, **policy: Any) -> dict | None:
-    """cleanup.backtest for the policy, or None when the inventory holds no assets yet."""
-    return cleanup.backtest(con, settings, **policy) if _has_assets(con) else None
+def cleanup_backtest(con: duckdb.DuckDBPyConnection, settings: Settings, *policy: Any) -> dict | None:
+    """cleanup.backtest for the policy (POLICY_FIELDS values), or None when the inventory holds no assets yet."""
+    return cleanup.backtest(con, settings, **policy_overrides(policy)) if _has_assets(con) else None
 
 
 def forecast_with_cleanup(con: duckdb.DuckDBPyConnection, settings: Settings, horizon_months: int,
-                          **policy: Any) -> forecast.Forecast:
-    """forecast() with the what-if of the cleanup policy (settings.cleanup with `policy` overrides)."""
-    reclaimed = (cleanup.reclaimed_bytes_by_domain(cleanup.report_cleanup(con, settings, **policy))
+                          *policy: Any) -> forecast.Forecast:
+    """forecast() with the what-if of the cleanup policy (POLICY_FIELDS values)."""
+    reclaimed = (cleanup.reclaimed_bytes_by_domain(cleanup.report_cleanup(con, settings, **policy_overrides(policy)))
                  if _has_assets(con) else {})
     return forecast.forecast(con, settings, horizon_months=horizon_months, reclaimed_bytes_by_domain=reclaimed)
 
@@ -323,29 +327,38 @@ def settings_policy(settings: Settings) -> tuple:
                           "\n".join(c.protect))
 
 
+# ---------------------------------------------------------------- the loads that wrap one analytics call
+
+def filter_options(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, list[str]]:
+    """The sidebar's filter choices (on every page)."""
+    return filters.options(con)
+
+
+def overview_view(con: duckdb.DuckDBPyConnection, settings: Settings) -> overview.Overview | None:
+    return overview.overview(con, settings.prices)
+
+
+def health_view(con: duckdb.DuckDBPyConnection, settings: Settings) -> health.Health:
+    return health.health(con)
+
+
+def cost_report(con: duckdb.DuckDBPyConnection, settings: Settings, by: str, since: date, until: date) -> pd.DataFrame:
+    return costs.cost_report(con, settings, since, until, by=by)
+
+
+def reconcile(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | None, until: date | None
+              ) -> pd.DataFrame:
+    return costs.reconcile(con, settings, since, until)
+
+
 # ---------------------------------------------------------------- every load a page makes
 
-# kind -> function(con, settings, *args). The dashboard runs them through ui/common.View.load (cached, on the
-# filtered reader snapshot); ui.precompute runs the pages' default ones after a collection.
-LOADERS: dict[str, Callable[..., Any]] = {
-    "overview": lambda con, s: overview.overview(con, s.prices),
-    "health": lambda con, s: health.health(con),
-    "options": lambda con, s: options(con),
-    # Overview: month-end projection, last month, cost trend and movers, open spikes
-    "overview_costs": lambda con, s: overview_costs(con, s),
-    # Costs: (level, since, until), (since, until), (horizon_months, *policy), (since, until)
-    "cost_report": lambda con, s, by, since, until: costs.cost_report(con, s, since, until, by=by),
-    "cost_window": lambda con, s, start, end, days: cost_window(con, start, end, days),
-    "daily_cost": lambda con, s, since, until: daily_cost_by_kind(con, s, since, until),
-    "forecast": lambda con, s, months, *policy: forecast_with_cleanup(con, s, months, **policy_overrides(policy)),
-    "reconcile": lambda con, s, since, until: costs.reconcile(con, s, since, until),
-    # Usage: (start, end) -> window; (window..., by) -> series
-    "usage_window": lambda con, s, start, end: usage_window(con, start, end),
-    "usage": lambda con, s, since, until: usage_view(con, s, since, until),
-    "downloads_over_time": lambda con, s, by, since, until: downloads_over_time(con, by, since, until),
-    # Spikes: (start, end, days)
-    "spikes": lambda con, s, start, end, days: spikes_view(con, s, start, end, days),
-    # Cleanup: policy = (unused_days, keep_latest, keep_latest_per_major, min_age_days, protect tuple)
-    "cleanup": lambda con, s, *policy: cleanup_view(con, s, **policy_overrides(policy)),
-    "cleanup_backtest": lambda con, s, *policy: cleanup_backtest(con, s, **policy_overrides(policy)),
-}
+Load = Callable[..., Any]  # (con, settings, *args) -> what the page shows
+# name -> load. The name keys the cache (ui/cache.py page_key); ui/common.View.load only runs these.
+LOADS: dict[str, Load] = {f.__name__: f for f in (
+    filter_options, overview_view, overview_costs, health_view,
+    cost_window, cost_report, daily_cost, forecast_with_cleanup, reconcile,
+    usage_window, usage_view, downloads_over_time,
+    spikes_view,
+    cleanup_view, cleanup_backtest,
+)}

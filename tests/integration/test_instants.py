@@ -101,7 +101,7 @@ def test_every_date_path_at_the_instant(instant, tmp_path, berlin):
             assert costs.early_in_month(month_start, full_day) is early
             window = (last_month, month_start - timedelta(days=1)) if early else (month_start, full_day)
             assert costs.default_window(con, None, None) == window
-            assert views.cost_window(con, None, None, None) == window
+            assert views.cost_window(con, settings, None, None, None) == window
 
             # the forecast per domain: a number for every domain, adding up to the estate
             fc = forecast.forecast(con, settings, horizon_months=0, backtest=False)

@@ -22,7 +22,7 @@ from core.settings import load_settings
 from dashboard import PAGES
 from tests.fixtures.trails import trail_files, write_local
 from tests.helpers import make_settings, rows, run_page
-from ui import common, precompute
+from ui import cache, common
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,10 +103,10 @@ def downloads_30d(db: Path) -> str:
 def test_each_page_reads_the_precomputed_views_and_shows_the_live_numbers(demo, page, monkeypatch):
     at, live = cold(page=page)
     # health's freshness ages are measured against the clock, so it is always computed (in ~0.02 s)
-    assert live == ({"health": 1} if page == "health" else {})
+    assert live == ({"health_view": 1} if page == "health" else {})
     shown = metrics(at), [steady(d.value) for d in at.dataframe], [c.value for c in at.caption]
 
-    monkeypatch.setattr(precompute, "lookup", lambda con, key: precompute.MISS)
+    monkeypatch.setattr(cache, "lookup", lambda con, key: cache.MISS)
     at, live = cold(page=page)
     assert live, "the live run computed nothing"
     assert metrics(at) == shown[0] and metrics(at)
@@ -133,8 +133,8 @@ def test_a_page_served_from_the_views_never_imports_statsmodels(demo):
 def test_a_filtered_view_is_computed_live_and_right(demo):
     everything = metrics(cold(page="costs")[0])["Modeled cost in the window"]
     at, live = cold(page="costs", domains=["acme"])
-    assert {"cost_window", "cost_report", "forecast", "reconcile"} <= set(live)
-    assert "options" not in live  # the sidebar's choices do not depend on the filters
+    assert {"cost_window", "cost_report", "forecast_with_cleanup", "reconcile"} <= set(live)
+    assert "filter_options" not in live  # the sidebar's choices do not depend on the filters
     settings = load_settings(db=demo)
     with store.open_reader(demo) as con:
         Filters(domains=("acme",)).apply(con)
@@ -148,7 +148,7 @@ def test_another_cleanup_policy_in_the_settings_is_computed_live(demo, config):
     default = metrics(cold(page="cleanup")[0])["Candidates"]
     config("[cleanup]\nunused_days = 30\n")
     at, live = cold(page="cleanup")
-    assert {"cleanup", "cleanup_backtest"} <= set(live)
+    assert {"cleanup_view", "cleanup_backtest"} <= set(live)
     settings = load_settings(db=demo)
     with store.open_reader(demo) as con:
         expected = cleanup.summary(cleanup.report_cleanup(con, settings))["candidates"]
@@ -156,15 +156,15 @@ def test_another_cleanup_policy_in_the_settings_is_computed_live(demo, config):
 
 
 def test_only_the_settings_analytics_reads_change_the_key():
-    base = precompute.settings_fingerprint(make_settings())
+    base = cache.settings_fingerprint(make_settings())
     elsewhere = make_settings(aws={"endpoints": {"s3": "http://127.0.0.1:5000"}},
                               accounts=[{"id": "123456789012", "regions": ["eu-west-1"]}],
                               email={"to": ["finops@example.com"]}, db=Path("/elsewhere/caa.duckdb"))
-    assert precompute.settings_fingerprint(elsewhere) == base
+    assert cache.settings_fingerprint(elsewhere) == base
     for changed in ({"cleanup": {"unused_days": 30}}, {"prices": {"storage_usd_per_gb_month": 0.06}},
                     {"teams": {"apps": ["app-*"]}}, {"spikes": {"score_threshold": 8.0}},
                     {"costs": {"shared_asset_split": "first_publisher"}}):
-        assert precompute.settings_fingerprint(make_settings(**changed)) != base, changed
+        assert cache.settings_fingerprint(make_settings(**changed)) != base, changed
 
 
 # ---------------------------------------------------------------- (c, e) a new collection
@@ -189,7 +189,7 @@ def test_collect_no_refresh_computes_live_until_caa_refresh(copy, tmp_path):
     assert "dashboard views" not in out
     assert version_rows(copy)[1] == 0  # nothing for the new version: the rows left are never read
     at, live = cold(page="overview")
-    assert {"overview", "overview_costs", "cleanup"} <= set(live)
+    assert {"overview_view", "overview_costs", "cleanup_view"} <= set(live)
     shown = metrics(at)
     assert shown["Downloads (30 d)"] == downloads_30d(copy)
 
@@ -215,3 +215,18 @@ def test_a_run_that_loads_nothing_keeps_the_views_and_the_sidebar_shows_it(copy,
     sidebar = at.sidebar.dataframe[0].value
     shown = sidebar.loc[sidebar["collector"] == "cloudtrail", "last_finished_at"].iloc[0]
     assert pd.Timestamp(shown) == pd.Timestamp(newest)  # the run list is read live, not from the views
+
+
+def test_the_key_changes_with_the_analytics_code_the_sql_and_the_loads():
+    """A changed query or load must never read views computed by the old code (the fingerprint once
+    hashed the folder precompute sat in, which lost analytics/ when the module moved to ui/)."""
+    files = {p.relative_to(cache.ROOT).as_posix() for p in cache.code_files()}
+    assert {"analytics/costs.py", "analytics/sql/cost_storage_daily.sql", "analytics/sql/rollup_event_days.sql",
+            "ui/views.py"} <= files
+    assert not any(f.startswith(("collectors/", "delivery/", "ui/costs.py")) for f in files)  # layout only
+
+
+def test_a_page_can_only_load_the_loads_of_views():
+    view = common.View("/nonexistent.duckdb", None, Filters(), make_settings().model_dump_json())
+    with pytest.raises(ValueError, match="not a load of ui/views.py"):
+        view.load(costs.cost_report)  # an analytics function, not a load: it would bypass the cache key

@@ -119,18 +119,24 @@ def test_kaleidos_page_race_gets_a_fresh_browser_and_any_other_failure_is_one_li
 
     from core.errors import CaaError
 
-    real, calls = kaleido.Kaleido.calc_fig, []
+    calls, browsers = [], []
     race = RuntimeError("{'className': 'ReferenceError', 'description': 'ReferenceError: kaleido_scopes is not defined'}")
+    real_enter = kaleido.Kaleido.__aenter__
+
+    async def enter(self):  # a real Chromium each attempt; the render itself is scripted
+        browsers.append(1)
+        return await real_enter(self)
 
     async def flaky(self, fig, **kw):
         calls.append(1)
         if len(calls) == 1:
             raise race
-        return await real(self, fig, **kw)
+        return b"\x89PNG scripted"  # (a real render could meet the real race again: that is not under test)
 
+    monkeypatch.setattr(kaleido.Kaleido, "__aenter__", enter)
     monkeypatch.setattr(kaleido.Kaleido, "calc_fig", flaky)
     (png,) = mail.render_pngs([go.Figure(go.Bar(x=[1], y=[2]))])
-    assert png.startswith(b"\x89PNG") and len(calls) == 2
+    assert png == b"\x89PNG scripted" and len(calls) == 2 and len(browsers) == 2  # a fresh browser for the retry
 
     async def broken(self, fig, **kw):
         calls.append(1)

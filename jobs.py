@@ -27,6 +27,7 @@ from typing import Any
 
 from collectors.base import PARTIAL_EXIT
 from core.clock import utc_now
+from core.settings import Settings
 
 log = logging.getLogger("caa.schedule")
 
@@ -63,11 +64,11 @@ class Result:
         return f"job={self.job} {self.status} secs={self.secs:.1f}" + (f": {self.detail}" if self.detail else "")
 
 
-def reports_dir(settings: Any) -> Path:
+def reports_dir(settings: Settings) -> Path:
     return Path(settings.db).resolve().parent / "reports"
 
 
-def commands(job: str, settings: Any) -> list[list[str]]:
+def commands(job: str, settings: Settings) -> list[list[str]]:
     """The CLI invocations of a job (argv lists)."""
     if job not in JOBS:
         raise ValueError(f"unknown job {job!r}")
@@ -99,7 +100,7 @@ def _summary(text: str) -> str:
     return "; ".join(ln[:300] for ln in rest[-1:] + views[-1:])
 
 
-def run_job(job: str, settings: Any) -> Result:
+def run_job(job: str, settings: Settings) -> Result:
     """Run one job now, as subprocesses; log and return one Result. Never raises for a failed job."""
     t0 = time.monotonic()
     done, partial = [], []
@@ -171,19 +172,19 @@ def trigger(cron: str) -> Any:
                        timezone=UTC)
 
 
-def triggers(settings: Any) -> dict[str, Any]:
+def triggers(settings: Settings) -> dict[str, Any]:
     """job -> trigger from settings.schedules."""
     return {job: trigger(getattr(settings.schedules, job)) for job in JOBS}
 
 
-def next_runs(settings: Any, now: datetime | None = None) -> list[tuple[str, str, datetime | None]]:
+def next_runs(settings: Settings, now: datetime | None = None) -> list[tuple[str, str, datetime | None]]:
     """(job, cron, next run time in UTC) for every job."""
     now = now or utc_now()
     return [(job, getattr(settings.schedules, job), trig.get_next_fire_time(None, now))
             for job, trig in triggers(settings).items()]
 
 
-def build_scheduler(settings: Any, scheduler_cls: Any = None) -> Any:
+def build_scheduler(settings: Settings, scheduler_cls: Any = None) -> Any:
     """A scheduler with every job; BlockingScheduler unless a test passes BackgroundScheduler."""
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -210,7 +211,7 @@ def setup_logging() -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
-def serve(settings: Any) -> None:
+def serve(settings: Settings) -> None:
     """Run the scheduler in the foreground until Ctrl+C / SIGTERM."""
     sched = build_scheduler(settings)
     for job, cron, nxt in next_runs(settings):

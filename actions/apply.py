@@ -55,6 +55,7 @@ from core import store
 from core.aws import DENIED, EXPIRED, Scope, paginate, translate
 from core.clock import utc_now
 from core.errors import ConfigError, DataError, first_line
+from core.settings import Settings
 
 SERVICE = "codeartifact"
 _S, _TS, _I = pa.string(), pa.timestamp("us", tz="UTC"), pa.int64()
@@ -196,7 +197,7 @@ def report_policy(df: Any, rows: list[Row], path: Path) -> dict[str, Any]:
     return policy
 
 
-def check_policy(con: duckdb.DuckDBPyConnection, settings: Any, rows: list[Row], policy: dict[str, Any]) -> None:
+def check_policy(con: duckdb.DuckDBPyConnection, settings: Settings, rows: list[Row], policy: dict[str, Any]) -> None:
     """Judge every open row again by the report's policy on today's store (cleanup.evaluate: unused days,
     keep-latest, keep-latest-per-major, minimum age, protect globs, pins, statuses, dependencies), skipping
     with the reason any row that is no longer a candidate, and recompute what the rows still open free
@@ -226,7 +227,7 @@ def check_policy(con: duckdb.DuckDBPyConnection, settings: Any, rows: list[Row],
         r.monthly_savings_usd = r.reclaimable_bytes / cleanup.GIB * settings.prices.for_region(r.region)[0]
 
 
-def check_store(con: duckdb.DuckDBPyConnection, settings: Any, rows: list[Row], report_at: datetime,
+def check_store(con: duckdb.DuckDBPyConnection, settings: Settings, rows: list[Row], report_at: datetime,
                 counted_last: bool) -> None:
     """Skip rows downloaded after the report, and rows now protected, pinned or depended on."""
     open_rows = [r for r in rows if r.open]
@@ -270,12 +271,12 @@ def skip_done(con: duckdb.DuckDBPyConnection, rows: list[Row], sha: str) -> None
                 r.skip(f"already done by run {done[r.key]} of this report", "ALREADY_DONE")
 
 
-def _scope(settings: Any, account_id: str, region: str) -> Scope:
+def _scope(settings: Settings, account_id: str, region: str) -> Scope:
     role = next((a.role_arn for a in settings.accounts if a.id == account_id), None)
     return Scope(account_id, region, role)
 
 
-def caller(clients: Any, settings: Any, rows: list[Row]) -> dict[str, str]:
+def caller(clients: Any, settings: Settings, rows: list[Row]) -> dict[str, str]:
     """account_id -> "caller ARN (os user NAME)" from sts:GetCallerIdentity."""
     user, out = _os_user(), {}
     for acct, region in sorted({(r.account_id, r.region) for r in rows}):
@@ -290,7 +291,7 @@ def caller(clients: Any, settings: Any, rows: list[Row]) -> dict[str, str]:
     return out
 
 
-def check_fresh(clients: Any, settings: Any, rows: list[Row]) -> None:
+def check_fresh(clients: Any, settings: Settings, rows: list[Row]) -> None:
     """list_package_versions for every package of the open rows; skip rows whose status or revision moved."""
     packages: dict[tuple, list[Row]] = {}
     for r in rows:
@@ -365,7 +366,7 @@ class Log:
                              [status, utc_now(), self.run_id])
 
 
-def execute_batches(clients: Any, settings: Any, rows: list[Row], log: Log, who: dict[str, str],
+def execute_batches(clients: Any, settings: Settings, rows: list[Row], log: Log, who: dict[str, str],
                     echo: Callable[[str], None]) -> None:
     """Call the API batch by batch; each batch is logged right after its call returns."""
     for n, batch in enumerate(batches(rows), start=1):
@@ -402,7 +403,7 @@ def execute_batches(clients: Any, settings: Any, rows: list[Row], log: Log, who:
                 echo(f"  failed {r.label}: {r.error_code} {r.message or ''}".rstrip())
 
 
-def run_apply(settings: Any, report: Path, action: str, *, execute: bool = False, yes: bool = False,
+def run_apply(settings: Settings, report: Path, action: str, *, execute: bool = False, yes: bool = False,
               select_all: bool = False, min_archived_days: int = 30, clients: Any = None,
               ask: Callable[[str], str] | None = None, echo: Callable[[str], None] = print) -> int:
     """The whole of `caa apply`; returns the exit code (1 when any version failed)."""

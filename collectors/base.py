@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,9 +24,10 @@ from typing import Any
 import duckdb
 
 from core import store
-from core.aws import Scope
+from core.aws import Clients, Scope, aws_errors
 from core.clock import utc_now
 from core.errors import CaaError, CredentialsError, first_line
+from core.settings import Settings
 
 log = logging.getLogger("caa")
 
@@ -49,7 +51,7 @@ PARTIAL_EXIT = 3  # `caa collect` collected what it could and skipped bad input 
 class RunContext:
     """Everything a collector needs; built by the CLI (or a test) once per run."""
 
-    settings: Any
+    settings: Settings
     con: duckdb.DuckDBPyConnection
     now: datetime = field(default_factory=utc_now)
     since: date | None = None
@@ -89,6 +91,36 @@ def account_region_scopes(ctx: RunContext) -> list[Scope]:
     if not accounts:
         return [Scope(account_id=None, region=r) for r in _default_regions()]
     return [Scope(a.id, r, a.role_arn) for a in accounts for r in a.regions]
+
+
+# AWS clients and the caller's account, shared by the collectors that call AWS from a scope
+_callers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def clients(ctx: RunContext) -> Any:
+    """ctx.clients, created from the settings on first use."""
+    if ctx.clients is None:
+        ctx.clients = Clients(ctx.settings)
+    return ctx.clients
+
+
+def resolve_account(ctx: RunContext, scope: Scope) -> Scope:
+    """The scope with its account id filled in: from sts:GetCallerIdentity, once per Clients object."""
+    if scope.account_id:
+        return scope
+    c = clients(ctx)
+    try:
+        account = _callers.get(c)
+    except TypeError:  # an object that cannot be weakly referenced: no cache
+        account = None
+    if account is None:
+        with aws_errors(scope, "sts"):
+            account = c.client(scope, "sts").get_caller_identity()["Account"]
+        try:
+            _callers[c] = account
+        except TypeError:
+            pass
+    return Scope(account_id=account, region=scope.region, role_arn=scope.role_arn, source=scope.source)
 
 
 def _default_regions() -> list[str]:

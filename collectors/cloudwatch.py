@@ -10,7 +10,6 @@ CodeArtifact documents no metrics of its own; whether it publishes `AWS/Usage` s
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -19,7 +18,14 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collectors.base import CollectorSpec, RunContext, ScopeResult, account_region_scopes
+from collectors.base import (
+    CollectorSpec,
+    RunContext,
+    ScopeResult,
+    account_region_scopes,
+    clients,
+    resolve_account,
+)
 from core import store
 from core.aws import Scope
 
@@ -41,41 +47,6 @@ class Window:
     @property
     def label(self) -> str:
         return f"{self.start:%Y-%m-%dT%H:%MZ}..{self.end:%Y-%m-%dT%H:%MZ}"
-
-
-# ---------------------------------------------------------------- shared helpers (also used by costs)
-
-_callers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-
-
-def clients(ctx: RunContext) -> Any:
-    """ctx.clients, created from the settings on first use."""
-    if ctx.clients is None:
-        from core.aws import Clients
-
-        ctx.clients = Clients(ctx.settings)
-    return ctx.clients
-
-
-def resolve_account(ctx: RunContext, scope: Scope) -> Scope:
-    """The scope with its account id filled in: from sts:GetCallerIdentity, once per Clients object."""
-    if scope.account_id:
-        return scope
-    from core.aws import aws_errors
-
-    c = clients(ctx)
-    try:
-        account = _callers.get(c)
-    except TypeError:  # an object that cannot be weakly referenced: no cache
-        account = None
-    if account is None:
-        with aws_errors(scope, "sts"):
-            account = c.client(scope, "sts").get_caller_identity()["Account"]
-        try:
-            _callers[c] = account
-        except TypeError:
-            pass
-    return Scope(account_id=account, region=scope.region, role_arn=scope.role_arn, source=scope.source)
 
 
 # ---------------------------------------------------------------- window, fetch, normalize, load

@@ -20,8 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collectors.base import CollectorSpec, RunContext, ScopeResult
-from collectors.cloudwatch import clients, resolve_account
+from collectors.base import CollectorSpec, RunContext, ScopeResult, clients, resolve_account
 from core import store
 from core.aws import Scope
 

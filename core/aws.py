@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -23,6 +23,9 @@ from botocore.exceptions import (
 )
 
 from core.errors import AwsAccessError, CaaError, CredentialsError
+
+if TYPE_CHECKING:  # (core.settings needs nothing from here; the name is for annotations)
+    from core.settings import Settings
 
 # IAM action for an API operation where it is not simply "<prefix>:<OperationName>".
 IAM_PREFIX = {"monitoring": "cloudwatch", "cloudwatch": "cloudwatch"}
@@ -65,7 +68,7 @@ def iam_action(service: str, operation: str) -> str:
 class Clients:
     """Makes boto3 clients per (account, region, service); assumes each account's role once."""
 
-    def __init__(self, settings: Any):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self._sessions: dict[tuple[str | None, str | None], boto3.session.Session] = {}
         self._lock = threading.Lock()

@@ -28,6 +28,7 @@ from analytics.overview import as_of
 from core import store
 from core.clock import utc_now
 from core.errors import CaaError
+from core.settings import Settings
 from delivery import mail, notify
 from delivery.secrets import webhook_url
 
@@ -132,7 +133,7 @@ def slack_payload(a: Alert, dashboard_url: str) -> dict:
                        {"type": "section", "text": {"type": "mrkdwn", "text": body[:2900]}}]}
 
 
-def email_message(a: Alert, settings: Any, recipients: list[str]) -> EmailMessage:
+def email_message(a: Alert, settings: Settings, recipients: list[str]) -> EmailMessage:
     import html
 
     msg = EmailMessage()
@@ -148,7 +149,7 @@ def email_message(a: Alert, settings: Any, recipients: list[str]) -> EmailMessag
     return msg
 
 
-def _recipients(settings: Any, spike: dict, tags: pd.DataFrame) -> list[str]:
+def _recipients(settings: Settings, spike: dict, tags: pd.DataFrame) -> list[str]:
     out = list(settings.email.to)
     repo = spike["repository"]
     if _str(repo):
@@ -158,7 +159,7 @@ def _recipients(settings: Any, spike: dict, tags: pd.DataFrame) -> list[str]:
     return [a for a in dict.fromkeys(out) if mail.valid_address(a)]
 
 
-def configured_channels(settings: Any) -> list[str]:
+def configured_channels(settings: Settings) -> list[str]:
     out = []
     if settings.alerts.email and settings.email.to:
         out.append("email")
@@ -169,7 +170,7 @@ def configured_channels(settings: Any) -> list[str]:
     return out
 
 
-def send_alerts(settings: Any, dry_run: bool = False, clients: Any = None,
+def send_alerts(settings: Settings, dry_run: bool = False, clients: Any = None,
                 now: datetime | None = None) -> list[str]:
     """Detect, decide, send, record. Returns one line per alert (and a summary line)."""
     channels = configured_channels(settings)
@@ -210,7 +211,7 @@ def send_alerts(settings: Any, dry_run: bool = False, clients: Any = None,
     return lines
 
 
-def _deliver(channel: str, a: Alert, settings: Any, url: Any, tags: pd.DataFrame, clients: Any) -> None:
+def _deliver(channel: str, a: Alert, settings: Settings, url: Any, tags: pd.DataFrame, clients: Any) -> None:
     dash = settings.email.dashboard_url
     if channel == "sns":
         notify.publish_sns(settings, a.title, a.title + "\n\n" + "\n".join(a.lines(dash)), clients)

@@ -23,12 +23,13 @@ from typing import Any
 from core.aws import Scope
 from core.clock import utc_now
 from core.errors import CaaError
+from core.settings import Settings
 from delivery.secrets import smtp_login
 
 TIMEOUT_S = 30
 
 
-def outbox_dir(settings: Any, out: Path | None) -> Path:
+def outbox_dir(settings: Settings, out: Path | None) -> Path:
     """--out, else data/outbox next to the store (data/outbox/ for the default store)."""
     return Path(out) if out else Path(settings.db).parent / "outbox"
 
@@ -46,7 +47,7 @@ def write_outbox(messages: list[EmailMessage], folder: Path, prefix: str = "cost
     return paths
 
 
-def send_email(messages: list[EmailMessage], settings: Any, clients: Any = None) -> None:
+def send_email(messages: list[EmailMessage], settings: Settings, clients: Any = None) -> None:
     """Send through settings.email.transport: 'smtp' or 'ses'."""
     if not messages:
         return
@@ -56,7 +57,7 @@ def send_email(messages: list[EmailMessage], settings: Any, clients: Any = None)
         send_smtp(messages, settings, clients)
 
 
-def send_smtp(messages: list[EmailMessage], settings: Any, clients: Any = None) -> None:
+def send_smtp(messages: list[EmailMessage], settings: Settings, clients: Any = None) -> None:
     e = settings.email
     where = f"SMTP {e.smtp_host}:{e.smtp_port}"
     login = smtp_login(settings, clients)
@@ -95,7 +96,7 @@ def send_smtp(messages: list[EmailMessage], settings: Any, clients: Any = None) 
                        fix="check email.smtp_host and email.smtp_port, and that the server is up") from None
 
 
-def send_ses(messages: list[EmailMessage], settings: Any, clients: Any = None) -> None:
+def send_ses(messages: list[EmailMessage], settings: Settings, clients: Any = None) -> None:
     from core.aws import Clients, aws_errors
 
     clients = clients or Clients(settings)
@@ -108,7 +109,7 @@ def send_ses(messages: list[EmailMessage], settings: Any, clients: Any = None) -
                                RawMessage={"Data": msg.as_bytes()})
 
 
-def publish_sns(settings: Any, subject: str, message: str, clients: Any = None) -> str:
+def publish_sns(settings: Settings, subject: str, message: str, clients: Any = None) -> str:
     """Publish to settings.alerts.sns_topic_arn; returns the MessageId."""
     from core.aws import Clients, aws_errors
 
@@ -142,7 +143,7 @@ def post_webhook(url: str, payload: dict, where: str) -> int:
 
 
 
-def deliver_cost_emails(settings: Any, to: list[str] | None = None, dry_run: bool = False,
+def deliver_cost_emails(settings: Settings, to: list[str] | None = None, dry_run: bool = False,
                         out: Path | None = None, clients: Any = None) -> list[str]:
     """`caa email send`: build the digests from the reader snapshot, then send them (or write .eml files).
     Returns the lines to print."""

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from core.aws import Scope
 from core.errors import ConfigError
+from core.settings import Settings
 
 SMTP_USER_ENV = "CAA_SMTP_USER"
 SMTP_PASSWORD_ENV = "CAA_SMTP_PASSWORD"
@@ -57,7 +58,7 @@ def quiet_wire_logs() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def read_secret(settings: Any, arn: str, clients: Any = None) -> str:
+def read_secret(settings: Settings, arn: str, clients: Any = None) -> str:
     """The SecretString of `arn` (a Secrets Manager ARN or name)."""
     from core.aws import Clients, aws_errors
 
@@ -73,7 +74,7 @@ def read_secret(settings: Any, arn: str, clients: Any = None) -> str:
     return text
 
 
-def smtp_login(settings: Any, clients: Any = None) -> SmtpLogin | None:
+def smtp_login(settings: Settings, clients: Any = None) -> SmtpLogin | None:
     """The SMTP login: CAA_SMTP_USER and CAA_SMTP_PASSWORD, else the JSON secret
     {"username": ..., "password": ...} at settings.email.smtp_secret_arn, else None (no AUTH)."""
     user, password = os.environ.get(SMTP_USER_ENV), os.environ.get(SMTP_PASSWORD_ENV)
@@ -96,7 +97,7 @@ def smtp_login(settings: Any, clients: Any = None) -> SmtpLogin | None:
                           fix='store {"username": "...", "password": "..."} in the secret') from None
 
 
-def webhook_url(settings: Any, clients: Any = None) -> SecretStr | None:
+def webhook_url(settings: Settings, clients: Any = None) -> SecretStr | None:
     """The alert webhook URL: the environment variable named by settings.alerts.webhook_url_env, else the
     secret at settings.alerts.webhook_secret_arn (the URL itself, or JSON {"url": ...}), else None."""
     env = settings.alerts.webhook_url_env

@@ -36,6 +36,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
 from core.aws import Clients, Scope
+from core.settings import Settings
 from demo.model import Domain, Estate, Package, Repository, Version
 
 PAGE_SIZE = 50
@@ -378,7 +379,7 @@ class FakeCodeArtifactClients(Clients):
     Every other service goes to boto3 as configured (for the demo: settings.aws.endpoints -> moto).
     """
 
-    def __init__(self, settings: Any, fake: FakeCodeArtifact):
+    def __init__(self, settings: Settings, fake: FakeCodeArtifact):
         super().__init__(settings)
         self.fake = fake
 

@@ -2,6 +2,8 @@
 
 Every command that touches the store takes --db and honours CAA_DB. Errors print one line (what
 failed, where, the fix) and exit non-zero; --debug (or CAA_DEBUG=1) shows tracebacks instead.
+
+Reads and writes what each command's module says; this file only parses arguments and prints.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ reader snapshot, with no filter and again with a filter (one domain, the last 90
 `analytics.queries.run` call is timed; the figure is the slowest call. Pages: `bench.quality.page_times`
 on the same estate (which first migrates it and precomputes its views, as a collection does).
 The estate is built once by the demo (real collectors) and cached under data/bench/quality/.
+
+Reads: the bench's demo estates. Writes nothing but its report rows.
 """
 
 from __future__ import annotations

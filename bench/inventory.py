@@ -3,6 +3,8 @@
 The demo estate (about 5.7k versions) with every package copied under new names until it holds
 about `versions` versions. The inventory collector runs twice into a fresh store; the figure is API calls
 per version, which must grow with packages and pages, not with versions, on the second run.
+
+Reads: a fake CodeArtifact endpoint. Writes: a scratch store under data/bench/.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 demo estates, the time to precompute the dashboard's default views after a collection, and each dashboard
 page's load time under AppTest (cold: a fresh process with an empty cache, reading the precomputed views;
 warm: the same page again, as after an interaction). Estates are cached under data/bench/quality/.
+
+Reads: the bench's demo estates and their ground truth. Writes: their page_cache (a refresh).
 """
 
 from __future__ import annotations

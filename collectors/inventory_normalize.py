@@ -3,7 +3,7 @@
 Reads: dicts exactly as boto3 returns them (DomainDescription, RepositorySummary/Description, tag lists,
 PackageSummary, PackageVersionSummary, PackageVersionDescription, AssetSummary, PackageDependency).
 Writes: row dicts keyed by the column names of domains, storage_snapshots, repositories, packages,
-package_versions, assets and package_dependencies (schema/001_init.sql).
+package_versions, assets and package_dependencies (core/schema/001_init.sql).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ translation of AWS failures into one-line errors that name the missing IAM actio
 
 Credentials come only from boto3's default chain or from sts:AssumeRole, stay in memory and are
 never logged or written anywhere.
+
+Reads: the settings' accounts, roles and endpoints (never storing credentials). Writes nothing.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Every error a user can cause (configuration, AWS access, bad data, a busy or unwritable store) is a
 CaaError whose str() is a single line: what failed, where, and the fix. The CLI prints that line and
 exits non-zero; tracebacks only appear with --debug.
+
+Reads and writes nothing.
 """
 
 from __future__ import annotations

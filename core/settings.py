@@ -5,6 +5,8 @@ defaults. The file is ./caa.toml, or the path in CAA_CONFIG. Nested keys use `__
 (CAA_PRICES__STORAGE_USD_PER_GB_MONTH=0.06). Settings never hold credentials: boto3's default chain
 (profiles, SSO, environment, instance roles) provides them, and SMTP secrets are read from the
 environment only when an e-mail is sent.
+
+Reads: caa.toml, CAA_* environment variables. Writes nothing.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Pure data read by `demo.estate`; nothing here does I/O or draws random numbers.
 Sizes are median bytes of the package's main asset; `fame` biases download popularity.
+
+Reads and writes nothing (static data).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 `demo.estate.build_estate(seed, ...)` creates it deterministically; the fake CodeArtifact
 service (`demo.fake_codeartifact`) answers API calls from it, and the trail writer emits
 CloudTrail records about it. Nothing here does I/O.
+
+Reads and writes nothing (dataclasses).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ the snapshot's version, so a new collection shows on the next rerun without a re
 
 Each page module has `page(view)` and `default_loads(settings, earlier)`: what it loads with no filters
 and its widgets at their defaults (DefaultLoads), for ui/precompute.py.
+
+Reads: the reader snapshot (page_cache, then the loads live). Writes nothing.
 """
 
 from __future__ import annotations

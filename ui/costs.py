@@ -1,6 +1,9 @@
 """Costs page: modeled cost by domain, repository, package or team (treemap and table), daily cost by
 storage and requests, the 3/6/12-month forecast with its interval, backtest error and the cleanup
-what-if, and modeled cost against Cost Explorer actuals (layout only)."""
+what-if, and modeled cost against Cost Explorer actuals (layout only).
+
+Reads: the store through its loads (ui/views.py). Writes nothing.
+"""
 
 from __future__ import annotations
 

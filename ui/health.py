@@ -1,5 +1,8 @@
 """Data health page: last run and status per collector and scope, freshness per source, errors with
-their fix, skipped files and row counts (layout only)."""
+their fix, skipped files and row counts (layout only).
+
+Reads: the store through its load (ui/views.health_view). Writes nothing.
+"""
 
 from __future__ import annotations
 

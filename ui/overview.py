@@ -1,6 +1,9 @@
 """Overview page: KPIs (storage, downloads, requests, month-to-date cost vs projection vs last month, open
 spikes, cleanup savings), cost trend with the forecast band, top cost movers, storage per domain,
-downloads over time, data freshness (layout only)."""
+downloads over time, data freshness (layout only).
+
+Reads: the store through its loads (ui/views.py). Writes nothing.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """The dashboard's pages in menu order: URL key -> (title, module). Each module has `page(view)` (its
 layout) and `default_loads(settings, earlier)` (what it loads with no filters and its widgets at their
-defaults, which ui/precompute.py computes after a collection)."""
+defaults, which ui/precompute.py computes after a collection).
+
+Reads and writes nothing.
+"""
 
 from __future__ import annotations
 

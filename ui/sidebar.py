@@ -1,5 +1,8 @@
 """The sidebar's global filters (layout only): initialised from the URL, kept in it, so a link reproduces
-the view. Values not in the store are dropped, never trusted."""
+the view. Values not in the store are dropped, never trusted.
+
+Reads: the store's filter choices (ui/views.filter_options), the URL. Writes: the URL's query.
+"""
 
 from __future__ import annotations
 

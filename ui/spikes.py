@@ -1,6 +1,9 @@
 """Spikes page: downloads and access-denied events per day with the spike windows marked, the spikes with
 their size and cost, and the drivers (principal, user agent, source IP with shares) of the chosen spike
-(layout only)."""
+(layout only).
+
+Reads: the store through its load (ui/views.spikes_view). Writes nothing.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Usage page: downloads over time by format, repository or package; the top packages and consumers;
 internal vs upstream share; repositories without traffic; versions downloaded by one principal
-(layout only). The window is the last 30 days of data, or the filter's dates when set."""
+(layout only). The window is the last 30 days of data, or the filter's dates when set.
+
+Reads: the store through its loads (ui/views.py). Writes nothing.
+"""
 
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ files; Parquet files directly under the source are always listed. Hidden files (
 `_temporary/`) are never listed. Files already in the `cloudtrail_files` ledger with the same ETag (S3)
 or size and mtime (local) are not fetched again; a day that Spark extracted again has new file names, so
 it is read again and only its events not yet in `events` land. The fetching, batching, dedupe, commit and
-watermark are the trail-file driver's (collectors/trailfiles.py), as for trail files. A file that is not readable Parquet with the events columns is skipped, named
-with the fix, kept out of the ledger (so it is retried), and the rest still lands.
+watermark are the trail-file driver's (collectors/trailfiles.py), as for trail files. A file that is not
+readable Parquet with the events columns is skipped, named with the fix, kept out of the ledger (so it
+is retried), and the rest still lands.
 
 Reads: the extract (S3 or local). Writes: events, cloudtrail_files, watermarks.
 """
@@ -23,20 +24,10 @@ from typing import Any
 
 import duckdb
 
+from collectors import trailfiles
 from collectors.base import RunContext, ScopeResult
 from collectors.cloudtrail_load import EVENT_COLUMNS, PARSE_ERRORS, BatchResult, commit_stage
-from collectors.trailfiles import (
-    FileFormat,
-    Ledger,
-    Listed,
-    TrailObject,
-    ingest,
-    local_object,
-    parse_source,
-    s3_object,
-    scan_dir,
-    start_date,
-)
+from collectors.trailfiles import FileFormat, Ledger, Listed, TrailObject
 from core.aws import Scope, aws_errors
 from core.errors import first_line
 
@@ -66,11 +57,11 @@ def _day(name: str) -> str | None:
 
 def is_extract(ctx: RunContext, scope: Scope) -> bool:
     """True when the source holds day=YYYY-MM-DD/ folders or *.parquet files rather than AWSLogs/."""
-    kind, where, prefix = parse_source(scope.source)
+    kind, where, prefix = trailfiles.parse_source(scope.source)
     if kind == "local":
         if not os.path.isdir(where):
             return False  # the trail path names the missing directory
-        entries = scan_dir(Path(where), "", [])  # unreadable entries are reported by the collector that runs
+        entries = trailfiles.scan_dir(Path(where), "", [])  # unreadable entries are reported by the collector that runs
         dirs = {name for name, st in entries if st is None}
         files = [name for name, st in entries if st is not None]
     else:
@@ -85,7 +76,8 @@ def is_extract(ctx: RunContext, scope: Scope) -> bool:
 
 
 def _local_files(root: Path, folder: str, bad: list[tuple[str, str]]) -> list[TrailObject]:
-    return [local_object(folder, name, st) for name, st in scan_dir(root / folder, folder, bad) if st is not None and _visible(name)]
+    return [trailfiles.local_object(folder, name, st) for name, st in trailfiles.scan_dir(root / folder, folder, bad)
+            if st is not None and _visible(name)]
 
 
 def _s3_level(client: Any, bucket: str, prefix: str) -> tuple[list[str], list[TrailObject]]:
@@ -93,7 +85,7 @@ def _s3_level(client: Any, bucket: str, prefix: str) -> tuple[list[str], list[Tr
     dirs, files = [], []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
         dirs += [cp["Prefix"][len(prefix):].rstrip("/") for cp in page.get("CommonPrefixes", [])]
-        files += [s3_object(o, len(prefix)) for o in page.get("Contents", [])]
+        files += [trailfiles.s3_object(o, len(prefix)) for o in page.get("Contents", [])]
     return dirs, [o for o in files if _visible(o.key)]
 
 
@@ -105,7 +97,7 @@ def list_extract(kind: str, where: str, prefix: str, client: Any, start: date, e
     bad = [] if bad is None else bad
     if kind == "local":
         root = Path(where)
-        dirs = sorted(name for name, st in scan_dir(root, "", bad) if st is None)
+        dirs = sorted(name for name, st in trailfiles.scan_dir(root, "", bad) if st is None)
         out += [(o, None) for o in _local_files(root, "", bad)]
     else:
         dirs, top = _s3_level(client, where, prefix)
@@ -178,14 +170,14 @@ def parquet_files() -> FileFormat:
 
 
 def collect_extract(ctx: RunContext, scope: Scope) -> ScopeResult:
-    kind, where, prefix = parse_source(scope.source)
+    kind, where, prefix = trailfiles.parse_source(scope.source)
     client = ctx.clients.client(Scope(region=None), "s3") if kind == "s3" else None
-    start, end = start_date(ctx, scope.source), (ctx.now + timedelta(days=1)).date()
+    start, end = trailfiles.start_date(ctx, scope.source), (ctx.now + timedelta(days=1)).date()
     result = ScopeResult(window=f"{start}..{end}")
     with aws_errors(scope, "s3", what="listing"):
         unreadable: list[tuple[str, str]] = []
         listed = list_extract(kind, where, prefix, client, start, end, unreadable)
     for key, why in unreadable:
         result.skip(key, why)
-    ingest(ctx, scope, parquet_files(), listed, result, client)
+    trailfiles.ingest(ctx, scope, parquet_files(), listed, result, client)
     return result

@@ -55,8 +55,7 @@ class CredentialsError(AwsAccessError):
 
 
 def first_line(exc: BaseException, limit: int | None = None) -> str:
-    """The first line of a foreign exception's message (DuckDB, botocore and pyarrow messages run to
-    many lines), cut to `limit` characters; its type name when it has no message."""
-    text = str(exc)
-    line = text.splitlines()[0] if text.strip() else type(exc).__name__
+    """The first non-blank line of a foreign exception's message (DuckDB, botocore, pyarrow and kaleido
+    messages run to many lines), cut to `limit` characters; its type name when it has no message."""
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
     return line[:limit] if limit else line

@@ -36,7 +36,7 @@ import pandas as pd
 from analytics import cleanup, costs, forecast, spikes
 from analytics.filters import Filters
 from analytics.overview import as_of
-from core.errors import CaaError
+from core.errors import CaaError, first_line
 from core.settings import Settings
 
 REPO = ["account_id", "region", "domain", "repository"]
@@ -436,8 +436,7 @@ def render_pngs(figs: list) -> list[bytes]:
                 if "kaleido_scopes is not defined" not in str(e) or attempt == PAGE_RACE_ATTEMPTS - 1:
                     raise
     except Exception as e:  # kaleido/choreographer raise RuntimeError subclasses with multi-line text
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise CaaError(f"cannot render the cost chart: kaleido could not start Chromium ({first})",
+        raise CaaError(f"cannot render the cost chart: kaleido could not start Chromium ({first_line(e)})",
                        where="e-mail chart", fix=fix) from None
 
 

@@ -49,7 +49,7 @@ from actions.plan import (
     result_path,
     rows_from_frame,
 )
-from analytics import cleanup
+from analytics import cleanup, rollups
 from analytics.reports import read_table, write_table
 from core import store
 from core.aws import DENIED, EXPIRED, Scope, paginate, translate
@@ -421,7 +421,7 @@ def run_apply(settings: Settings, report: Path, action: str, *, execute: bool = 
                         fix="write yes, true or x in the approve column of the versions to act on")
     echo(f"{len(rows):,} approved rows in {report}; report time {report_at:%Y-%m-%d %H:%M:%S}Z ({source})")
     policy = report_policy(df, rows, report)
-    with store.writer(settings.db) as con:
+    with store.writer(settings.db, before_publish=rollups.before_publish) as con:
         resolve_regions(con, rows, report)
         skip_duplicates(rows)
         plan_actions(con, rows, action, min_archived_days, utc_now())

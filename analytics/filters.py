@@ -40,18 +40,20 @@ TABLES: dict[str, tuple[dict[str, str], str | None]] = {
                     "formats": "format"}, "day"),
     "download_days": ({"accounts": "account_id", "regions": "region", "domains": "domain",
                        "repositories": "repository", "formats": "format"}, "day"),
+    "principal_hours": ({"accounts": "account_id", "regions": "region"}, "hour_at"),
     # Only its 'package' rows carry every list column; spikes.py reads the others only unfiltered.
     "download_sessions_days": ({"accounts": "account_id", "regions": "region", "domains": "domain",
                                 "repositories": "repository", "formats": "format"}, "day"),
 }
 
 
-def lists_filtered(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether a list filter (account, region, domain, repository, format) is applied on this connection."""
+def lists_filtered(con: duckdb.DuckDBPyConnection, fields: tuple[str, ...] = LIST_FIELDS) -> bool:
+    """Whether a list filter among `fields` (default: account, region, domain, repository, format) is
+    applied on this connection."""
     if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'f_accounts'"
                        ).fetchone()[0]:
         return False
-    counts = " + ".join(f"(SELECT count(*) FROM f_{name})" for name in LIST_FIELDS)
+    counts = " + ".join(f"(SELECT count(*) FROM f_{name})" for name in fields if name in LIST_FIELDS)
     return con.execute(f"SELECT {counts} > 0").fetchone()[0]
 
 

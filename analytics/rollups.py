@@ -1,5 +1,6 @@
-"""Daily rollups of `events`: event_days and download_days (core/schema/005_rollups.sql), and the spike
-detectors' download sessions per level, download_sessions_days (core/schema/007_session_rollup.sql).
+"""Rollups of `events`: event_days and download_days (core/schema/005_rollups.sql), and for the spike
+detectors the download sessions per level, download_sessions_days (core/schema/007_session_rollup.sql and
+009), and the billed requests per principal and hour, principal_hours (009).
 Their SQL is analytics/sql/rollup_*.sql; what a download and a session are is defined once, in
 core/schema/008_definitions.sql.
 
@@ -12,7 +13,8 @@ publish, rows written by hand, a store from before the rollups). Each day is rea
 event_at, which DuckDB prunes by its zone maps, so refreshing a day costs about one day of events
 whatever the store's size.
 
-Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days.
+Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days,
+principal_hours.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from analytics.queries import sql
 from core import store
 from core.clock import utc_midnight
 
-TABLES = ("event_days", "download_days", "download_sessions_days")  # each filled by analytics/sql/rollup_<table>.sql
+# each filled by analytics/sql/rollup_<table>.sql, one row per UTC day (principal_hours: per hour of the day)
+TABLES = ("event_days", "download_days", "download_sessions_days", "principal_hours")
+_DAY = {t: "day" for t in TABLES} | {"principal_hours": "CAST(hour_at AT TIME ZONE 'UTC' AS DATE)"}
 SPAN_DAYS = 31  # days per refresh statement: bounds the memory of a backfill's flush
 
 
@@ -50,7 +54,7 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
     """Recompute the rollup rows of `days` (UTC) from `events`. Call it inside the caller's transaction."""
     for first, last in _spans(days):
         for table in TABLES:
-            con.execute(f"DELETE FROM {table} WHERE day BETWEEN $first AND $last", {"first": first, "last": last})
+            con.execute(f"DELETE FROM {table} WHERE {_DAY[table]} BETWEEN $first AND $last", {"first": first, "last": last})
         _insert_all(con, {"lo": utc_midnight(first), "hi": utc_midnight(last + timedelta(days=1))})
 
 

@@ -120,8 +120,9 @@ def load_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPy
 # (mark_days, in their transaction: the mark is a TEMP row, committed with them). Before every publish the
 # writer's hook gets those days (prepare_publish); it returns True when it changed data that was already
 # committed, so the store version moves. analytics/rollups.py `before_publish` is the hook that keeps the
-# daily rollups in step with `events`; a writer that loads events must be given it (writer refuses to
-# publish marked days without a hook, rather than publish events without their rollups).
+# rollups in step with `events`: every caa command that writes passes it (cli, demo, apply, alerts; a
+# migration may change the rollups, and any write session can be the first after an upgrade), and writer
+# refuses to publish marked days without a hook rather than publish events without their rollups.
 BeforePublish = Callable[[duckdb.DuckDBPyConnection, list[date]], bool]
 _HOOKS: dict[int, BeforePublish | None] = {}  # id(write connection) -> its session's hook
 DAY_OF_EVENT = "CAST(event_at AT TIME ZONE 'UTC' AS DATE)"

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics import spikes
+from analytics import rollups, spikes
 from analytics.overview import as_of
 from core import store
 from core.clock import utc_now
@@ -57,18 +57,20 @@ class Alert:
             what = f"Auth failures ({s['signal']}) by {s['principal_arn']} in {where}"
         else:
             pkg = f"{s['namespace']}/{s['package']}" if _str(s["namespace"]) else str(s["package"])
-            what = f"Download spike of {s['format']} {pkg} in {where}"
+            what = (f"Request spike by {s['principal_arn']}" if s["unit"] == "requests"
+                    else f"Download spike of {s['format']} {pkg} in {where}")
         return ("[caa] grown: " if self.grown_from is not None else "[caa] ") + what
 
     def lines(self, dashboard_url: str) -> list[str]:
         s = self.spike
-        unit = "denied calls" if s["kind"] == "auth" and s["signal"] == "access_denied" else (
-            "token calls" if s["kind"] == "auth" else "downloads")
+        unit = s["unit"]
         grown = f" (was {self.grown_from:,.0f} at the last alert)" if self.grown_from is not None else ""
         out = [f"When: {s['start']:%Y-%m-%d %H:%M} to {s['end']:%Y-%m-%d %H:%M} UTC",
                f"Size: {s['excess']:,.0f} excess {unit}{grown}; observed {s['observed']:,.0f} vs baseline "
                f"{s['baseline']:,.0f}; score {s['score']:,.1f}",
-               f"Cost: ${s['excess_cost_usd']:,.4f} at the request price"
+               f"Signal: {s['signal']} at the {s['level']} level",
+               f"Cost: ${s['excess_cost_usd']:,.4f} for {s['billable_requests']:,.0f} billable of "
+               f"{s['excess_requests']:,.0f} excess requests (free tier: {s['free_tier']})"
                + (" (denied calls are not billed)" if s["signal"] == "access_denied" else "")]
         for label, col in (("Principals", "top_principals"), ("User agents", "top_user_agents"),
                            ("Source IPs", "top_source_ips")):
@@ -191,7 +193,7 @@ def send_alerts(settings: Settings, dry_run: bool = False, clients: Any = None,
             f"dry run: {len(alerts)} alerts of {len(found)} spikes since {since}; nothing sent or recorded"]
     url = webhook_url(settings, clients) if "webhook" in channels else None
     lines, failures = [], []
-    with store.writer(settings.db) as wcon:
+    with store.writer(settings.db, before_publish=rollups.before_publish) as wcon:
         alerts = plan(found, _state(wcon), channels)  # the store's state is the authority
         for a in alerts:
             delivered = []

@@ -1,27 +1,35 @@
--- Purpose: the download_sessions_days rollup rows (core/schema/007_session_rollup.sql) of the UTC days in
---          [$lo, $hi): distinct sessions (session_key, core/schema/008_definitions.sql) and downloads per
---          day for each spike-detector level. The downloads are grouped once into (package, session) rows,
---          from which each level counts its distinct sessions.
+-- Purpose: the download_sessions_days rollup rows (core/schema/007_session_rollup.sql and 009) of the UTC
+--          days in [$lo, $hi): per day and spike-detector level, the sessions (session_key,
+--          core/schema/008_definitions.sql), the downloads and the sum over sessions of (downloads in the
+--          session)^2. The downloads are grouped once into (package, session) rows; each level then sums
+--          them per session of its own, so its sessions are distinct and its squares are of its sessions.
 -- $params: $lo, $hi TIMESTAMPTZ: UTC midnights bounding whole days (analytics/rollups.py refresh)
--- Columns: the columns of download_sessions_days, in order (this is an INSERT)
+-- Columns: the columns of download_sessions_days (this is an INSERT)
 -- Grain:   one row per day x level x that level's key ('package': domain, repository, format, namespace,
---          package; 'repository': domain, repository; 'principal': principal_arn)
-INSERT INTO download_sessions_days
+--          package; 'domain': domain, format, namespace, package; 'repository': domain, repository;
+--          'principal': principal_arn)
+INSERT INTO download_sessions_days (day, level, account_id, region, domain, repository, format, namespace,
+                                    package, principal_arn, sessions, downloads, downloads_sq)
 WITH s AS MATERIALIZED (
     SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, account_id, region, domain, repository, format,
-           namespace, package, principal_arn, session_key(principal_arn, source_ip, event_at) AS session,
-           count(*) AS n
+           namespace, package, coalesce(principal_arn, 'unknown') AS principal_arn,
+           session_key(principal_arn, source_ip, event_at) AS session, count(*) AS n
     FROM downloads
     WHERE event_at >= $lo AND event_at < $hi
     GROUP BY ALL
-)
-SELECT day, 'package', account_id, region, domain, repository, format, namespace, package, NULL, count(*), sum(n)
+),
+dom AS (SELECT day, account_id, region, domain, format, namespace, package, session, sum(n) AS n FROM s GROUP BY ALL),
+repo AS (SELECT day, account_id, region, domain, repository, session, sum(n) AS n FROM s GROUP BY ALL),
+who AS (SELECT day, account_id, region, principal_arn, session, sum(n) AS n FROM s GROUP BY ALL)
+SELECT day, 'package', account_id, region, domain, repository, format, namespace, package, NULL, count(*), sum(n),
+       sum(n * n)
 FROM s GROUP BY day, account_id, region, domain, repository, format, namespace, package
 UNION ALL
-SELECT day, 'repository', account_id, region, domain, repository, NULL, NULL, NULL, NULL,
-       count(DISTINCT session), sum(n)
-FROM s GROUP BY day, account_id, region, domain, repository
+SELECT day, 'domain', account_id, region, domain, NULL, format, namespace, package, NULL, count(*), sum(n), sum(n * n)
+FROM dom GROUP BY day, account_id, region, domain, format, namespace, package
 UNION ALL
-SELECT day, 'principal', account_id, region, NULL, NULL, NULL, NULL, NULL, coalesce(principal_arn, 'unknown'),
-       count(DISTINCT session), sum(n)
-FROM s GROUP BY day, account_id, region, coalesce(principal_arn, 'unknown')
+SELECT day, 'repository', account_id, region, domain, repository, NULL, NULL, NULL, NULL, count(*), sum(n), sum(n * n)
+FROM repo GROUP BY day, account_id, region, domain, repository
+UNION ALL
+SELECT day, 'principal', account_id, region, NULL, NULL, NULL, NULL, NULL, principal_arn, count(*), sum(n), sum(n * n)
+FROM who GROUP BY day, account_id, region, principal_arn

@@ -35,19 +35,34 @@ SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, re
 FROM events WHERE {DOWNLOAD} GROUP BY ALL ORDER BY ALL"""
 
 SESSION = "(principal_arn, source_ip, date_trunc('minute', event_at AT TIME ZONE 'UTC'))"
+# One row per session of each level (its key, the session, its downloads), then summed per level and day.
 EXPECTED_SESSION_DAYS = f"""
-SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, 'package', account_id, region, domain, repository, format,
-       namespace, package, NULL, count(DISTINCT {SESSION}), count(*)
-FROM events WHERE {DOWNLOAD} GROUP BY ALL
-UNION ALL
-SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), 'repository', account_id, region, domain, repository, NULL, NULL,
-       NULL, NULL, count(DISTINCT {SESSION}), count(*)
-FROM events WHERE {DOWNLOAD} GROUP BY ALL
-UNION ALL
-SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), 'principal', account_id, region, NULL, NULL, NULL, NULL, NULL,
-       coalesce(principal_arn, 'unknown'), count(DISTINCT {SESSION}), count(*)
-FROM events WHERE {DOWNLOAD} GROUP BY ALL
+WITH d AS (SELECT *, CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, {SESSION} AS session FROM events
+           WHERE {DOWNLOAD}),
+lv AS (
+    SELECT day, 'package' AS level, account_id, region, domain, repository, format, namespace, package,
+           NULL AS principal_arn, session, count(*) AS n FROM d GROUP BY ALL
+    UNION ALL
+    SELECT day, 'domain', account_id, region, domain, NULL, format, namespace, package, NULL, session, count(*)
+    FROM d GROUP BY ALL
+    UNION ALL
+    SELECT day, 'repository', account_id, region, domain, repository, NULL, NULL, NULL, NULL, session, count(*)
+    FROM d GROUP BY ALL
+    UNION ALL
+    SELECT day, 'principal', account_id, region, NULL, NULL, NULL, NULL, NULL, coalesce(principal_arn, 'unknown'),
+           session, count(*) FROM d GROUP BY ALL
+)
+SELECT day, level, account_id, region, domain, repository, format, namespace, package, principal_arn,
+       count(*), sum(n), sum(n * n)
+FROM lv GROUP BY day, level, account_id, region, domain, repository, format, namespace, package, principal_arn
 ORDER BY ALL"""
+EXPECTED_PRINCIPAL_HOURS = f"""
+WITH s AS (SELECT date_trunc('hour', event_at) AS hour_at, account_id, region,
+                  coalesce(principal_arn, 'unknown') AS principal_arn, {SESSION} AS session, count(*) AS n,
+                  count(*) FILTER (WHERE {DOWNLOAD}) AS d
+           FROM events WHERE error_code IS NULL GROUP BY ALL)
+SELECT hour_at, account_id, region, principal_arn, sum(n), sum(d), count(*), sum(n * n)
+FROM s GROUP BY hour_at, account_id, region, principal_arn ORDER BY ALL"""
 
 
 def assert_rollups_match(db):
@@ -55,6 +70,7 @@ def assert_rollups_match(db):
     assert rows(db, "SELECT * FROM event_days ORDER BY ALL") == rows(db, EXPECTED_EVENT_DAYS)
     assert rows(db, "SELECT * FROM download_days ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_DAYS)
     assert rows(db, "SELECT * FROM download_sessions_days ORDER BY ALL") == rows(db, EXPECTED_SESSION_DAYS)
+    assert rows(db, "SELECT * FROM principal_hours ORDER BY ALL") == rows(db, EXPECTED_PRINCIPAL_HOURS)
     assert rows(db, "SELECT count(*) FROM event_days") != [(0,)]
 
 
@@ -227,21 +243,26 @@ def test_a_filter_reaches_the_rollups(demo_reader):
 
 
 RAW_SPIKE_SERIES = f"""
-SELECT account_id, region,
-       CASE WHEN $level <> 'principal' THEN domain END AS domain,
-       CASE WHEN $level <> 'principal' THEN repository END AS repository,
-       CASE WHEN $level = 'package' THEN format END AS format,
-       CASE WHEN $level = 'package' THEN namespace END AS namespace,
-       CASE WHEN $level = 'package' THEN package END AS package,
-       CASE WHEN $level = 'principal' THEN coalesce(principal_arn, 'unknown') END AS principal_arn,
-       date_trunc($grain, event_at AT TIME ZONE 'UTC') AS bucket_at, count(DISTINCT {SESSION}) AS sessions,
-       count(*) AS downloads
-FROM downloads WHERE event_at >= $start_at AND event_at < $end_at GROUP BY ALL ORDER BY ALL"""
+WITH s AS (
+    SELECT account_id, region,
+           CASE WHEN $level <> 'principal' THEN domain END AS domain,
+           CASE WHEN $level IN ('package', 'repository') THEN repository END AS repository,
+           CASE WHEN $level IN ('package', 'domain') THEN format END AS format,
+           CASE WHEN $level IN ('package', 'domain') THEN namespace END AS namespace,
+           CASE WHEN $level IN ('package', 'domain') THEN package END AS package,
+           CASE WHEN $level = 'principal' THEN coalesce(principal_arn, 'unknown') END AS principal_arn,
+           date_trunc($grain, event_at AT TIME ZONE 'UTC') AS bucket_at, {SESSION} AS session, count(*) AS n
+    FROM downloads WHERE event_at >= $start_at AND event_at < $end_at GROUP BY ALL
+)
+SELECT account_id, region, domain, repository, format, namespace, package, principal_arn, bucket_at,
+       count(*) AS sessions, sum(n) AS downloads, sum(n * n) AS downloads_sq
+FROM s GROUP BY account_id, region, domain, repository, format, namespace, package, principal_arn, bucket_at
+ORDER BY ALL"""
 
 
 @pytest.mark.parametrize("filters", [Filters(), Filters(domains=("acme",), start=date(2026, 1, 1))],
                          ids=["unfiltered", "filtered"])
-@pytest.mark.parametrize("level", ["package", "repository", "principal"])
+@pytest.mark.parametrize("level", ["package", "domain", "repository", "principal"])
 def test_spike_series_from_the_session_rollup_equal_a_scan_of_downloads(demo_reader, filters, level):
     from analytics import spikes
 
@@ -260,6 +281,39 @@ def test_spike_series_from_the_session_rollup_equal_a_scan_of_downloads(demo_rea
                                                       "end_at": end_at}).df()
                 assert len(want) > 0
                 pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    finally:
+        Filters().apply(con)
+
+
+RAW_PRINCIPAL_REQUESTS = f"""
+WITH s AS (
+    SELECT account_id, region, coalesce(principal_arn, 'unknown') AS principal_arn,
+           date_trunc('hour', event_at AT TIME ZONE 'UTC') AS hour_at, {SESSION} AS session, count(*) AS n,
+           count(*) FILTER (WHERE {DOWNLOAD}) AS d
+    FROM events WHERE error_code IS NULL AND event_at >= $start_at AND event_at < $end_at GROUP BY ALL
+)
+SELECT account_id, region, principal_arn, hour_at, sum(n) AS requests, sum(d) AS downloads, count(*) AS sessions,
+       sum(n * n) AS requests_sq
+FROM s GROUP BY account_id, region, principal_arn, hour_at ORDER BY ALL"""
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(domains=("acme",), start=date(2026, 1, 1)),
+                                     Filters(regions=("us-east-1",))], ids=["unfiltered", "domain", "region"])
+def test_principal_requests_from_the_hour_rollup_equal_a_scan_of_events(demo_reader, filters):
+    """The request-volume signal's series (principal_hours for whole days, raw edges; all raw under a
+    domain filter, which the rollup cannot apply) equals a scan of events."""
+    from analytics import spikes
+
+    con = demo_reader
+    filters.apply(con)
+    try:
+        latest = con.execute("SELECT max(event_at) FROM events").fetchone()[0]
+        for start_at, end_at in ((latest - timedelta(days=40, hours=5), latest - timedelta(days=3, hours=2)),
+                                 (latest - timedelta(hours=20), latest + timedelta(minutes=3))):
+            got = spikes.principal_requests(con, start_at, end_at)
+            want = con.execute(RAW_PRINCIPAL_REQUESTS, {"start_at": start_at, "end_at": end_at}).df()
+            assert len(want) > 0
+            pd.testing.assert_frame_equal(got, want, check_dtype=False)
     finally:
         Filters().apply(con)
 

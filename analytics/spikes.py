@@ -1,31 +1,46 @@
-"""Download spikes and auth-failure bursts, with a seasonal robust baseline, sizing, cost and attribution.
+"""Download spikes, request-volume spikes and auth-failure bursts: seasonal robust baselines, two
+signals, four levels, sizing, cost and attribution.
 
-Reads (through analytics.queries): the downloads view, events and the download_sessions_days rollup
-(sql/spike_*.sql). Writes nothing.
+Reads (through analytics.queries): the downloads view, events and the rollups download_sessions_days and
+principal_hours (sql/spike_*.sql). Writes nothing.
 
-Downloads. For every series (a package in a repository; also a whole repository, and a principal) the
-detector counts per UTC day the *sessions* — distinct (principal, source IP, minute) — and the downloads.
-A CI job fetching one package 40 times within a minute is one session, so session counts are robust to
-the clustered traffic of builds, while downloads size the spike. The baseline of a bucket is the median
-of the same weekday (hour-of-week for hours) over the previous `baseline_weeks` weeks, its scale
-max(1.4826 x MAD, sqrt(baseline + 4)) (a Poisson floor, so a series at 0 does not alert on a handful of
-sessions). A day is anomalous when (sessions - baseline) / scale >= `score_threshold` and it has at least
-`min_daily_downloads` downloads; a series needs `baseline_weeks` weeks of history after its first download
-before it can alert (a new package is not a spike). Consecutive anomalous days are merged, then the hours
-are scored the same way (hour-of-week baseline) to place the spike's start and end to the hour. Excess
-downloads = observed - baseline summed over the spike's hours; its cost is excess / 10,000 x the
-region's request price, the marginal price: the monthly free tier is ignored, and the metadata requests
-that come with each install are not counted, so it is a floor. The last day of the store is usually
-partial: its baseline is scaled by the fraction of the day elapsed. Repository and principal spikes are
-reported only when no package spike explains them (same repository, or led by that principal).
+Downloads. A series is a package in a repository (level 'package'), the package across every repository
+of its domain ('domain'), a whole repository ('repository') or a principal ('principal'). Per UTC day the
+detector counts the series' sessions (session_key: one principal from one IP in one minute) and its
+downloads, and scores two signals against the median of the same weekday over the previous
+`baseline_weeks` weeks:
+  * sessions: (sessions - baseline) / max(1.4826 x MAD, sqrt(baseline + 4)) (a Poisson floor, so a series
+    at 0 does not alert on a handful). Robust to the clustered traffic of CI, where one job fetches many
+    files within a minute.
+  * volume: the same on downloads, with the Poisson floor widened by the series' index of dispersion D
+    over the baseline weeks (`dispersion`: sum over sessions of n^2 / sum n): sqrt(D x (baseline + 4)).
+    Downloads that come in sessions of n are that much noisier, so CI's normal clustered traffic stays
+    quiet, while a job looping on one package (thousands of downloads in a few sessions; session
+    counting caps it at one a minute) fires. It also needs the day's downloads per session to be at
+    least CONCENTRATION x D: a loop makes sessions larger than the series' usual, a busy day only more
+    of them (and that is the sessions signal's to judge).
+A day is anomalous when either score >= `score_threshold` and it has at least `min_daily_downloads`
+downloads (a spike only the volume signal sees needs `min_volume_excess` excess downloads); a series needs `baseline_weeks` weeks of history after its first download before it can alert
+(a new package is not a spike). Consecutive anomalous days are merged (with their still clearly raised
+neighbours), then the hours are scored the same ways (hour-of-week baseline) to place the spike to the
+hour. Excess downloads = observed - baseline over the spike's hours. The store's last day is usually
+partial: its counts are scaled up to a full day. Domain, repository and principal spikes are reported
+only when package spikes do not explain them (see _explained); a domain spike also needs its excess
+spread: no repository with more than MAX_REPOSITORY_SHARE of it (else it is that repository's, and
+its package level judges it). `signal` names what fired ("sessions",
+"volume" or both).
+
+Requests. Per principal and UTC hour, billed requests (principal_hours) against the principal's own
+hour-of-week baseline, with the same clustering-aware scale (D of its requests per session): a
+principal's runaway loop on metadata or on many packages. A spike needs `min_excess_requests` excess
+requests and is reported when download spikes do not explain it (level 'principal', signal "requests").
 
 Auth. Per principal and UTC hour: events with an access-denied error code (`DENIED_CODES`) and successful
 GetAuthorizationToken calls, scored against the hour-of-week baseline; a burst needs `AUTH_MIN_EVENTS`.
 
+Cost: analytics/spike_cost.py (excess requests with the metadata of the same sessions, and the free tier).
 Attribution: each spike's principals, user agents and source IPs with their share of the *excess* (the
 value's downloads in the window minus its median in the same window of the previous weeks).
-
-`evaluate(detected, truth)` scores a detection against a demo estate's ground truth (see its docstring).
 """
 
 from __future__ import annotations
@@ -36,20 +51,25 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from analytics import filters
+from analytics import filters, spike_cost
 from analytics.overview import as_of
 from analytics.queries import run
+from core.clock import utc_midnight
 from core.settings import Settings
 
 DENIED_CODES = ["AccessDenied", "AccessDeniedException", "UnauthorizedException"]
 AUTH_MIN_EVENTS = 10  # an auth burst needs at least this many events
-LEVELS = ("package", "repository", "principal")
+LEVELS = ("package", "domain", "repository", "principal")
+DEFAULT_LEVELS = ("package", "domain")  # what the dashboard, reports, e-mails and alerts ask for
 PACKAGE = ["domain", "repository", "format", "namespace", "package"]
 KEYS = ["account_id", "region", "domain", "repository", "format", "namespace", "package", "principal_arn"]
 COLUMNS = ["kind", "domain", "repository", "format", "namespace", "package", "principal_arn", "start", "end",
-           "score", "observed", "baseline", "excess", "excess_cost_usd", "top_principals", "top_user_agents",
-           "top_source_ips", "level", "signal", "account_id", "region"]
+           "score", "observed", "baseline", "excess", "unit", "excess_requests", "billable_requests", "free_tier",
+           "excess_cost_usd", "top_principals", "top_user_agents", "top_source_ips", "level", "signal",
+           "account_id", "region"]
 TOP = 3
+MAX_REPOSITORY_SHARE = 2 / 3  # a domain-level spike with more of its excess in one repository is that one's
+CONCENTRATION = 2.0  # a volume spike's sessions average at least this times the series' index of dispersion
 HOUR, DAY, WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
 
 
@@ -61,11 +81,13 @@ def _utc(ts: datetime) -> datetime:
     return pd.Timestamp(ts).tz_localize(UTC).to_pydatetime()
 
 
-def seasonal_baseline(x: np.ndarray, period: int, weeks: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
+def seasonal_baseline(x: np.ndarray, period: int, weeks: int, floor: float,
+                      dispersion: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Median and scale of each bucket over the same bucket 1..weeks periods back (NaN without history).
 
-    x: series x buckets. scale = max(1.4826 x MAD, sqrt(max(median, mean of all previous weeks x period
-    buckets) + floor)): a Poisson floor that also holds for sparse series whose same-weekday median is 0.
+    x: series x buckets. scale = max(1.4826 x MAD, sqrt(dispersion x (max(median, mean of all previous
+    weeks x period buckets) + floor))): a Poisson floor that also holds for sparse series whose same-weekday
+    median is 0, widened for counts that arrive in clusters of `dispersion` (see cluster_size).
     """
     stack = np.full((weeks, *x.shape), np.nan)
     for k in range(1, weeks + 1):
@@ -79,7 +101,20 @@ def seasonal_baseline(x: np.ndarray, period: int, weeks: int, floor: float) -> t
     if span < x.shape[1]:
         mean[:, span:] = (cs[:, span:-1] - cs[:, : x.shape[1] - span]) / span
     level = np.fmax(base, mean)
-    return base, np.maximum(1.4826 * mad, np.sqrt(np.maximum(level, 0) + floor))
+    return base, np.maximum(1.4826 * mad, np.sqrt(dispersion * (np.maximum(level, 0) + floor)))
+
+
+def dispersion(squares: np.ndarray, counts: np.ndarray, span: int) -> np.ndarray:
+    """Per bucket, the index of dispersion of the series' clustered counts over the `span` buckets before it:
+    sum over sessions of n^2 / sum of n (1 without history). Counts that arrive in sessions of n are a
+    compound Poisson process whose variance is its mean times E[n^2]/E[n]: a series whose sessions fetch
+    one file each has 1, a CI job that sometimes fetches 50 files of a package at once has far more."""
+    z = np.zeros((counts.shape[0], 1))
+    c_q, c_n = np.cumsum(np.hstack([z, squares]), axis=1), np.cumsum(np.hstack([z, counts]), axis=1)
+    lo = np.maximum(np.arange(counts.shape[1]) - span, 0)
+    hi = np.arange(counts.shape[1])
+    q, n = c_q[:, hi] - c_q[:, lo], c_n[:, hi] - c_n[:, lo]
+    return np.where(n > 0, np.maximum(q / np.maximum(n, 1), 1.0), 1.0)
 
 
 def _grid(df: pd.DataFrame, keys: list[str], at: str, values: list[str], first: datetime, step: timedelta,
@@ -110,14 +145,6 @@ def _start(since: date | None, weeks: int) -> datetime:
     if since is None:
         return datetime(1970, 1, 1, tzinfo=UTC)
     return datetime.combine(since, time(0), tzinfo=UTC) - weeks * WEEK - DAY
-
-
-def _window_params(cands: list[dict], level: str, weeks: int) -> dict:
-    return {"level": level, "weeks": weeks, "window_ids": list(range(len(cands))),
-            **{f"{k}s" if k != "principal_arn" else "principals": [c[k] for c in cands]
-               for k in KEYS if k not in ("repository", "namespace")},
-            "repositories": [c["repository"] for c in cands], "namespaces": [c["namespace"] for c in cands],
-            "from_at": [c["from_at"] for c in cands], "to_at": [c["to_at"] for c in cands]}
 
 
 def _frames(df: pd.DataFrame, wid: int, weeks: int, cols: list[str], value: str) -> tuple[pd.Series, pd.Series]:
@@ -189,6 +216,16 @@ def download_series(con: duckdb.DuckDBPyConnection, settings: Settings, level: s
     return out
 
 
+def _params(rows: list[dict], level: str, weeks: int) -> dict:
+    return {**spike_cost.window_params(rows, level), "weeks": weeks}
+
+
+def _last_day_fraction(when) -> float:
+    """How much of the store's last UTC day its events cover (its counts are scaled up by 1/fraction)."""
+    elapsed = (_naive(when.latest_event_at) - datetime.combine(when.day, time(0))) / DAY
+    return min(max(elapsed, 1 / 24), 1.0)
+
+
 def _download_spikes(con, settings: Settings, level: str, since: date | None, when) -> list[dict]:
     sp, weeks = settings.spikes, settings.spikes.baseline_weeks
     end = pd.Timestamp(when.latest_event_at).floor("h").to_pydatetime() + HOUR
@@ -197,22 +234,31 @@ def _download_spikes(con, settings: Settings, level: str, since: date | None, wh
         return []
     first = pd.Timestamp(df["bucket_at"].min()).to_pydatetime()
     n = (when.day - first.date()).days + 1
-    series, m = _grid(df, KEYS, "bucket_at", ["sessions", "downloads"], first, DAY, n)
-    x = m["sessions"].copy()
-    elapsed = (_naive(when.latest_event_at) - datetime.combine(when.day, time(0))) / DAY
-    frac = min(max(elapsed, 1 / 24), 1.0)  # the store's last day is usually partial
-    x[:, -1] /= frac  # compare the day's rate, not its partial total
-    base, scale = seasonal_baseline(x, 7, weeks, 4.0)
-    score = (x - base) / scale
+    series, m = _grid(df, KEYS, "bucket_at", ["sessions", "downloads", "downloads_sq"], first, DAY, n)
+    frac = _last_day_fraction(when)
+    full = np.r_[np.ones(n - 1), frac]  # compare the last day's rate, not its partial total
+    xs, xd = m["sessions"] / full, m["downloads"] / full
+    c = dispersion(m["downloads_sq"], m["downloads"], 7 * weeks)
+    base_s, scale_s = seasonal_baseline(xs, 7, weeks, 4.0)
+    base_d, scale_d = seasonal_baseline(xd, 7, weeks, 4.0, dispersion=c)
+    score_s, score_d = (xs - base_s) / scale_s, (xd - base_d) / scale_d
     born = (m["downloads"] > 0).argmax(axis=1)
-    valid = np.arange(n)[None, :] >= born[:, None] + 7 * weeks
-    hot = valid & (score >= sp.score_threshold) & (m["downloads"] / np.r_[np.ones(n - 1), frac] >= sp.min_daily_downloads)
+    valid = (np.arange(n)[None, :] >= born[:, None] + 7 * weeks) & (xd >= sp.min_daily_downloads)
+    # The volume signal fires only for downloads concentrated in sessions larger than the series' usual
+    # (a loop), not for more sessions of the usual size (a busy day, which the sessions signal judges).
+    concentrated = xd >= CONCENTRATION * c * np.maximum(xs, 1)
+    fired_s = valid & (score_s >= sp.score_threshold)
+    fired_d = valid & (score_d >= sp.score_threshold) & concentrated
+    hot = fired_s | fired_d
     # A spike spread over several days may clear the rule on one of them only: its neighbours that are
     # still clearly raised (half the threshold) belong to it, so it is sized whole.
-    raised = valid & (score >= sp.score_threshold / 2) & (m["downloads"] > base)
+    half = sp.score_threshold / 2
+    raised = (np.arange(n)[None, :] >= born[:, None] + 7 * weeks) & (xd > base_d) & (
+        (score_s >= half) | (score_d >= half))
     cands = []
     for i in np.flatnonzero(hot.any(axis=1)):
         for t0, t1 in _runs(hot[i]):
+            signals = [s for s, f in (("sessions", fired_s), ("volume", fired_d)) if f[i, t0:t1 + 1].any()]
             while t0 > 0 and raised[i, t0 - 1]:
                 t0 -= 1
             while t1 < n - 1 and raised[i, t1 + 1]:
@@ -220,31 +266,41 @@ def _download_spikes(con, settings: Settings, level: str, since: date | None, wh
             day0 = first + t0 * DAY
             if since is not None and (first + (t1 + 1) * DAY).date() <= since:
                 continue
-            c = {k: (None if pd.isna(v) else v) for k, v in series.iloc[i].items()}
-            cands.append({**c, "from_at": _utc(day0 - DAY), "to_at": _utc(min(first + (t1 + 2) * DAY, _naive(end))),
-                          "core": (_utc(day0), _utc(first + (t1 + 1) * DAY)), "score": float(np.nanmax(score[i, t0:t1 + 1]))})
+            c_row = {k: (None if pd.isna(v) else v) for k, v in series.iloc[i].items()}
+            score = max(float(np.nanmax(s[i, t0:t1 + 1])) for s, name in ((score_s, "sessions"), (score_d, "volume"))
+                        if name in signals)
+            cands.append({**c_row, "from_at": _utc(day0 - DAY), "to_at": _utc(min(first + (t1 + 2) * DAY, _naive(end))),
+                          "core": (_utc(day0), _utc(first + (t1 + 1) * DAY)), "score": score,
+                          "signal": "+".join(signals), "cluster": float(c[i, t0])})
     if not cands:
         return []
-    params = _window_params(cands, level, weeks)
-    hours = run(con, "spike_download_hours", **params)
-    rows = []
-    for wid, c in enumerate(cands):
-        rows.append(_place(c, wid, hours, weeks, settings))
-    attribution = run(con, "spike_download_attribution", **_window_params(rows, level, weeks))
+    hours = run(con, "spike_download_hours", **_params(cands, level, weeks))
+    rows = [_place(c, wid, hours, weeks) for wid, c in enumerate(cands)]
+    rows = [r for r in rows if r["signal"] != "volume" or r["excess"] >= sp.min_volume_excess]
+    if not rows:
+        return []
+    attribution = run(con, "spike_download_attribution", **_params(rows, level, weeks))
     for wid, r in enumerate(rows):
         r["_principals"] = _shares(attribution, wid, weeks, "principal", "downloads")
         r["top_principals"] = _tops(r["_principals"])
         r["top_user_agents"] = _tops(_shares(attribution, wid, weeks, "user_agent", "downloads"))
         r["top_source_ips"] = _tops(_shares(attribution, wid, weeks, "source_ip", "downloads"))
+        repos = _shares(attribution, wid, weeks, "repository", "downloads")
+        r["_spread"] = 1 - (float(repos.max()) if len(repos) else 0.0)
+    if level == "domain":  # the level of surges spread over repositories; one repository's is judged there
+        rows = [r for r in rows if r["_spread"] >= 1 - MAX_REPOSITORY_SHARE]
+    spike_cost.session_requests(con, rows, level)
     return rows
 
 
-def _place(c: dict, wid: int, hours: pd.DataFrame, weeks: int, settings: Settings) -> dict:
+def _place(c: dict, wid: int, hours: pd.DataFrame, weeks: int) -> dict:
     """Start and end to the hour (hour-of-week baseline), observed, baseline and excess downloads."""
     grid = pd.date_range(_naive(c["from_at"]), _naive(c["to_at"]), freq="h", inclusive="left")
     s_obs, s_base = (v.reindex(grid, fill_value=0.0) for v in _frames(hours, wid, weeks, ["hour_at"], "sessions"))
     d_obs, d_base = (v.reindex(grid, fill_value=0.0) for v in _frames(hours, wid, weeks, ["hour_at"], "downloads"))
     z = ((s_obs - s_base) / np.sqrt(s_base + 1)).to_numpy()
+    if "volume" in c["signal"]:  # the downloads of few sessions: score the hours on downloads too
+        z = np.fmax(z, ((d_obs - d_base) / np.sqrt(c["cluster"] * (d_base + 1))).to_numpy())
     core = (grid >= _naive(c["core"][0])) & (grid < _naive(c["core"][1]))
     hot = np.flatnonzero(core & (z >= 3))
     if len(hot):
@@ -262,16 +318,69 @@ def _place(c: dict, wid: int, hours: pd.DataFrame, weeks: int, settings: Setting
     lift, base = (d_obs - d_base).to_numpy(), d_base.to_numpy()
     in_core = np.flatnonzero(core)
     rest = in_core[(in_core < a) | (in_core > b)]
-    if len(rest) and lift[rest].sum() > 2 * np.sqrt(base[rest].sum() + 1):
+    if len(rest) and lift[rest].sum() > 2 * np.sqrt(c["cluster"] * (base[rest].sum() + 1)):
         above = in_core[lift[in_core] > 0]
         a, b = (above[0], above[-1]) if len(above) else (in_core[0], in_core[-1])
     observed, baseline = float(d_obs.iloc[a:b + 1].sum()), float(d_base.iloc[a:b + 1].sum())
-    excess = max(observed - baseline, 0.0)
-    rate = settings.prices.for_region(c["region"] or "")[1]
-    return {**{k: c[k] for k in KEYS}, "kind": "download", "signal": "downloads", "score": round(c["score"], 2),
-            "from_at": _utc(grid[a].to_pydatetime()), "to_at": _utc(grid[b].to_pydatetime() + HOUR),
-            "observed": observed, "baseline": baseline, "excess": excess,
-            "excess_cost_usd": excess / 10_000 * rate}
+    return {**{k: c[k] for k in KEYS}, "kind": "download", "signal": c["signal"], "unit": "downloads",
+            "score": round(c["score"], 2), "from_at": _utc(grid[a].to_pydatetime()),
+            "to_at": _utc(grid[b].to_pydatetime() + HOUR), "observed": observed, "baseline": baseline,
+            "excess": max(observed - baseline, 0.0)}
+
+
+def principal_requests(con: duckdb.DuckDBPyConnection, start_at: datetime, end_at: datetime) -> pd.DataFrame:
+    """sql/spike_principal_requests.sql: whole UTC days from the principal_hours rollup (unless a domain,
+    repository or format filter is on, which the rollup cannot apply), the partial days from raw events."""
+    full_lo = full_hi = end_at
+    if not filters.lists_filtered(con, ("domains", "repositories", "formats")):
+        first = utc_midnight(start_at.astimezone(UTC).date())
+        full_lo = first if first == start_at else first + DAY
+        full_hi = max(utc_midnight(end_at.astimezone(UTC).date()), full_lo)
+    return run(con, "spike_principal_requests", start_at=start_at, end_at=end_at, full_lo=full_lo, full_hi=full_hi)
+
+
+def _request_spikes(con, settings: Settings, since: date | None, when) -> list[dict]:
+    """Request-volume spikes per principal and hour (principal_hours), see the module docstring."""
+    sp, weeks = settings.spikes, settings.spikes.baseline_weeks
+    end = pd.Timestamp(when.latest_event_at).floor("h").to_pydatetime() + HOUR
+    df = principal_requests(con, _start(since, weeks), end)
+    if df.empty:
+        return []
+    first = pd.Timestamp(df["hour_at"].min()).to_pydatetime()
+    n = int((_naive(end) - first) / HOUR)
+    keys = ["account_id", "region", "principal_arn"]
+    series, m = _grid(df, keys, "hour_at", ["requests", "sessions", "requests_sq"], first, HOUR, n)
+    x = m["requests"]
+    c = dispersion(m["requests_sq"], x, 168 * weeks)
+    base, scale = seasonal_baseline(x, 168, weeks, 4.0, dispersion=c)
+    score = (x - base) / scale
+    born = (x > 0).argmax(axis=1)
+    valid = np.arange(n)[None, :] >= born[:, None] + 168 * weeks
+    hot = valid & (score >= sp.score_threshold) & (x >= CONCENTRATION * c * np.maximum(m["sessions"], 1))
+    rows = []
+    for i in np.flatnonzero(hot.any(axis=1)):
+        for t0, t1 in _runs(hot[i]):
+            while t0 > 0 and valid[i, t0 - 1] and score[i, t0 - 1] >= sp.score_threshold / 2:
+                t0 -= 1
+            while t1 < n - 1 and valid[i, t1 + 1] and score[i, t1 + 1] >= sp.score_threshold / 2:
+                t1 += 1
+            observed, baseline = float(x[i, t0:t1 + 1].sum()), float(np.nansum(base[i, t0:t1 + 1]))
+            stop = first + (t1 + 1) * HOUR
+            if observed - baseline < sp.min_excess_requests or (since is not None and stop.date() < since):
+                continue
+            who = {k: series.iloc[i][k] for k in keys}
+            rows.append({**dict.fromkeys(KEYS), **who, "kind": "download", "level": "principal",
+                         "signal": "requests", "unit": "requests", "from_at": _utc(first + t0 * HOUR),
+                         "to_at": _utc(stop), "observed": observed, "baseline": baseline,
+                         "excess": observed - baseline, "excess_requests": round(observed - baseline),
+                         "score": round(float(np.nanmax(score[i, t0:t1 + 1])), 2)})
+    if rows:
+        att = run(con, "spike_download_attribution", **_params(rows, "principal", weeks))
+        for wid, r in enumerate(rows):
+            r["top_principals"] = [f"{r['principal_arn']} (100%)"]
+            r["top_user_agents"] = _tops(_shares(att, wid, weeks, "user_agent", "downloads"))
+            r["top_source_ips"] = _tops(_shares(att, wid, weeks, "source_ip", "downloads"))
+    return rows
 
 
 def _overlaps(a: dict, b: dict, slack: timedelta = timedelta(0)) -> bool:
@@ -279,18 +388,25 @@ def _overlaps(a: dict, b: dict, slack: timedelta = timedelta(0)) -> bool:
 
 
 def _explained(row: dict, packages: list[dict]) -> bool:
-    """A repository or principal spike whose excess is at least half explained by overlapping package
-    spikes (in that repository; or the part of their excess that this principal drove)."""
-    part = 0.0
+    """A domain, repository or principal spike whose excess is at least half explained by overlapping
+    package spikes (of that package in its domain; in that repository; or the part of their excess that
+    this principal drove; a request-volume spike counts their excess requests)."""
+    part, unit = 0.0, "excess_requests" if row["unit"] == "requests" else "excess"
     for p in packages:
-        if not _overlaps(row, p):
+        if not _overlaps(row, p) or p["account_id"] != row["account_id"]:
             continue
-        if row["level"] == "repository" and (p["account_id"], p["domain"], p["repository"]) == (
-                row["account_id"], row["domain"], row["repository"]):
-            part += p["excess"]
+        if row["level"] == "domain" and (p["domain"], p["format"], _v(p["namespace"]), p["package"]) == (
+                row["domain"], row["format"], _v(row["namespace"]), row["package"]):
+            part += p[unit]
+        elif row["level"] == "repository" and (p["domain"], p["repository"]) == (row["domain"], row["repository"]):
+            part += p[unit]
         elif row["level"] == "principal":
-            part += p["excess"] * float(p["_principals"].get(row["principal_arn"], 0.0))
-    return part >= 0.5 * row["excess"]
+            part += p[unit] * float(p["_principals"].get(row["principal_arn"], 0.0))
+    return part >= 0.5 * row["excess" if unit == "excess" else "excess_requests"]
+
+
+def _v(x):
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) or x == "" else x
 
 
 def _auth_spikes(con, settings: Settings, since: date | None, when) -> list[dict]:
@@ -342,7 +458,6 @@ def _auth_spikes(con, settings: Settings, since: date | None, when) -> list[dict
         repo = (named if not named.empty else obs).idxmax() if not obs.empty else "/"
         bill, _ = _frames(att[att["dimension"] == "billing"], wid, weeks, ["value"], "events")
         account, region = (bill.idxmax().split(" ", 1) if not bill.empty else (None, None))
-        rate = settings.prices.for_region(region or "")[1]
         domain, repository = (v or None for v in repo.split("/", 1))
         rows.append({**c, "kind": "auth", "level": "principal", "account_id": account, "region": region,
                      "domain": domain, "repository": repository, "format": None, "namespace": None,
@@ -350,16 +465,19 @@ def _auth_spikes(con, settings: Settings, since: date | None, when) -> list[dict
                      "top_user_agents": _tops(_shares(att, wid, weeks, "user_agent", "events")),
                      "top_source_ips": _tops(_shares(att, wid, weeks, "source_ip", "events")),
                      # denied calls are not billed; token calls are requests
-                     "excess_cost_usd": 0.0 if c["signal"] == "access_denied" else c["excess"] / 10_000 * rate})
+                     "unit": "denied calls" if c["signal"] == "access_denied" else "token calls",
+                     "excess_requests": 0 if c["signal"] == "access_denied" else round(c["excess"])})
     return rows
 
 
 def detect_spikes(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | None = None, *,
-                  levels: tuple[str, ...] = ("package",)) -> pd.DataFrame:
-    """One row per download spike or auth burst ending on or after `since` (all history when None).
+                  levels: tuple[str, ...] = DEFAULT_LEVELS) -> pd.DataFrame:
+    """One row per download spike, request-volume spike or auth burst ending on or after `since` (all
+    history when None).
 
-    `levels` adds whole-repository and per-principal download spikes ("repository", "principal"); they
-    are kept only when package spikes do not explain them (see _explained).
+    `levels` are the download levels besides "package" (always on): "domain" (a package across its
+    domain's repositories), "repository", "principal"; they are kept only when package spikes do not
+    explain them (see _explained). Request-volume spikes are kept when download spikes do not explain them.
     Columns: COLUMNS (start/end are UTC, end exclusive; top_* are lists of "name (share%)").
     """
     when = as_of(con)
@@ -367,58 +485,11 @@ def detect_spikes(con: duckdb.DuckDBPyConnection, settings: Settings, since: dat
         return pd.DataFrame(columns=COLUMNS)
     by_level = {lv: [dict(r, level=lv) for r in _download_spikes(con, settings, lv, since, when)]
                 for lv in LEVELS if lv == "package" or lv in levels}
-    rows = by_level["package"] + [r for lv in LEVELS[1:] for r in by_level.get(lv, [])
-                                  if not _explained(r, by_level["package"])]
-    rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    packages = by_level["package"]
+    rows = packages + [r for lv in LEVELS[1:] for r in by_level.get(lv, []) if not _explained(r, packages)]
+    rows += [r for r in _request_spikes(con, settings, since, when) if not _explained(r, packages)]
     rows += _auth_spikes(con, settings, since, when)
+    spike_cost.price(con, settings, rows)
+    rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     df = pd.DataFrame(rows).rename(columns={"from_at": "start", "to_at": "end"}) if rows else pd.DataFrame(columns=COLUMNS)
     return df.reindex(columns=COLUMNS).sort_values(["start", "kind"], ignore_index=True)
-
-
-def _ts(v) -> pd.Timestamp:
-    t = pd.Timestamp(v)
-    return t.tz_localize(UTC) if t.tzinfo is None else t.tz_convert(UTC)
-
-
-def evaluate(detected: pd.DataFrame, truth: dict, slack: timedelta = HOUR) -> dict:
-    """Precision and recall of a detection against a demo ground truth, overall and per kind.
-
-    A download row matches a truth download spike when it is on the same package and repository
-    (domain, repository, format, namespace, package; a repository-level row: same domain and
-    repository; a principal-level row: same principal as the spike's) and [start - slack, end + slack)
-    overlaps the truth window [start, end]. An auth row matches a truth auth burst of the same principal
-    under the same time rule. precision = matched rows / rows, recall = matched truths / truths;
-    tp = matched truths, fp = rows matching nothing, fn = truths matched by nothing.
-    """
-    kinds = {"download": truth.get("download_spikes", []), "auth": truth.get("auth_bursts", [])}
-    out: dict = {}
-    for kind, items in kinds.items():
-        rows = detected[detected["kind"] == kind] if len(detected) else detected
-        hit_rows, hit_truth = set(), set()
-        for ti, t in enumerate(items):
-            t0, t1 = _ts(t["start"]), _ts(t["end"])
-            for ri, r in rows.iterrows():
-                if not (_ts(r["start"]) - slack <= t1 and t0 < _ts(r["end"]) + slack):
-                    continue
-                if kind == "auth" or r.get("level") == "principal":
-                    same = r["principal_arn"] == t["principal_arn"]
-                elif r.get("level") == "repository":
-                    same = (r["domain"], r["repository"]) == (t["domain"], t["repository"])
-                else:
-                    same = tuple(_v(r[k]) for k in PACKAGE) == tuple(_v(t[k]) for k in PACKAGE)
-                if same:
-                    hit_rows.add(ri)
-                    hit_truth.add(ti)
-        out[kind] = _pr(len(rows), len(hit_rows), len(items), len(hit_truth))
-    total = {k: sum(out[kind][k] for kind in kinds) for k in ("tp", "fp", "fn")}
-    n_rows = sum(out[kind]["rows"] for kind in kinds)
-    return {**_pr(n_rows, n_rows - total["fp"], total["tp"] + total["fn"], total["tp"]), "by_kind": out}
-
-
-def _v(x):
-    return None if x is None or (isinstance(x, float) and np.isnan(x)) or x == "" else x
-
-
-def _pr(rows: int, matched_rows: int, truths: int, matched_truths: int) -> dict:
-    return {"precision": matched_rows / rows if rows else 1.0, "recall": matched_truths / truths if truths else 1.0,
-            "tp": matched_truths, "fp": rows - matched_rows, "fn": truths - matched_truths, "rows": rows}

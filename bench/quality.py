@@ -1,5 +1,5 @@
-"""Quality figures for `make bench`: precision and recall of both spike detectors over several seeded
-demo estates, the time to precompute the dashboard's default views after a collection, and each dashboard
+"""Quality figures for `make bench`: the demo estates the spike figures (bench/spikes.py) and the page
+timings share, the time to precompute the dashboard's default views after a collection, and each dashboard
 page's load time under AppTest (cold: a fresh process with an empty cache, reading the precomputed views;
 warm: the same page again, as after an interaction). Estates are cached under data/bench/quality/.
 
@@ -56,25 +56,6 @@ def demo_estate(base: Path, seed: int, events: int) -> tuple[Path, dict]:
     return db, json.loads(db.with_name("caa.ground_truth.json").read_text())
 
 
-def spike_quality(base: Path, seeds: tuple[int, ...] = SEEDS, events: int = EVENTS) -> list[dict]:
-    from analytics import spikes
-    from core import store
-    from core.settings import load_settings
-
-    settings = load_settings(Path(os.devnull))
-    out = []
-    for seed in seeds:
-        db, truth = demo_estate(base, seed, events)
-        with store.open_reader(db) as con:
-            got = spikes.evaluate(spikes.detect_spikes(con, settings), truth)
-        by = got["by_kind"]
-        out.append({"seed": seed, "events": events,
-                    **{f"{k}_{m}": by[k][m] for k in ("download", "auth") for m in ("precision", "recall")}})
-        print(f"  spikes seed {seed}: " + ", ".join(f"{k} P {by[k]['precision']:.2f} R {by[k]['recall']:.2f}"
-                                                  for k in ("download", "auth")), flush=True)
-    return out
-
-
 def refresh_views(db: Path) -> dict:
     """Precompute the estate's dashboard views as a collection does (`caa refresh`), with the settings the
     page processes read; returns {"views", "secs"}. The demo build refreshed already, but maybe with another
@@ -106,23 +87,17 @@ def page_times(db: Path, pages: list[str]) -> dict[str, dict]:
     return out
 
 
-def rows(spike_rows: list[dict], pages: dict[str, dict]) -> list[dict]:
-    worst = {k: min(r[k] for r in spike_rows) for k in spike_rows[0] if k.endswith(("precision", "recall"))}
-    seeds = ", ".join(str(r["seed"]) for r in spike_rows)
-    out = [{
-        "figure": f"Spike detectors vs injected truth, seeds {seeds} ({spike_rows[0]['events']:,} events each)",
-        "value": "lowest over seeds: downloads P {download_precision:.2f} R {download_recall:.2f}; "
-                 "auth P {auth_precision:.2f} R {auth_recall:.2f}".format(**worst),
-        "floor": "", "ratio": None, "target": ">= 0.9 each", "ok": min(worst.values()) >= 0.9}]
+def rows(pages: dict[str, dict], seed: int) -> list[dict]:
+    out = []
     refresh = pages.get("refresh")
     if refresh:
         out.append({"figure": f"Dashboard views precomputed after a collection (demo estate seed "
-                              f"{spike_rows[0]['seed']})", "value": f"{refresh['views']} views, {refresh['secs']:.1f} s",
+                              f"{seed})", "value": f"{refresh['views']} views, {refresh['secs']:.1f} s",
                     "floor": "", "ratio": None, "target": "report", "ok": None})
     for page, t in pages.items():
         if page == "refresh":
             continue
-        out.append({"figure": f"Dashboard page '{page}' (AppTest, demo estate seed {spike_rows[0]['seed']})",
+        out.append({"figure": f"Dashboard page '{page}' (AppTest, demo estate seed {seed})",
                     "value": f"cold {t['cold']:.2f} s, warm {t['warm']:.2f} s", "floor": "", "ratio": None,
                     "target": "< 1 s (cold = fresh process, empty cache)", "ok": t["cold"] < 1.0})
     return out

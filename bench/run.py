@@ -171,12 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     quality = None
     if not args.no_quality:
         from bench import quality as q
+        from bench import spikes as spike_bench
         from dashboard import PAGES
 
-        print("bench: spike detectors and dashboard pages", flush=True)
-        spike_rows = q.spike_quality(BASE)
+        print("bench: spike detectors (two traffic models) and dashboard pages", flush=True)
+        spike_q = spike_bench.quality(BASE, q.EVENTS)
         db, _ = q.demo_estate(BASE, q.SEEDS[0], q.EVENTS)
-        quality = {"spikes": spike_rows, "pages": q.page_times(db, list(PAGES))}
+        quality = {"spikes": spike_q, "pages": q.page_times(db, list(PAGES))}
         if args.dashboard_events:
             from bench import dashboard as dash
 
@@ -193,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = table(med, sizes, inv, args)
     if quality:
         from bench import quality as q
+        from bench import spikes as spike_bench
 
-        rows += q.rows(quality["spikes"], quality["pages"])
+        rows += spike_bench.rows(quality["spikes"]) + q.rows(quality["pages"], q.SEEDS[0])
         if "scale" in quality:
             from bench import dashboard as dash
 

@@ -167,6 +167,10 @@ class Spikes(Section):
     min_daily_downloads: int = Field(default=20, ge=0)  # quiet packages never alert
     score_threshold: float = Field(default=6.0, gt=0)
     baseline_weeks: int = Field(default=4, ge=1, le=26)
+    # A spike that only the volume signal sees (downloads or requests in few sessions) needs this much excess:
+    # below it, one CI job fetching what it needs; a runaway loop makes thousands.
+    min_volume_excess: int = Field(default=100, ge=1)
+    min_excess_requests: int = Field(default=1_000, ge=1)  # a principal's request-volume spike (a runaway loop)
 
 
 class Schedules(Section):

@@ -264,7 +264,9 @@ def _where(r) -> str:  # noqa: ANN001
 def _spike_what(r) -> str:  # noqa: ANN001
     if r["kind"] == "auth":
         return f"auth failures ({r['signal']}) by {r['principal_arn']}"
-    return f"download spike of {r['format']} {_name(r)}"
+    if r["unit"] == "requests":
+        return f"request spike by {r['principal_arn']} ({r['signal']}, {r['level']} level)"
+    return f"download spike of {r['format']} {_name(r)} ({r['signal']}, {r['level']} level)"
 
 
 def _drivers(r) -> str:  # noqa: ANN001
@@ -287,7 +289,8 @@ def rows(d: Digest) -> dict[str, list[list[str]]]:
         "savings": [[_where(r), _name(r), f"{int(r['versions']):,}", f"{r['reclaimable_gb']:,.2f} GB",
                      usd(r["monthly_savings_usd"])] for _, r in d.savings.iterrows()],
         "spikes": [[_spike_what(r), _where(r), f"{r['start']:%Y-%m-%d %H:%M}", f"{r['end']:%Y-%m-%d %H:%M}",
-                    f"{r['excess']:,.0f}", f"${r['excess_cost_usd']:,.4f}", _drivers(r)] for _, r in d.spikes.iterrows()],
+                    f"{r['excess']:,.0f} {r['unit']}", f"${r['excess_cost_usd']:,.4f} ({r['free_tier']} free tier)",
+                    _drivers(r)] for _, r in d.spikes.iterrows()],
     }
 
 

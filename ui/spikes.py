@@ -26,7 +26,11 @@ COLUMNS = {
     "score": st.column_config.NumberColumn("Score", format="%.1f"),
     "observed": st.column_config.NumberColumn("Observed", format="localized"),
     "baseline": st.column_config.NumberColumn("Baseline", format="%.0f"),
-    "excess": st.column_config.NumberColumn("Excess", format="localized"),
+    "excess": st.column_config.NumberColumn("Excess", format="localized"), "unit": "Of",
+    "excess_requests": st.column_config.NumberColumn("Excess requests", format="localized",
+                                                     help="With the metadata requests of the same sessions"),
+    "free_tier": st.column_config.TextColumn("Free tier", help="within: the account's month stays under the "
+                                             "free requests; pushed past: the spike crossed it; past: all billed"),
     "excess_cost_usd": st.column_config.NumberColumn("Excess cost", format="$%.4f"),
     "top_principals": "Top principals", "top_user_agents": "Top user agents", "top_source_ips": "Top source IPs",
 }
@@ -44,7 +48,8 @@ def kpis_ui(found: pd.DataFrame) -> None:
     downloads.metric("Download spikes", count(int((found["kind"] == "download").sum())), border=True)
     auth.metric("Auth-failure bursts", count(int((found["kind"] == "auth").sum())), border=True)
     cost.metric("Excess cost", usd(float(found["excess_cost_usd"].sum())), border=True,
-                help="Excess requests x the region's request price (free tier ignored): a floor.")
+                help="The excess requests (downloads and the metadata of their sessions) that the account's "
+                     "monthly free tier does not cover, at the region's request price.")
 
 
 def table_ui(found: pd.DataFrame) -> None:
@@ -57,15 +62,17 @@ def drivers_ui(found: pd.DataFrame) -> None:
     st.subheader("Drivers")
     rows = list(found.index)
     pick = st.selectbox("Spike", rows, key="spike_pick", format_func=lambda i: (
-        f"#{i + 1}: {found.at[i, 'kind']} {found.at[i, 'signal']}, "
+        f"#{i + 1}: {found.at[i, 'kind']} ({found.at[i, 'signal']}, {found.at[i, 'level']} level), "
         f"{pd.Timestamp(found.at[i, 'start']):%Y-%m-%d %H:%M} UTC, score {found.at[i, 'score']:.1f}"))
     spike = found.loc[pick]
     drivers = views.spike_drivers(spike)
     excess, cost = st.columns(2)
     excess.metric("Excess over the baseline", count(int(spike["excess"])), border=True,
-                  help=f"Observed {spike['observed']:,.0f} vs baseline {spike['baseline']:,.0f} "
-                       f"({'downloads' if spike['kind'] == 'download' else 'events'}).")
-    cost.metric("Its cost", usd(float(spike["excess_cost_usd"])), border=True)
+                  help=f"Observed {spike['observed']:,.0f} vs baseline {spike['baseline']:,.0f} ({spike['unit']}); "
+                       f"signal {spike['signal']} at the {spike['level']} level.")
+    cost.metric("Its cost", usd(float(spike["excess_cost_usd"])), border=True,
+                help=f"{spike['billable_requests']:,.0f} billable of {spike['excess_requests']:,.0f} excess requests "
+                     f"(free tier: {spike['free_tier']}).")
     st.plotly_chart(figures.spike_drivers(drivers))
     st.dataframe(drivers, hide_index=True, column_config={
         "driver": "Driver", "value": st.column_config.TextColumn("Value", width="large"),

@@ -5,7 +5,7 @@
 --          $regions, $domains, $repositories, $formats, $namespaces, $packages, $principals, $from_at,
 --          $to_at
 -- Columns: window_id BIGINT, weeks_back BIGINT (0 = the spike window), dimension VARCHAR ('principal',
---          'user_agent', 'source_ip'), value VARCHAR ('unknown' when missing), downloads BIGINT
+--          'user_agent', 'source_ip', 'repository'), value VARCHAR ('unknown' when missing), downloads BIGINT
 -- Grain:   one row per window x weeks_back x dimension x value with at least one download
 WITH w AS (
     SELECT unnest($window_ids) AS window_id, unnest($account_ids) AS account_id, unnest($regions) AS region,
@@ -15,16 +15,17 @@ WITH w AS (
 ),
 k AS (SELECT range AS weeks_back FROM range(0, $weeks + 1)),
 d AS (
-    SELECT w.window_id, k.weeks_back, e.principal_arn, e.user_agent, e.source_ip
+    SELECT w.window_id, k.weeks_back, e.principal_arn, e.user_agent, e.source_ip, e.repository
     FROM w
     CROSS JOIN k
     JOIN downloads AS e
       ON e.account_id = w.account_id AND e.region = w.region
      AND e.event_at >= w.from_at - to_days(CAST(7 * k.weeks_back AS INTEGER))
      AND e.event_at < w.to_at - to_days(CAST(7 * k.weeks_back AS INTEGER))
-     AND ($level = 'principal' OR (e.domain = w.domain AND e.repository = w.repository))
-     AND ($level <> 'package' OR (e.format = w.format AND e.namespace IS NOT DISTINCT FROM w.namespace
-                                  AND e.package = w.package))
+     AND ($level = 'principal' OR e.domain = w.domain)
+     AND ($level IN ('principal', 'domain') OR e.repository = w.repository)
+     AND ($level NOT IN ('package', 'domain') OR (e.format = w.format AND e.namespace IS NOT DISTINCT FROM w.namespace
+                                                  AND e.package = w.package))
      AND ($level <> 'principal' OR coalesce(e.principal_arn, 'unknown') = w.principal_arn)
 )
 SELECT window_id, weeks_back, 'principal' AS dimension, coalesce(principal_arn, 'unknown') AS value,
@@ -34,4 +35,6 @@ UNION ALL
 SELECT window_id, weeks_back, 'user_agent', coalesce(user_agent, 'unknown'), count(*) FROM d GROUP BY ALL
 UNION ALL
 SELECT window_id, weeks_back, 'source_ip', coalesce(source_ip, 'unknown'), count(*) FROM d GROUP BY ALL
+UNION ALL
+SELECT window_id, weeks_back, 'repository', coalesce(repository, 'unknown'), count(*) FROM d GROUP BY ALL
 ORDER BY ALL

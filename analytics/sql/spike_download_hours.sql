@@ -1,6 +1,6 @@
 -- Purpose: hourly sessions and downloads inside candidate spike windows and the same hours 1..$weeks
 --          weeks earlier (the hour-of-week baseline), to place a spike's start and end and size it.
--- $params: $level VARCHAR ('package', 'repository' or 'principal', as in spike_download_series);
+-- $params: $level VARCHAR ('package', 'domain', 'repository' or 'principal', as in spike_download_series);
 --          $weeks BIGINT; one list per window field, all the same length: $window_ids BIGINT[],
 --          $account_ids, $regions, $domains, $repositories, $formats, $namespaces, $packages,
 --          $principals VARCHAR[] (NULL where not part of $level), $from_at, $to_at TIMESTAMPTZ[]
@@ -24,9 +24,10 @@ d AS (
       ON e.account_id = w.account_id AND e.region = w.region
      AND e.event_at >= w.from_at - to_days(CAST(7 * k.weeks_back AS INTEGER))
      AND e.event_at < w.to_at - to_days(CAST(7 * k.weeks_back AS INTEGER))
-     AND ($level = 'principal' OR (e.domain = w.domain AND e.repository = w.repository))
-     AND ($level <> 'package' OR (e.format = w.format AND e.namespace IS NOT DISTINCT FROM w.namespace
-                                  AND e.package = w.package))
+     AND ($level = 'principal' OR e.domain = w.domain)
+     AND ($level IN ('principal', 'domain') OR e.repository = w.repository)
+     AND ($level NOT IN ('package', 'domain') OR (e.format = w.format AND e.namespace IS NOT DISTINCT FROM w.namespace
+                                                  AND e.package = w.package))
      AND ($level <> 'principal' OR coalesce(e.principal_arn, 'unknown') = w.principal_arn)
 )
 SELECT window_id, weeks_back, date_trunc('hour', shifted_at) AS hour_at,

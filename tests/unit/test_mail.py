@@ -33,8 +33,9 @@ def _estate(repositories: pd.DataFrame | None = None) -> mail.Estate:
 def _spike(**over) -> dict:
     s = {"kind": "download", "account_id": "111111111111", "region": "us-east-1", "domain": EVIL,
          "repository": HOSTILE["html-script"], "format": "npm", "namespace": HOSTILE["html-attr"], "package": EVIL,
-         "principal_arn": None, "level": "package", "signal": "downloads", "start": T,
+         "principal_arn": None, "level": "package", "signal": "sessions", "start": T,
          "end": T + pd.Timedelta(hours=2), "score": 12.5, "observed": 80.0, "baseline": 20.0, "excess": 60.0,
+         "unit": "downloads", "excess_requests": 90, "billable_requests": 60, "free_tier": "pushed past",
          "excess_cost_usd": 0.0003, "top_principals": [f"{EVIL} (90%)"], "top_user_agents": [HOSTILE["template"]],
          "top_source_ips": ["203.0.113.9 (100%)"]}
     return {**s, **over}

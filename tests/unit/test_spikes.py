@@ -6,8 +6,13 @@ The store (8 weeks from Monday 2026-01-05, region eu-west-1 priced at $0.10 per 
                              Thursday 2026-02-19 10:00-13:19: 200 more, one a minute; 3 of every 4 by
                              spiker (curl/8 from 10.0.0.9), 1 of 4 by helper (wget/1 from 10.0.0.7).
                              -> one spike [10:00, 14:00): observed 216, baseline 16 (the same four
-                             hours in earlier weeks), excess 200, cost 200 / 10,000 x $0.10 = $0.002;
-                             principals spiker 75% and helper 25% of the excess (ci's 16 are its usual).
+                             hours in earlier weeks), excess 200; principals spiker 75% and helper 25%
+                             of the excess (ci's 16 are its usual). Each of spiker's 150 downloads
+                             comes with one metadata request (npm's packument) in the same minute, so
+                             the window's sessions made 150 other requests per 216 downloads: excess
+                             requests = round(200 x (1 + 150/216)) = 339. The account's February is
+                             far under the 100,000 free requests: the spike costs $0 ("within"); with
+                             no free tier, 339 / 10,000 x $0.10.
   quiet (pypi, acme/app)     1 download a weekday; Wednesday 2026-02-18: 15 (each its own session).
                              Scores above the threshold, but 15 < min_daily_downloads (20): no alert,
                              unless min_daily_downloads is lowered to 10.
@@ -23,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from analytics import spikes
+from analytics import spike_eval, spikes
 from core import store
 from core.settings import load_settings
 from tests.helpers import writer
@@ -43,6 +48,12 @@ def _dl(at, package, fmt, principal, ua="npm/10", ip="10.0.0.1", error=None, nam
             principal, "AssumedRole", ip, ua, error, "/x")
 
 
+def _meta(at, package, principal, ua, ip):
+    row = list(_dl(at, package, "npm", principal, ua, ip))
+    row[COLUMNS.index("version")] = row[COLUMNS.index("asset")] = None
+    return tuple(row)
+
+
 def _rows():
     rows = []
     for d in range(56):
@@ -57,6 +68,8 @@ def _rows():
     for i in range(200):
         who = (HELPER, "wget/1", "10.0.0.7") if i % 4 == 3 else (SPIKER, "curl/8", "10.0.0.9")
         rows.append(_dl(spike + timedelta(minutes=i, seconds=7), "left-pad", "npm", who[0], who[1], who[2]))
+        if who[0] == SPIKER:  # its packument, in the same minute (a metadata request: no version, no asset)
+            rows.append(_meta(spike + timedelta(minutes=i, seconds=5), "left-pad", SPIKER, "curl/8", "10.0.0.9"))
     quiet = datetime(2026, 2, 18, 11, tzinfo=UTC)
     rows += [_dl(quiet + timedelta(minutes=3 * i), "quiet", "pypi", CI) for i in range(14)]
     burst = datetime(2026, 2, 20, 3, tzinfo=UTC)
@@ -77,9 +90,10 @@ def con(tmp_path_factory):
     reader.close()
 
 
-def settings(tmp_path, **spike_settings):
+def settings(tmp_path, free=100_000, **spike_settings):
     return load_settings(tmp_path / "absent.toml", spikes=spike_settings,
-                         prices={"regions": {"eu-west-1": {"request_usd_per_10k": 0.10}}})
+                         prices={"regions": {"eu-west-1": {"request_usd_per_10k": 0.10}},
+                                 "free_requests_per_month": free})
 
 
 @pytest.fixture
@@ -93,9 +107,20 @@ def test_one_download_spike_placed_to_the_hour_and_sized(found):
     s = dl.iloc[0]
     assert (s["package"], s["repository"], s["format"]) == ("left-pad", "app", "npm")
     assert (s["start"], s["end"]) == (datetime(2026, 2, 19, 10, tzinfo=UTC), datetime(2026, 2, 19, 14, tzinfo=UTC))
-    assert (s["observed"], s["baseline"], s["excess"]) == (216, 16, 200)
-    assert s["excess_cost_usd"] == pytest.approx(200 / 10_000 * 0.10)
-    assert s["score"] >= 6
+    assert (s["observed"], s["baseline"], s["excess"], s["unit"]) == (216, 16, 200, "downloads")
+    assert s["score"] >= 6 and s["signal"] == "sessions"  # 200 more sessions of one download: not a loop
+
+
+def test_cost_counts_the_sessions_metadata_and_only_what_the_free_tier_does_not_cover(con, found, tmp_path):
+    s = found[found["kind"] == "download"].iloc[0]
+    assert (s["excess_requests"], s["billable_requests"], s["free_tier"], s["excess_cost_usd"]) == (339, 0, "within", 0)
+    paid = spikes.detect_spikes(con, settings(tmp_path, free=0)).iloc[0]
+    assert (paid["billable_requests"], paid["free_tier"]) == (339, "past")
+    assert paid["excess_cost_usd"] == pytest.approx(339 / 10_000 * 0.10)
+    (month,), = con.execute("SELECT count(*) FROM events WHERE error_code IS NULL AND event_at >= '2026-02-01' "
+                            "AND event_at < '2026-03-01'").fetchall()
+    pushed = spikes.detect_spikes(con, settings(tmp_path, free=month - 100)).iloc[0]  # the spike crossed it
+    assert (pushed["billable_requests"], pushed["free_tier"]) == (100, "pushed past")
 
 
 def test_attribution_is_a_share_of_the_excess(found):
@@ -141,10 +166,10 @@ def test_evaluate_matches_by_key_and_window_with_slack(found):
          "start": "2026-02-19T10:00:00Z", "end": "2026-02-19T12:00:00Z"}],
         "auth_bursts": [{"principal_arn": BAD, "start": "2026-02-20T03:05:00Z", "end": "2026-02-20T03:25:00Z"},
                         {"principal_arn": MEH, "start": "2026-03-20T03:05:00Z", "end": "2026-03-20T03:25:00Z"}]}
-    r = spikes.evaluate(found, truth)
+    r = spike_eval.evaluate(found, truth)
     assert r["by_kind"]["download"] == {"precision": 1.0, "recall": 0.5, "tp": 1, "fp": 0, "fn": 1, "rows": 1}
     assert (r["precision"], r["recall"], r["tp"], r["fp"], r["fn"]) == (1.0, 0.5, 2, 0, 2)
     late = json.loads(json.dumps(truth))
     late["download_spikes"][0]["start"] = "2026-02-19T15:30:00Z"
-    assert spikes.evaluate(found, late)["by_kind"]["download"]["tp"] == 0
+    assert spike_eval.evaluate(found, late)["by_kind"]["download"]["tp"] == 0
     assert s["end"] == datetime(2026, 2, 19, 14, tzinfo=UTC)

@@ -8,6 +8,7 @@ Reads: the bench's demo estates and their ground truth. Writes: their page_cache
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -36,10 +37,18 @@ print(json.dumps({"cold": times[0], "warm": times[1]}))
 """
 
 
+def demo_hash() -> str:
+    """Of the demo generator's code: an estate written by another version of it is not this one's."""
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "demo").glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:10]
+
+
 def demo_estate(base: Path, seed: int, events: int) -> tuple[Path, dict]:
     from demo.run import run_demo
 
-    folder = base / "quality" / f"seed{seed}-events{events}"
+    folder = base / "quality" / f"seed{seed}-events{events}-{demo_hash()}"  # a changed generator builds anew
     db = folder / "caa.duckdb"
     if not (folder / "ok").exists():
         folder.mkdir(parents=True, exist_ok=True)

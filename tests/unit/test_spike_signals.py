@@ -20,12 +20,10 @@ import pytest
 from analytics import spikes
 from core import store
 from core.settings import load_settings
+from tests.fixtures.events import insert_events
 from tests.helpers import writer
 
 A = "111111111111"
-COLUMNS = ["event_id", "event_at", "event_name", "account_id", "region", "domain", "domain_owner", "repository",
-           "format", "namespace", "package", "version", "asset", "principal_arn", "principal_type", "source_ip",
-           "user_agent", "error_code", "request_uri"]
 START = datetime(2026, 6, 1, tzinfo=UTC)  # a Monday
 DEV, LOOP, CI = (f"arn:aws:sts::{A}:assumed-role/{n}/s" for n in ("dev", "loop", "ci"))
 
@@ -52,9 +50,7 @@ def background(rows: Rows, days: int, rnd: random.Random) -> None:
 def detect(tmp_path, rows: Rows, **over) -> pd.DataFrame:
     db = tmp_path / "s.duckdb"
     with writer(db) as w:
-        batch = pd.DataFrame(rows, columns=COLUMNS)  # noqa: F841 (read by the INSERT below)
-        w.execute("INSERT INTO events SELECT * FROM batch")
-        w.execute("UPDATE store_meta SET value = value + 1")
+        insert_events(w, rows)
     with store.open_reader(db) as con:
         return spikes.detect_spikes(con, load_settings(tmp_path / "absent.toml", **over))
 

@@ -25,18 +25,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
-import pandas as pd
 import pytest
 
 from analytics import spike_eval, spikes
 from core import store
 from core.settings import load_settings
+from tests.fixtures.events import COLUMNS, insert_events
 from tests.helpers import writer
 
 A = "111111111111"
-COLUMNS = ["event_id", "event_at", "event_name", "account_id", "region", "domain", "domain_owner", "repository",
-           "format", "namespace", "package", "version", "asset", "principal_arn", "principal_type", "source_ip",
-           "user_agent", "error_code", "request_uri"]
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 CI, SPIKER, HELPER = (f"arn:aws:sts::{A}:assumed-role/{n}/s" for n in ("ci", "spiker", "helper"))
 BAD, MEH = f"arn:aws:iam::{A}:user/bad-role", f"arn:aws:iam::{A}:user/meh-role"
@@ -82,9 +79,7 @@ def _rows():
 def con(tmp_path_factory):
     path = tmp_path_factory.mktemp("spikes") / "x.duckdb"
     with writer(path) as w:
-        batch = pd.DataFrame(_rows(), columns=COLUMNS)  # noqa: F841 (read by the INSERT below)
-        w.execute("INSERT INTO events SELECT * FROM batch").fetchall()
-        w.execute("UPDATE store_meta SET value = value + 1").fetchall()
+        insert_events(w, _rows())
     reader = store.open_reader(path)
     yield reader
     reader.close()

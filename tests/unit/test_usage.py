@@ -22,12 +22,10 @@ import pytest
 from analytics.usage import KEYS, usage_report
 from core import store
 from core.settings import load_settings
+from tests.fixtures.events import insert_events
 from tests.helpers import writer
 
 A = "111111111111"
-COLUMNS = ["event_id", "event_at", "event_name", "account_id", "region", "domain", "domain_owner", "repository",
-           "format", "namespace", "package", "version", "asset", "principal_arn", "principal_type", "source_ip",
-           "user_agent", "error_code", "request_uri"]
 ALICE, BOB = f"arn:aws:iam::{A}:user/alice", f"arn:aws:iam::{A}:user/bob"
 
 
@@ -46,8 +44,7 @@ def report(tmp_path_factory):
     rows += [(p, "r2", "npm", "left-pad", "1.0.0", ALICE)]
     path = tmp_path_factory.mktemp("usage") / "x.duckdb"
     with writer(path) as w:
-        batch = pd.DataFrame([_dl(i, *r) for i, r in enumerate(rows)], columns=COLUMNS)  # noqa: F841 (read by the INSERT below)
-        w.execute("INSERT INTO events SELECT * FROM batch").fetchall()
+        insert_events(w, [_dl(i, *r) for i, r in enumerate(rows)])
         for repo in ("r1", "r2", "r3"):
             w.execute("INSERT INTO repositories (account_id, region, domain, repository, last_seen_at) "
                       "VALUES (?, 'us-east-1', 'acme', ?, ?)", [A, repo, t])
@@ -55,7 +52,6 @@ def report(tmp_path_factory):
             w.execute("INSERT INTO package_versions (account_id, region, domain, repository, format, package, version,"
                       " status, origin_type, first_seen_at, last_seen_at) VALUES (?, 'us-east-1', 'acme', 'r1', ?, ?, ?,"
                       " 'Published', ?, ?, ?)", [A, fmt, pkg, version, origin, t, t])
-        w.execute("UPDATE store_meta SET value = value + 1").fetchall()
     con = store.open_reader(path)
     yield usage_report(con, load_settings(path.with_name("absent.toml")), date(2026, 3, 1), date(2026, 3, 8))
     con.close()

@@ -581,7 +581,7 @@ def _upgrade(db: Path) -> None:
 @app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic estate (same seed, same estate).")] = 7,
-    events: Annotated[int, typer.Option(help="Approximate number of CloudTrail events to generate.")] = 1_000_000,
+    events: Annotated[int, typer.Option(help="Approximate number of CloudTrail events to generate.")] = 1_200_000,
     db: DbOption = None,
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the dashboard afterwards.")] = True,
     port: Annotated[int, typer.Option(help="Dashboard port.")] = 8501,

@@ -147,19 +147,34 @@ def _start(since: date | None, weeks: int) -> datetime:
     return datetime.combine(since, time(0), tzinfo=UTC) - weeks * WEEK - DAY
 
 
-def _frames(df: pd.DataFrame, wid: int, weeks: int, cols: list[str], value: str) -> tuple[pd.Series, pd.Series]:
-    """(observed, baseline median over weeks_back 1..weeks) of `value` per `cols` for one window."""
-    d = df[df["window_id"] == wid]
-    if d.empty:
-        return pd.Series(dtype=float), pd.Series(dtype=float)
-    p = d.pivot_table(index=cols, columns="weeks_back", values=value, aggfunc="sum", fill_value=0)
-    p = p.reindex(columns=range(weeks + 1), fill_value=0)
-    return p[0].astype(float), p[list(range(1, weeks + 1))].median(axis=1).astype(float)
+class ByWindow:
+    """(observed, baseline median over weeks_back 1..weeks) of `value` per `cols`, for every window of a
+    frame with window_id and weeks_back columns, computed once (one pandas reshape, not one per window)."""
+
+    def __init__(self, df: pd.DataFrame, weeks: int, cols: list[str], value: str):
+        self.ids: set[int] = set()
+        if df.empty:
+            return
+        p = df.groupby(["window_id", *cols, "weeks_back"], dropna=False)[value].sum().unstack("weeks_back", fill_value=0)
+        p = p.reindex(columns=range(weeks + 1), fill_value=0)
+        self.obs = p[0].astype(float)
+        self.base = p[list(range(1, weeks + 1))].median(axis=1).astype(float)
+        self.ids = set(p.index.get_level_values(0))
+
+    def get(self, wid: int) -> tuple[pd.Series, pd.Series]:
+        if wid not in self.ids:
+            return pd.Series(dtype=float), pd.Series(dtype=float)
+        return self.obs.xs(wid, level=0), self.base.xs(wid, level=0)
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, dimension: str, weeks: int, value: str) -> ByWindow:
+        """The frames of one attribution dimension (its values in column `value`)."""
+        return cls(df[df["dimension"] == dimension], weeks, ["value"], value)
 
 
-def _shares(df: pd.DataFrame, wid: int, weeks: int, dimension: str, value: str) -> pd.Series:
+def _shares(frames: ByWindow, wid: int) -> pd.Series:
     """Share of each value of a dimension in a window's excess (of its observed when there is no excess)."""
-    obs, base = _frames(df[df["dimension"] == dimension], wid, weeks, ["value"], value)
+    obs, base = frames.get(wid)
     if obs.empty:
         return obs
     excess = (obs - base).clip(lower=0)
@@ -275,17 +290,20 @@ def _download_spikes(con, settings: Settings, level: str, since: date | None, wh
     if not cands:
         return []
     hours = run(con, "spike_download_hours", **_params(cands, level, weeks))
-    rows = [_place(c, wid, hours, weeks) for wid, c in enumerate(cands)]
+    by_hour = {v: ByWindow(hours, weeks, ["hour_at"], v) for v in ("sessions", "downloads")}
+    rows = [_place(c, wid, by_hour) for wid, c in enumerate(cands)]
     rows = [r for r in rows if r["signal"] != "volume" or r["excess"] >= sp.min_volume_excess]
     if not rows:
         return []
     attribution = run(con, "spike_download_attribution", **_params(rows, level, weeks))
+    dims = {d: ByWindow.of(attribution, d, weeks, "downloads")
+            for d in ("principal", "user_agent", "source_ip", "repository")}
     for wid, r in enumerate(rows):
-        r["_principals"] = _shares(attribution, wid, weeks, "principal", "downloads")
+        r["_principals"] = _shares(dims["principal"], wid)
         r["top_principals"] = _tops(r["_principals"])
-        r["top_user_agents"] = _tops(_shares(attribution, wid, weeks, "user_agent", "downloads"))
-        r["top_source_ips"] = _tops(_shares(attribution, wid, weeks, "source_ip", "downloads"))
-        repos = _shares(attribution, wid, weeks, "repository", "downloads")
+        r["top_user_agents"] = _tops(_shares(dims["user_agent"], wid))
+        r["top_source_ips"] = _tops(_shares(dims["source_ip"], wid))
+        repos = _shares(dims["repository"], wid)
         r["_spread"] = 1 - (float(repos.max()) if len(repos) else 0.0)
     if level == "domain":  # the level of surges spread over repositories; one repository's is judged there
         rows = [r for r in rows if r["_spread"] >= 1 - MAX_REPOSITORY_SHARE]
@@ -293,11 +311,11 @@ def _download_spikes(con, settings: Settings, level: str, since: date | None, wh
     return rows
 
 
-def _place(c: dict, wid: int, hours: pd.DataFrame, weeks: int) -> dict:
+def _place(c: dict, wid: int, by_hour: dict[str, ByWindow]) -> dict:
     """Start and end to the hour (hour-of-week baseline), observed, baseline and excess downloads."""
     grid = pd.date_range(_naive(c["from_at"]), _naive(c["to_at"]), freq="h", inclusive="left")
-    s_obs, s_base = (v.reindex(grid, fill_value=0.0) for v in _frames(hours, wid, weeks, ["hour_at"], "sessions"))
-    d_obs, d_base = (v.reindex(grid, fill_value=0.0) for v in _frames(hours, wid, weeks, ["hour_at"], "downloads"))
+    s_obs, s_base = (v.reindex(grid, fill_value=0.0) for v in by_hour["sessions"].get(wid))
+    d_obs, d_base = (v.reindex(grid, fill_value=0.0) for v in by_hour["downloads"].get(wid))
     z = ((s_obs - s_base) / np.sqrt(s_base + 1)).to_numpy()
     if "volume" in c["signal"]:  # the downloads of few sessions: score the hours on downloads too
         z = np.fmax(z, ((d_obs - d_base) / np.sqrt(c["cluster"] * (d_base + 1))).to_numpy())
@@ -376,10 +394,11 @@ def _request_spikes(con, settings: Settings, since: date | None, when) -> list[d
                          "score": round(float(np.nanmax(score[i, t0:t1 + 1])), 2)})
     if rows:
         att = run(con, "spike_download_attribution", **_params(rows, "principal", weeks))
+        uas, ips = (ByWindow.of(att, d, weeks, "downloads") for d in ("user_agent", "source_ip"))
         for wid, r in enumerate(rows):
             r["top_principals"] = [f"{r['principal_arn']} (100%)"]
-            r["top_user_agents"] = _tops(_shares(att, wid, weeks, "user_agent", "downloads"))
-            r["top_source_ips"] = _tops(_shares(att, wid, weeks, "source_ip", "downloads"))
+            r["top_user_agents"] = _tops(_shares(uas, wid))
+            r["top_source_ips"] = _tops(_shares(ips, wid))
     return rows
 
 
@@ -451,19 +470,20 @@ def _auth_spikes(con, settings: Settings, since: date | None, when) -> list[dict
               window_ids=list(range(len(cands))), principals=[c["principal_arn"] for c in cands],
               signals=[c["signal"] for c in cands], from_at=[c["from_at"] for c in cands],
               to_at=[c["to_at"] for c in cands])
+    dims = {d: ByWindow.of(att, d, weeks, "events") for d in ("repository", "billing", "user_agent", "source_ip")}
     rows = []
     for wid, c in enumerate(cands):
-        obs, _ = _frames(att[att["dimension"] == "repository"], wid, weeks, ["value"], "events")
+        obs, _ = dims["repository"].get(wid)
         named = obs[~obs.index.str.endswith("/")]  # token calls name a domain only
         repo = (named if not named.empty else obs).idxmax() if not obs.empty else "/"
-        bill, _ = _frames(att[att["dimension"] == "billing"], wid, weeks, ["value"], "events")
+        bill, _ = dims["billing"].get(wid)
         account, region = (bill.idxmax().split(" ", 1) if not bill.empty else (None, None))
         domain, repository = (v or None for v in repo.split("/", 1))
         rows.append({**c, "kind": "auth", "level": "principal", "account_id": account, "region": region,
                      "domain": domain, "repository": repository, "format": None, "namespace": None,
                      "package": None, "top_principals": [f"{c['principal_arn']} (100%)"],
-                     "top_user_agents": _tops(_shares(att, wid, weeks, "user_agent", "events")),
-                     "top_source_ips": _tops(_shares(att, wid, weeks, "source_ip", "events")),
+                     "top_user_agents": _tops(_shares(dims["user_agent"], wid)),
+                     "top_source_ips": _tops(_shares(dims["source_ip"], wid)),
                      # denied calls are not billed; token calls are requests
                      "unit": "denied calls" if c["signal"] == "access_denied" else "token calls",
                      "excess_requests": 0 if c["signal"] == "access_denied" else round(c["excess"])})

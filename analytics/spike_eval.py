@@ -15,7 +15,8 @@ precision = matched rows / rows; recall = matched truths / truths (tp, fp, fn as
 that kind's matched truths, and precision counts that kind's matched rows against them plus every row
 that matches nothing (a false alarm counts against every kind). Rows over a truth's `quiet` windows (a
 slow ramp, a package returning, a new package, a holiday) on the same package are counted as
-quiet_alarms.
+quiet_alarms. by_signal gives, per "level/signal" that fired, its download rows and the share of them
+that match a truth.
 
 Reads and writes nothing.
 """
@@ -24,8 +25,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import numpy as np
 import pandas as pd
+
+from analytics.spikes import none_if_blank as _v
 
 PACKAGE = ["domain", "repository", "format", "namespace", "package"]
 IN_DOMAIN = ["domain", "format", "namespace", "package"]
@@ -35,10 +37,6 @@ HOUR = timedelta(hours=1)
 def _ts(v) -> pd.Timestamp:
     t = pd.Timestamp(v)
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-
-
-def _v(x):
-    return None if x is None or (isinstance(x, float) and np.isnan(x)) or x == "" else x
 
 
 def _same(row, truth: dict, keys: list[str]) -> bool:
@@ -68,6 +66,7 @@ def evaluate(detected: pd.DataFrame, truth: dict, slack: timedelta = HOUR) -> di
     groups = {"download": truth.get("download_spikes", []), "auth": truth.get("auth_bursts", [])}
     out: dict = {}
     spike_kind: dict[str, dict] = {}
+    by_signal: dict[str, list[int]] = {}
     unmatched_download_rows = 0
     quiet_alarms = 0
     for kind, items in groups.items():
@@ -83,6 +82,10 @@ def evaluate(detected: pd.DataFrame, truth: dict, slack: timedelta = HOUR) -> di
         out[kind] = _pr(len(rows), len(hit_rows), len(items), len(hit_truth))
         if kind == "download":
             unmatched_download_rows = len(rows) - len(hit_rows)
+            for ri, r in rows.iterrows():
+                counts = by_signal.setdefault(f"{r['level']}/{r['signal']}", [0, 0])
+                counts[0] += ri in hit_rows
+                counts[1] += 1
             for name in sorted({t.get("kind", "download") for t in items}):
                 mine = {ti for ti, t in enumerate(items) if t.get("kind", "download") == name}
                 mine_rows = sum(1 for tis in hit_rows.values() if tis & mine)
@@ -97,7 +100,8 @@ def evaluate(detected: pd.DataFrame, truth: dict, slack: timedelta = HOUR) -> di
     total = {k: sum(out[kind][k] for kind in groups) for k in ("tp", "fp", "fn")}
     n_rows = sum(out[kind]["rows"] for kind in groups)
     return {**_pr(n_rows, n_rows - total["fp"], total["tp"] + total["fn"], total["tp"]), "by_kind": out,
-            "by_spike_kind": spike_kind, "false_alarms": total["fp"], "quiet_alarms": quiet_alarms}
+            "by_spike_kind": spike_kind, "false_alarms": total["fp"], "quiet_alarms": quiet_alarms,
+            "by_signal": {k: {"precision": h / n, "rows": n} for k, (h, n) in sorted(by_signal.items())}}
 
 
 def _pr(rows: int, matched_rows: int, truths: int, matched_truths: int) -> dict:

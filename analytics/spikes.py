@@ -87,7 +87,7 @@ def seasonal_baseline(x: np.ndarray, period: int, weeks: int, floor: float,
 
     x: series x buckets. scale = max(1.4826 x MAD, sqrt(dispersion x (max(median, mean of all previous
     weeks x period buckets) + floor))): a Poisson floor that also holds for sparse series whose same-weekday
-    median is 0, widened for counts that arrive in clusters of `dispersion` (see cluster_size).
+    median is 0, widened for counts that arrive in clusters (`dispersion`, see the function of that name).
     """
     stack = np.full((weeks, *x.shape), np.nan)
     for k in range(1, weeks + 1):
@@ -212,7 +212,7 @@ def download_series(con: duckdb.DuckDBPyConnection, settings: Settings, level: s
     if when is None or level not in LEVELS or grain not in ("hour", "day"):
         return pd.DataFrame(columns=[*KEYS, "bucket_at", "sessions", "downloads", "baseline", "scale", "score"])
     step, period = (HOUR, 168) if grain == "hour" else (DAY, 7)
-    end = pd.Timestamp(when.latest_event_at).floor("h").to_pydatetime() + HOUR
+    end = _series_end(when)
     df = session_series(con, level, grain, _start(since, weeks), end)
     if df.empty:
         return df
@@ -235,6 +235,11 @@ def _params(rows: list[dict], level: str, weeks: int) -> dict:
     return {**spike_cost.window_params(rows, level), "weeks": weeks}
 
 
+def _series_end(when) -> datetime:
+    """Where every series ends: the end of the hour holding the store's newest event."""
+    return pd.Timestamp(when.latest_event_at).floor("h").to_pydatetime() + HOUR
+
+
 def _last_day_fraction(when) -> float:
     """How much of the store's last UTC day its events cover (its counts are scaled up by 1/fraction)."""
     elapsed = (_naive(when.latest_event_at) - datetime.combine(when.day, time(0))) / DAY
@@ -243,7 +248,7 @@ def _last_day_fraction(when) -> float:
 
 def _download_spikes(con, settings: Settings, level: str, since: date | None, when) -> list[dict]:
     sp, weeks = settings.spikes, settings.spikes.baseline_weeks
-    end = pd.Timestamp(when.latest_event_at).floor("h").to_pydatetime() + HOUR
+    end = _series_end(when)
     df = session_series(con, level, "day", _start(since, weeks), end)
     if df.empty:
         return []
@@ -258,7 +263,8 @@ def _download_spikes(con, settings: Settings, level: str, since: date | None, wh
     base_d, scale_d = seasonal_baseline(xd, 7, weeks, 4.0, dispersion=c)
     score_s, score_d = (xs - base_s) / scale_s, (xd - base_d) / scale_d
     born = (m["downloads"] > 0).argmax(axis=1)
-    valid = (np.arange(n)[None, :] >= born[:, None] + 7 * weeks) & (xd >= sp.min_daily_downloads)
+    grown = np.arange(n)[None, :] >= born[:, None] + 7 * weeks  # baseline_weeks of history behind the day
+    valid = grown & (xd >= sp.min_daily_downloads)
     # The volume signal fires only for downloads concentrated in sessions larger than the series' usual
     # (a loop), not for more sessions of the usual size (a busy day, which the sessions signal judges).
     concentrated = xd >= CONCENTRATION * c * np.maximum(xs, 1)
@@ -268,12 +274,12 @@ def _download_spikes(con, settings: Settings, level: str, since: date | None, wh
     # A spike spread over several days may clear the rule on one of them only: its neighbours that are
     # still clearly raised (half the threshold) belong to it, so it is sized whole.
     half = sp.score_threshold / 2
-    raised = (np.arange(n)[None, :] >= born[:, None] + 7 * weeks) & (xd > base_d) & (
-        (score_s >= half) | (score_d >= half))
+    raised = grown & (xd > base_d) & ((score_s >= half) | (score_d >= half))
     cands = []
     for i in np.flatnonzero(hot.any(axis=1)):
         for t0, t1 in _runs(hot[i]):
-            signals = [s for s, f in (("sessions", fired_s), ("volume", fired_d)) if f[i, t0:t1 + 1].any()]
+            fired = {s: sc for s, f, sc in (("sessions", fired_s, score_s), ("volume", fired_d, score_d))
+                     if f[i, t0:t1 + 1].any()}
             while t0 > 0 and raised[i, t0 - 1]:
                 t0 -= 1
             while t1 < n - 1 and raised[i, t1 + 1]:
@@ -282,11 +288,10 @@ def _download_spikes(con, settings: Settings, level: str, since: date | None, wh
             if since is not None and (first + (t1 + 1) * DAY).date() <= since:
                 continue
             c_row = {k: (None if pd.isna(v) else v) for k, v in series.iloc[i].items()}
-            score = max(float(np.nanmax(s[i, t0:t1 + 1])) for s, name in ((score_s, "sessions"), (score_d, "volume"))
-                        if name in signals)
+            score = max(float(np.nanmax(sc[i, t0:t1 + 1])) for sc in fired.values())
             cands.append({**c_row, "from_at": _utc(day0 - DAY), "to_at": _utc(min(first + (t1 + 2) * DAY, _naive(end))),
                           "core": (_utc(day0), _utc(first + (t1 + 1) * DAY)), "score": score,
-                          "signal": "+".join(signals), "cluster": float(c[i, t0])})
+                          "signal": "+".join(fired), "cluster": float(c[i, t0])})
     if not cands:
         return []
     hours = run(con, "spike_download_hours", **_params(cands, level, weeks))
@@ -360,7 +365,7 @@ def principal_requests(con: duckdb.DuckDBPyConnection, start_at: datetime, end_a
 def _request_spikes(con, settings: Settings, since: date | None, when) -> list[dict]:
     """Request-volume spikes per principal and hour (principal_hours), see the module docstring."""
     sp, weeks = settings.spikes, settings.spikes.baseline_weeks
-    end = pd.Timestamp(when.latest_event_at).floor("h").to_pydatetime() + HOUR
+    end = _series_end(when)
     df = principal_requests(con, _start(since, weeks), end)
     if df.empty:
         return []
@@ -414,23 +419,24 @@ def _explained(row: dict, packages: list[dict]) -> bool:
     for p in packages:
         if not _overlaps(row, p) or p["account_id"] != row["account_id"]:
             continue
-        if row["level"] == "domain" and (p["domain"], p["format"], _v(p["namespace"]), p["package"]) == (
-                row["domain"], row["format"], _v(row["namespace"]), row["package"]):
+        if row["level"] == "domain" and (p["domain"], p["format"], none_if_blank(p["namespace"]), p["package"]) == (
+                row["domain"], row["format"], none_if_blank(row["namespace"]), row["package"]):
             part += p[unit]
         elif row["level"] == "repository" and (p["domain"], p["repository"]) == (row["domain"], row["repository"]):
             part += p[unit]
         elif row["level"] == "principal":
             part += p[unit] * float(p["_principals"].get(row["principal_arn"], 0.0))
-    return part >= 0.5 * row["excess" if unit == "excess" else "excess_requests"]
+    return part >= 0.5 * row[unit]
 
 
-def _v(x):
+def none_if_blank(x):
+    """None for a missing key value (None, NaN or ""), so keys compare alike whatever frame they came from."""
     return None if x is None or (isinstance(x, float) and np.isnan(x)) or x == "" else x
 
 
 def _auth_spikes(con, settings: Settings, since: date | None, when) -> list[dict]:
     sp, weeks = settings.spikes, settings.spikes.baseline_weeks
-    end = pd.Timestamp(when.latest_event_at).floor("h").to_pydatetime() + HOUR
+    end = _series_end(when)
     df = run(con, "spike_auth_series", start_at=_start(since, weeks), end_at=end, denied_codes=DENIED_CODES)
     if df.empty:
         return []

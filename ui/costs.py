@@ -24,7 +24,6 @@ HORIZONS = (3, 6, 12)
 # The widgets' defaults, which default_loads declares for ui/precompute.py.
 DEFAULT_LEVEL = "domain"
 DEFAULT_HORIZON = 3
-TREND_DAYS = 90  # the daily chart's window (without the filters' dates)
 MONEY = {c: st.column_config.NumberColumn(label, format="$%.2f") for c, label in (
     ("cost_usd", "Cost"), ("storage_usd", "Storage"), ("requests_usd", "Requests cost"),
     ("modeled_usd", "Modeled"), ("actual_usd", "Cost Explorer"), ("expected_usd", "Expected"),
@@ -119,8 +118,8 @@ def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
     if window is None:
         return
     yield views.cost_report, (DEFAULT_LEVEL, *window)
-    yield views.cost_window, (None, None, TREND_DAYS)
-    trend = earlier(views.cost_window, None, None, TREND_DAYS)
+    yield views.cost_window, (None, None, views.TREND_DAYS)
+    trend = earlier(views.cost_window, None, None, views.TREND_DAYS)
     if trend is not None:
         yield views.daily_cost, tuple(trend)
     yield views.forecast_with_cleanup, (DEFAULT_HORIZON, *views.settings_policy(settings))
@@ -137,7 +136,7 @@ def page(view: View) -> None:
                f"the last full month in the first {costs.EARLY_DAYS} days of a month, unless the filters set dates).")
     level = level_ui()
     breakdown_ui(view, level, since, until)
-    trend = view.load(views.cost_window, view.filters.start, view.filters.end, TREND_DAYS)
+    trend = view.load(views.cost_window, view.filters.start, view.filters.end, views.TREND_DAYS)
     daily_ui(view, *trend)
     forecast_ui(view)
     reconcile_ui(view, view.filters.start, view.filters.end)

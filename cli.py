@@ -81,7 +81,7 @@ def collect(
 
     settings = _settings(db)
     since_date = _parse_date(since, "--since")
-    with store.writer(settings.db, before_publish=rollups.before_publish) as con:
+    with rollups.writer(settings.db) as con:
         before = store.store_version(con)
         last_run = con.execute("SELECT coalesce(max(run_id), 0) FROM collector_runs").fetchone()[0]
         ctx = RunContext(settings=settings, con=con, since=since_date, source=source, debug=State.debug,
@@ -113,7 +113,7 @@ def refresh(db: DbOption = None) -> None:
     settings = _settings(db)
     if not Path(settings.db).exists():
         raise store.no_data_error(settings.db)
-    with store.writer(settings.db, before_publish=rollups.before_publish) as con:
+    with rollups.writer(settings.db) as con:
         summary = precompute.refresh(con, settings)
         store.publish_now(con)  # the store version did not move, so the session would not publish
     print(summary.line)  # a view that failed is named there; its page computes it live, as before
@@ -568,11 +568,10 @@ def _upgrade(db: Path) -> None:
     """Bring a store written by an older caa up to this schema (and its snapshot with it) before serving,
     so the pages never meet a missing table. A running collection holds the lock and does it itself."""
     from analytics import rollups
-    from core import store
 
     if Path(db).exists():
         try:
-            with store.writer(Path(db), before_publish=rollups.before_publish):
+            with rollups.writer(db):
                 pass
         except StoreBusyError:
             pass

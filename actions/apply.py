@@ -421,7 +421,7 @@ def run_apply(settings: Settings, report: Path, action: str, *, execute: bool = 
                         fix="write yes, true or x in the approve column of the versions to act on")
     echo(f"{len(rows):,} approved rows in {report}; report time {report_at:%Y-%m-%d %H:%M:%S}Z ({source})")
     policy = report_policy(df, rows, report)
-    with store.writer(settings.db, before_publish=rollups.before_publish) as con:
+    with rollups.writer(settings.db) as con:
         resolve_regions(con, rows, report)
         skip_duplicates(rows)
         plan_actions(con, rows, action, min_archived_days, utc_now())

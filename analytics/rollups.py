@@ -20,7 +20,9 @@ principal_hours.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 
@@ -85,3 +87,9 @@ def before_publish(con: duckdb.DuckDBPyConnection, days: list[date]) -> bool:
         with store.transaction(con):
             refresh(con, days)
     return heal(con)
+
+
+def writer(db: Path) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """store.writer with this hook: the write session every caa command opens (any one may load events,
+    or be the first after a migration that changed the rollups)."""
+    return store.writer(Path(db), before_publish=before_publish)

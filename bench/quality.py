@@ -58,9 +58,8 @@ def demo_estate(base: Path, seed: int, events: int) -> tuple[Path, dict]:
         (folder / "ok").touch()
     else:
         from analytics import rollups
-        from core import store
 
-        with store.writer(db, before_publish=rollups.before_publish):  # an estate cached by an older caa: migrate it (rollups), as a collection would
+        with rollups.writer(db):  # an estate cached by an older caa: migrate it (rollups), as a collection would
             pass
     return db, json.loads(db.with_name("caa.ground_truth.json").read_text())
 
@@ -75,7 +74,7 @@ def refresh_views(db: Path) -> dict:
     from ui import precompute
 
     settings = load_settings(Path(os.devnull), db=db)
-    with store.writer(db, before_publish=rollups.before_publish) as con:
+    with rollups.writer(db) as con:
         summary = precompute.refresh(con, settings)
         store.publish_now(con)
     print(f"  {summary.line}", flush=True)  # names any view that failed (its page then computes it cold)

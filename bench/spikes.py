@@ -40,7 +40,6 @@ def traffic2_estate(base: Path, seed: int, packages: int = 300, inject: bool = T
     from analytics import rollups
     from collectors import cloudtrail
     from collectors.base import RunContext, run_collectors
-    from core import store
     from core.clock import pinned_clock
     from core.settings import load_settings
     from tests.fixtures import traffic2
@@ -53,7 +52,7 @@ def traffic2_estate(base: Path, seed: int, packages: int = 300, inject: bool = T
         truth = traffic2.generate(folder / "trail", seed, packages=packages, inject=inject)
         end = pd.Timestamp(truth["end"]).to_pydatetime()
         settings = load_settings(Path(os.devnull), db=db)
-        with pinned_clock(end), store.writer(db, before_publish=rollups.before_publish) as con, \
+        with pinned_clock(end), rollups.writer(db) as con, \
                 contextlib.redirect_stdout(io.StringIO()):
             ctx = RunContext(settings=settings, con=con, show_progress=False, now=end, since=date(2000, 1, 1),
                              source=str(folder / "trail"))

@@ -164,11 +164,7 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
     return result
 
 
-def _close(inflated: Inflated) -> None:
-    inflated.close()
-
-
-JSON_FILES = FileFormat(read_ahead=inflate, load=load_files, close=_close,
+JSON_FILES = FileFormat(read_ahead=inflate, load=load_files, close=Inflated.close,
                         rejected_why="no eventID or unreadable eventTime (rejected)")
 
 

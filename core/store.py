@@ -120,8 +120,9 @@ def load_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPy
 # (mark_days, in their transaction: the mark is a TEMP row, committed with them). Before every publish the
 # writer's hook gets those days (prepare_publish); it returns True when it changed data that was already
 # committed, so the store version moves. analytics/rollups.py `before_publish` is the hook that keeps the
-# rollups in step with `events`: every caa command that writes passes it (cli, demo, apply, alerts; a
-# migration may change the rollups, and any write session can be the first after an upgrade), and writer
+# rollups in step with `events`: every caa command that writes opens its session with it, through
+# analytics.rollups.writer (cli, demo, apply, alerts; a migration may change the rollups, and any write
+# session can be the first after an upgrade), and writer
 # refuses to publish marked days without a hook rather than publish events without their rollups.
 BeforePublish = Callable[[duckdb.DuckDBPyConnection, list[date]], bool]
 _HOOKS: dict[int, BeforePublish | None] = {}  # id(write connection) -> its session's hook
@@ -146,7 +147,7 @@ def prepare_publish(con: duckdb.DuckDBPyConnection) -> bool:
     if hook is None:
         if days:
             raise StoreError("events were loaded in a write session without a before-publish hook", fix=(
-                "open the session with store.writer(db, before_publish=rollups.before_publish)"))
+                "open the session with analytics.rollups.writer(db)"))
         return False
     changed = hook(con, days)
     if marked:

@@ -193,7 +193,7 @@ def send_alerts(settings: Settings, dry_run: bool = False, clients: Any = None,
             f"dry run: {len(alerts)} alerts of {len(found)} spikes since {since}; nothing sent or recorded"]
     url = webhook_url(settings, clients) if "webhook" in channels else None
     lines, failures = [], []
-    with store.writer(settings.db, before_publish=rollups.before_publish) as wcon:
+    with rollups.writer(settings.db) as wcon:
         alerts = plan(found, _state(wcon), channels)  # the store's state is the authority
         for a in alerts:
             delivered = []

@@ -118,7 +118,7 @@ def run_demo(db: Path, seed: int = 7, events: int = 1_000_000, debug: bool = Fal
             )
             fake = FakeCodeArtifact(estate, as_of=estate.start)
             clients = FakeCodeArtifactClients(settings, fake)
-            with store.writer(db, before_publish=rollups.before_publish) as con:
+            with rollups.writer(db) as con:
                 con.execute("INSERT INTO store_meta VALUES ('demo_seed', ?)", [seed])
                 ctx = RunContext(settings=settings, con=con, since=estate.start.date(),
                                  source=str(out / "trails"), debug=debug, clients=clients,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from analytics import rollups
+from analytics.rollups import writer  # the write session every caa command opens
 from collectors.base import RunContext, run_collectors
 from core import settings as settings_mod
 from core import store
@@ -22,11 +22,6 @@ NO_CONFIG = Path("/nonexistent/caa.toml")
 
 def make_settings(**overrides):
     return settings_mod.load_settings(NO_CONFIG, **overrides)
-
-
-def writer(db: Path):
-    """A write session as every caa command opens one that may load events: with the rollups' hook."""
-    return store.writer(db, before_publish=rollups.before_publish)
 
 
 def collect(db: Path, specs: list, settings=None, now=TRAIL_NOW, **ctx_kwargs) -> int:

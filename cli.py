@@ -20,7 +20,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from core.errors import CaaError, StoreBusyError, StoreError, first_line
+from core.errors import CaaError, ConfigError, StoreBusyError, StoreError, first_line
 
 app = typer.Typer(help="CodeArtifact Analytics: where your CodeArtifact storage and request money goes.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -50,14 +50,15 @@ class Collector(StrEnum):
     inventory = "inventory"
     cloudwatch = "cloudwatch"
     costs = "costs"
+    cur = "cur"
     all = "all"
 
 
 def collector_specs(name: str) -> list:
-    from collectors import cloudtrail, cloudwatch, costexplorer, inventory
+    from collectors import cloudtrail, cloudwatch, costexplorer, cur, inventory
 
     specs = {"cloudtrail": cloudtrail.SPEC, "inventory": inventory.SPEC, "cloudwatch": cloudwatch.SPEC,
-             "costs": costexplorer.SPEC}
+             "costs": costexplorer.SPEC, "cur": cur.SPEC}
     return list(specs.values()) if name == "all" else [specs[name]]
 
 
@@ -65,7 +66,8 @@ def collector_specs(name: str) -> list:
 def collect(
     which: Annotated[Collector, typer.Argument(help="Which collector to run.")] = Collector.all,
     source: Annotated[str | None, typer.Option(help="Trail source: s3://bucket/prefix or a local directory "
-                                                     "(overrides cloudtrail.sources).")] = None,
+                                                     "(overrides cloudtrail.sources); with `cur`, the CUR 2.0 "
+                                                     "export (overrides cur.sources).")] = None,
     since: Annotated[str | None, typer.Option(help="Collect from this date (YYYY-MM-DD) instead of the watermark.")
                      ] = None,
     db: DbOption = None,
@@ -73,13 +75,19 @@ def collect(
                                                                    "views after the run (see `caa refresh`).")
                           ] = False,
 ) -> None:
-    """Pull CloudTrail events, inventory, CloudWatch usage and Cost Explorer costs into the store."""
+    """Pull CloudTrail events, inventory, CloudWatch usage, Cost Explorer costs and the CUR 2.0 bill into the store."""
     from analytics import rollups
     from collectors.base import PARTIAL_EXIT, RunContext, run_collectors
     from core import store
     from core.aws import Clients
 
     settings = _settings(db)
+    if which == Collector.cur and source:  # --source names the export, not a trail
+        settings = settings.model_copy(update={"cur": settings.cur.model_copy(update={"sources": [source]})})
+        source = None
+    if which == Collector.cur and not settings.cur.sources:
+        raise ConfigError("no CUR 2.0 export to read", where="[cur] sources",
+                          fix="set [cur] sources = [\"s3://bucket/prefix/export\"] in caa.toml or pass --source")
     since_date = _parse_date(since, "--since")
     with rollups.writer(settings.db) as con:
         before = store.store_version(con)

@@ -31,7 +31,7 @@ from core.settings import Settings
 
 log = logging.getLogger("caa.schedule")
 
-COLLECTORS = ("cloudtrail", "inventory", "cloudwatch", "costs")
+COLLECTORS = ("cloudtrail", "inventory", "cloudwatch", "costs", "cur")
 JOBS = (*COLLECTORS, "analytics", "email", "alerts")
 WRITERS = (*COLLECTORS, "analytics", "alerts")  # jobs that take the store's write lock
 BUSY = "another caa process is writing"

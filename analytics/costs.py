@@ -17,8 +17,9 @@ Attribution: a domain's storage goes to the asset rows of the current inventory 
 its bytes (sql/cost_asset_shares.sql, split rule settings.costs.shared_asset_split), so the amounts
 of a domain's repositories, packages and versions add up to its storage cost. A day's request cost of
 an account and region goes to its requests (repository, package, version, principal) pro rata.
-Teams: settings.teams (team -> repository name globs, first matching team in file order) wins over a
-repository's "team" tag; neither gives team "(unassigned)".
+Teams: settings.teams (team -> repository name globs, first matching team in file order) wins over the
+bill's cost-allocation tag (CUR 2.0 resource_tags, settings.costs.bill_team_tag), which wins over a
+repository's "team" tag; none gives team "(unassigned)".
 """
 
 from __future__ import annotations
@@ -202,15 +203,27 @@ def daily_cost(con: duckdb.DuckDBPyConnection, settings: Settings, since: date |
 
 def repository_teams(con: duckdb.DuckDBPyConnection, settings: Settings) -> pd.DataFrame:
     """Team per repository: the first team of settings.teams with a glob matching the repository name
-    wins over the repository's "team" tag. Columns: account_id, region, domain, repository, team,
-    team_source ('settings' | 'tag' | None)."""
+    wins over the bill's cost-allocation tag (settings.costs.bill_team_tag on the repository, else on its
+    domain, from CUR 2.0 resource_tags), which wins over the repository's "team" tag from the inventory.
+    Columns: account_id, region, domain, repository, team, team_source ('settings' | 'bill tag' | 'tag' |
+    None)."""
+    from analytics import billing  # billing reads the model through this module
+
     df = run(con, "cost_repository_teams")
+    bill = billing.tag_teams(con, settings)
+    keys = ["account_id", "region", "domain", "repository"]
+    own = {tuple(r[:4]): r[4] for r in bill[bill["repository"].notna()][[*keys, "team"]].itertuples(index=False)}
+    domain = {tuple(r[:3]): r[3] for r in bill[bill["repository"].isna()][[*keys[:3], "team"]].itertuples(index=False)}
     teams, sources = [], []
-    for repo, tag in zip(df["repository"], df["tag_team"], strict=True):
+    for row, repo, tag in zip(df[keys].itertuples(index=False), df["repository"], df["tag_team"], strict=True):
         team = team_for(repo, settings)
+        billed = own.get(tuple(row)) or domain.get(tuple(row)[:3])
         if team is not None:
             teams.append(team)
             sources.append("settings")
+        elif billed:
+            teams.append(billed)
+            sources.append("bill tag")
         elif isinstance(tag, str) and tag:
             teams.append(tag)
             sources.append("tag")

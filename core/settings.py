@@ -44,6 +44,7 @@ FIXES = {
     "(default 200)",
     "cloudtrail.s3_concurrency": "s3_concurrency is the number of parallel S3 downloads, 1 to 64 (default 12)",
     "prices": "prices are non-negative numbers, e.g. storage_usd_per_gb_month = 0.05",
+    "cur": "see [cur] in caa.toml.example: sources are s3://bucket/prefix URIs or local folders of a CUR 2.0 export",
     "schedules": "schedules are 5-field cron expressions, e.g. \"0 * * * *\"",
     "email": "see the e-mail section of the README",
     "db": "set db to a file path such as data/caa.duckdb",
@@ -105,10 +106,26 @@ class CloudTrail(Section):
     @field_validator("sources")
     @classmethod
     def _sources(cls, v: list[str]) -> list[str]:
-        for s in v:
-            if s.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", s):
-                raise ValueError(f"not an S3 URI: {s!r} (expected s3://bucket/prefix)")
-        return v
+        return check_sources(v)
+
+
+def check_sources(v: list[str]) -> list[str]:
+    """s3://bucket/prefix URIs (a valid bucket name) or local paths."""
+    for s in v:
+        if s.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", s):
+            raise ValueError(f"not an S3 URI: {s!r} (expected s3://bucket/prefix)")
+    return v
+
+
+class Cur(Section):
+    """Where the AWS Data Exports CUR 2.0 export (Parquet) is: s3://bucket/prefix or a local folder."""
+
+    sources: list[str] = Field(default_factory=list)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: list[str]) -> list[str]:
+        return check_sources(v)
 
 
 class RegionPrice(Section):
@@ -123,6 +140,10 @@ class Prices(Section):
     request_usd_per_10k: float = Field(default=0.05, ge=0)
     free_requests_per_month: int = Field(default=100_000, ge=0)
     free_storage_gb_month: float = Field(default=0.0, ge=0)
+    # data transfer out, billed at AWS's standard rates (the model of analytics/transfer.py)
+    transfer_internet_usd_per_gb: float = Field(default=0.09, ge=0)
+    transfer_inter_region_usd_per_gb: float = Field(default=0.02, ge=0)
+    free_transfer_out_gb_month: float = Field(default=100.0, ge=0)  # internet, per account; shared by its services
     regions: dict[str, RegionPrice] = Field(default_factory=dict)
 
     @field_validator("regions")
@@ -161,6 +182,9 @@ class Costs(Section):
     """How storage shared between repositories is attributed (it is billed once per domain)."""
 
     shared_asset_split: Literal["equal", "first_publisher", "download_share"] = "equal"
+    # the cost-allocation tag of the bill (CUR 2.0 resource_tags) that names a repository's team; [teams]
+    # globs win over it, and it wins over the repository's own "team" tag from the inventory
+    bill_team_tag: str | None = "team"
 
 
 class Spikes(Section):
@@ -180,6 +204,7 @@ class Schedules(Section):
     inventory: str = "15 2 * * *"
     cloudwatch: str = "0 * * * *"
     costs: str = "30 6 * * *"
+    cur: str = "40 6 * * *"  # AWS re-delivers the open period's export up to a few times a day
     email: str = "0 8 * * 1"
     alerts: str = "*/15 * * * *"
     analytics: str = "45 * * * *"  # refresh the cached analytics (reports under data/reports)
@@ -233,6 +258,7 @@ class Settings(BaseSettings):
     db: Path = DEFAULT_DB
     accounts: list[Account] = Field(default_factory=list)
     cloudtrail: CloudTrail = Field(default_factory=CloudTrail)
+    cur: Cur = Field(default_factory=Cur)
     prices: Prices = Field(default_factory=Prices)
     schedules: Schedules = Field(default_factory=Schedules)
     email: Email = Field(default_factory=Email)

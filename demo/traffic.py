@@ -24,11 +24,14 @@ DAY = 86400
 CA = "codeartifact.amazonaws.com"
 OFFICE = ["198.51.100.23", "198.51.100.57", "198.51.100.81", "192.0.2.14", "192.0.2.88"]
 
-# (account index, kind, role or user name, session, ci, source IPs, access [(domain, repo glob)], weight)
+# (account index, kind, role or user name, session, ci, source IPs, access [(domain, repo glob)], weight).
+# Source IPs: documentation addresses stand for the internet (offices, hosted CI); some CI runs in AWS (EC2
+# addresses of AWS's published ranges, in and out of the repository's region) or behind a VPC endpoint
+# (a private address), which is what the data-transfer model tells apart.
 PRINCIPALS = [
     (0, "role", "ci-github-actions", "GitHubActions", True, ["203.0.113.10", "203.0.113.11", "203.0.113.12"],
      [("acme", "*"), ("acme-eu", "*")], 10),
-    (0, "role", "jenkins-build", "jenkins", True, ["203.0.113.40"],
+    (0, "role", "jenkins-build", "jenkins", True, ["3.80.12.40"],  # EC2, us-east-1
      [("acme", "app-releases"), ("acme", "backend-services"), ("acme", "shared-libs"), ("acme-eu", "eu-services")], 6),
     (0, "role", "AWSReservedSSO_Developer_abc123", "alice@acme.example", False, OFFICE[:2], [("acme", "*")], 1.2),
     (0, "role", "AWSReservedSSO_Developer_abc123", "bob@acme.example", False, OFFICE[1:3],
@@ -36,12 +39,14 @@ PRINCIPALS = [
     (0, "role", "AWSReservedSSO_Developer_abc123", "hugo@acme.example", False, OFFICE[3:5], [("acme-eu", "*")], 0.8),
     (0, "user", "build-bot-legacy", None, True, ["203.0.113.41"], [("acme", "backend-services")], 1.5),
     (0, "user", "dave", None, False, OFFICE[2:3], [("acme", "app-releases"), ("acme", "backend-services")], 0.5),
-    (1, "role", "data-ci-codebuild", "AWSCodeBuild-7f3a9c", True, ["203.0.113.70", "203.0.113.71"],
+    (1, "role", "data-ci-codebuild", "AWSCodeBuild-7f3a9c", True, ["34.228.4.70", "34.228.4.71"],  # us-east-1
      [("data-platform", "*"), ("acme", "shared-libs")], 6),
-    (1, "role", "airflow-worker", "airflow", True, ["203.0.113.90"], [("data-platform", "data-pipelines")], 3),
+    (1, "role", "airflow-worker", "airflow", True, ["44.230.10.90"],  # EC2 in us-west-2: cross-region
+     [("data-platform", "data-pipelines")], 3),
     (1, "role", "AWSReservedSSO_DataScientist_def456", "erin@acme.example", False, OFFICE[:1],
      [("data-platform", "ml-models"), ("data-platform", "pypi-store")], 1),
-    (1, "user", "ml-pipeline", None, True, ["203.0.113.91"], [("data-platform", "ml-models")], 2),
+    (1, "user", "ml-pipeline", None, True, ["10.20.3.91"],  # a VPC endpoint
+     [("data-platform", "ml-models")], 2),
     (2, "role", "mobile-ci", "bitrise", True, ["198.51.100.200", "198.51.100.201"],
      [("mobile", "*"), ("acme", "app-releases")], 5),
     (2, "role", "AWSReservedSSO_Developer_abc123", "grace@acme.example", False, OFFICE[3:4],
@@ -117,6 +122,7 @@ class Stream:
     assets: list[list[str]]
     internal: bool
     publisher: bool  # the repository the internal package is published into
+    sizes: list[dict[str, int]] = field(default_factory=list)  # per version: asset name -> bytes
 
 
 @dataclass
@@ -254,7 +260,7 @@ def _stream(estate: Estate, d, repo: str, p, weight: float, internal: bool, publ
         base.append(0.0 if not ok else (0.3 if pre else 1.0))
     return Stream(d.name, d.owner, d.region, repo, p.format, p.namespace, p.name, weight,
                   [v.version for v in vs], avail, stop, base, [[a.name for a in v.assets] for v in vs],
-                  internal, publisher)
+                  internal, publisher, [{a.name: a.size_bytes for a in v.assets} for v in vs])
 
 
 def version_weights(s: Stream, t: int) -> tuple[list[int], list[float]] | None:

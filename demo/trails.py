@@ -100,7 +100,7 @@ class _Chunk:
         self.scache: dict[tuple[int, int], tuple | None] = {}
         self.tls: dict[str, dict] = {}
         self.s: dict = {"events": 0, "downloads": 0, "by_day": Counter(), "dl": {}, "billing": Counter(),
-                        "spikes": Counter(), "bursts": Counter(), "files": 0, "digests": 0, "dups": 0,
+                        "billing_repo": Counter(), "served": Counter(), "spikes": Counter(), "bursts": Counter(), "files": 0, "digests": 0, "dups": 0,
                         "non_ca": 0, "records": 0, "api": 0, "publishes": 0}
 
     # random sources: numpy draws in blocks, consumed one at a time
@@ -144,6 +144,9 @@ class _Chunk:
             self.s["events"] += 1
             if not error:
                 self.s["billing"][(_date(ts), owner, region)] += 1
+                params = rec.get("requestParameters") or {}
+                self.s["billing_repo"][(_date(ts), owner, region, params.get("domainName") or params.get("domain"),
+                                        params.get("repositoryName") or params.get("repository"))] += 1
 
     def ca(self, ts: int, pj: int, s, ip: str, ua: str, name: str, params: dict, extra: dict | None,
            read_only: bool, error: tuple[str, str] | None = None, api: bool = False) -> None:
@@ -189,6 +192,7 @@ class _Chunk:
             self.ca(ts, pj, s, ip, ua, "ReadFromRepository", params,
                     {"httpMethod": "GET", "requestUri": R.request_uri(s, ver, a)}, True)
             t = self.clip(ts)
+            self.s["served"][(_date(t), s.owner, s.region, s.domain, s.repo, ip)] += s.sizes[vi].get(a, 0)
             self.s["downloads"] += 1
             self.s["by_day"][_date(t)] += 1
             got = self.s["dl"].get((si, vi))

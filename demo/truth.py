@@ -25,7 +25,7 @@ def _date(ts: int) -> str:
 
 def ground_truth(estate: Estate, plan: Plan, results: list[dict]) -> dict:
     total: dict = {"events": 0, "downloads": 0, "by_day": Counter(), "dl": {}, "billing": Counter(),
-                   "spikes": Counter(), "bursts": Counter()}
+                   "billing_repo": Counter(), "served": Counter(), "spikes": Counter(), "bursts": Counter()}
     for key in ("files", "digests", "dups", "non_ca", "records", "api", "publishes"):
         total[key] = 0
     for r in results:
@@ -72,13 +72,23 @@ def ground_truth(estate: Estate, plan: Plan, results: list[dict]) -> dict:
         "never_downloaded_versions": never, "stale_downloaded_versions_180d": stale,
         "api_calls": total["api"], "publishes": total["publishes"],
         "billing": _billing(estate, days, total["billing"]),
+        # what the demo's CUR 2.0 export bills (demo/cur.py): storage per domain, requests per repository
+        # (repository None: domain-level calls), bytes served per repository and client IP
+        "billing_domains": _domain_storage(estate, days),
+        "billing_repositories": [
+            {"date": d, "account_id": o, "region": r, "domain": dom, "repository": repo, "requests": n}
+            for (d, o, r, dom, repo), n in sorted(total["billing_repo"].items(), key=lambda kv: tuple(
+                "" if x is None else x for x in kv[0]))],
+        "served_bytes": [
+            {"date": d, "account_id": o, "region": r, "domain": dom, "repository": repo, "source_ip": ip, "bytes": b}
+            for (d, o, r, dom, repo, ip), b in sorted(total["served"].items())],
     }
 
 
-def _billing(estate: Estate, days: list[str], requests: Counter) -> list[dict]:
-    """Requests and storage byte-hours per day, account and region, as Cost Explorer will be seeded."""
-    pairs = sorted({(d.owner, d.region) for d in estate.domains})
-    curves: dict[tuple[str, str], list[tuple[list[int], list[int]]]] = {p: [] for p in pairs}
+def _curves(estate: Estate) -> dict[tuple[str, str, str], tuple[list[int], list[int]]]:
+    """(owner, region, domain) -> (times, cumulative bytes): each sha256 once, from its first publish;
+    Disposed versions excluded."""
+    out = {}
     for d in estate.domains:
         first: dict[str, tuple[int, int]] = {}
         for repo in d.repositories:
@@ -91,16 +101,31 @@ def _billing(estate: Estate, days: list[str], requests: Counter) -> list[dict]:
                         if a.sha256 not in first or t < first[a.sha256][0]:
                             first[a.sha256] = (t, a.size_bytes)
         pts = sorted(first.values())
-        curves[(d.owner, d.region)].append(([t for t, _ in pts], list(np.cumsum([s for _, s in pts]).tolist())))
+        out[(d.owner, d.region, d.name)] = ([t for t, _ in pts], list(np.cumsum([s for _, s in pts]).tolist()))
+    return out
+
+
+def _size_on(curve: tuple[list[int], list[int]], day: str) -> int:
+    as_of = int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) + DAY - 1
+    k = bisect.bisect_right(curve[0], as_of)
+    return curve[1][k - 1] if k else 0
+
+
+def _domain_storage(estate: Estate, days: list[str]) -> list[dict]:
+    """Storage byte-hours per day and domain."""
+    curves = _curves(estate)
+    return [{"date": day, "account_id": o, "region": r, "domain": dom, "storage_byte_hours": _size_on(c, day) * 24}
+            for day in days for (o, r, dom), c in sorted(curves.items())]
+
+
+def _billing(estate: Estate, days: list[str], requests: Counter) -> list[dict]:
+    """Requests and storage byte-hours per day, account and region, as Cost Explorer will be seeded."""
+    curves = _curves(estate)
+    pairs = sorted({(o, r) for o, r, _ in curves})
     out = []
     for day in days:
-        as_of = int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) + DAY - 1
         for owner, region in pairs:
-            size = 0
-            for ts, cum in curves[(owner, region)]:
-                k = bisect.bisect_right(ts, as_of)
-                size += cum[k - 1] if k else 0
+            size = sum(_size_on(c, day) for (o, r, _), c in curves.items() if (o, r) == (owner, region))
             out.append({"date": day, "account_id": owner, "region": region,
                         "requests": requests.get((day, owner, region), 0), "storage_byte_hours": size * 24})
     return out
-

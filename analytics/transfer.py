@@ -1,0 +1,102 @@
+"""Data transfer out, the third cost component: bytes served per repository and package, by where the
+client was, priced at AWS's standard transfer rates, and the bill's transfer lines beside it.
+
+Reads: sql/transfer_served.sql (the downloads view x assets sizes), the AWS IP ranges
+(analytics/ip_ranges.py), settings.prices.transfer_*; the bill's lines come in from analytics/billing.py.
+Writes nothing.
+
+The model: a download serves its asset's bytes. Where the client was is its CloudTrail source IP against
+AWS's published ranges (ip_ranges.CLASSES): 'internet' is billed at transfer_internet_usd_per_gb,
+'other_region' at transfer_inter_region_usd_per_gb, and 'same_region', 'private' (a VPC endpoint) and
+'aws_internal' are not billed as transfer out. A GB is 1024^3 bytes, as AWS bills data transfer.
+AWS's free internet transfer (100 GB a month) is shared by every service of an account; the daily model
+takes prices.free_transfer_out_gb_month off CodeArtifact's own (set it to 0 when other services use it up).
+Per repository and package (by_repository) the cost is before that allowance.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from analytics import ip_ranges
+from analytics.queries import run
+from core.settings import Settings
+
+GIB = 1024**3
+BILLED = ("internet", "other_region")
+KEYS = ["usage_date", "account_id", "region", "domain", "repository", "format", "namespace", "package", "version"]
+
+
+def price_per_gb(settings: Settings, transfer_class: str) -> float:
+    p = settings.prices
+    return {"internet": p.transfer_internet_usd_per_gb,
+            "other_region": p.transfer_inter_region_usd_per_gb}.get(transfer_class, 0.0)
+
+
+def served(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date,
+           ranges: ip_ranges.IpRanges | None = None) -> pd.DataFrame:
+    """Bytes served per day, version and source IP in [since, until], with the transfer class and its cost.
+
+    Columns: KEYS, source_ip, downloads, unsized_downloads, bytes, transfer_class (ip_ranges.CLASSES),
+    gb, transfer_usd. Grain: sql/transfer_served.sql's.
+    """
+    df = run(con, "transfer_served", start=since, end=until)
+    ranges = ranges or ip_ranges.load(settings.db)
+    pairs = df[["source_ip", "region"]].drop_duplicates()
+    classes = {(ip, region): ranges.classify(ip if isinstance(ip, str) else None, region)
+               for ip, region in pairs.itertuples(index=False)}
+    df["transfer_class"] = [classes[(ip, region)] for ip, region in zip(df["source_ip"], df["region"], strict=True)]
+    df["gb"] = df["bytes"] / GIB
+    df["transfer_usd"] = df["gb"] * df["transfer_class"].map(lambda c: price_per_gb(settings, c)).astype(float)
+    return df
+
+
+def by_repository(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date,
+                  level: str = "repository") -> pd.DataFrame:
+    """Modeled transfer per day and repository (or package), one column per class of bytes.
+
+    Columns: usage_date, account_id, region, domain, repository[, format, namespace, package], downloads,
+    bytes, internet_bytes, other_region_bytes, in_region_bytes (same_region + private + aws_internal),
+    transfer_usd.
+    """
+    df = served(con, settings, since, until)
+    keys = KEYS[:5] if level == "repository" else KEYS[:8]
+    for name, classes in (("internet_bytes", ("internet",)), ("other_region_bytes", ("other_region",)),
+                          ("in_region_bytes", ("same_region", "private", "aws_internal"))):
+        df[name] = df["bytes"].where(df["transfer_class"].isin(classes), 0.0)
+    return df.groupby(keys, dropna=False, as_index=False)[
+        ["downloads", "bytes", "internet_bytes", "other_region_bytes", "in_region_bytes", "transfer_usd"]].sum()
+
+
+def daily(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date) -> pd.DataFrame:
+    """Modeled transfer per day, account, region and billed class ('internet' | 'other_region'), with the
+    free internet allowance (prices.free_transfer_out_gb_month per account and calendar month, consumed
+    in date order, then region order, from the 1st of the month) taken off.
+
+    Columns: usage_date, account_id, region, transfer_class, gb, billable_gb, transfer_usd."""
+    df = served(con, settings, since.replace(day=1), until)
+    df = df[df["transfer_class"].isin(BILLED)]
+    df = df.groupby(["usage_date", "account_id", "region", "transfer_class"], as_index=False)[["gb"]].sum()
+    df = df.sort_values(["account_id", "usage_date", "region", "transfer_class"], ignore_index=True)
+    month = pd.to_datetime(df["usage_date"]).dt.to_period("M")
+    internet = df["gb"].where(df["transfer_class"] == "internet", 0.0)
+    cum = internet.groupby([df["account_id"], month]).cumsum()
+    free = settings.prices.free_transfer_out_gb_month
+    free_used = (cum.clip(upper=free) - (cum - internet).clip(upper=free)).clip(lower=0)
+    df["billable_gb"] = df["gb"] - free_used
+    df["transfer_usd"] = df["billable_gb"] * df["transfer_class"].map(lambda c: price_per_gb(settings, c)).astype(float)
+    return df[pd.to_datetime(df["usage_date"]).dt.date >= since].reset_index(drop=True)
+
+
+def bill_class(usage_type: str | None) -> str:
+    """The transfer class of a bill usage type: <R>-DataTransfer-Out-Bytes -> 'internet',
+    <R1>-<R2>-AWS-Out-Bytes -> 'other_region', anything else (regional, inbound) -> 'in_region'."""
+    u = usage_type or ""
+    if u.endswith("-AWS-Out-Bytes"):
+        return "other_region"
+    if "DataTransfer-Out" in u:
+        return "internet"
+    return "in_region"

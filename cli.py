@@ -111,14 +111,34 @@ def collect(
 
 
 
+class RefreshWhat(StrEnum):
+    views = "views"
+    ip_ranges = "ip-ranges"
+
+
 @app.command()
-def refresh(db: DbOption = None) -> None:
-    """Recompute the dashboard's default views for the current store (after a change to caa.toml)."""
+def refresh(
+    what: Annotated[RefreshWhat, typer.Argument(help="views: the dashboard's default views; ip-ranges: AWS's "
+                                                     "published IP ranges (data transfer), kept next to the store.")
+                    ] = RefreshWhat.views,
+    url: Annotated[str | None, typer.Option(help="Where ip-ranges.json is downloaded from (default AWS's).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Recompute the dashboard's default views (after a change to caa.toml), or refresh the AWS IP ranges."""
     from analytics import rollups
     from core import store
-    from ui import precompute
 
     settings = _settings(db)
+    if what == RefreshWhat.ip_ranges:
+        from analytics import ip_ranges
+
+        ranges = ip_ranges.refresh(settings.db, url or ip_ranges.URL)
+        print(f"AWS IP ranges of {ranges.create_date} "
+              f"({sum(map(len, ranges.v4.values())):,} IPv4 and {sum(map(len, ranges.v6.values())):,} IPv6 "
+              f"prefixes) saved to {ip_ranges.refreshed_path(settings.db)}")
+        return
+    from ui import precompute
+
     if not Path(settings.db).exists():
         raise store.no_data_error(settings.db)
     with rollups.writer(settings.db) as con:
@@ -316,23 +336,84 @@ class CostLevel(StrEnum):
     day = "day"
 
 
+class Basis(StrEnum):
+    modeled = "modeled"
+    billed = "billed"
+
+
 @report_app.command("costs")
 def report_costs(
     by: Annotated[CostLevel, typer.Option(help="Attribute cost to this level.")] = CostLevel.repository,
+    basis: Annotated[Basis, typer.Option(help="modeled: the price table over the store's usage; billed: the CUR "
+                                              "2.0 bill after credits and discounts, allocated with the model's "
+                                              "shares.")] = Basis.modeled,
     since: SinceOption = None, until: UntilOption = None,
     fmt: FormatOption = ReportFormat.csv, out: OutOption = None, db: DbOption = None,
 ) -> None:
-    """Modeled storage and request cost attributed to a level (default: this month to the last full day)."""
-    from analytics import costs
+    """Storage, request (and, billed, transfer) cost attributed to a level (default: this month to the last
+    full day)."""
+    from analytics import billed, costs
     from analytics.reports import write_table
 
     settings = _settings(db)
+    tax = None
     with _reader(settings) as con:
-        df = costs.cost_report(con, settings, _parse_date(since, "--since"), _parse_date(until, "--until"),
-                               by=by.value)
-    path = write_table(df, _report_path(out, f"costs-by-{by.value}", fmt), fmt.value)
-    _show(df, f"Modeled cost by {by.value}")
-    print(f"wrote {len(df):,} rows to {path}: total ${df['cost_usd'].sum():,.2f}")
+        if basis == Basis.billed:
+            if by == CostLevel.principal:
+                raise ConfigError("billed cost has no principal level (storage has no principal)", where="--by",
+                                  fix="use --basis modeled for principals, or another --by")
+            df, tax = billed.billed_report(con, settings, _parse_date(since, "--since"), _parse_date(until, "--until"),
+                                           by=by.value)
+        else:
+            df = costs.cost_report(con, settings, _parse_date(since, "--since"), _parse_date(until, "--until"),
+                                   by=by.value)
+    path = write_table(df, _report_path(out, f"costs-{basis.value}-by-{by.value}" if basis == Basis.billed
+                                        else f"costs-by-{by.value}", fmt), fmt.value)
+    _show(df, f"{basis.value.capitalize()} cost by {by.value}")
+    print(f"wrote {len(df):,} rows to {path}: total ${df['cost_usd'].sum():,.2f}"
+          + (f" (billed after credits and discounts; tax ${tax:,.2f} not allocated)" if tax is not None else ""))
+
+
+class ReconcileSource(StrEnum):
+    cur = "cur"
+    costexplorer = "costexplorer"
+
+
+class Grain(StrEnum):
+    usage_type = "usage_type"
+    domain = "domain"
+    repository = "repository"
+
+
+class FocusFormat(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+class FocusLevel(StrEnum):
+    repository = "repository"
+    package = "package"
+
+
+@report_app.command("focus")
+def report_focus(
+    fmt: Annotated[FocusFormat, typer.Option("--format", help="File format.")] = FocusFormat.parquet,
+    out: OutOption = None,
+    by: Annotated[FocusLevel, typer.Option(help="One row per day and repository, or per package.")
+                  ] = FocusLevel.repository,
+    since: SinceOption = None, until: UntilOption = None, db: DbOption = None,
+) -> None:
+    """caa's billed allocation as FOCUS 1.2 rows (default: every day of the collected bill), with
+    x_Domain, x_Repository, x_Package and x_Team; the bill's credits and tax as their own rows."""
+    from analytics import focus
+
+    settings = _settings(db)
+    with _reader(settings) as con:
+        df = focus.rows(con, settings, _parse_date(since, "--since"), _parse_date(until, "--until"), by=by.value)
+    path = focus.write(df, out or _report_path(None, "focus", ReportFormat(fmt.value)), fmt.value)
+    periods = df.groupby(["BillingAccountId", "BillingPeriodStart"])["BilledCost"].sum()
+    print(f"wrote {len(df):,} FOCUS 1.2 rows to {path}: BilledCost ${df['BilledCost'].sum():,.2f} over "
+          f"{len(periods)} billing account and period(s)")
 
 
 @report_app.command("forecast")
@@ -363,19 +444,46 @@ def report_forecast(
 
 @report_app.command("reconcile")
 def report_reconcile(
+    source: Annotated[ReconcileSource | None, typer.Option(help="The bill to reconcile against: cur (the CUR 2.0 "
+                                                                "export, per usage type, domain or repository) or "
+                                                                "costexplorer (per account and usage type). Default: "
+                                                                "cur when a bill is collected.")] = None,
+    grain: Annotated[Grain, typer.Option(help="With cur: usage_type (every kind per account and region), domain "
+                                              "(storage) or repository (requests).")] = Grain.usage_type,
     since: SinceOption = None, until: UntilOption = None,
     fmt: FormatOption = ReportFormat.csv, out: OutOption = None, db: DbOption = None,
 ) -> None:
-    """Modeled cost next to Cost Explorer actuals per day, account and kind, with the difference in %."""
-    from analytics import costs
+    """Modeled cost next to the bill per day, with the difference in $ and %; the bill's free tier, credits,
+    discounts and tax listed apart."""
+    from analytics import billing, costs
     from analytics.reports import write_table
 
     settings = _settings(db)
+    first, last = _parse_date(since, "--since"), _parse_date(until, "--until")
     with _reader(settings) as con:
-        daily = costs.reconcile(con, settings, _parse_date(since, "--since"), _parse_date(until, "--until"))
-    path = write_table(daily, _report_path(out, "reconcile", fmt), fmt.value)
-    summary = costs.reconcile_summary(daily)
-    _show(summary, "Modeled vs Cost Explorer")
+        if source is None:
+            source = ReconcileSource.cur if billing.has_bill(con) else ReconcileSource.costexplorer
+        if source == ReconcileSource.costexplorer:
+            daily = costs.reconcile(con, settings, first, last)
+            summary = costs.reconcile_summary(daily)
+            adjust = None
+        else:
+            note = billing.grain_note(con, grain.value)
+            if note:
+                raise ConfigError(note.split(": ", 1)[0], where=f"--source cur --grain {grain.value}",
+                                  fix=note.split(": ", 1)[-1])
+            daily = billing.reconcile(con, settings, first, last, grain=grain.value)
+            summary = billing.summary(daily, {"usage_type": ["account_id", "kind"], "domain": ["account_id", "domain"],
+                                              "repository": ["domain", "repository"]}[grain.value])
+            days = billing.window(con, first, last)
+            adjust = billing.adjustments(con, settings, *days) if days else None
+    name = "reconcile" if source == ReconcileSource.costexplorer else f"reconcile-cur-{grain.value}"
+    path = write_table(daily, _report_path(out, name, fmt), fmt.value)
+    _show(summary, "Modeled vs Cost Explorer" if source == ReconcileSource.costexplorer
+          else f"Modeled vs billed (CUR 2.0), per {grain.value}")
+    if adjust is not None and len(adjust):
+        _show(adjust.groupby("kind", as_index=False)[["lines", "usage_amount", "amount_usd", "list_value_usd"]].sum(),
+              "Not usage: free tier, credits, discounts, tax (same days)")
     print(f"wrote {len(daily):,} daily rows to {path}")
 
 

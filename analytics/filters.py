@@ -36,6 +36,8 @@ TABLES: dict[str, tuple[dict[str, str], str | None]] = {
     "storage_snapshots": ({"accounts": "account_id", "regions": "region", "domains": "domain"}, "snapshot_date"),
     "usage_metrics": ({"accounts": "account_id", "regions": "region"}, "metric_at"),
     "cost_actuals": ({"accounts": "account_id"}, "usage_date"),
+    # the bill: storage lines have no repository, so a repository filter leaves the bill whole
+    "cur_line_items": ({"accounts": "account_id", "regions": "region", "domains": "domain"}, "usage_date"),
     "event_days": ({"accounts": "account_id", "regions": "region", "domains": "domain", "repositories": "repository",
                     "formats": "format"}, "day"),
     "download_days": ({"accounts": "account_id", "regions": "region", "domains": "domain",

@@ -121,7 +121,11 @@ def rows(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | None 
     df = df.assign(**SERVICE, BillingAccountName=None, ChargeClass=None, SubAccountName=None,
                    x_Domain=df["domain"], x_Repository=df["repository"], x_Format=df.get("format"),
                    x_Namespace=df.get("namespace"), x_Package=df.get("package"), x_Team=df.get("team"),
-                   x_Kind=df["kind"], x_UsageBasis="billed, allocated with caa's model shares")
+                   x_Kind=df["kind"], x_UsageBasis=["billed, allocated with caa's model shares" if k in billed.KINDS
+                                                    else "billed as is" for k in df["kind"]])
+    usage = df["kind"].isin(billed.KINDS)  # credits and tax cover their billing period
+    df.loc[~usage, "ChargePeriodStart"] = df.loc[~usage, "BillingPeriodStart"]
+    df.loc[~usage, "ChargePeriodEnd"] = df.loc[~usage, "BillingPeriodEnd"]
     return df.reindex(columns=COLUMNS).sort_values(["ChargePeriodStart", "SubAccountId", "ChargeCategory",
                                                     "x_Domain", "x_Repository", "x_Kind"], ignore_index=True)
 

@@ -225,7 +225,8 @@ def columns(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
     try:
         rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
     except duckdb.Error as e:
-        raise BadFile(f"not a readable Parquet file ({first_line(e, 120)}); fix: let AWS re-deliver the period "
+        why = re.sub(r"\s*'[^']*'?", "", first_line(e)).split(": ", 1)[-1][:100]  # without the file's path
+        raise BadFile(f"not a readable Parquet file ({why}); fix: let AWS re-deliver the period "
                       "or remove the file") from None
     return {name: typ for name, typ, *_ in rows}
 

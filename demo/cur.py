@@ -36,7 +36,7 @@ GIB = 1024**3
 FREE_REQUESTS = 100_000
 FREE_INTERNET_GB = 100.0
 TAX_RATE = 0.08
-CREDIT_USD = -3.0
+CREDIT_USD = -1.0
 TS = pa.timestamp("ms")
 SCHEMA = pa.schema([
     ("bill_bill_type", pa.string()), ("bill_payer_account_id", pa.string()),

@@ -1,6 +1,7 @@
 """Costs page: modeled cost by domain, repository, package or team (treemap and table), daily cost by
 storage and requests, the 3/6/12-month forecast with its interval, backtest error and the cleanup
-what-if, and modeled cost against Cost Explorer actuals (layout only).
+what-if, and modeled cost against the CUR 2.0 bill (per kind, domain and repository, data transfer, free
+tier, credits and tax), or against Cost Explorer when no bill is collected (layout only).
 
 Reads: the store through its loads (ui/views.py). Writes nothing.
 """
@@ -88,11 +89,17 @@ def forecast_ui(view: View) -> None:
 
 
 def reconcile_ui(view: View, since: date | None, until: date | None) -> None:
+    bill: views.BillView = view.load(views.bill_view, since, until)
+    if bill.note is None:
+        billed_ui(view, bill)
+        return
     st.subheader("Modeled vs Cost Explorer")
     daily: pd.DataFrame = view.load(views.reconcile, since, until)
     if daily.empty:
-        st.caption("No Cost Explorer actuals over the days the store covers: run `caa collect costs`.")
+        st.caption("No bill to compare with: set [cur] sources (a CUR 2.0 export) and run `caa collect cur`, or run "
+                   "`caa collect costs` for Cost Explorer.")
         return
+    st.caption(f"The CUR 2.0 bill is not here ({bill.note}); Cost Explorer's daily totals per usage type stand in.")
     summary = costs.reconcile_summary(daily)
     every = summary[summary["account_id"] == "all"]
     cols = st.columns(len(every) + 1)
@@ -103,13 +110,52 @@ def reconcile_ui(view: View, since: date | None, until: date | None) -> None:
     for col, r in zip(cols[1:], every.itertuples(index=False), strict=True):
         col.metric(f"Difference, {r.kind}", pct(r.diff_pct), border=True)
     st.plotly_chart(figures.reconcile(daily))
-    st.dataframe(summary, hide_index=True, column_config={
-        **MONEY, "account_id": "Account", "kind": "Kind",
-        "first_day": st.column_config.DateColumn("From"), "last_day": st.column_config.DateColumn("To"),
-        "diff_pct": st.column_config.NumberColumn("Diff (cost)", format="%.3f%%"),
-        "modeled_quantity": st.column_config.NumberColumn("Modeled quantity", format="%.2f"),
-        "actual_quantity": st.column_config.NumberColumn("Actual quantity", format="%.2f"),
-        "quantity_diff_pct": st.column_config.NumberColumn("Diff (quantity)", format="%.3f%%")})
+    st.dataframe(summary, hide_index=True, column_config={**MONEY, **RECONCILE, "account_id": "Account"})
+
+
+RECONCILE = {"kind": "Kind", "first_day": st.column_config.DateColumn("From"),
+             "last_day": st.column_config.DateColumn("To"),
+             "diff_usd": st.column_config.NumberColumn("Diff ($)", format="$%.4f"),
+             "diff_pct": st.column_config.NumberColumn("Diff (cost)", format="%.3f%%"),
+             "modeled_quantity": st.column_config.NumberColumn("Modeled quantity", format="%.2f"),
+             "actual_quantity": st.column_config.NumberColumn("Billed quantity", format="%.2f"),
+             "quantity_diff_pct": st.column_config.NumberColumn("Diff (quantity)", format="%.3f%%")}
+ADJUST = {"billing_period": st.column_config.DateColumn("Period", format="MMM YYYY"), "account_id": "Account",
+          "kind": "Line", "lines": st.column_config.NumberColumn("Lines", format="localized"),
+          "usage_amount": st.column_config.NumberColumn("Usage", format="%.2f"),
+          "amount_usd": st.column_config.NumberColumn("Billed", format="$%.2f"),
+          "list_value_usd": st.column_config.NumberColumn("Worth at list price", format="$%.2f")}
+
+
+def billed_ui(view: View, bill: views.BillView) -> None:
+    """Modeled vs the CUR 2.0 bill: per kind, per domain (storage), per repository (requests), data transfer,
+    and the lines that are not usage."""
+    st.subheader("Modeled vs billed (CUR 2.0)")
+    first, last = bill.window
+    m, a = float(bill.kinds["modeled_usd"].sum()), float(bill.kinds["actual_usd"].sum())
+    cols = st.columns(len(bill.kinds) + 1)
+    cols[0].metric("Modeled vs billed", pct((m - a) / a * 100 if a else float("nan")), border=True,
+                   help=f"Modeled {usd(m)} vs the bill's usage lines {usd(a)} (unblended, before credits and tax), "
+                        f"{first:%Y-%m-%d} to {last:%Y-%m-%d}.")
+    for col, r in zip(cols[1:], bill.kinds.itertuples(index=False), strict=True):
+        col.metric(f"Billed {r.kind}", usd(r.actual_usd), delta=f"model {usd(r.modeled_usd)}", delta_color="off",
+                   border=True)
+    st.plotly_chart(figures.reconcile(bill.daily, "CUR 2.0 bill"))
+    st.markdown("**Storage per domain** (the bill ties storage to domains)")
+    if bill.domains_note:
+        st.caption(bill.domains_note)
+    else:
+        st.plotly_chart(figures.modeled_vs_billed(bill.domains, "domain"))
+        st.dataframe(bill.domains, hide_index=True, column_config={**MONEY, **RECONCILE, "account_id": "Account",
+                                                                    "domain": "Domain", "actual_usd": "Billed"})
+        with st.expander("Requests per repository (the bill ties most requests to repositories)"):
+            st.dataframe(bill.repositories, hide_index=True, column_config={
+                **MONEY, **RECONCILE, "domain": "Domain", "repository": "Repository", "actual_usd": "Billed"})
+    st.markdown("**Free tier, credits, discounts and tax** (lines that are not priced usage)")
+    st.dataframe(bill.adjustments, hide_index=True, column_config=ADJUST)
+    st.markdown("**Data transfer out**: bytes served per repository by where the client was (its source IP "
+                "against AWS's published IP ranges)")
+    st.plotly_chart(figures.transfer_bytes(bill.transfer))
 
 
 def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
@@ -123,6 +169,7 @@ def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
     if trend is not None:
         yield views.daily_cost, tuple(trend)
     yield views.forecast_with_cleanup, (DEFAULT_HORIZON, *views.settings_policy(settings))
+    yield views.bill_view, (None, None)
     yield views.reconcile, (None, None)
 
 

@@ -150,12 +150,12 @@ def forecast_months(monthly: pd.DataFrame, baseline: pd.DataFrame, level: float 
     return _empty(fig, base, "Nothing to forecast")
 
 
-def reconcile(daily: pd.DataFrame) -> go.Figure:
-    """Modeled vs Cost Explorer cost per day (reconcile(): usage_date, modeled_usd, actual_usd, any kind
-    and account, added up)."""
+def reconcile(daily: pd.DataFrame, actual: str = "Cost Explorer") -> go.Figure:
+    """Modeled vs the bill's cost per day (reconcile(): usage_date, modeled_usd, actual_usd, any kind
+    and account, added up); `actual` names the bill (Cost Explorer, or the CUR 2.0 export)."""
     d = daily.groupby("usage_date", as_index=False)[["modeled_usd", "actual_usd"]].sum() if len(daily) else daily
     fig = go.Figure()
-    fig.add_scatter(x=d.get("usage_date", []), y=d.get("actual_usd", []), name="Cost Explorer (actual)",
+    fig.add_scatter(x=d.get("usage_date", []), y=d.get("actual_usd", []), name=f"{actual} (actual)",
                     mode="lines", line={"color": "#7f7f7f", "width": 4},
                     hovertemplate="actual %{x|%Y-%m-%d}: $%{y:,.4f}<extra></extra>")
     fig.add_scatter(x=d.get("usage_date", []), y=d.get("modeled_usd", []), name="Modeled", mode="lines",
@@ -163,7 +163,35 @@ def reconcile(daily: pd.DataFrame) -> go.Figure:
                     hovertemplate="modeled %{x|%Y-%m-%d}: $%{y:,.4f}<extra></extra>")
     fig.update_layout(margin=MARGIN, xaxis_title=None, yaxis_title="Cost per day (USD)")
     fig.update_yaxes(rangemode="tozero", tickprefix="$")
-    return _empty(fig, d, "No Cost Explorer data to compare with")
+    return _empty(fig, d, f"No {actual} data to compare with")
+
+
+def modeled_vs_billed(df: pd.DataFrame, label: str) -> go.Figure:
+    """Modeled and billed cost side by side per row (billing.summary: `label` column, modeled_usd, actual_usd)."""
+    names = [plain("(none)" if n is None or n != n else n) for n in df.get(label, [])]
+    fig = go.Figure()
+    fig.add_bar(x=names, y=df.get("actual_usd", []), name="Billed (CUR 2.0)", marker_color="#7f7f7f",
+                hovertemplate="%{x}: billed $%{y:,.2f}<extra></extra>")
+    fig.add_bar(x=names, y=df.get("modeled_usd", []), name="Modeled", marker_color="#1f77b4",
+                hovertemplate="%{x}: modeled $%{y:,.2f}<extra></extra>")
+    fig.update_layout(barmode="group", margin=MARGIN, xaxis_title=None, yaxis_title="Cost (USD)", height=320)
+    fig.update_yaxes(tickprefix="$")
+    return _empty(fig, df, "No billed lines to compare with")
+
+
+def transfer_bytes(df: pd.DataFrame, top: int = 12) -> go.Figure:
+    """Bytes served per repository, stacked by where the clients were (transfer.by_repository's columns)."""
+    d = df.head(top)
+    names = [plain(f"{a}/{b}" if isinstance(b, str) else f"{a}") for a, b in zip(d.get("domain", []),
+                                                                                 d.get("repository", []), strict=True)]
+    fig = go.Figure()
+    for col, name, color in (("internet_bytes", "Internet (billed)", "#d62728"),
+                             ("other_region_bytes", "Another AWS region (billed)", "#ff7f0e"),
+                             ("in_region_bytes", "Same region or VPC endpoint", "#2ca02c")):
+        fig.add_bar(x=names, y=d.get(col, pd.Series(dtype=float)) / 1024**3, name=name, marker_color=color,
+                    hovertemplate="%{x}: %{y:,.2f} GB<extra>" + name + "</extra>")
+    fig.update_layout(barmode="stack", margin=MARGIN, xaxis_title=None, yaxis_title="Served (GB)", height=320)
+    return _empty(fig, d, "No downloads with a known size in this window")
 
 
 def origin_share(df: pd.DataFrame) -> go.Figure:

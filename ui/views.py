@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics import cleanup, costs, filters, forecast, health, overview, spikes, usage
+from analytics import billing, cleanup, costs, filters, forecast, health, overview, spikes, transfer, usage
 from analytics.queries import run
 from analytics.reports import write_table
 from core.clock import utc_midnight
@@ -351,13 +351,46 @@ def reconcile(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | 
     return costs.reconcile(con, settings, since, until)
 
 
+@dataclass(frozen=True)
+class BillView:
+    """The Costs page's modeled-vs-billed section (CUR 2.0), or why it is empty (`note`)."""
+
+    note: str | None
+    window: tuple[date, date] | None = None
+    daily: pd.DataFrame = field(default_factory=pd.DataFrame)  # billing.reconcile(grain="usage_type")
+    kinds: pd.DataFrame = field(default_factory=pd.DataFrame)  # billing.summary by kind
+    domains: pd.DataFrame = field(default_factory=pd.DataFrame)  # storage per domain
+    repositories: pd.DataFrame = field(default_factory=pd.DataFrame)  # requests per repository
+    domains_note: str | None = None
+    adjustments: pd.DataFrame = field(default_factory=pd.DataFrame)  # billing.adjustments
+    transfer: pd.DataFrame = field(default_factory=pd.DataFrame)  # modeled bytes per repository by class
+
+
+def bill_view(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | None, until: date | None
+              ) -> BillView:
+    if not billing.has_bill(con):
+        return BillView(note="no bill collected yet")
+    days = billing.window(con, since, until)
+    if days is None:
+        return BillView(note="the bill and the store's usage share no full day in this window")
+    daily = billing.reconcile(con, settings, *days, grain="usage_type")
+    note = billing.grain_note(con, "domain")
+    dom = billing.summary(billing.reconcile(con, settings, *days, grain="domain"), ["account_id", "domain"])
+    rep = billing.summary(billing.reconcile(con, settings, *days, grain="repository"), ["domain", "repository"])
+    moved = transfer.by_repository(con, settings, *days)
+    moved = moved.groupby(["account_id", "region", "domain", "repository"], dropna=False, as_index=False)[
+        ["downloads", "bytes", "internet_bytes", "other_region_bytes", "in_region_bytes", "transfer_usd"]].sum()
+    return BillView(None, days, daily, billing.summary(daily, ["kind"]), dom, rep, note,
+                    billing.adjustments(con, settings, *days), moved.sort_values("bytes", ascending=False))
+
+
 # ---------------------------------------------------------------- every load a page makes
 
 Load = Callable[..., Any]  # (con, settings, *args) -> what the page shows
 # name -> load. The name keys the cache (ui/cache.py page_key); ui/common.View.load only runs these.
 LOADS: dict[str, Load] = {f.__name__: f for f in (
     filter_options, overview_view, overview_costs, health_view,
-    cost_window, cost_report, daily_cost, forecast_with_cleanup, reconcile,
+    cost_window, cost_report, daily_cost, forecast_with_cleanup, reconcile, bill_view,
     usage_window, usage_view, downloads_over_time,
     spikes_view,
     cleanup_view, cleanup_backtest,

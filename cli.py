@@ -733,7 +733,7 @@ def main() -> None:
             sys.exit(1)
         if State.debug:
             raise
-        print(f"caa: internal error: {type(e).__name__}: {first_line(e)} "
+        print(f"caa: internal error: {type(e).__name__}: {first_line(e, 300)} "
               "(run with --debug for the traceback)", file=sys.stderr)
         sys.exit(1)
 

@@ -247,6 +247,7 @@ def team_for(repository: str | None, settings: Settings) -> str | None:
 def _with_team(df: pd.DataFrame, teams: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     keys = ["account_id", "region", "domain", "repository"]
     out = df.merge(teams[[*keys, "team"]], on=keys, how="left")
+    out["team"] = out["team"].astype(object)
     missing = out["team"].isna()  # not in the inventory (or a domain-level request): settings may match
     out.loc[missing, "team"] = [team_for(r if isinstance(r, str) else None, settings) or UNASSIGNED
                                 for r in out.loc[missing, "repository"]]

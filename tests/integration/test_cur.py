@@ -18,7 +18,7 @@ from moto import mock_aws
 from analytics import billing
 from collectors import cur
 from core import store
-from core.aws import Clients
+from core.aws import Clients, iam_action
 from tests.fixtures.cur2_export import write_corrupt_parquet, write_export, write_foreign_table
 from tests.helpers import collect, make_settings, rows, table
 
@@ -184,7 +184,17 @@ def test_an_s3_export_is_read_through_boto3_and_its_etags_kept(tmp_path, monkeyp
             if path.is_file():
                 s3.upload_file(str(path), "acme-billing", f"exports/{path.relative_to(export.root).as_posix()}")
         settings = make_settings(db=db, cur={"sources": ["s3://acme-billing/exports"]})
-        assert collect(db, [cur.SPEC], settings, clients=Clients(settings)) == 0
+        clients, calls = Clients(settings), set()
+        make = clients.client
+
+        def recording(scope, service, region=None):
+            c = make(scope, service, region)
+            c.meta.events.register("before-call", lambda model, **kw: calls.add(iam_action(service, model.name)))
+            return c
+
+        clients.client = recording
+        assert collect(db, [cur.SPEC], settings, clients=clients) == 0
+        assert calls == set(cur.IAM_ACTIONS)  # what iam/caa-collect.json allows on the export's bucket
         assert_totals_match(db, export.truth)
         etags = {o["Key"].removeprefix("exports/"): o["ETag"].strip('"')
                  for o in s3.list_objects_v2(Bucket="acme-billing")["Contents"]}

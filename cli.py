@@ -248,7 +248,8 @@ def _print_rows(cols: list[str], rows: list[tuple], fmt: OutFormat) -> None:
         Console().print(t)
 
 
-report_app = typer.Typer(help="Reports over the store: costs, forecast, reconcile, cleanup, spikes, usage.",
+report_app = typer.Typer(help="Reports over the store: costs, forecast, reconcile, focus, transfer, cleanup, spikes, "
+                              "usage.",
                          no_args_is_help=True)
 app.add_typer(report_app, name="report")
 
@@ -383,6 +384,44 @@ class Grain(StrEnum):
     usage_type = "usage_type"
     domain = "domain"
     repository = "repository"
+
+
+class TransferLevel(StrEnum):
+    repository = "repository"
+    package = "package"
+
+
+@report_app.command("transfer")
+def report_transfer(
+    by: Annotated[TransferLevel, typer.Option(help="Bytes per repository or per package.")] = TransferLevel.repository,
+    since: SinceOption = None, until: UntilOption = None,
+    fmt: FormatOption = ReportFormat.csv, out: OutOption = None, db: DbOption = None,
+) -> None:
+    """Data transfer: bytes served per repository (or package) by where the clients were (same region, another
+    AWS region, the internet), the modeled cost, and the bill's transfer lines beside it."""
+    from analytics import billing, costs, transfer
+    from analytics.reports import write_table
+
+    settings = _settings(db)
+    with _reader(settings) as con:
+        first, last = costs.default_window(con, _parse_date(since, "--since"), _parse_date(until, "--until"))
+        df = transfer.by_repository(con, settings, first, last, level=by.value)
+        keys = [c for c in transfer.KEYS[1:8] if c in df.columns and (by == TransferLevel.package or c not in
+                                                                      ("format", "namespace", "package"))]
+        df = df.groupby(keys, dropna=False, as_index=False)[
+            ["downloads", "bytes", "internet_bytes", "other_region_bytes", "in_region_bytes", "transfer_usd"]].sum()
+        df = df.sort_values("bytes", ascending=False, ignore_index=True)
+        lines = billing.lines(con, first, last) if billing.has_bill(con) else None
+    path = write_table(df, _report_path(out, f"transfer-by-{by.value}", fmt), fmt.value)
+    _show(df, f"Bytes served {first}..{last} (modeled, before the free allowance)")
+    if lines is not None:
+        t = lines[lines["kind"] == "transfer"]
+        _show(t.groupby(["account_id", "region", "usage_type"], as_index=False)[["usage_amount", "unblended_cost"]]
+              .sum().rename(columns={"usage_amount": "gb"}), "The bill's data-transfer lines (CUR 2.0)")
+    gib = 1024**3
+    print(f"wrote {len(df):,} rows to {path}: {df['bytes'].sum() / gib:,.2f} GB served, "
+          f"{df['internet_bytes'].sum() / gib:,.2f} GB to the internet, "
+          f"{df['other_region_bytes'].sum() / gib:,.2f} GB to other regions")
 
 
 class FocusFormat(StrEnum):

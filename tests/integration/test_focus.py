@@ -109,3 +109,25 @@ def test_the_csv_file_writes_iso_dates_and_plain_decimals(demo, tmp_path):
             assert "E+" not in v.upper() and Decimal(v) == Decimal(v)  # a plain decimal, never E+ notation
     total = sum(Decimal(v) for (v,) in con.execute("SELECT BilledCost FROM f").fetchall())
     assert float(total) == pytest.approx(sum(billed_totals(demo).values()), abs=0.01)
+
+
+def test_a_hostile_repository_name_is_text_in_the_csv_and_unchanged_in_parquet(tmp_path):
+    from datetime import date
+
+    import pandas as pd
+
+    from analytics import focus as focus_mod
+
+    name = "=HYPERLINK(\"http://evil.example\",\"x\")"
+    row = {c: None for c in focus_mod.COLUMNS}
+    row.update(BilledCost=1.5, ContractedCost=1.5, EffectiveCost=1.5, ListCost=1.5, BillingAccountId="111122223333",
+               BillingCurrency="USD", BillingPeriodStart=date(2026, 11, 1), BillingPeriodEnd=date(2026, 12, 1),
+               ChargePeriodStart=date(2026, 11, 3), ChargePeriodEnd=date(2026, 11, 4), ChargeCategory="Usage",
+               x_Repository=name, ResourceName=name, Tags=json.dumps({"team": "-1+2"}))
+    df = pd.DataFrame([row])
+    csv_path = focus_mod.write(df, tmp_path / "f.csv", "csv")
+    got = duckdb.connect().execute(f"SELECT x_Repository, ResourceName, Tags FROM read_csv('{csv_path}', "
+                                   "all_varchar = true)").fetchone()
+    assert got[0] == got[1] == "'" + name  # a spreadsheet shows it as text, never runs it
+    parquet = focus_mod.write(df, tmp_path / "f.parquet", "parquet")
+    assert duckdb.connect().execute(f"SELECT x_Repository FROM '{parquet}'").fetchone()[0] == name

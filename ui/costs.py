@@ -170,7 +170,9 @@ def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
         yield views.daily_cost, tuple(trend)
     yield views.forecast_with_cleanup, (DEFAULT_HORIZON, *views.settings_policy(settings))
     yield views.bill_view, (None, None)
-    yield views.reconcile, (None, None)
+    bill = earlier(views.bill_view, None, None)
+    if bill is None or bill.note is not None:  # no bill: the page reconciles with Cost Explorer
+        yield views.reconcile, (None, None)
 
 
 def page(view: View) -> None:

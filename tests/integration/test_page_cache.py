@@ -133,7 +133,7 @@ def test_a_page_served_from_the_views_never_imports_statsmodels(demo):
 def test_a_filtered_view_is_computed_live_and_right(demo):
     everything = metrics(cold(page="costs")[0])["Modeled cost in the window"]
     at, live = cold(page="costs", domains=["acme"])
-    assert {"cost_window", "cost_report", "forecast_with_cleanup", "reconcile"} <= set(live)
+    assert {"cost_window", "cost_report", "forecast_with_cleanup", "bill_view"} <= set(live)  # the demo has a bill
     assert "filter_options" not in live  # the sidebar's choices do not depend on the filters
     settings = load_settings(db=demo)
     with store.open_reader(demo) as con:

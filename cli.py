@@ -386,14 +386,14 @@ class Grain(StrEnum):
     repository = "repository"
 
 
-class TransferLevel(StrEnum):
+class RepositoryLevel(StrEnum):
     repository = "repository"
     package = "package"
 
 
 @report_app.command("transfer")
 def report_transfer(
-    by: Annotated[TransferLevel, typer.Option(help="Bytes per repository or per package.")] = TransferLevel.repository,
+    by: Annotated[RepositoryLevel, typer.Option(help="Bytes per repository or per package.")] = RepositoryLevel.repository,
     since: SinceOption = None, until: UntilOption = None,
     fmt: FormatOption = ReportFormat.csv, out: OutOption = None, db: DbOption = None,
 ) -> None:
@@ -405,12 +405,7 @@ def report_transfer(
     settings = _settings(db)
     with _reader(settings) as con:
         first, last = costs.default_window(con, _parse_date(since, "--since"), _parse_date(until, "--until"))
-        df = transfer.by_repository(con, settings, first, last, level=by.value)
-        keys = [c for c in transfer.KEYS[1:8] if c in df.columns and (by == TransferLevel.package or c not in
-                                                                      ("format", "namespace", "package"))]
-        df = df.groupby(keys, dropna=False, as_index=False)[
-            ["downloads", "bytes", "internet_bytes", "other_region_bytes", "in_region_bytes", "transfer_usd"]].sum()
-        df = df.sort_values("bytes", ascending=False, ignore_index=True)
+        df = transfer.by_repository(con, settings, first, last, level=by.value, per_day=False)
         lines = billing.lines(con, first, last) if billing.has_bill(con) else None
     path = write_table(df, _report_path(out, f"transfer-by-{by.value}", fmt), fmt.value)
     _show(df, f"Bytes served {first}..{last} (modeled, before the free allowance)")
@@ -429,17 +424,12 @@ class FocusFormat(StrEnum):
     csv = "csv"
 
 
-class FocusLevel(StrEnum):
-    repository = "repository"
-    package = "package"
-
-
 @report_app.command("focus")
 def report_focus(
     fmt: Annotated[FocusFormat, typer.Option("--format", help="File format.")] = FocusFormat.parquet,
     out: OutOption = None,
-    by: Annotated[FocusLevel, typer.Option(help="One row per day and repository, or per package.")
-                  ] = FocusLevel.repository,
+    by: Annotated[RepositoryLevel, typer.Option(help="One row per day and repository, or per package.")
+                  ] = RepositoryLevel.repository,
     since: SinceOption = None, until: UntilOption = None, db: DbOption = None,
 ) -> None:
     """caa's billed allocation as FOCUS 1.2 rows (default: every day of the collected bill), with

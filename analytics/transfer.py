@@ -54,21 +54,26 @@ def served(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, unti
     return df
 
 
-def by_repository(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date,
-                  level: str = "repository") -> pd.DataFrame:
-    """Modeled transfer per day and repository (or package), one column per class of bytes.
+BYTES = ["downloads", "bytes", "internet_bytes", "other_region_bytes", "in_region_bytes", "transfer_usd"]
 
-    Columns: usage_date, account_id, region, domain, repository[, format, namespace, package], downloads,
-    bytes, internet_bytes, other_region_bytes, in_region_bytes (same_region + private + aws_internal),
-    transfer_usd.
+
+def by_repository(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date,
+                  level: str = "repository", per_day: bool = True) -> pd.DataFrame:
+    """Modeled transfer per day (or over the window) and repository (or package), one column per class of
+    bytes, largest first.
+
+    Columns: [usage_date,] account_id, region, domain, repository[, format, namespace, package], then
+    BYTES: downloads, bytes, internet_bytes, other_region_bytes, in_region_bytes (same_region + private +
+    aws_internal), transfer_usd (before the free allowance).
     """
     df = served(con, settings, since, until)
     keys = KEYS[:5] if level == "repository" else KEYS[:8]
+    keys = keys if per_day else keys[1:]
     for name, classes in (("internet_bytes", ("internet",)), ("other_region_bytes", ("other_region",)),
                           ("in_region_bytes", ("same_region", "private", "aws_internal"))):
         df[name] = df["bytes"].where(df["transfer_class"].isin(classes), 0.0)
-    return df.groupby(keys, dropna=False, as_index=False)[
-        ["downloads", "bytes", "internet_bytes", "other_region_bytes", "in_region_bytes", "transfer_usd"]].sum()
+    out = df.groupby(keys, dropna=False, as_index=False)[BYTES].sum()
+    return out if per_day else out.sort_values("bytes", ascending=False, ignore_index=True)
 
 
 def daily(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date) -> pd.DataFrame:

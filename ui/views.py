@@ -377,11 +377,9 @@ def bill_view(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | 
     note = billing.grain_note(con, "domain")
     dom = billing.summary(billing.reconcile(con, settings, *days, grain="domain"), ["account_id", "domain"])
     rep = billing.summary(billing.reconcile(con, settings, *days, grain="repository"), ["domain", "repository"])
-    moved = transfer.by_repository(con, settings, *days)
-    moved = moved.groupby(["account_id", "region", "domain", "repository"], dropna=False, as_index=False)[
-        ["downloads", "bytes", "internet_bytes", "other_region_bytes", "in_region_bytes", "transfer_usd"]].sum()
     return BillView(None, days, daily, billing.summary(daily, ["kind"]), dom, rep, note,
-                    billing.adjustments(con, settings, *days), moved.sort_values("bytes", ascending=False))
+                    billing.adjustments(con, settings, *days),
+                    transfer.by_repository(con, settings, *days, per_day=False))
 
 
 # ---------------------------------------------------------------- every load a page makes

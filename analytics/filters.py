@@ -17,6 +17,8 @@ from datetime import date, timedelta
 
 import duckdb
 
+from core import lake
+
 LIST_FIELDS = ("accounts", "regions", "domains", "repositories", "formats")
 # table -> (its column for each list filter it has, its time column or None)
 TABLES: dict[str, tuple[dict[str, str], str | None]] = {
@@ -121,7 +123,13 @@ class Filters:
                 conds.append(f"{time_col} >= {_literal(self.start, time_col)}")
             if time_col and hi:
                 conds.append(f"{time_col} < {_literal(hi, time_col)}")
-            con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM "{catalog}".main.{table} '
+            source = f'"{catalog}".main.{table}'
+            if table == "events" and (self.start or hi):  # open only the lake files of the dates
+                lo_at = _literal(self.start, "event_at") if self.start else "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
+                hi_at = _literal(hi, "event_at") if hi else "TIMESTAMPTZ '9999-12-31 00:00:00+00'"
+                lo_v, hi_v = con.execute(f"SELECT {lo_at}, {hi_at}").fetchone()
+                source = f"({lake.window_sql(con, lo_v, hi_v)})"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {source} "
                         f"WHERE {' AND '.join(conds) or 'TRUE'}")
 
 

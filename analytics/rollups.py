@@ -9,9 +9,9 @@ the loaders mark the UTC days of each batch they commit (store.mark_days, in the
 and before every publish the store hands those days here, so readers never see events without their
 rollups, and a day loaded in many batches is recomputed once per publish. Then `heal` rebuilds the
 rollups when their event count no longer matches `events` (a process killed between its commit and its
-publish, rows written by hand, a store from before the rollups). Each day is read with a range on
-event_at, which DuckDB prunes by its zone maps, so refreshing a day costs about one day of events
-whatever the store's size.
+publish, rows written by hand, a store from before the rollups). Each span of days is read with a range
+on event_at over only the lake files of that span (core/lake.py window), so refreshing a day costs about
+one day of events whatever the store's size.
 
 Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days,
 principal_hours.
@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from analytics.queries import sql
-from core import store
+from core import lake, store
 from core.clock import utc_midnight
 
 # each filled by analytics/sql/rollup_<table>.sql, one row per UTC day (principal_hours: per hour of the day)
@@ -57,7 +57,9 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
     for first, last in _spans(days):
         for table in TABLES:
             con.execute(f"DELETE FROM {table} WHERE {_DAY[table]} BETWEEN $first AND $last", {"first": first, "last": last})
-        _insert_all(con, {"lo": utc_midnight(first), "hi": utc_midnight(last + timedelta(days=1))})
+        lo, hi = utc_midnight(first), utc_midnight(last + timedelta(days=1))
+        with lake.window(con, lo, hi):  # read only the span's files of the events lake
+            _insert_all(con, {"lo": lo, "hi": hi})
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:

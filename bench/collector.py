@@ -20,7 +20,7 @@ _code = ROOT  # where `python -m cli` runs from; freeze() points it at a copy
 
 
 def freeze(dest: Path) -> Path:
-    """Copy the code the collector runs (cli, settings, collectors/, analytics/, ui/) to `dest` and run
+    """Copy the code the collector runs (cli, core/, collectors/, analytics/, ui/, demo/) to `dest` and run
     every collector from there: the whole bench measures one version, whatever changes meanwhile."""
     global _code
     shutil.rmtree(dest, ignore_errors=True)
@@ -28,7 +28,7 @@ def freeze(dest: Path) -> Path:
     for item in ROOT.iterdir():
         if item.suffix == ".py" and item.is_file():
             shutil.copy2(item, dest / item.name)
-        elif item.is_dir() and item.name in ("collectors", "analytics", "ui"):
+        elif item.is_dir() and item.name in ("core", "collectors", "analytics", "ui", "demo"):
             shutil.copytree(item, dest / item.name, ignore=shutil.ignore_patterns("__pycache__"))
     _code = dest
     return dest

@@ -30,6 +30,7 @@ import duckdb
 from bench import datasets, floors
 from bench.collector import collect, events_check, freeze
 from bench.s3 import MotoS3
+from core import lake, store
 from core.clock import utc_now
 
 BASE = Path(__file__).resolve().parents[1] / "data" / "bench"
@@ -57,6 +58,7 @@ def _fresh(db: Path) -> Path:
     for p in db.parent.glob(db.name + "*"):
         p.unlink()
     db.with_name(db.stem + ".read.duckdb").unlink(missing_ok=True)
+    shutil.rmtree(lake.lake_dir(db), ignore_errors=True)
     return db
 
 
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             add("rerun_secs", again["wall"])
             incr_db = work / "incr.duckdb"
             _fresh(incr_db)
-            shutil.copyfile(db, incr_db)
+            store.copy_store(db, incr_db)
             _point(src, combined)
             inc = collect(incr_db, str(src))
             _point(src, pure_trails)

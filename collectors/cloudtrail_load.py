@@ -34,7 +34,7 @@ from pathlib import Path
 
 import duckdb
 
-from core import store
+from core import lake, store
 from core.clock import utc_now
 from core.errors import first_line
 
@@ -383,15 +383,17 @@ def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
     lo_hi = con.execute("SELECT min(event_at), max(event_at) FROM ct_stage WHERE event_id IS NOT NULL").fetchone()
     with store.transaction(con):
         if lo_hi[0] is not None:
-            result.new_events = con.execute(f"""
-                INSERT INTO events ({EVENT_COLUMNS})
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE ct_new AS
                 SELECT {EVENT_COLUMNS} FROM (
                     SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY filename) AS copy_no
                     FROM ct_stage WHERE {VALID_ROW}
                 ) s
                 WHERE copy_no = 1
-                  AND event_id NOT IN (SELECT event_id FROM events WHERE event_at BETWEEN $lo AND $hi)
-            """, {"lo": lo_hi[0], "hi": lo_hi[1]}).fetchone()[0]
+                  AND event_id NOT IN ({lake.ids_between_sql(con, lo_hi[0], lo_hi[1])})
+            """, {"lo": lo_hi[0], "hi": lo_hi[1]})
+            result.new_events = lake.append(con, "ct_new")  # the batch's new events, one file per UTC day
+            con.execute("DROP TABLE ct_new")
         if result.new_events:
             store.mark_days(con, "ct_stage", VALID_ROW)  # its rollups are recomputed before the next publish
         now = utc_now()

@@ -3,12 +3,14 @@
 Also the shared load helpers: transaction, load_transaction, insert_rows, read/write_watermark, and the
 one before-publish hook (mark_days, prepare_publish) through which derived tables follow `events`.
 
-Writes: the store file (settings.db, default data/caa.duckdb), its lock file `<db>.lock`, and a
-reader snapshot `<stem>.read.duckdb` beside it.
+Writes: the store file (settings.db, default data/caa.duckdb), its lock file `<db>.lock`, a reader
+snapshot `<stem>.read.duckdb` beside it, and through core/lake.py the events lake `<stem>.events/`.
 
 DuckDB lets one process write a file or many processes read it, never both. So writers (collectors,
 demo, apply) take an exclusive flock and work on the store itself; when a write session changed
-anything, the store is checkpointed and copied to the snapshot with an atomic rename. Readers (the
+anything, the store is checkpointed and copied to the snapshot with an atomic rename. The events live
+outside the file, in Parquet files written once (core/lake.py), so that copy holds the small tables and
+rollups and grows with them, not with the history. Readers (the
 dashboard, `caa sql`, reports) only ever open the snapshot read-only. A collection never fails
 because the dashboard is open, and the dashboard keeps answering from the last committed state while
 a collection runs.
@@ -30,6 +32,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from core import lake
 from core.clock import utc_now
 from core.errors import StoreBusyError, StoreError, first_line
 
@@ -243,6 +246,7 @@ def publish_now(con: duckdb.DuckDBPyConnection) -> Path:
     path = con.execute(
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
     prepare_publish(con)
+    lake.compact(con)
     con.execute("CHECKPOINT")
     return publish_snapshot(Path(path))
 
@@ -261,10 +265,12 @@ def writer(db: Path, before_publish: BeforePublish | None = None) -> Iterator[du
     lock.acquire()
     try:
         con = _connect(db, read_only=False)
-        _HOOKS[id(con)] = before_publish
         changed, failed, before = False, True, None
         try:
             changed = bool(migrate(con))
+            con, settled = _settle_lake(db, con)
+            changed = changed or settled
+            _HOOKS[id(con)] = before_publish
             before = store_version(con)
             yield con
             failed = False
@@ -274,6 +280,7 @@ def writer(db: Path, before_publish: BeforePublish | None = None) -> Iterator[du
                     rollback_quietly(con)
                 # what was committed (also before a failure) is published with what the hook derives from it
                 prepare_publish(con)
+                lake.compact(con)
                 changed = changed or store_version(con) != before
                 con.execute("CHECKPOINT")
             except (duckdb.Error, StoreError):
@@ -290,6 +297,52 @@ def writer(db: Path, before_publish: BeforePublish | None = None) -> Iterator[du
                         raise
     finally:
         lock.release()
+
+
+def _settle_lake(db: Path, con: duckdb.DuckDBPyConnection) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """At the start of a write session: remove lake files no reader can need, move the events of a store
+    from before the lake into files (then rewrite the store file without their space, once), and point
+    `events` at this store's lake (it may have been moved). Returns the connection and whether anything
+    readers see changed. (Nothing to do for a schema from before the lake: tests of old code.)"""
+    if not lake.present(con):
+        return con, False
+    lake.sweep(con)
+    moved = lake.move_rows(con)
+    if moved:
+        con = _rewrite(db, con)
+    view = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'events' AND NOT internal").fetchone()
+    with transaction(con):
+        lake.rebuild_view(con)
+    after = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'events' AND NOT internal").fetchone()
+    return con, bool(moved) or view != after
+
+
+def _rewrite(db: Path, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Rewrite the store file with its live data only (DuckDB keeps the space of deleted rows): after the
+    events moved to the lake, the file and every snapshot copy shrink to the small tables. The old file
+    is replaced atomically; a crash before that leaves it as it was."""
+    tmp = db.with_name(db.name + ".rewrite")
+    tmp.unlink(missing_ok=True)
+    name = con.execute("SELECT current_database()").fetchone()[0]
+    con.execute("CHECKPOINT")
+    con.execute(f"ATTACH '{lake._quote(tmp)}' AS caa_rewrite")
+    con.execute(f'COPY FROM DATABASE "{name}" TO caa_rewrite')
+    con.execute("DETACH caa_rewrite")
+    con.close()
+    os.replace(tmp, db)
+    return _connect(db, read_only=False)
+
+
+def copy_store(src: Path, dst: Path) -> Path:
+    """Copy a store (closed: no writer on it) with its events lake to `dst`; the next write session points
+    the copy's `events` at its own lake and publishes its snapshot."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    if lake.lake_dir(src).exists():
+        shutil.rmtree(lake.lake_dir(dst), ignore_errors=True)
+        shutil.copytree(lake.lake_dir(src), lake.lake_dir(dst))
+    return dst
 
 
 def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
@@ -343,7 +396,7 @@ def open_reader(db: Path) -> duckdb.DuckDBPyConnection | None:
     snap = snapshot_path(Path(db))
     if not snap.exists():
         return None
-    return lock_down(_connect(snap, read_only=True))
+    return lock_down(_connect(snap, read_only=True), lake.lake_dir(Path(db)))
 
 
 def no_data_error(db: Path) -> StoreError:
@@ -359,12 +412,15 @@ def require_reader(db: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def lock_down(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+def lock_down(con: duckdb.DuckDBPyConnection, lake_root: Path | None = None) -> duckdb.DuckDBPyConnection:
     """Make a reader see the store and nothing else, before any query text runs: no file, URL or
-    extension outside it can be read or written (COPY ... TO, EXPORT DATABASE, read_text, read_csv,
-    glob, ATTACH, INSTALL), and no setting can be changed again (memory_limit, TimeZone,
-    enable_external_access itself). The snapshot is opened read-only, so its own tables cannot be written."""
+    extension outside it (the snapshot and its events lake, `lake_root`) can be read or written (COPY ...
+    TO, EXPORT DATABASE, read_text, read_csv, glob, ATTACH, INSTALL), and no setting can be changed again
+    (memory_limit, TimeZone, enable_external_access itself). The snapshot is opened read-only, so its own
+    tables cannot be written; the lake's files are only read."""
     if not _locked(con):  # (for the whole instance: every later connection to the snapshot is locked too)
+        if lake_root is not None:
+            con.execute("SET GLOBAL allowed_directories = $dirs", {"dirs": [str(lake_root) + "/"]})
         con.execute("SET GLOBAL enable_external_access = false")
         con.execute("SET GLOBAL lock_configuration = true")
     return con

@@ -24,7 +24,7 @@ from pathlib import Path
 from analytics import rollups
 from collectors import cloudtrail, cloudwatch, costexplorer, cur, inventory
 from collectors.base import RunContext, echo, run_collectors
-from core import store
+from core import lake, store
 from core.aws import Scope
 from core.clock import utc_now
 from core.errors import StoreError
@@ -65,6 +65,7 @@ def _fresh_store(db: Path) -> None:
                          fix="pass another path, e.g. `caa demo --db data/demo.duckdb`")
     for p in (db, db.with_name(db.name + ".wal"), store.snapshot_path(db)):
         p.unlink(missing_ok=True)
+    shutil.rmtree(lake.lake_dir(db), ignore_errors=True)
 
 
 def _trails(db: Path, seed: int, events: int, end: datetime) -> tuple[Path, dict]:

@@ -12,6 +12,7 @@ Reads: the reader snapshot (page_cache, then the loads live). Writes nothing.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from analytics.filters import Filters
 from core import store
 from core.settings import Settings
 from ui import cache, views
+
+# Outside `streamlit run` (a collector precomputing the pages' views) st.cache_data below logs "No runtime
+# found" when it is defined: noise on the collector's stderr, where every line is meant for the user.
+logging.getLogger("streamlit.runtime.caching.cache_data_api").setLevel(logging.ERROR)
 
 NO_DATA = "No data yet: run `make demo` or `caa collect`."
 LIVE: Counter[str] = Counter()  # loads computed live in this process, by name (precomputed ones are not)

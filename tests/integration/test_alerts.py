@@ -31,7 +31,7 @@ COLS = ("event_id, event_at, event_name, account_id, region, domain, domain_owne
 
 def _insert(con, prefix: str, first: str, n: int, step_s: int, principal: str, ip: str, agent: str,
             error: str | None = None, name: str = "ReadFromRepository") -> None:
-    con.execute(f"INSERT INTO events ({COLS}) SELECT $p || i, TIMESTAMPTZ '{first}+00' + i * $s * INTERVAL 1 SECOND, "
+    con.execute(f"INSERT INTO event_rows ({COLS}) SELECT $p || i, TIMESTAMPTZ '{first}+00' + i * $s * INTERVAL 1 SECOND, "
                 "$name, $a, 'us-east-1', 'acme', $a, 'shared', 'npm', $pkg, '1.0.0', 'x.tgz', $who, $ip, $ua, $err "
                 "FROM range($n) t(i)", {"p": prefix, "s": step_s, "name": name, "a": A, "pkg": HOSTILE, "who": principal,
                                         "ip": ip, "ua": agent, "err": error, "n": n})

@@ -47,10 +47,10 @@ def build_store(db: Path, versions: list[tuple], events: list[tuple] = (), deps:
                         [ACCT, REGION, DOMAIN, REPO, ns, pkg, ver, status, rev, origin,
                          T_REPORT - timedelta(days=400), T_REPORT - timedelta(days=400), T_REPORT])
         for i, at in enumerate((T_REPORT - timedelta(days=400), T_REPORT - timedelta(hours=1))):  # CloudTrail's span
-            con.execute("INSERT INTO events (event_id, event_at, event_name, account_id, region, domain) "
+            con.execute("INSERT INTO event_rows (event_id, event_at, event_name, account_id, region, domain) "
                         "VALUES (?, ?, 'GetAuthorizationToken', ?, ?, ?)", [f"token{i}", at, ACCT, REGION, DOMAIN])
         for i, (pkg, ver, at, error) in enumerate(events):
-            con.execute("INSERT INTO events (event_id, event_at, event_name, account_id, region, domain, repository, "
+            con.execute("INSERT INTO event_rows (event_id, event_at, event_name, account_id, region, domain, repository, "
                         "format, namespace, package, version, asset, error_code) "
                         "VALUES (?, ?, 'ReadFromRepository', ?, ?, ?, ?, 'npm', NULL, ?, ?, 'a.tgz', ?)",
                         [f"e{i}", at, ACCT, REGION, DOMAIN, REPO, pkg, ver, error])
@@ -272,7 +272,7 @@ def test_staged_disposes_later_only_what_nobody_tried_to_fetch(estate):
     archived_at = rows(db, "SELECT max(logged_at) FROM apply_log WHERE action = 'staged:archive'")[0][0]
     with writer(db) as con, store.load_transaction(con):  # a failed fetch of 1.0.1, and trail coverage
         for i, (ver, err) in enumerate([("1.0.1", "PackageVersionArchived"), ("1.0.2", None)]):
-            con.execute("INSERT INTO events (event_id, event_at, event_name, domain, repository, format, namespace, "
+            con.execute("INSERT INTO event_rows (event_id, event_at, event_name, domain, repository, format, namespace, "
                         "package, version, error_code) VALUES (?, ?, 'ReadFromRepository', ?, 'other', 'npm', "
                         "'acme', 'web', ?, ?)", [f"x{i}", archived_at + timedelta(minutes=5), DOMAIN, ver, err])
     again = StubClients()

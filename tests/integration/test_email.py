@@ -138,11 +138,11 @@ def build_hostile_store(db: Path) -> None:
         cols = ("event_id, event_at, event_name, account_id, region, domain, domain_owner, repository, format, "
                 "package, version, asset, principal_arn, source_ip, user_agent")
         for prefix, first, n, step in (("may", "2026-05-01", 2_000, 600), ("jun", "2026-06-01", 20_000, 80)):
-            con.execute(f"INSERT INTO events ({cols}) SELECT $p || i, TIMESTAMPTZ '{first} 00:00:00+00' + "
+            con.execute(f"INSERT INTO event_rows ({cols}) SELECT $p || i, TIMESTAMPTZ '{first} 00:00:00+00' + "
                         "i * $step * INTERVAL 1 SECOND, 'ReadFromRepository', $a, 'us-east-1', 'acme', $a, 'shared', "
                         "'npm', $pkg, '1.5.0', '1.5.0.tgz', 'arn:aws:iam::111111111111:user/ci', '192.0.2.1', "
                         "'npm/10' FROM range($n) t(i)", {"p": prefix, "step": step, "a": A, "pkg": HOSTILE, "n": n})
-        con.execute(f"INSERT INTO events ({cols}) VALUES ('old', ?, 'GetAuthorizationToken', ?, 'us-east-1', 'acme', "
+        con.execute(f"INSERT INTO event_rows ({cols}) VALUES ('old', ?, 'GetAuthorizationToken', ?, 'us-east-1', 'acme', "
                     "?, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), ('last', ?, 'ReadFromRepository', ?, "
                     "'us-east-1', 'acme', ?, 'other', 'npm', 'lodash', '1.5.0', '1.5.0.tgz', NULL, NULL, NULL)",
                     [t(2025, 11, 1), A, A, t(2026, 6, 20, 23, 30), A, A])

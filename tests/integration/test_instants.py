@@ -62,13 +62,13 @@ def build_store(db, now: datetime) -> None:
                         "?, ?)", [A, version, f"{version}.tgz", GIB, f"sha-{version}"])
         cols = ("event_id, event_at, event_name, account_id, region, domain, domain_owner, repository, format, "
                 "package, version, asset, principal_arn, source_ip, user_agent")
-        con.execute(f"INSERT INTO events ({cols}) SELECT 'e' || epoch(t), t, 'ReadFromRepository', $a, 'us-east-1', "
+        con.execute(f"INSERT INTO event_rows ({cols}) SELECT 'e' || epoch(t), t, 'ReadFromRepository', $a, 'us-east-1', "
                     "CASE WHEN minute(t) = 0 THEN 'acme' ELSE 'beta' END, $a, 'shared', 'npm', 'left-pad', "
                     "CASE WHEN hour(t) % 2 = 0 THEN '1.5.0' ELSE '1.4.0' END, 'x.tgz', "
                     "'arn:aws:iam::111111111111:user/ci', '192.0.2.1', 'npm/10' "
                     "FROM range($first::TIMESTAMPTZ, $last::TIMESTAMPTZ, INTERVAL 30 MINUTE) r(t)",
                     {"a": A, "first": first, "last": last})
-        con.execute(f"INSERT INTO events ({cols}) VALUES ('old', ?, 'ReadFromRepository', ?, 'us-east-1', 'acme', ?, "
+        con.execute(f"INSERT INTO event_rows ({cols}) VALUES ('old', ?, 'ReadFromRepository', ?, 'us-east-1', 'acme', ?, "
                     "'shared', 'npm', 'left-pad', '1.2.0', '1.2.0.tgz', NULL, NULL, NULL), ('newest', ?, "
                     "'ReadFromRepository', ?, 'us-east-1', 'acme', ?, 'shared', 'npm', 'left-pad', '1.5.0', "
                     "'1.5.0.tgz', NULL, NULL, NULL)", [now - timedelta(days=200), A, A, last, A, A])

@@ -6,7 +6,6 @@ shows; a filter or another cleanup policy is computed live; a new collection is 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from core import store
 from core.settings import load_settings
 from dashboard import PAGES
 from tests.fixtures.trails import trail_files, write_local
-from tests.helpers import make_settings, rows, run_page
+from tests.helpers import make_settings, rows, run_page, writer
 from ui import cache, common
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,8 +47,9 @@ def copy(demo_store, tmp_path, monkeypatch, config):
     """A copy of the demo store (with its reader snapshot) that a test may write to."""
     db = tmp_path / "store" / "caa.duckdb"
     db.parent.mkdir()
-    shutil.copyfile(demo_store(11, 20_000)[0], db)
-    store.publish_snapshot(db)
+    store.copy_store(demo_store(11, 20_000)[0], db)  # with its events lake
+    with writer(db):  # points the copy's events at its own lake and publishes its snapshot
+        pass
     monkeypatch.setenv("CAA_DB", str(db))
     return db
 

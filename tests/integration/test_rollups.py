@@ -128,6 +128,9 @@ def test_an_older_store_gets_its_rollups_when_it_is_first_opened(tmp_path, monke
     cli._upgrade(db)  # what `caa dashboard` does before serving an older store
     assert rows(db, "SELECT count(*), sum(events) FROM event_days")[0][1] == 2000
     assert_rollups_match(db)
+    # and its events moved into the lake (migration 011): files listed by the catalog, none left in the table
+    assert rows(db, "SELECT sum(rows) FROM event_files WHERE retired_at IS NULL") == [(2000,)]
+    assert rows(db, "SELECT count(*) FROM event_rows") == [(0,)]
 
 
 def test_a_session_that_loads_events_without_the_rollups_hook_publishes_nothing(tmp_path):
@@ -149,7 +152,7 @@ def test_a_session_that_loads_events_without_the_rollups_hook_publishes_nothing(
 def test_events_written_outside_the_loaders_are_rolled_up_when_the_session_ends(tmp_path):
     db = tmp_path / "caa.duckdb"
     with writer(db) as con:
-        con.execute("INSERT INTO events (event_id, event_at, event_name, account_id, domain, repository, format, "
+        con.execute("INSERT INTO event_rows (event_id, event_at, event_name, account_id, domain, repository, format, "
                     "package, version, asset, error_code) VALUES "
                     "('a', TIMESTAMPTZ '2026-03-01 23:59:59+00', 'ReadFromRepository', '1', 'd', 'r', 'npm', 'x', "
                     "'1', 'x.tgz', NULL), ('b', TIMESTAMPTZ '2026-03-02 00:00:00+00', 'GetAuthorizationToken', '1', "

@@ -59,7 +59,7 @@ class Estate:
 
     def build(self, path: Path):
         with writer(path) as con:
-            con.executemany("INSERT INTO events (event_id, event_at, event_name, account_id, region, domain, "
+            con.executemany("INSERT INTO event_rows (event_id, event_at, event_name, account_id, region, domain, "
                             "repository, format, namespace, package, version, asset) VALUES "
                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.events)
             con.executemany("INSERT INTO package_versions (account_id, region, domain, repository, format, "

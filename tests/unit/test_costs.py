@@ -34,18 +34,18 @@ def requests(con, account, region, n, first=datetime(2025, 6, 1, tzinfo=UTC), da
              principal="arn:aws:iam::111111111111:user/ci", package="lib", version=None, tag="r"):
     """n successful requests spread evenly over `days` days from `first` (plus one failed call)."""
     con.execute(
-        f"INSERT INTO events ({EVENT_COLS}) SELECT $prefix || i, $first + to_seconds(i * $secs // $n), "
+        f"INSERT INTO event_rows ({EVENT_COLS}) SELECT $prefix || i, $first + to_seconds(i * $secs // $n), "
         "'ReadFromRepository', $a, $r, 'acme', $repo, 'npm', NULL, $pkg, $ver, NULL, $p, NULL FROM range($n) t(i)",
         {"prefix": f"{tag}-{account}-{region}-", "a": account, "r": region, "n": n, "first": first, "secs": days * 86400, "repo": repository,
          "pkg": package, "ver": version, "p": principal})
-    con.execute(f"INSERT INTO events ({EVENT_COLS}) VALUES (?, ?, 'ReadFromRepository', ?, ?, 'acme', ?, 'npm', "
+    con.execute(f"INSERT INTO event_rows ({EVENT_COLS}) VALUES (?, ?, 'ReadFromRepository', ?, ?, 'acme', ?, 'npm', "
                 "NULL, 'x', NULL, NULL, ?, 'AccessDenied')",
                 [f"{tag}-failed-{account}{region}", first, account, region, repository, principal])
 
 
 def last_event(con, at=datetime(2025, 6, 30, 23, 30, tzinfo=UTC)):
     """An event late on June 30, so June 30 is a full day."""
-    con.execute(f"INSERT INTO events ({EVENT_COLS}) VALUES ('late', ?, 'GetAuthorizationToken', ?, "
+    con.execute(f"INSERT INTO event_rows ({EVENT_COLS}) VALUES ('late', ?, 'GetAuthorizationToken', ?, "
                 "'us-east-1', 'acme', NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'AccessDenied')", [at, A])
 
 
@@ -152,7 +152,7 @@ def shared_asset_store(con, published_b=datetime(2024, 2, 1, tzinfo=UTC), origin
     for repo, n in zip(("app", "cache"), downloads, strict=True):
         if n:
             requests(con, A, "us-east-1", n, repository=repo, version="1.0", tag=f"dl-{repo}")
-            con.execute("UPDATE events SET asset = 'lib-1.0.tgz' WHERE event_id LIKE ?", [f"dl-{repo}%"])
+            con.execute("UPDATE event_rows SET asset = 'lib-1.0.tgz' WHERE event_id LIKE ?", [f"dl-{repo}%"])
     for repo, team in (("app", "apps"), ("cache", None)):
         con.execute("INSERT INTO repositories (account_id, region, domain, repository, tags, last_seen_at) "
                     "VALUES (?, 'us-east-1', 'acme', ?, map(?::VARCHAR[], ?::VARCHAR[]), ?)",
@@ -272,7 +272,7 @@ def test_forecast_of_a_steady_trend_prices_the_months_ahead_and_subtracts_a_clea
                     "(ORDER BY d) - 1 AS i FROM range(TIMESTAMP '2025-03-03', TIMESTAMP '2025-07-01', "
                     "INTERVAL 1 DAY) t(d))", {"a": A, "gib": GIB})
         con.execute(  # 900 requests on weekdays, 100 on Saturdays and Sundays
-            f"INSERT INTO events ({EVENT_COLS}) SELECT 'w-' || i || '-' || d, d + i * INTERVAL 9 SECOND, "
+            f"INSERT INTO event_rows ({EVENT_COLS}) SELECT 'w-' || i || '-' || d, d + i * INTERVAL 9 SECOND, "
             "'ReadFromRepository', $a, 'us-east-1', 'acme', 'app', 'npm', NULL, 'lib', NULL, NULL, NULL, NULL "
             "FROM range(TIMESTAMPTZ '2025-03-03 00:00+00', TIMESTAMPTZ '2025-07-01 00:00+00', INTERVAL 1 DAY) t(d), "
             "range(900) r(i) WHERE i < CASE WHEN dayofweek(d) IN (0, 6) THEN 100 ELSE 900 END", {"a": A})

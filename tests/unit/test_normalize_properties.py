@@ -38,7 +38,7 @@ from collectors.inventory_normalize import (
     repository_rows,
     snapshot_row,
 )
-from core import store
+from core import lake, store
 from tests.fixtures.hostile import HOSTILE
 from tests.fixtures.trails import record
 
@@ -129,7 +129,9 @@ def test_load_files_stores_or_rejects_every_codeartifact_record(con, recs, junk)
     for n, rec in enumerate(recs):  # unique ids (or none): a duplicate is neither stored nor rejected
         if rec.get("eventID") is not None:
             rec["eventID"] = f"id-{n}"
-    con.execute("DELETE FROM events")
+    con.execute("DELETE FROM event_rows")  # an empty store for each example: no rows, no lake files
+    con.execute("DELETE FROM event_files")
+    lake.rebuild_view(con)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "t.json.gz")
         Path(path).write_bytes(gzip.compress(json.dumps({"Records": [*junk, *recs]}).encode()))

@@ -206,13 +206,13 @@ def sweep(con: duckdb.DuckDBPyConnection, grace: timedelta = RETIRED_GRACE) -> i
         return 0
     cutoff = utc_now() - grace
     known = {f for (f,) in con.execute("SELECT file FROM event_files").fetchall()}
-    old = [f for (f,) in con.execute("SELECT file FROM event_files WHERE retired_at < ?", [cutoff]).fetchall()]
+    old = [f for (f,) in con.execute("SELECT file FROM event_files WHERE retired_at <= ?", [cutoff]).fetchall()]
     gone = 0
     for rel in old:
         (root / rel).unlink(missing_ok=True)
         gone += 1
     if old:
-        con.execute("DELETE FROM event_files WHERE retired_at < ?", [cutoff])
+        con.execute("DELETE FROM event_files WHERE retired_at <= ?", [cutoff])
     for path in root.glob("day=*/*"):
         rel = path.relative_to(root).as_posix()
         if rel not in known:

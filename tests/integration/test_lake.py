@@ -1,0 +1,129 @@
+"""The events lake (core/lake.py): what a user of a large store relies on. Publishing copies the small
+store file, not the events; a reader keeps the version it opened while a writer compacts; a killed writer
+leaves no file counted twice; the layout is plain day-partitioned Parquet that other engines read."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from collectors import cloudtrail
+from core import lake, store
+from tests.fixtures.trails import TRAIL_NOW, trail_files, unique_events, write_local
+from tests.helpers import collect, rows, writer
+
+SINCE = date(2026, 10, 25)
+COLUMNS = [c.strip() for c in lake.COLUMNS.split(",")]
+
+
+def collected(tmp_path: Path, n_files: int = 40, seed: int = 1) -> tuple[Path, dict]:
+    files = trail_files(n_files=n_files, per_file=50, seed=seed)
+    root = write_local(tmp_path / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    return db, files
+
+
+def test_events_are_day_partitioned_parquet_that_other_engines_read_as_is(tmp_path):
+    db, files = collected(tmp_path)
+    folder = lake.lake_dir(db)
+    days = sorted(p.name for p in folder.iterdir())
+    assert days and all(d.startswith("day=") for d in days)
+    con = duckdb.connect()  # any engine: a glob over the folder, hive partitioning from the paths
+    got = con.execute(f"SELECT count(*), count(DISTINCT event_id), count(*) FILTER (WHERE "
+                      f"CAST(event_at AT TIME ZONE 'UTC' AS DATE) <> day) FROM read_parquet('{folder}/day=*/*.parquet', "
+                      "hive_partitioning = true)").fetchone()
+    assert got == (len(unique_events(files)), len(unique_events(files)), 0)
+    cols = [c for (c, *_) in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{folder}/day=*/*.parquet', "
+                                         "hive_partitioning = false)").fetchall()]
+    assert cols == COLUMNS  # exactly the columns of `events`, in order (the Spark extract's contract)
+
+
+def test_the_snapshot_every_publish_copies_does_not_grow_with_the_events(tmp_path):
+    """Two stores over the same days, one with four times the events: the lake grows with them, the store
+    file (rollups, small tables) that each publish copies does not."""
+    sizes = {}
+    for per_file in (40, 160):
+        files = trail_files(n_files=120, per_file=per_file, seed=1)
+        root = write_local(tmp_path / f"trail{per_file}", files)
+        db = tmp_path / f"s{per_file}" / "caa.duckdb"
+        assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+        assert rows(db, "SELECT count(*) FROM events") == [(len(unique_events(files)),)]
+        assert rows(db, "SELECT count(*) FROM event_rows") == [(0,)]
+        sizes[per_file] = (sum(p.stat().st_size for p in lake.lake_dir(db).rglob("*.parquet")),
+                           store.snapshot_path(db).stat().st_size)
+    (lake_small, snap_small), (lake_big, snap_big) = sizes[40], sizes[160]
+    assert lake_big > 2.5 * lake_small
+    assert snap_big < 1.25 * snap_small
+
+
+def test_a_reader_keeps_its_version_while_a_writer_compacts(tmp_path):
+    db, files = collected(tmp_path)
+    reader = store.open_reader(db)
+    try:
+        seen = reader.execute("SELECT count(*), sum(hash(event_id)) FROM events").fetchone()
+        with writer(db) as con:
+            assert lake.compact(con, at=1) > 0  # every day rewritten as a new file, the old ones retired
+            retired = rows_of(con, "SELECT count(*) FROM event_files WHERE retired_at IS NOT NULL")
+        assert retired > 0
+        assert reader.execute("SELECT count(*), sum(hash(event_id)) FROM events").fetchone() == seen
+    finally:
+        reader.close()
+    assert rows(db, "SELECT count(*), sum(hash(event_id)) FROM events") == [seen]  # the new version, same events
+    with writer(db) as con:  # past the grace the retired files go, and nothing else
+        assert lake.sweep(con, grace=timedelta(0)) == retired
+    assert rows(db, "SELECT count(*), sum(hash(event_id)) FROM events") == [seen]
+
+
+def rows_of(con, sql: str) -> int:
+    return con.execute(sql).fetchone()[0]
+
+
+def test_a_file_a_killed_writer_left_behind_is_swept_and_never_counted(tmp_path):
+    db, files = collected(tmp_path)
+    day = sorted(lake.lake_dir(db).iterdir())[0]
+    orphan = day / "0000-orphan.parquet"  # written, but its catalog row never committed
+    duckdb.connect().execute(f"COPY (SELECT * FROM read_parquet('{next(day.glob('*.parquet'))}')) TO '{orphan}'")
+    assert rows(db, "SELECT count(*) FROM events") == [(len(unique_events(files)),)]
+    with writer(db):
+        pass
+    assert not orphan.exists()
+
+
+def test_a_copied_store_reads_its_own_lake(tmp_path):
+    db, files = collected(tmp_path / "a")
+    copy = store.copy_store(db, tmp_path / "b" / "caa.duckdb")
+    with writer(copy):
+        pass
+    os.rename(lake.lake_dir(db), tmp_path / "gone")  # the original's files are not what the copy reads
+    assert rows(copy, "SELECT count(*) FROM events") == [(len(unique_events(files)),)]
+
+
+def test_many_small_increments_are_compacted_into_one_file_a_day(tmp_path):
+    files = trail_files(n_files=60, per_file=20, seed=4)
+    keys = sorted(files)
+    root = tmp_path / "trail"
+    db = tmp_path / "caa.duckdb"
+    for i in range(0, len(keys), 5):  # twelve small collections, as a 30-minute schedule makes them
+        write_local(root, {k: files[k] for k in keys[: i + 5]})
+        assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root), now=TRAIL_NOW) == 0
+    per_day = rows(db, "SELECT day, count(*) FROM event_files WHERE retired_at IS NULL GROUP BY day")
+    assert per_day and max(n for _, n in per_day) < lake.COMPACT_AT
+    assert rows(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [
+        (len(unique_events(files)), len(unique_events(files)))]
+
+
+@pytest.mark.parametrize("reader_kind", ["snapshot", "sql"])
+def test_a_locked_down_reader_reads_the_lake_and_nothing_else(tmp_path, reader_kind):
+    db, files = collected(tmp_path)
+    con = store.open_reader(db)
+    try:
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == len(unique_events(files))
+        with pytest.raises(duckdb.Error, match="disabled|Permission"):
+            con.execute("SELECT * FROM read_csv('/etc/passwd')").fetchall()
+    finally:
+        con.close()

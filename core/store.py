@@ -64,6 +64,8 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     # once a reader has locked the configuration, the instance is already UTC and cannot be SET again.
     if not _locked(con):
         con.execute("SET GLOBAL TimeZone = 'UTC'")
+        # the events lake's Parquet footers, kept between queries: every query on `events` opens its files
+        con.execute("SET GLOBAL parquet_metadata_cache = true")
     return con
 
 

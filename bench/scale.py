@@ -1,0 +1,183 @@
+"""Scale figures for `make bench`: a one-day increment, the publish and the disk of stores of 5M, 50M and
+200M events, and the dashboard's queries on each.
+
+The stores are built straight in the storage format (core/lake.py), not through the trail generator: a
+year of synthetic events (4 accounts, 16 repositories, 5,000 packages with skewed popularity, 60
+principals, 1% denied), written day by day into the events lake with their rollups, and cached under
+data/bench/scale/ by size and a hash of this file and core/. Then, per size, on a copy (the lake's files
+are hard-linked: they are never changed):
+- increment: `caa collect cloudtrail` of the 60k-event next-day trail of bench/datasets.increment, as its
+  own process (wall seconds, the publish included);
+- publish: store.publish_snapshot alone (median of 3), and the snapshot's bytes;
+- disk: everything the store uses (store file, snapshot, lake) over its data (lake + store file);
+- queries: bench/dashboard.query_times (every default load of every page, unfiltered and with a domain
+  and 90-day filter; the slowest call of each).
+
+Run alone: `python -m bench.scale [--sizes 5000000,50000000]`. Reads and writes data/bench/scale/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from analytics import rollups
+from bench import datasets
+from bench.collector import collect
+from core import lake, store
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ROOT / "data" / "bench"
+SIZES = (5_000_000, 50_000_000, 200_000_000)
+DAYS = 365
+CHUNK_DAYS = 8
+GEN_SQL = """
+CREATE OR REPLACE TEMP TABLE gen AS
+WITH r AS (
+    SELECT i, hash(i, $seed) AS h, hash(i, $seed + 1) AS h2
+    FROM range($first, $last) t(i)
+)
+SELECT 'syn-' || i AS event_id,
+       $start + to_microseconds(CAST(i * $step_us AS BIGINT)) AS event_at,
+       CASE WHEN h % 100 < 86 THEN 'ReadFromRepository' WHEN h % 100 < 94 THEN 'GetAuthorizationToken'
+            WHEN h % 100 < 98 THEN 'ListPackageVersions' ELSE 'PublishPackageVersion' END AS event_name,
+       '1111222233' || lpad(CAST(h2 % 4 AS VARCHAR), 2, '0') AS account_id,
+       CASE WHEN h2 % 4 < 3 THEN 'us-east-1' ELSE 'eu-west-1' END AS region,
+       'domain-' || (h2 % 4) AS domain,
+       '1111222233' || lpad(CAST(h2 % 4 AS VARCHAR), 2, '0') AS domain_owner,
+       CASE WHEN h % 100 BETWEEN 86 AND 93 THEN NULL ELSE 'repo-' || (h2 % 4) || '-' || (h2 // 4 % 4) END AS repository,
+       ['npm', 'pypi', 'maven'][CAST(1 + h2 // 16 % 3 AS BIGINT)] AS format,
+       CAST(NULL AS VARCHAR) AS namespace,
+       CASE WHEN h % 100 BETWEEN 86 AND 93 THEN NULL
+            ELSE 'pkg-' || CAST(floor(pow((h2 // 64 % 100000) / 100000.0, 3) * 5000) AS BIGINT) END AS package,
+       CASE WHEN h % 100 < 86 THEN '1.' || (h // 100 % 12) || '.' || (h // 1200 % 4) END AS version,
+       CASE WHEN h % 100 < 80 THEN 'pkg.tgz' END AS asset,
+       'arn:aws:sts::111122223333:assumed-role/ci-' || (h2 // 7 % 60) || '/build' AS principal_arn,
+       'AssumedRole' AS principal_type,
+       '203.0.113.' || (h2 // 7 % 60) AS source_ip,
+       'npm/10.2.4 node/v20.11.0 linux x64' AS user_agent,
+       CASE WHEN h // 7 % 100 = 0 THEN 'AccessDenied' END AS error_code,
+       CAST(NULL AS VARCHAR) AS request_uri
+FROM r
+"""
+
+
+def code_hash() -> str:
+    h = hashlib.sha256()
+    for p in sorted([Path(__file__), *(ROOT / "core").rglob("*.py"), *(ROOT / "core").rglob("*.sql"),
+                     *(ROOT / "analytics").glob("rollups.py"), *(ROOT / "analytics" / "sql").glob("rollup_*.sql")]):
+        h.update(p.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def build(n: int, end: date, seed: int = 7) -> Path:
+    """A store of `n` synthetic events over the DAYS days before `end`, cached."""
+    folder = BASE / "scale" / f"e{n}-{end:%Y%m%d}-{code_hash()}"
+    db = folder / "caa.duckdb"
+    if (folder / "ok").exists():
+        return db
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    start = datetime.combine(end - timedelta(days=DAYS), datetime.min.time(), UTC)
+    step_us = DAYS * 86_400_000_000 / n
+    t0 = time.monotonic()
+    with rollups.writer(db) as con:
+        for k in range(0, DAYS, CHUNK_DAYS):
+            first, last = int(k * n / DAYS), int(min(k + CHUNK_DAYS, DAYS) * n / DAYS)
+            con.execute(GEN_SQL, {"seed": seed, "first": first, "last": last, "start": start, "step_us": step_us})
+            with store.transaction(con):
+                lake.append(con, "gen")
+                days = [(start + timedelta(days=d)).date() for d in range(k, min(k + CHUNK_DAYS, DAYS))]
+                rollups.refresh(con, days)
+                store.bump_version(con)
+            print(f"  scale {n:,}: {last:,} events written ({time.monotonic() - t0:.0f} s)", flush=True)
+    (folder / "ok").write_text(json.dumps({"events": n, "secs": time.monotonic() - t0}))
+    return db
+
+
+def _hardlink_copy(src: Path, dst: Path) -> Path:
+    """The store file copied, the lake's (immutable) files hard-linked."""
+    shutil.rmtree(dst.parent, ignore_errors=True)
+    dst.parent.mkdir(parents=True)
+    shutil.copyfile(src, dst)
+    shutil.copytree(lake.lake_dir(src), lake.lake_dir(dst), copy_function=os.link)
+    return dst
+
+
+def _du(paths: list[Path]) -> int:
+    total = 0
+    for p in paths:
+        if p.is_file():
+            total += p.stat().st_size
+        elif p.is_dir():
+            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return total
+
+
+def measure(n: int, runs: int = 3) -> dict:
+    from bench import dashboard
+
+    pure_dir, _ = datasets.pure(BASE, 7, 5_000_000)
+    trails, _, incr_events, incr_day = datasets.increment(pure_dir, 60_000)
+    built = build(n, incr_day)
+    db = _hardlink_copy(built, BASE / "scale" / "work" / "caa.duckdb")
+    got = collect(db, str(trails), since=incr_day.isoformat())
+    publish = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        store.publish_snapshot(db)
+        publish.append(time.perf_counter() - t)
+    lake_bytes = _du([lake.lake_dir(db)])
+    disk = _du([db, store.snapshot_path(db), lake.lake_dir(db)])
+    q = dashboard.query_times(db, runs=1)["queries"]
+    return {"events": n, "increment_events": incr_events, "increment_secs": got["wall"],
+            "increment_rows": got["rows"], "increment_rss": got["rss_bytes"],
+            "publish_secs": statistics.median(publish), "store_bytes": db.stat().st_size,
+            "snapshot_bytes": store.snapshot_path(db).stat().st_size, "lake_bytes": lake_bytes,
+            "disk_bytes": disk, "disk_ratio": disk / (lake_bytes + db.stat().st_size),
+            "slowest_default_s": max(q["unfiltered"].values(), default=0.0),
+            "slowest_filtered_s": max(q["filtered"].values(), default=0.0),
+            "slowest_default_query": max(q["unfiltered"], key=q["unfiltered"].get, default=""),
+            "slowest_filtered_query": max(q["filtered"], key=q["filtered"].get, default="")}
+
+
+def render(results: list[dict]) -> str:
+    head = ("| events | increment (60k) | publish | snapshot | lake | disk / data | slowest default query | "
+            "slowest filtered query |\n|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in results:
+        lines.append(f"| {r['events']:,} | {r['increment_secs']:.2f} s | {r['publish_secs'] * 1000:.0f} ms | "
+                     f"{r['snapshot_bytes'] / 2**20:.1f} MiB | {r['lake_bytes'] / 2**30:.2f} GiB | "
+                     f"{r['disk_ratio']:.2f} | {r['slowest_default_s'] * 1000:.0f} ms ({r['slowest_default_query']}) | "
+                     f"{r['slowest_filtered_s'] * 1000:.0f} ms ({r['slowest_filtered_query']}) |")
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        lines.append(f"\nfrom {a['events']:,} to {b['events']:,} events: increment x"
+                     f"{b['increment_secs'] / a['increment_secs']:.2f}, publish x{b['publish_secs'] / a['publish_secs']:.2f} "
+                     "(target: within 1.5x)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench.scale")
+    ap.add_argument("--sizes", default=os.environ.get("BENCH_SCALE_SIZES") or ",".join(map(str, SIZES)))
+    args = ap.parse_args(argv)
+    results = []
+    for n in (int(s) for s in args.sizes.split(",") if s):
+        print(f"bench: scale {n:,} events", flush=True)
+        results.append(measure(n))
+        print(render(results[-1:]), flush=True)
+    print(render(results))
+    (BASE / "scale" / "latest.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-inventory", action="store_true")
     ap.add_argument("--inventory-versions", type=int, default=100_000)
     ap.add_argument("--no-quality", action="store_true", help="skip spike P/R and dashboard page timings")
+    ap.add_argument("--scale-sizes", default=os.environ.get("BENCH_SCALE_SIZES", "5000000,50000000,200000000"),
+                    help="store sizes (events) for the increment/publish/disk/query figures; empty: skip")
     ap.add_argument("--dashboard-events", type=int, default=int(os.environ.get("BENCH_DASHBOARD_EVENTS") or 10_000_000),
                     help="time every dashboard query and page on a demo estate this big (0: skip)")
     args = ap.parse_args(argv)
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     pure_dir, truth = datasets.pure(BASE, args.seed, args.events)
     pure_trails = pure_dir / "trails"
     incr_target = min(60_000, max(1_000, args.events // 80))
-    _, combined, incr_events, incr_day = datasets.increment(pure_dir, incr_target)
+    incr_trails, combined, incr_events, incr_day = datasets.increment(pure_dir, incr_target)
     mixed_trails, mixed_truth = datasets.mixed(BASE, pure_dir, args.mixed_days)
     pure_files, mixed_files = datasets.trail_files(pure_trails), datasets.trail_files(mixed_trails)
     s3_files = datasets.first_days(pure_trails, args.s3_days)
@@ -187,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
             big, _ = q.demo_estate(BASE, q.SEEDS[0], args.dashboard_events)
             quality["scale"] = {"pages": q.page_times(big, list(PAGES)), **dash.query_times(big, args.runs)}
 
+    scaled = []
+    if args.scale_sizes:
+        from bench import scale
+
+        for n in (int(x) for x in args.scale_sizes.split(",") if x):
+            print(f"bench: a store of {n:,} events (increment, publish, disk, queries)", flush=True)
+            scaled.append(scale.measure(n, args.runs, (incr_trails, incr_events, incr_day)))
+        print(scale.render(scaled), flush=True)
     med = {k: statistics.median(v) for k, v in r.items()}
     sizes = {"pure": {"files": len(pure_files), "events": events, **_bytes(fl)},
              "mixed": {"files": len(mixed_files), "events": mixed_truth["events_unique"], **_bytes(mfl)},
@@ -203,11 +213,15 @@ def main(argv: list[str] | None = None) -> int:
             from bench import dashboard as dash
 
             rows += dash.rows(quality["scale"], quality["scale"]["pages"])
+    if scaled:
+        from bench import scale
+
+        rows += scale.rows(scaled)
     info["load_avg_per_round"] = r["load_avg"]
     text = render(rows, info, args)
     print(text)
     out = {"machine": info, "args": vars(args), "data": sizes, "runs": r, "median": med, "inventory": inv,
-           "quality": quality, "table": rows}
+           "quality": quality, "scale": scaled, "table": rows}
     (BASE / "latest.json").write_text(json.dumps(out, indent=2, default=str))
     print(f"bench: wrote {BASE / 'latest.json'}")
     return 0

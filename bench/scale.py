@@ -121,11 +121,17 @@ def _du(paths: list[Path]) -> int:
     return total
 
 
-def measure(n: int, runs: int = 3) -> dict:
+def increment_trail(events: int = 5_000_000, target: int = 60_000) -> tuple[Path, int, date]:
+    """(trail folder, its events, its day): a day of the bench's pure trail, after its last day."""
+    pure_dir, _ = datasets.pure(BASE, 7, events)
+    trails, _, incr_events, incr_day = datasets.increment(pure_dir, target)
+    return trails, incr_events, incr_day
+
+
+def measure(n: int, runs: int = 3, increment: tuple[Path, int, date] | None = None) -> dict:
     from bench import dashboard
 
-    pure_dir, _ = datasets.pure(BASE, 7, 5_000_000)
-    trails, _, incr_events, incr_day = datasets.increment(pure_dir, 60_000)
+    trails, incr_events, incr_day = increment or increment_trail()
     built = build(n, incr_day)
     db = _hardlink_copy(built, BASE / "scale" / "work" / "caa.duckdb")
     got = collect(db, str(trails), since=incr_day.isoformat())
@@ -163,6 +169,31 @@ def render(results: list[dict]) -> str:
                      f"{b['increment_secs'] / a['increment_secs']:.2f}, publish x{b['publish_secs'] / a['publish_secs']:.2f} "
                      "(target: within 1.5x)")
     return "\n".join(lines)
+
+
+def rows(results: list[dict]) -> list[dict]:
+    """make bench's report rows: per size, then the growth from the smallest to the largest."""
+    out = []
+    for r in results:
+        out.append({"figure": f"Store of {r['events']:,} events: one-day increment ({r['increment_events']:,} events, "
+                              "publish included)", "value": f"{r['increment_secs']:.2f} s", "floor": "",
+                    "ratio": None, "target": "flat: within 1.5x from the smallest store", "ok": None})
+        out.append({"figure": f"Store of {r['events']:,} events: publish, disk",
+                    "value": f"publish {r['publish_secs'] * 1000:.0f} ms ({r['snapshot_bytes'] / 2**20:.1f} MiB copied); "
+                             f"disk {r['disk_bytes'] / 2**30:.2f} GiB = {r['disk_ratio']:.2f}x the data", "floor": "",
+                    "ratio": None, "target": "disk <= 1.1x the data", "ok": r["disk_ratio"] <= 1.1})
+        out.append({"figure": f"Store of {r['events']:,} events: slowest dashboard query, default / filtered",
+                    "value": f"{r['slowest_default_s'] * 1000:.0f} ms ({r['slowest_default_query']}) / "
+                             f"{r['slowest_filtered_s'] * 1000:.0f} ms ({r['slowest_filtered_query']})", "floor": "",
+                    "ratio": None, "target": "< 300 ms / < 1 s", "ok": r["slowest_default_s"] < 0.3
+                    and r["slowest_filtered_s"] < 1})
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        inc, pub = b["increment_secs"] / a["increment_secs"], b["publish_secs"] / a["publish_secs"]
+        out.append({"figure": f"Growth from {a['events']:,} to {b['events']:,} events", "value":
+                    f"increment x{inc:.2f}, publish x{pub:.2f}", "floor": "", "ratio": None,
+                    "target": "within 1.5x", "ok": inc <= 1.5 and pub <= 1.5})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

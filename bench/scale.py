@@ -2,8 +2,9 @@
 200M events, and the dashboard's queries on each.
 
 The stores are built straight in the storage format (core/lake.py), not through the trail generator: a
-year of synthetic events (4 accounts, 16 repositories, 5,000 packages with skewed popularity, 60
-principals, 1% denied), written day by day into the events lake with their rollups, and cached under
+year of synthetic events (4 accounts, 16 repositories, 2,000 packages each in one repository with
+steeply skewed popularity, downloads mostly of a package's newest versions, 64 CI principals, 1%
+denied), written day by day into the events lake with their rollups, and cached under
 data/bench/scale/ by size and a hash of this file and core/. Then, per size, on a copy (the lake's files
 are hard-linked: they are never changed):
 - increment: `caa collect cloudtrail` of the 60k-event next-day trail of bench/datasets.increment, as its
@@ -41,31 +42,34 @@ CHUNK_DAYS = 8
 GEN_SQL = """
 CREATE OR REPLACE TEMP TABLE gen AS
 WITH r AS (
-    SELECT i, hash(i, $seed) AS h, hash(i, $seed + 1) AS h2
+    SELECT i, hash(i, $seed) AS h, hash(i, $seed + 1) AS h2,
+           CAST(floor(pow((hash(i, $seed + 2) % 1000003) / 1000003.0, 6) * 2000) AS BIGINT) AS p
     FROM range($first, $last) t(i)
+), k AS (  -- a package lives in one repository; CI principals each serve a few repositories
+    SELECT *, p % 16 AS repo, (p % 16) // 4 AS acct, (p % 16) * 4 + h2 % 4 AS who FROM r
 )
 SELECT 'syn-' || i AS event_id,
        $start + to_microseconds(CAST(i * $step_us AS BIGINT)) AS event_at,
        CASE WHEN h % 100 < 86 THEN 'ReadFromRepository' WHEN h % 100 < 94 THEN 'GetAuthorizationToken'
             WHEN h % 100 < 98 THEN 'ListPackageVersions' ELSE 'PublishPackageVersion' END AS event_name,
-       '1111222233' || lpad(CAST(h2 % 4 AS VARCHAR), 2, '0') AS account_id,
-       CASE WHEN h2 % 4 < 3 THEN 'us-east-1' ELSE 'eu-west-1' END AS region,
-       'domain-' || (h2 % 4) AS domain,
-       '1111222233' || lpad(CAST(h2 % 4 AS VARCHAR), 2, '0') AS domain_owner,
-       CASE WHEN h % 100 BETWEEN 86 AND 93 THEN NULL ELSE 'repo-' || (h2 % 4) || '-' || (h2 // 4 % 4) END AS repository,
-       ['npm', 'pypi', 'maven'][CAST(1 + h2 // 16 % 3 AS BIGINT)] AS format,
+       '1111222233' || lpad(CAST(acct AS VARCHAR), 2, '0') AS account_id,
+       CASE WHEN acct < 3 THEN 'us-east-1' ELSE 'eu-west-1' END AS region,
+       'domain-' || acct AS domain,
+       '1111222233' || lpad(CAST(acct AS VARCHAR), 2, '0') AS domain_owner,
+       CASE WHEN h % 100 BETWEEN 86 AND 93 THEN NULL ELSE 'repo-' || repo END AS repository,
+       ['npm', 'pypi', 'maven'][CAST(1 + p % 3 AS BIGINT)] AS format,
        CAST(NULL AS VARCHAR) AS namespace,
-       CASE WHEN h % 100 BETWEEN 86 AND 93 THEN NULL
-            ELSE 'pkg-' || CAST(floor(pow((h2 // 64 % 100000) / 100000.0, 3) * 5000) AS BIGINT) END AS package,
-       CASE WHEN h % 100 < 86 THEN '1.' || (h // 100 % 12) || '.' || (h // 1200 % 4) END AS version,
+       CASE WHEN h % 100 BETWEEN 86 AND 93 THEN NULL ELSE 'pkg-' || p END AS package,
+       CASE WHEN h % 100 < 86 THEN '1.' || CAST(floor(pow((h // 100 % 1000) / 1000.0, 5) * 12) AS BIGINT) || '.0'
+       END AS version,
        CASE WHEN h % 100 < 80 THEN 'pkg.tgz' END AS asset,
-       'arn:aws:sts::111122223333:assumed-role/ci-' || (h2 // 7 % 60) || '/build' AS principal_arn,
+       'arn:aws:sts::111122223333:assumed-role/ci-' || who || '/build' AS principal_arn,
        'AssumedRole' AS principal_type,
-       '203.0.113.' || (h2 // 7 % 60) AS source_ip,
+       '203.0.113.' || who AS source_ip,
        'npm/10.2.4 node/v20.11.0 linux x64' AS user_agent,
        CASE WHEN h // 7 % 100 = 0 THEN 'AccessDenied' END AS error_code,
        CAST(NULL AS VARCHAR) AS request_uri
-FROM r
+FROM k
 """
 
 

@@ -82,13 +82,16 @@ def present(con: duckdb.DuckDBPyConnection) -> bool:
 def rebuild_view(con: duckdb.DuckDBPyConnection) -> None:
     """`events` = the live files + event_rows. Call inside the transaction that changed the catalog."""
     root = root_of(con)
-    files = [str(root / f) for f in _live(con)]
-    if files:
-        listed = ", ".join(f"'{_quote(f)}'" for f in files)
-        body = f"SELECT {COLUMNS} FROM read_parquet([{listed}]) UNION ALL SELECT {COLUMNS} FROM event_rows"
-    else:
-        body = f"SELECT {COLUMNS} FROM event_rows"
-    con.execute(f"CREATE OR REPLACE VIEW events AS {body}")
+    con.execute(f"CREATE OR REPLACE VIEW events AS {_union([str(root / f) for f in _live(con)], COLUMNS)}")
+
+
+def _union(files: list[str], columns: str, where: str = "") -> str:
+    """`columns` of the given lake files and of event_rows (the files' paths as literals)."""
+    rows = f"SELECT {columns} FROM event_rows{where}"
+    if not files:
+        return rows
+    listed = ", ".join(f"'{_quote(f)}'" for f in files)
+    return f"SELECT {columns} FROM read_parquet([{listed}]){where} UNION ALL {rows}"
 
 
 def files_between(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> list[str]:
@@ -100,12 +103,7 @@ def files_between(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> lis
 def window_sql(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> str:
     """A SELECT of the events columns that reads only the files that can hold events in [lo, hi) (as
     literals; the caller adds its own conditions on event_at)."""
-    files = files_between(con, lo, hi)
-    rows = f"SELECT {COLUMNS} FROM event_rows"
-    if not files:
-        return rows
-    listed = ", ".join(f"'{_quote(f)}'" for f in files)
-    return f"SELECT {COLUMNS} FROM read_parquet([{listed}]) UNION ALL {rows}"
+    return _union(files_between(con, lo, hi), COLUMNS)
 
 
 @contextmanager
@@ -123,12 +121,7 @@ def window(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> Iterator[N
 def ids_between_sql(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> str:
     """A SELECT of the event_ids stored between lo and hi ($lo, $hi), reading only the files that can hold
     them (a dedupe must not open every file of the store)."""
-    files = files_between(con, lo, hi)
-    rows = "SELECT event_id FROM event_rows WHERE event_at BETWEEN $lo AND $hi"
-    if not files:
-        return rows
-    listed = ", ".join(f"'{_quote(f)}'" for f in files)
-    return f"SELECT event_id FROM read_parquet([{listed}]) WHERE event_at BETWEEN $lo AND $hi UNION ALL {rows}"
+    return _union(files_between(con, lo, hi), "event_id", " WHERE event_at BETWEEN $lo AND $hi")
 
 
 def _write_day(con: duckdb.DuckDBPyConnection, root: Path, select: str, day: object,

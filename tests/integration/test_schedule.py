@@ -92,6 +92,13 @@ def test_a_run_that_finds_the_store_busy_is_skipped_with_the_reason(setup, caplo
     assert jobs.run_job("cloudtrail", settings).status == "ok"  # and the next turn does
 
 
+def test_the_bill_job_without_an_export_is_skipped_not_failed(setup, caplog):
+    settings, db, _ = setup
+    caplog.set_level(logging.INFO, logger="caa.schedule")
+    result = jobs.run_job("cur", settings)  # [cur] sources is empty: the bill is optional
+    assert result.status == "skipped" and "no CUR 2.0 export configured" in caplog.text
+
+
 def test_a_job_that_skipped_bad_input_is_partial_not_failed(setup, caplog):
     import gzip
 

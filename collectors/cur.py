@@ -47,7 +47,7 @@ from typing import Any
 import duckdb
 
 from collectors.base import CollectorSpec, RunContext, ScopeResult, clients
-from collectors.trailfiles import parse_source
+from collectors.trailfiles import TrailObject, local_object, parse_source, s3_object
 from core import store
 from core.aws import Scope, aws_errors
 from core.clock import utc_now
@@ -69,20 +69,12 @@ FIX_EXPORT = ("point [cur] sources at an AWS Data Exports export of the 'CUR 2.0
               "created with its standard columns (see README: the bill)")
 
 
-@dataclass(frozen=True)
-class ExportFile:
-    key: str  # relative to the source
-    size: int
-    etag: str
-    modified: float = 0.0  # S3 LastModified or the local mtime, as a POSIX time
-
-
 @dataclass
 class Period:
     export: str  # the folder holding data/ (relative to the source, '' when the source is the export)
     period: date
-    files: list[ExportFile]
-    manifest: ExportFile | None = None
+    files: list[TrailObject]
+    manifest: TrailObject | None = None
 
 
 def scopes(ctx: RunContext) -> list[Scope]:
@@ -100,35 +92,32 @@ def _period_of(key: str) -> date | None:
 def _export_of(key: str) -> str:
     """The export folder of a data or metadata key: what precedes data/ or metadata/ (or BILLING_PERIOD=)."""
     head = key[:PERIOD_RE.search(key).start()].rstrip("/")
-    for tail in ("/data", "/metadata"):
-        if head.endswith(tail) or head in (tail[1:],):
-            return head[: -len(tail)] if head.endswith(tail) else ""
+    for tail in ("data", "metadata"):
+        if head == tail:
+            return ""
+        if head.endswith("/" + tail):
+            return head[: -len(tail) - 1]
     return head
 
 
-def list_local(root: Path) -> list[ExportFile]:
+def list_local(root: Path) -> list[TrailObject]:
+    """Every file under the folder (hidden ones left out), as the trail files' ledger names them."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            p = Path(dirpath) / name
-            st = p.stat()
-            out.append(ExportFile(p.relative_to(root).as_posix(), st.st_size, f"{st.st_size}-{st.st_mtime_ns}",
-                                  st.st_mtime))
+        folder = Path(dirpath).relative_to(root).as_posix()
+        folder = "" if folder == "." else folder + "/"
+        out += [local_object(folder, name, (Path(dirpath) / name).stat()) for name in filenames
+                if not name.startswith(".")]
     return out
 
 
-def list_s3(client: Any, bucket: str, prefix: str) -> list[ExportFile]:
-    out = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        out += [ExportFile(o["Key"][len(prefix):], o["Size"], o["ETag"].strip('"'), o["LastModified"].timestamp())
-                for o in page.get("Contents", [])]
-    return out
+def list_s3(client: Any, bucket: str, prefix: str) -> list[TrailObject]:
+    return [s3_object(o, len(prefix)) for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
 
 
-def periods(listed: list[ExportFile]) -> list[Period]:
+def periods(listed: list[TrailObject]) -> list[Period]:
     """Group an export listing by (export folder, BILLING_PERIOD); data files are *.parquet, the manifest
     is the period's *Manifest.json under metadata/."""
     found: dict[tuple[str, date], Period] = {}
@@ -146,18 +135,25 @@ def periods(listed: list[ExportFile]) -> list[Period]:
     return [found[k] for k in sorted(found)]
 
 
-def current_files(p: Period, manifest: dict[str, Any] | None) -> list[ExportFile]:
+def _in_period(path: str) -> str | None:
+    """A file's path from its BILLING_PERIOD= folder on (a manifest names S3 URIs, the listing relative keys)."""
+    m = PERIOD_RE.search(path)
+    return path[m.start():].lstrip("/") if m else None
+
+
+def current_files(p: Period, manifest: dict[str, Any] | None) -> list[TrailObject]:
     """The period's files of its latest delivery.
 
-    The manifest (overwritten at every delivery) lists them: the files it names (matched by key suffix).
-    Without one: an export set to "create new export versions" puts each delivery in its own sub-folder
-    of the period, so the sub-folder written last wins; files right in the period folder ("overwrite")
-    are one delivery of their own. Deliveries are never added up."""
-    named = [s for s in _strings(manifest) if s.endswith(".parquet")] if manifest else []
-    keep = [f for f in p.files if any(n.endswith(f.key) or f.key.endswith(n.split("/", 3)[-1]) for n in named)]
+    The manifest (overwritten at every delivery) lists them: the files it names, matched from the period
+    folder on (so a delivery sub-folder is part of the match). Without one: an export set to "create new
+    export versions" puts each delivery in its own sub-folder of the period, so the sub-folder written
+    last wins; files right in the period folder ("overwrite") are one delivery of their own. Deliveries
+    are never added up."""
+    named = {_in_period(s) for s in _strings(manifest) if s.endswith(".parquet")} - {None} if manifest else set()
+    keep = [f for f in p.files if _in_period(f.key) in named]
     if keep:
         return sorted(keep, key=lambda f: f.key)
-    deliveries: dict[str, list[ExportFile]] = {}
+    deliveries: dict[str, list[TrailObject]] = {}
     for f in p.files:
         rest = f.key[PERIOD_RE.search(f.key).end():]
         deliveries.setdefault(rest.rsplit("/", 1)[0] if "/" in rest else "", []).append(f)
@@ -186,7 +182,7 @@ class Source:
         self.scope = scope
         self.client = clients(ctx).client(Scope(region=None), "s3") if self.kind == "s3" else None
 
-    def list(self) -> list[ExportFile]:
+    def list(self) -> list[TrailObject]:
         if self.kind == "local":
             if not Path(self.where).is_dir():
                 raise ConfigError(f"CUR export folder {self.where} does not exist", where="[cur] sources",
@@ -195,14 +191,14 @@ class Source:
         with aws_errors(self.scope, "s3", what="listing"):
             return list_s3(self.client, self.where, self.prefix)
 
-    def read_bytes(self, f: ExportFile) -> bytes:
+    def read_bytes(self, f: TrailObject) -> bytes:
         if self.kind == "local":
             return (Path(self.where) / f.key).read_bytes()
         with aws_errors(self.scope, "s3", what=f.key):
             return self.client.get_object(Bucket=self.where, Key=self.prefix + f.key)["Body"].read()
 
     @contextmanager
-    def local(self, f: ExportFile, tmp: Path) -> Iterator[Path]:
+    def local(self, f: TrailObject, tmp: Path) -> Iterator[Path]:
         if self.kind == "local":
             yield Path(self.where) / f.key
             return
@@ -322,9 +318,8 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, source: str, period: 
     check_table(cols)
     sql = select_sql(cols)
     try:
-        before = con.execute(f"SELECT count(*) FROM {STAGE}").fetchone()[0]
-        con.execute(f"INSERT INTO {STAGE} {sql}", {"source": source, "period": period, "path": str(path)})
-        return con.execute(f"SELECT count(*) FROM {STAGE}").fetchone()[0] - before
+        return con.execute(f"INSERT INTO {STAGE} {sql}", {"source": source, "period": period, "path": str(path)}
+                           ).fetchone()[0]
     except duckdb.Error as e:
         raise BadFile(f"its values do not fit the CUR 2.0 types ({first_line(e, 160)}); fix: {FIX_EXPORT}") from None
 
@@ -336,7 +331,7 @@ def _ledger(con: duckdb.DuckDBPyConnection, source: str, period: date) -> set[tu
         "SELECT key, etag FROM cur_files WHERE source = ? AND billing_period = ?", [source, period]).fetchall()}
 
 
-def load_period(con: duckdb.DuckDBPyConnection, source: str, period: date, files: list[tuple[ExportFile, int]]
+def load_period(con: duckdb.DuckDBPyConnection, source: str, period: date, files: list[tuple[TrailObject, int]]
                 ) -> int:
     """Replace the period's rows and ledger with the staged ones, in one transaction. Returns rows loaded."""
     with store.load_transaction(con):
@@ -377,7 +372,7 @@ def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
                 unchanged += 1
                 continue
             con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT * FROM cur_line_items LIMIT 0")
-            staged: list[tuple[ExportFile, int]] = []
+            staged: list[tuple[TrailObject, int]] = []
             for f in files:
                 try:
                     with src.local(f, Path(tmp)) as path:

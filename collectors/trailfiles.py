@@ -41,6 +41,7 @@ class TrailObject:
     key: str  # relative to the source root
     size: int
     etag: str
+    modified: float = 0.0  # S3 LastModified or the local mtime, as a POSIX time
 
 
 Listed = tuple[TrailObject, str | None]  # a file and its day (YYYY-MM-DD; None when it has none)
@@ -93,12 +94,14 @@ def scan_dir(path: Path, rel: str, bad: list[tuple[str, str]]) -> list[tuple[str
 
 def local_object(folder: str, name: str, st: os.stat_result) -> TrailObject:
     """A local file as a TrailObject: its size and mtime stand in for an ETag."""
-    return TrailObject(folder + name, st.st_size, f"{st.st_size}-{st.st_mtime_ns}")
+    return TrailObject(folder + name, st.st_size, f"{st.st_size}-{st.st_mtime_ns}", st.st_mtime)
 
 
 def s3_object(listed: dict, cut: int) -> TrailObject:
     """An S3 listing's object as a TrailObject, its key without the source's prefix (`cut` characters)."""
-    return TrailObject(listed["Key"][cut:], listed["Size"], listed["ETag"].strip('"'))
+    modified = listed.get("LastModified")
+    return TrailObject(listed["Key"][cut:], listed["Size"], listed["ETag"].strip('"'),
+                       modified.timestamp() if modified else 0.0)
 
 
 def start_date(ctx: RunContext, source: str) -> date:

@@ -37,12 +37,6 @@ ADJUSTING = ("credit", "refund", "discount")
 SITE = ["usage_date", "account_id", "region"]
 FINE = [*SITE, "domain", "repository", "format", "namespace", "package", "version", "principal_arn"]
 VALUES = ["storage_usd", "requests_usd", "transfer_usd", "other_usd", "cost_usd"]
-LEVELS = {k: v for k, v in costs.LEVELS.items()}
-
-
-def _month_bounds(since: date, until: date) -> tuple[date, date]:
-    end = (until.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-    return since.replace(day=1), end
 
 
 AMOUNTS = ["usd", "gross", "qty"]  # what _split spreads: billed after adjustments, unblended, usage amount
@@ -53,8 +47,7 @@ def usage_lines(con: duckdb.DuckDBPyConnection, since: date, until: date, spread
     """The bill's usage lines in [since, until] with `usd` after their share of the `spread` adjustments
     (credits, refunds, discounts), `gross` (unblended) and `qty` (usage amount; 0 for Global-* free-tier
     lines, whose usage the regional lines already count), and the window's tax."""
-    lo, hi = _month_bounds(since, until)
-    b = billing.lines(con, lo, hi)
+    b = billing.lines(con, since.replace(day=1), costs.next_month_start(until) - timedelta(days=1))
     period_keys = ["billing_period", "account_id"]
     usage = b[b["kind"].isin(KINDS)].copy()
     netted = usage.groupby(period_keys)["has_net"].any().rename("netted").reset_index()
@@ -68,16 +61,15 @@ def usage_lines(con: duckdb.DuckDBPyConnection, since: date, until: date, spread
     factor = (usage["period_adjust"].fillna(0.0) / usage["period_usage"]).where(usage["period_usage"] != 0, 0.0)
     usage["usd"] = usage["cost"] * (1 + factor)
     usage["gross"] = usage["unblended_cost"].astype(float)
-    usage["qty"] = usage["usage_amount"].astype(float).fillna(0.0).where(
-        ~usage["usage_type"].fillna("").str.startswith("Global-"), 0.0)
+    usage["qty"] = usage["quantity"].astype(float)
     inside = (usage["usage_date"] >= since) & (usage["usage_date"] <= until)
     tax = b[(b["kind"] == "tax") & (b["usage_date"] >= since) & (b["usage_date"] <= until)]["unblended_cost"].sum()
     return usage[inside].reset_index(drop=True), float(tax)
 
 
 def _split(rows: pd.DataFrame, shares: pd.DataFrame, on: list[str], weight: str) -> pd.DataFrame:
-    """Each row of `rows` (with usd) spread over the `shares` rows that match it `on`, by `weight`; a row
-    with no match is kept whole with the share columns empty."""
+    """Each row of `rows` (with AMOUNTS) spread over the `shares` rows that match it `on`, by `weight`; a
+    row with no match is kept whole with the share columns empty."""
     if rows.empty:
         return rows
     s = shares[shares[weight] > 0].copy()
@@ -89,12 +81,17 @@ def _split(rows: pd.DataFrame, shares: pd.DataFrame, on: list[str], weight: str)
     return out.drop(columns=[c for c in ("_w", weight) if c in out.columns])
 
 
+def _place(rows: pd.DataFrame, anchor: str, model: pd.DataFrame, weight: str) -> pd.DataFrame:
+    """Lines whose resource id gave them `anchor` (domain or repository) stay there; the others (an export
+    without resource IDs) are spread over the `model` rows of their day, account and region by `weight`."""
+    loose = rows[rows[anchor].isna()].drop(columns=[c for c in model.columns if c in rows.columns and c not in SITE])
+    return pd.concat([rows[rows[anchor].notna()], _split(loose, model, SITE, weight)], ignore_index=True)
+
+
 def allocation(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date,
                spread: tuple[str, ...] = ADJUSTING) -> tuple[pd.DataFrame, float]:
     """The finest billed rows: FINE keys, kind, usd, gross, qty. Returns (rows, tax_usd of the window)."""
     usage, tax = usage_lines(con, since, until, spread)
-    for c in ("usage_date",):
-        usage[c] = pd.to_datetime(usage[c]).dt.date
     items = costs.request_attribution(con, settings, since, until)[[*FINE, "requests"]]
     items["usage_date"] = pd.to_datetime(items["usage_date"]).dt.date
     storage_model = costs.storage_daily(con, settings, since, until)[[*SITE, "domain", "gb_month"]]
@@ -103,32 +100,23 @@ def allocation(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, 
     moved["usage_date"] = pd.to_datetime(moved["usage_date"]).dt.date
     moved["out_bytes"] = moved["internet_bytes"] + moved["other_region_bytes"]
     base = usage[[*SITE, "domain", "repository", "kind", *AMOUNTS]]
+    repo = [*SITE, "domain", "repository"]
     parts = []
     # storage: on the domain, else over the model's domains; then over the domain's asset rows
-    st = base[base["kind"] == "storage"]
-    placed = pd.concat([st[st["domain"].notna()],
-                        _split(st[st["domain"].isna()].drop(columns="domain"), storage_model, SITE, "gb_month")],
-                       ignore_index=True)
+    placed = _place(base[base["kind"] == "storage"], "domain", storage_model, "gb_month")
     start_at = datetime.combine(since, time(0), tzinfo=UTC)
     end_at = datetime.combine(until + timedelta(days=1), time(0), tzinfo=UTC)
     shares = run(con, "cost_asset_shares", split=settings.costs.shared_asset_split, start_at=start_at, end_at=end_at)
     keys = ["account_id", "region", "domain"]
     parts.append(_split(placed.drop(columns="repository"), shares[[*keys, *FINE[4:9], "share"]], keys, "share"))
     # requests and other usage: on the repository (or domain), else over the day's repositories
-    rq = base[base["kind"].isin(("requests", "other_usage"))]
-    on_repo = rq[rq["domain"].notna()]
-    per_repo = items.groupby([*SITE, "domain", "repository"], dropna=False, as_index=False)["requests"].sum()
-    placed = pd.concat([on_repo, _split(rq[rq["domain"].isna()].drop(columns=["domain", "repository"]),
-                                        per_repo, SITE, "requests")], ignore_index=True)
-    parts.append(_split(placed, items, [*SITE, "domain", "repository"], "requests"))
+    per_repo = items.groupby(repo, dropna=False, as_index=False)["requests"].sum()
+    placed = _place(base[base["kind"].isin(("requests", "other_usage"))], "domain", per_repo, "requests")
+    parts.append(_split(placed, items, repo, "requests"))
     # transfer: on the repository, else over the day's repositories by bytes served out of the region
-    tr = base[base["kind"] == "transfer"]
-    repo_bytes = moved.groupby([*SITE, "domain", "repository"], dropna=False, as_index=False)["out_bytes"].sum()
-    placed = pd.concat([tr[tr["repository"].notna()],
-                        _split(tr[tr["repository"].isna()].drop(columns=["domain", "repository"]),
-                               repo_bytes, SITE, "out_bytes")], ignore_index=True)
-    parts.append(_split(placed, moved[[*SITE, "domain", "repository", *FINE[5:8], "out_bytes"]],
-                        [*SITE, "domain", "repository"], "out_bytes"))
+    repo_bytes = moved.groupby(repo, dropna=False, as_index=False)["out_bytes"].sum()
+    placed = _place(base[base["kind"] == "transfer"], "repository", repo_bytes, "out_bytes")
+    parts.append(_split(placed, moved[[*repo, *FINE[5:8], "out_bytes"]], repo, "out_bytes"))
     out = pd.concat([p.reindex(columns=[*FINE, "kind", *AMOUNTS]) for p in parts], ignore_index=True)
     return out, tax
 
@@ -140,14 +128,14 @@ def billed_report(con: duckdb.DuckDBPyConnection, settings: Settings, since: dat
     Columns: LEVELS[by], storage_usd, requests_usd, transfer_usd, other_usd, cost_usd, share_pct; rows add
     up to the window's billed CodeArtifact usage after credits and discounts. Returns (table, tax_usd).
     """
-    if by not in LEVELS:
-        raise ConfigError(f"cannot group costs by {by!r}", where="cost report", fix=f"use one of {', '.join(LEVELS)}")
+    if by not in costs.LEVELS:
+        raise ConfigError(f"cannot group costs by {by!r}", where="cost report", fix=f"use one of {', '.join(costs.LEVELS)}")
     if not billing.has_bill(con):
         raise ConfigError("no bill collected yet, so there is nothing billed to allocate", where="--basis billed",
                           fix="set [cur] sources and run `caa collect cur`, or use --basis modeled")
     since, until = costs.default_window(con, since, until)
     rows, tax = allocation(con, settings, since, until)
-    keys = LEVELS[by]
+    keys = costs.LEVELS[by]
     if by == "team":
         rows = costs._with_team(rows, costs.repository_teams(con, settings), settings)  # noqa: SLF001
     names = {"storage": "storage_usd", "requests": "requests_usd", "transfer": "transfer_usd",

@@ -98,19 +98,19 @@ def grain_note(con: duckdb.DuckDBPyConnection, grain: str) -> str | None:
 # ---------------------------------------------------------------- the model at the bill's grains
 
 def _modeled(con: duckdb.DuckDBPyConnection, settings: Settings, start: date, end: date, grain: str) -> pd.DataFrame:
-    """Modeled cost and quantity at `grain`: columns GRAINS[grain], modeled_usd, modeled_quantity."""
+    """Modeled cost and quantity at `grain`: columns GRAINS[grain], modeled_usd, modeled_quantity (the domain
+    grain is storage only, the repository grain requests only, as the bill ties them)."""
     keys = GRAINS[grain]
-    s = costs.storage_daily(con, settings, start, end).rename(
-        columns={"storage_usd": "modeled_usd", "gb_month": "modeled_quantity"}).assign(kind="storage")
-    parts = [s]
-    if grain != "domain":
-        r = costs.request_attribution(con, settings, start, end).rename(
-            columns={"requests_usd": "modeled_usd", "requests": "modeled_quantity"}).assign(kind="requests")
-        parts.append(r)
-        if grain == "usage_type":
-            t = transfer.daily(con, settings, start, end).rename(
-                columns={"transfer_usd": "modeled_usd", "gb": "modeled_quantity"}).assign(kind="transfer")
-            parts.append(t)
+    parts = []
+    if grain in ("usage_type", "domain"):
+        parts.append(costs.storage_daily(con, settings, start, end).rename(
+            columns={"storage_usd": "modeled_usd", "gb_month": "modeled_quantity"}).assign(kind="storage"))
+    if grain in ("usage_type", "repository"):
+        parts.append(costs.request_attribution(con, settings, start, end).rename(
+            columns={"requests_usd": "modeled_usd", "requests": "modeled_quantity"}).assign(kind="requests"))
+    if grain == "usage_type":
+        parts.append(transfer.daily(con, settings, start, end).rename(
+            columns={"transfer_usd": "modeled_usd", "gb": "modeled_quantity"}).assign(kind="transfer"))
     df = pd.concat([p.reindex(columns=[*keys, "modeled_usd", "modeled_quantity"]) for p in parts], ignore_index=True)
     df["modeled_quantity"] = df["modeled_quantity"].astype(float)
     return df.groupby(keys, dropna=False, as_index=False)[["modeled_usd", "modeled_quantity"]].sum()
@@ -123,10 +123,16 @@ def _billed(bill: pd.DataFrame, grain: str) -> pd.DataFrame:
         usage = usage[(usage["kind"] == "storage") & usage["domain"].notna()]
     elif grain == "repository":
         usage = usage[(usage["kind"] == "requests") & usage["domain"].notna()]
-    quantity = usage["usage_amount"].where(~usage["usage_type"].fillna("").str.startswith("Global-"), 0.0)
-    usage = usage.assign(actual_quantity=quantity.astype(float).fillna(0.0))
     return usage.groupby(keys, dropna=False, as_index=False).agg(
-        actual_usd=("unblended_cost", "sum"), actual_quantity=("actual_quantity", "sum"))
+        actual_usd=("unblended_cost", "sum"), actual_quantity=("quantity", "sum"))
+
+
+def _with_diffs(df: pd.DataFrame) -> pd.DataFrame:
+    """diff_usd, diff_pct and quantity_diff_pct of modeled vs actual, added to `df`."""
+    df["diff_usd"] = df["modeled_usd"] - df["actual_usd"]
+    df["diff_pct"] = costs._diff_pct(df["modeled_usd"], df["actual_usd"])  # noqa: SLF001
+    df["quantity_diff_pct"] = costs._diff_pct(df["modeled_quantity"], df["actual_quantity"])  # noqa: SLF001
+    return df
 
 
 def reconcile(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | None = None,
@@ -144,19 +150,12 @@ def reconcile(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | 
         return pd.DataFrame(columns=[*keys, *COLUMNS])
     modeled = _modeled(con, settings, *days, grain)
     billed = _billed(lines(con, *days), grain)
-    if grain == "domain":  # only domains the bill names: a domain-less line cannot be matched
-        modeled = modeled[modeled["kind"] == "storage"]
-    if grain == "repository":
-        modeled = modeled[modeled["kind"] == "requests"]
     for df in (modeled, billed):
         df["usage_date"] = pd.to_datetime(df["usage_date"]).dt.date
     df = modeled.merge(billed, on=keys, how="outer")
     for c in ("modeled_usd", "actual_usd", "modeled_quantity", "actual_quantity"):
         df[c] = df[c].astype(float).fillna(0.0)
-    df["diff_usd"] = df["modeled_usd"] - df["actual_usd"]
-    df["diff_pct"] = costs._diff_pct(df["modeled_usd"], df["actual_usd"])  # noqa: SLF001
-    df["quantity_diff_pct"] = costs._diff_pct(df["modeled_quantity"], df["actual_quantity"])  # noqa: SLF001
-    return df.sort_values(keys, ignore_index=True, na_position="first")[[*keys, *COLUMNS]]
+    return _with_diffs(df).sort_values(keys, ignore_index=True, na_position="first")[[*keys, *COLUMNS]]
 
 
 def summary(daily: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -167,10 +166,7 @@ def summary(daily: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=[*by, "first_day", "last_day", *COLUMNS])
     df = daily.groupby(by, dropna=False, as_index=False).agg(
         first_day=("usage_date", "min"), last_day=("usage_date", "max"), **{v: (v, "sum") for v in values})
-    df["diff_usd"] = df["modeled_usd"] - df["actual_usd"]
-    df["diff_pct"] = costs._diff_pct(df["modeled_usd"], df["actual_usd"])  # noqa: SLF001
-    df["quantity_diff_pct"] = costs._diff_pct(df["modeled_quantity"], df["actual_quantity"])  # noqa: SLF001
-    return df[[*by, "first_day", "last_day", *COLUMNS]]
+    return _with_diffs(df)[[*by, "first_day", "last_day", *COLUMNS]]
 
 
 # ---------------------------------------------------------------- what is not usage
@@ -211,16 +207,7 @@ def tag_teams(con: duckdb.DuckDBPyConnection, settings: Settings) -> pd.DataFram
     cols = ["account_id", "region", "domain", "repository", "team"]
     if not key:
         return pd.DataFrame(columns=cols)
-    tags = run(con, "bill_resource_tags")
-    wanted = [key, f"user_{key}", f"user:{key}", f"user_{key.lower()}"]
-
-    def team(m: object) -> str | None:
-        d = dict(m) if m is not None and not isinstance(m, float) else {}
-        if isinstance(m, dict) and "key" in m:  # DuckDB's MAP as {'key': [...], 'value': [...]}
-            d = dict(zip(m["key"], m["value"], strict=True))
-        return next((d[k] for k in wanted if d.get(k)), None)
-
-    tags["team"] = [team(m) for m in tags["tags"]]
+    tags = run(con, "bill_resource_tags", key=key)
     tags = tags[tags["team"].notna()]
     repos = tags[tags["repository"].notna()][cols]
     domains = tags[tags["repository"].isna()][["account_id", "region", "domain", "team"]]

@@ -148,6 +148,11 @@ def month_window(until: date) -> tuple[date, date]:
     return last_full_month(until) if early_in_month(start, until) else (start, until)
 
 
+def next_month_start(d: date) -> date:
+    """The first day of the month after d's."""
+    return (d.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
 def last_full_month(until: date) -> tuple[date, date]:
     """The calendar month before the one `until + 1 day` falls in: (first day, last day)."""
     end = (until + timedelta(days=1)).replace(day=1) - timedelta(days=1)

@@ -29,6 +29,7 @@ import duckdb
 import pandas as pd
 
 from analytics import billed, billing, costs, reports
+from core.aws import codeartifact_arn
 from core.errors import ConfigError
 from core.settings import Settings
 
@@ -48,18 +49,6 @@ COLUMNS = ["BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurre
            "PublisherName", "RegionId", "RegionName", "ResourceId", "ResourceName", "ResourceType",
            "ServiceCategory", "ServiceName", "ServiceSubcategory", "SubAccountId", "SubAccountName", "Tags",
            "x_Domain", "x_Repository", "x_Format", "x_Namespace", "x_Package", "x_Team", "x_Kind", "x_UsageBasis"]
-
-
-def _next_month(d: date) -> date:
-    return (d.replace(day=28) + timedelta(days=4)).replace(day=1)
-
-
-def _arn(account: str, region: str, domain: str | None, repository: str | None) -> str | None:
-    if not isinstance(domain, str):
-        return None
-    if isinstance(repository, str):
-        return f"arn:aws:codeartifact:{region}:{account}:repository/{domain}/{repository}"
-    return f"arn:aws:codeartifact:{region}:{account}:domain/{domain}"
 
 
 def rows(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | None = None, until: date | None = None,
@@ -89,7 +78,8 @@ def rows(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | None 
     use["PricingUnit"] = use["kind"].map(UNITS)
     use["ResourceType"] = [("Repository" if isinstance(r, str) and k != "storage" else "Domain") if isinstance(d, str)
                            else None for d, r, k in zip(use["domain"], use["repository"], use["kind"], strict=True)]
-    use["ResourceId"] = [_arn(a, g, d, r if t == "Repository" else None) for a, g, d, r, t in
+    use["ResourceId"] = [codeartifact_arn(a, g, d, r if t == "Repository" else None) if isinstance(d, str) else None
+                         for a, g, d, r, t in
                          zip(use["account_id"], use["region"], use["domain"], use["repository"], use["ResourceType"],
                              strict=True)]
     use["ResourceName"] = [(r if t == "Repository" else d) if isinstance(t, str) else None
@@ -113,7 +103,7 @@ def rows(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | None 
     df["SubAccountId"] = df["account_id"]
     df["BillingCurrency"] = currency
     df["BillingPeriodStart"] = [d.replace(day=1) for d in df["usage_date"]]
-    df["BillingPeriodEnd"] = [_next_month(d) for d in df["usage_date"]]
+    df["BillingPeriodEnd"] = [costs.next_month_start(d) for d in df["usage_date"]]
     df["ChargePeriodStart"] = df["usage_date"]
     df["ChargePeriodEnd"] = [d + timedelta(days=1) for d in df["usage_date"]]
     df["RegionId"] = df["region"]

@@ -63,6 +63,13 @@ class Scope:
         return " ".join(parts) or "all"
 
 
+def codeartifact_arn(account: str, region: str, domain: str, repository: str | None = None) -> str:
+    """A domain's ARN, or a repository's when `repository` is given (the resource ids of the CUR 2.0 bill)."""
+    if repository:
+        return f"arn:aws:codeartifact:{region}:{account}:repository/{domain}/{repository}"
+    return f"arn:aws:codeartifact:{region}:{account}:domain/{domain}"
+
+
 def iam_action(service: str, operation: str) -> str:
     return IAM_ACTION_OVERRIDES.get((service, operation), f"{IAM_PREFIX.get(service, service)}:{operation}")
 

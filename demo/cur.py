@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analytics import ip_ranges
+from core.aws import codeartifact_arn
 from demo.moto_seed import REGION_CODES
 
 EXPORT = "caa-demo-cur2"
@@ -98,12 +99,6 @@ class Bill:
         })
 
 
-def _arn(account: str, region: str, domain: str, repository: str | None) -> str:
-    if repository:
-        return f"arn:aws:codeartifact:{region}:{account}:repository/{domain}/{repository}"
-    return f"arn:aws:codeartifact:{region}:{account}:domain/{domain}"
-
-
 def _tags(repo_tags: dict[tuple[str, str], dict[str, str]], domain: str, repository: str | None) -> dict[str, str]:
     """CUR 2.0 spells an enabled user tag `team` as the key `user_team`."""
     return {f"user_{k.replace('-', '_')}": v for k, v in repo_tags.get((domain, repository or ""), {}).items()}
@@ -125,7 +120,7 @@ def bills(truth: dict[str, Any], prices: Any, accounts: list[str], repo_tags: di
         price = prices.for_region(r["region"])[0]
         gb_mo = r["storage_byte_hours"] / (GIB * calendar.monthrange(d.year, d.month)[1] * 24)
         bill(d).add(r["account_id"], d, usage_type=f"{REGION_CODES[r['region']]}-TimedStorage-ByteHrs",
-                    operation="Storage", resource=_arn(r["account_id"], r["region"], r["domain"], None),
+                    operation="Storage", resource=codeartifact_arn(r["account_id"], r["region"], r["domain"], None),
                     amount=gb_mo, rate=price, cost=round(gb_mo, 10) * price, region=r["region"], unit="GB-Mo",
                     description=f"${price} per GB-Mo of storage", tags=_tags(repo_tags, r["domain"], None))
     free: dict[tuple[str, date], float] = defaultdict(lambda: float(FREE_REQUESTS))
@@ -140,7 +135,7 @@ def bills(truth: dict[str, Any], prices: Any, accounts: list[str], repo_tags: di
         gratis = min(left, r["requests"])
         free[(r["account_id"], _month(d))] = left - gratis
         common = {"usage_type": f"{REGION_CODES[r['region']]}-Requests", "operation": "Requests",
-                  "resource": _arn(r["account_id"], r["region"], r["domain"], r["repository"]),
+                  "resource": codeartifact_arn(r["account_id"], r["region"], r["domain"], r["repository"]),
                   "region": r["region"], "unit": "Requests", "tags": _tags(repo_tags, r["domain"], r["repository"])}
         if gratis:
             bill(d).add(r["account_id"], d, amount=gratis, rate=0.0, cost=0.0, **common,
@@ -189,7 +184,7 @@ def _transfer(truth: dict[str, Any], prices: Any, through: date, bill: Any,
         d = date.fromisoformat(day)
         gb = nbytes / GIB
         code = REGION_CODES[region]
-        common = {"resource": _arn(account, region, domain, repo), "region": region, "unit": "GB",
+        common = {"resource": codeartifact_arn(account, region, domain, repo), "region": region, "unit": "GB",
                   "tags": _tags(repo_tags, domain, repo)}
         if cls == "internet":
             rate = prices.transfer_internet_usd_per_gb

@@ -30,15 +30,10 @@ from analytics.queries import sql
 from core import lake, store
 from core.clock import utc_midnight
 
-# each filled by analytics/sql/rollup_<table>.sql, one row per UTC day (principal_hours: per hour of the day)
+# each filled by analytics/sql/rollup_<table>.sql (into the TEMP table new_<table>), one row per UTC day
+# (principal_hours: per hour of the day), and kept as files of the lake (core/lake.py ROLLUPS)
 TABLES = ("event_days", "download_days", "download_sessions_days", "principal_hours")
-_DAY = {t: "day" for t in TABLES} | {"principal_hours": "CAST(hour_at AT TIME ZONE 'UTC' AS DATE)"}
 SPAN_DAYS = 31  # days per refresh statement: bounds the memory of a backfill's flush
-
-
-def _insert_all(con: duckdb.DuckDBPyConnection, bounds: dict) -> None:
-    for table in TABLES:
-        con.execute(sql(f"rollup_{table}"), bounds)
 
 
 def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
@@ -53,22 +48,27 @@ def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
 
 
 def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
-    """Recompute the rollup rows of `days` (UTC) from `events`. Call it inside the caller's transaction."""
+    """Recompute the rollup rows of `days` (UTC) from `events`: new files for those days replace the old
+    ones. Call it inside the caller's transaction."""
     for first, last in _spans(days):
-        for table in TABLES:
-            con.execute(f"DELETE FROM {table} WHERE {_DAY[table]} BETWEEN $first AND $last", {"first": first, "last": last})
         lo, hi = utc_midnight(first), utc_midnight(last + timedelta(days=1))
         with lake.window(con, lo, hi):  # read only the span's files of the events lake
-            _insert_all(con, {"lo": lo, "hi": hi})
+            for table in TABLES:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE new_{table} AS SELECT * FROM {lake.ROLLUPS[table].rows} "
+                            "LIMIT 0")
+                con.execute(sql(f"rollup_{table}"), {"lo": lo, "hi": hi})
+        for table in TABLES:
+            lake.replace_days(con, lake.ROLLUPS[table], f"new_{table}", first, last)
+            con.execute(f"DROP TABLE new_{table}")
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
-    """Recompute every day (a store whose events predate the rollups)."""
+    """Recompute every day (a store whose events predate the rollups, or whose rollups lost count)."""
     for table in TABLES:
-        con.execute(f"DELETE FROM {table}")
-    lo_hi = con.execute("SELECT min(event_at), max(event_at) FROM events").fetchone()
+        lake.clear(con, lake.ROLLUPS[table])
+    lo_hi = con.execute(f"SELECT min({lake.DAY_SQL}), max({lake.DAY_SQL}) FROM events").fetchone()
     if lo_hi[0] is not None:
-        _insert_all(con, {"lo": lo_hi[0], "hi": lo_hi[1] + timedelta(microseconds=1)})
+        refresh(con, [lo_hi[0] + timedelta(days=i) for i in range((lo_hi[1] - lo_hi[0]).days + 1)])
 
 
 def heal(con: duckdb.DuckDBPyConnection) -> bool:

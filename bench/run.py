@@ -58,7 +58,8 @@ def _fresh(db: Path) -> Path:
     for p in db.parent.glob(db.name + "*"):
         p.unlink()
     db.with_name(db.stem + ".read.duckdb").unlink(missing_ok=True)
-    shutil.rmtree(lake.lake_dir(db), ignore_errors=True)
+    for folder in lake.folders(db):
+        shutil.rmtree(folder, ignore_errors=True)
     return db
 
 

@@ -111,7 +111,8 @@ def _hardlink_copy(src: Path, dst: Path) -> Path:
     shutil.rmtree(dst.parent, ignore_errors=True)
     dst.parent.mkdir(parents=True)
     shutil.copyfile(src, dst)
-    shutil.copytree(lake.lake_dir(src), lake.lake_dir(dst), copy_function=os.link)
+    for a, b in zip(lake.folders(src), lake.folders(dst), strict=True):
+        shutil.copytree(a, b, copy_function=os.link)
     return dst
 
 
@@ -144,8 +145,8 @@ def measure(n: int, runs: int = 3, increment: tuple[Path, int, date] | None = No
         t = time.perf_counter()
         store.publish_snapshot(db)
         publish.append(time.perf_counter() - t)
-    lake_bytes = _du([lake.lake_dir(db)])
-    disk = _du([db, store.snapshot_path(db), lake.lake_dir(db)])
+    lake_bytes = _du(lake.folders(db))
+    disk = _du([db, store.snapshot_path(db), *lake.folders(db)])
     q = dashboard.query_times(db, runs=1)["queries"]
     return {"events": n, "increment_events": incr_events, "increment_secs": got["wall"],
             "increment_rows": got["rows"], "increment_rss": got["rss_bytes"],

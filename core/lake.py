@@ -1,8 +1,8 @@
-"""The events lake: `events` kept as day-partitioned Parquet files written once, so publishing a store
-costs what changed, not what it holds.
+"""The lake: `events` and the rollups kept as day-partitioned Parquet files written once, so publishing a
+store costs what changed, not what it holds.
 
-The layout is a contract (README: the store), the same one the Spark extract writes and Spark, Athena or
-DuckDB read directly:
+The events' layout is a contract (README: the store), the same one the Spark extract writes and Spark,
+Athena or DuckDB read directly:
 
     <stem>.events/day=YYYY-MM-DD/<uuid>.parquet
 
@@ -10,18 +10,23 @@ Each file holds events of one UTC day, exactly the columns of `events` in their 
 event_at, zstd-compressed. Files are never changed: a batch adds files, compaction writes a day's files
 as one new file and retires the old ones.
 
-The catalog is the store's table `event_files` (file relative to the lake, day, rows, min_at, max_at,
-bytes, added_at, retired_at; live while retired_at is NULL). It commits in the same transaction as the
-rows that depend on it (the trail-file ledger, the watermark), so a file is part of the store exactly
-when its catalog row is committed. `events` is a view over the live files (absolute paths, rebuilt
-whenever the catalog changes and when a writer opens the store) plus the table `event_rows`, where the
-events of a store from before the lake wait until the first write session moves them. A file written by
-a process killed before its commit is in no catalog row: the next writer removes it (sweep). A retired
-file stays on disk RETIRED_GRACE after it was retired, so a reader that opened an older snapshot keeps
-seeing its version until it reopens.
+The rollups (event_days, download_days, download_sessions_days, principal_hours; analytics/rollups.py)
+live the same way under `<stem>.rollups/<table>/`: a refresh of some days writes one new file per day and
+retires the files it replaces; once a month is over, its day files are compacted into one
+`month=YYYY-MM/<uuid>.parquet`, so a year is about 12 files a table plus the current month's days.
 
-Reads and writes: the lake folder and, through the caller's connection, event_files, event_rows and the
-`events` view. Callers hold the store's write lock (core/store.py).
+The catalog is the store's table `lake_files` (dataset, file relative to the dataset's folder, first day,
+rows, min_at, max_at, bytes, added_at, retired_at; live while retired_at is NULL). It commits in the same
+transaction as the rows that depend on it (the trail-file ledger, the watermark), so a file is part of
+the store exactly when its catalog row is committed. Each dataset is a view over its live files
+(absolute paths, rebuilt whenever the catalog changes and when a writer opens the store) plus its table
+`<name>_rows` (`event_rows` for events), where the rows of a store from before the lake wait until the
+first write session moves them. A file written by a process killed before its commit is in no catalog
+row: the next writer removes it (sweep). A retired file stays on disk RETIRED_GRACE after it was
+retired, so a reader that opened an older snapshot keeps seeing its version until it reopens.
+
+Reads and writes: the lake folders and, through the caller's connection, lake_files, the `_rows` tables
+and the datasets' views. Callers hold the store's write lock (core/store.py).
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -41,69 +47,114 @@ from core.clock import utc_now
 COLUMNS = ("event_id, event_at, event_name, account_id, region, domain, domain_owner, repository, format, "
            "namespace, package, version, asset, principal_arn, principal_type, source_ip, user_agent, "
            "error_code, request_uri")
-COMPACT_AT = 8  # a day with this many live files is rewritten as one
+COMPACT_AT = 8  # an events day with this many live files is rewritten as one
 RETIRED_GRACE = timedelta(hours=1)
 DAY_SQL = "CAST(event_at AT TIME ZONE 'UTC' AS DATE)"
 
 
+@dataclass(frozen=True)
+class Dataset:
+    name: str  # the view readers query
+    rows: str  # the table of rows not in files (a store from before the lake, tests)
+    day: str  # SQL: the UTC day of a row
+    folder: str  # beside the store: "{stem}" is the store's stem
+
+
+EVENTS = Dataset("events", "event_rows", DAY_SQL, "{stem}.events")
+ROLLUPS = {t: Dataset(t, f"{t}_rows", "day", f"{{stem}}.rollups/{t}")
+           for t in ("event_days", "download_days", "download_sessions_days")}
+ROLLUPS["principal_hours"] = Dataset("principal_hours", "principal_hours_rows",
+                                     "CAST(hour_at AT TIME ZONE 'UTC' AS DATE)", "{stem}.rollups/principal_hours")
+DATASETS = {EVENTS.name: EVENTS, **ROLLUPS}
+
+
+def _stem(db: Path) -> Path:
+    db = Path(db).resolve()
+    return db.with_name(db.stem.removesuffix(".read"))
+
+
 def lake_dir(db: Path) -> Path:
     """`<stem>.events/` beside the store (also when given its reader snapshot `<stem>.read.duckdb`)."""
-    return Path(db).resolve().with_name(Path(db).stem.removesuffix(".read") + ".events")
+    return folder_of(db, EVENTS)
 
 
-def root_of(con: duckdb.DuckDBPyConnection) -> Path:
-    """The lake of the store `con` is connected to; an in-memory store (tests) gets a temporary folder."""
+def folder_of(db: Path, ds: Dataset) -> Path:
+    stem = _stem(db)
+    return stem.parent / ds.folder.format(stem=stem.name)
+
+
+def folders(db: Path) -> list[Path]:
+    """The folders beside store `db` that hold its lake: `<stem>.events/` and `<stem>.rollups/`."""
+    stem = _stem(db)
+    return [lake_dir(db), stem.with_name(f"{stem.name}.rollups")]
+
+
+def root_of(con: duckdb.DuckDBPyConnection, ds: Dataset = EVENTS) -> Path:
+    """The folder of `ds` for the store `con` is connected to; an in-memory store (tests) gets a temporary
+    folder."""
     path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
     if path:
-        return lake_dir(Path(path))
+        return folder_of(Path(path), ds)
     con.execute("CREATE TEMP TABLE IF NOT EXISTS caa_memory_lake (path VARCHAR)")
     got = con.execute("SELECT path FROM caa_memory_lake").fetchone()
     if got is None:
         got = (tempfile.mkdtemp(prefix="caa-memory-lake-"),)
         con.execute("INSERT INTO caa_memory_lake VALUES (?)", got)
-    return Path(got[0])
+    return folder_of(Path(got[0]) / "memory.duckdb", ds)
 
 
 def _quote(path: Path | str) -> str:
     return str(path).replace("'", "''")
 
 
-def _live(con: duckdb.DuckDBPyConnection, where: str = "TRUE", params: list | None = None) -> list[str]:
-    return [f for (f,) in con.execute(f"SELECT file FROM event_files WHERE retired_at IS NULL AND {where} "
-                                      "ORDER BY day, file", params or []).fetchall()]
+def _live(con: duckdb.DuckDBPyConnection, ds: Dataset, where: str = "TRUE", params: list | None = None) -> list[str]:
+    return [f for (f,) in con.execute(f"SELECT file FROM lake_files WHERE dataset = ? AND retired_at IS NULL AND "
+                                      f"{where} ORDER BY day, file", [ds.name, *(params or [])]).fetchall()]
 
 
 def present(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the store has the lake's catalog (migration 011; not in tests of older schemas)."""
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'event_files' "
+    """Whether the store has the lake's catalog (migration 012; not in tests of older schemas)."""
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'lake_files' "
                             "AND database_name = current_database()").fetchone()[0])
 
 
-def rebuild_view(con: duckdb.DuckDBPyConnection) -> None:
-    """`events` = the live files + event_rows. Call inside the transaction that changed the catalog."""
-    root = root_of(con)
-    con.execute(f"CREATE OR REPLACE VIEW events AS {_union([str(root / f) for f in _live(con)], COLUMNS)}")
+def columns(con: duckdb.DuckDBPyConnection, ds: Dataset) -> str:
+    """The columns of `ds`, in order (those of its `_rows` table)."""
+    if ds is EVENTS:
+        return COLUMNS
+    return ", ".join(c for (c,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database() "
+        "ORDER BY column_index", [ds.rows]).fetchall())
 
 
-def _union(files: list[str], columns: str, where: str = "") -> str:
-    """`columns` of the given lake files and of event_rows (the files' paths as literals)."""
-    rows = f"SELECT {columns} FROM event_rows{where}"
+def rebuild_view(con: duckdb.DuckDBPyConnection, *datasets: Dataset) -> None:
+    """Each dataset's view (default: all) = its live files + its `_rows` table. Call inside the transaction
+    that changed the catalog."""
+    for ds in datasets or DATASETS.values():
+        root = root_of(con, ds)
+        con.execute(f"CREATE OR REPLACE VIEW {ds.name} AS "
+                    f"{_union(ds, [str(root / f) for f in _live(con, ds)], columns(con, ds))}")
+
+
+def _union(ds: Dataset, files: list[str], cols: str, where: str = "") -> str:
+    """`cols` of the given files of `ds` and of its `_rows` table (the files' paths as literals)."""
+    rows = f"SELECT {cols} FROM {ds.rows}{where}"
     if not files:
         return rows
     listed = ", ".join(f"'{_quote(f)}'" for f in files)
-    return f"SELECT {columns} FROM read_parquet([{listed}]){where} UNION ALL {rows}"
+    return f"SELECT {cols} FROM read_parquet([{listed}]){where} UNION ALL {rows}"
 
 
-def files_between(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> list[str]:
-    """Absolute paths of the live files holding any event in [lo, hi]."""
-    root = root_of(con)
-    return [str(root / f) for f in _live(con, "max_at >= ? AND min_at <= ?", [lo, hi])]
+def files_between(con: duckdb.DuckDBPyConnection, lo: object, hi: object, ds: Dataset = EVENTS) -> list[str]:
+    """Absolute paths of the live files of `ds` holding any row in [lo, hi]."""
+    root = root_of(con, ds)
+    return [str(root / f) for f in _live(con, ds, "max_at >= ? AND min_at <= ?", [lo, hi])]
 
 
 def window_sql(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> str:
     """A SELECT of the events columns that reads only the files that can hold events in [lo, hi) (as
     literals; the caller adds its own conditions on event_at)."""
-    return _union(files_between(con, lo, hi), COLUMNS)
+    return _union(EVENTS, files_between(con, lo, hi), COLUMNS)
 
 
 @contextmanager
@@ -121,112 +172,177 @@ def window(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> Iterator[N
 def ids_between_sql(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> str:
     """A SELECT of the event_ids stored between lo and hi ($lo, $hi), reading only the files that can hold
     them (a dedupe must not open every file of the store)."""
-    return _union(files_between(con, lo, hi), "event_id", " WHERE event_at BETWEEN $lo AND $hi")
+    return _union(EVENTS, files_between(con, lo, hi), "event_id", " WHERE event_at BETWEEN $lo AND $hi")
 
 
-def _write_day(con: duckdb.DuckDBPyConnection, root: Path, select: str, day: object,
-               params: dict | None = None) -> tuple[str, int]:
-    rel = f"day={day}/{uuid.uuid4().hex}.parquet"
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"COPY ({select} ORDER BY event_at) TO '{_quote(path)}' (FORMAT parquet, COMPRESSION zstd, "
-                "ROW_GROUP_SIZE 122880)", params or {})
-    return rel, path.stat().st_size
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
 
 
-def append(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    """Write the rows of `table` (the events columns; a temp table of the caller) as new files, one per UTC
+def append(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset = EVENTS) -> int:
+    """Write the rows of `table` (the columns of `ds`; a temp table of the caller) as new files, one per UTC
     day (one COPY for all of them), and register them. Call inside the caller's transaction. Returns the
     rows added."""
     if not con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
         return 0
-    root = root_of(con)
+    root = root_of(con, ds)
     root.mkdir(parents=True, exist_ok=True)
+    cols = columns(con, ds)
+    if ds.day == "day":  # a rollup with its own day column: the files keep it
+        select, keep = f"SELECT {cols} FROM {table}", ", WRITE_PARTITION_COLUMNS true"
+    else:  # the day is derived, and only the folder names it (the files hold exactly the columns of `ds`)
+        select, keep = f"SELECT {cols}, {ds.day} AS day FROM {table}", ""
+    order = " ORDER BY event_at" if ds is EVENTS else ""
     written = con.execute(
-        f"COPY (SELECT {COLUMNS}, {DAY_SQL} AS day FROM {table} ORDER BY event_at) TO '{_quote(root)}' "
-        "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (day), APPEND, FILENAME_PATTERN '{uuid}', RETURN_FILES)"
-    ).fetchone()[1]
-    return _register(con, root, written)
+        f"COPY ({select}{order}) TO '{_quote(root)}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (day){keep}, "
+        "APPEND, FILENAME_PATTERN '{uuid}', RETURN_FILES)").fetchone()[1]
+    return _register(con, ds, root, written)
 
 
-def _register(con: duckdb.DuckDBPyConnection, root: Path, written: list[str]) -> int:
-    """Catalog rows for freshly written files (their day from the path, their counts from the files)."""
-    stats = con.execute("SELECT filename, count(*), min(event_at), max(event_at) FROM read_parquet($f, "
-                        "filename = true, hive_partitioning = false) GROUP BY filename", {"f": written}).fetchall()
+def _register(con: duckdb.DuckDBPyConnection, ds: Dataset, root: Path, written: list[str]) -> int:
+    """Catalog rows for freshly written files: their day from the path, their counts and time range from
+    the files (a rollup file's range is its whole days)."""
+    at = "min(event_at), max(event_at)" if ds is EVENTS else f"min({ds.day}), max({ds.day})"
+    stats = con.execute(f"SELECT filename, count(*), {at} FROM read_parquet($f, filename = true, "
+                        "hive_partitioning = false) GROUP BY filename", {"f": written}).fetchall()
     now = utc_now()
     for path, n, lo, hi in stats:
         rel = Path(path).relative_to(root).as_posix()
         day = rel.split("/", 1)[0].removeprefix("day=")
-        con.execute("INSERT INTO event_files VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                    [rel, day, n, lo, hi, Path(path).stat().st_size, now])
-    rebuild_view(con)
+        if ds is not EVENTS:
+            lo, hi = _midnight(lo), _midnight(hi + timedelta(days=1)) - timedelta(microseconds=1)
+        _catalog(con, ds, rel, day, n, lo, hi, Path(path).stat().st_size, now)
+    rebuild_view(con, ds)
     return sum(n for _, n, _, _ in stats)
 
 
+def _catalog(con: duckdb.DuckDBPyConnection, ds: Dataset, rel: str, day: object, n: int, lo: object, hi: object,
+             size: int, now: datetime) -> None:
+    con.execute("INSERT INTO lake_files (dataset, file, day, rows, min_at, max_at, bytes, added_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [ds.name, rel, day, n, lo, hi, size, now])
+
+
+def replace_days(con: duckdb.DuckDBPyConnection, ds: Dataset, table: str, first: date, last: date) -> None:
+    """Make the rows of `ds` on the days [first, last] those of `table` (a temp table of the caller, with
+    the columns of `ds`): the live files holding any of those days are retired, the rows they hold on
+    other days (a compacted month) are written again with `table`'s. Call inside the caller's
+    transaction."""
+    lo, hi = _midnight(first), _midnight(last + timedelta(days=1)) - timedelta(microseconds=1)
+    old = _live(con, ds, "max_at >= ? AND min_at <= ?", [lo, hi])
+    if old:
+        root = root_of(con, ds)
+        listed = ", ".join(f"'{_quote(root / f)}'" for f in old)
+        con.execute(f"INSERT INTO {table} SELECT {columns(con, ds)} FROM read_parquet([{listed}]) "
+                    f"WHERE {ds.day} NOT BETWEEN $first AND $last", {"first": first, "last": last})
+        con.execute("UPDATE lake_files SET retired_at = ? WHERE dataset = ? AND retired_at IS NULL AND file IN "
+                    "(SELECT unnest(?))", [utc_now(), ds.name, old])
+    con.execute(f"DELETE FROM {ds.rows} WHERE {ds.day} BETWEEN $first AND $last", {"first": first, "last": last})
+    if not append(con, table, ds):
+        rebuild_view(con, ds)
+
+
+def clear(con: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
+    """Retire every file of `ds` and empty its `_rows` table (a rebuild). Inside the caller's transaction."""
+    con.execute("UPDATE lake_files SET retired_at = ? WHERE dataset = ? AND retired_at IS NULL", [utc_now(), ds.name])
+    con.execute(f"DELETE FROM {ds.rows}")
+    rebuild_view(con, ds)
+
+
+def _write(con: duckdb.DuckDBPyConnection, ds: Dataset, root: Path, folder: str, files: list[str]) -> tuple[str, int]:
+    rel = f"{folder}/{uuid.uuid4().hex}.parquet"
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    listed = ", ".join(f"'{_quote(root / f)}'" for f in files)
+    order = " ORDER BY event_at" if ds is EVENTS else ""
+    con.execute(f"COPY (SELECT {columns(con, ds)} FROM read_parquet([{listed}]){order}) TO '{_quote(path)}' "
+                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)")
+    return rel, path.stat().st_size
+
+
+def _merge(con: duckdb.DuckDBPyConnection, ds: Dataset, folder: str, files: list[str]) -> None:
+    """Rewrite `files` of `ds` as one file under `folder` and retire them, in one transaction."""
+    root = root_of(con, ds)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        rel, size = _write(con, ds, root, folder, files)
+        n, lo, hi, day = con.execute(
+            "SELECT sum(rows), min(min_at), max(max_at), min(day) FROM lake_files WHERE dataset = ? AND retired_at "
+            "IS NULL AND file IN (SELECT unnest(?))", [ds.name, files]).fetchone()
+        now = utc_now()
+        con.execute("UPDATE lake_files SET retired_at = ? WHERE dataset = ? AND retired_at IS NULL AND file IN "
+                    "(SELECT unnest(?))", [now, ds.name, files])
+        _catalog(con, ds, rel, day, n, lo, hi, size, now)
+        rebuild_view(con, ds)
+        con.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'store_version'")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def compact(con: duckdb.DuckDBPyConnection, at: int = COMPACT_AT) -> int:
-    """Rewrite each day that has `at` or more live files as one file; returns the days rewritten. Each
-    day commits on its own (the old files stay readable until they are swept)."""
+    """Rewrite each events day that has `at` or more live files as one file, and each rollup table's months
+    before its newest day's month that have more than one file as one file; returns the files written.
+    Each commits on its own (the old files stay readable until they are swept)."""
     if not present(con):
         return 0
-    root = root_of(con)
-    days = [d for (d,) in con.execute("SELECT day FROM event_files WHERE retired_at IS NULL GROUP BY day "
-                                      "HAVING count(*) >= ? ORDER BY day", [at]).fetchall()]
-    for day in days:
-        files = _live(con, "day = ?", [day])
-        listed = ", ".join(f"'{_quote(root / f)}'" for f in files)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            rel, size = _write_day(con, root, f"SELECT {COLUMNS} FROM read_parquet([{listed}])", day)
-            n, lo, hi = con.execute(f"SELECT count(*), min(event_at), max(event_at) FROM read_parquet('{_quote(root / rel)}')"
-                                    ).fetchone()
-            now = utc_now()
-            con.execute("UPDATE event_files SET retired_at = ? WHERE retired_at IS NULL AND day = ?", [now, day])
-            con.execute("INSERT INTO event_files VALUES (?, ?, ?, ?, ?, ?, ?, NULL)", [rel, day, n, lo, hi, size, now])
-            rebuild_view(con)
-            con.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'store_version'")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    return len(days)
+    done = 0
+    for (day,) in con.execute("SELECT day FROM lake_files WHERE dataset = 'events' AND retired_at IS NULL "
+                              "GROUP BY day HAVING count(*) >= ? ORDER BY day", [at]).fetchall():
+        _merge(con, EVENTS, f"day={day}", _live(con, EVENTS, "day = ?", [day]))
+        done += 1
+    for ds in ROLLUPS.values():
+        months = con.execute(
+            "SELECT date_trunc('month', day) AS m FROM lake_files WHERE dataset = $ds AND retired_at IS NULL "
+            "GROUP BY m HAVING count(*) > 1 AND m < (SELECT date_trunc('month', max(day)) FROM lake_files "
+            "WHERE dataset = $ds AND retired_at IS NULL) ORDER BY m", {"ds": ds.name}).fetchall()
+        for (month,) in months:
+            files = _live(con, ds, "date_trunc('month', day) = ?", [month])
+            _merge(con, ds, f"month={month:%Y-%m}", files)
+            done += 1
+    return done
 
 
 def sweep(con: duckdb.DuckDBPyConnection, grace: timedelta = RETIRED_GRACE) -> int:
     """Delete the files no reader can need: retired longer than `grace` ago (and their catalog rows), and
     files in no catalog row (written by a process that died before its commit). Returns files deleted."""
-    root = root_of(con)
-    if not root.exists():
-        return 0
     cutoff = utc_now() - grace
-    known = {f for (f,) in con.execute("SELECT file FROM event_files").fetchall()}
-    old = [f for (f,) in con.execute("SELECT file FROM event_files WHERE retired_at <= ?", [cutoff]).fetchall()]
     gone = 0
-    for rel in old:
-        (root / rel).unlink(missing_ok=True)
-        gone += 1
-    if old:
-        con.execute("DELETE FROM event_files WHERE retired_at <= ?", [cutoff])
-    for path in root.glob("day=*/*"):
-        rel = path.relative_to(root).as_posix()
-        if rel not in known:
-            path.unlink(missing_ok=True)
+    for ds in DATASETS.values():
+        root = root_of(con, ds)
+        if not root.exists():
+            continue
+        known = {f for (f,) in con.execute("SELECT file FROM lake_files WHERE dataset = ?", [ds.name]).fetchall()}
+        old = [f for (f,) in con.execute("SELECT file FROM lake_files WHERE dataset = ? AND retired_at <= ?",
+                                         [ds.name, cutoff]).fetchall()]
+        for rel in old:
+            (root / rel).unlink(missing_ok=True)
             gone += 1
-    for folder in root.glob("day=*"):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+        if old:
+            con.execute("DELETE FROM lake_files WHERE dataset = ? AND retired_at <= ?", [ds.name, cutoff])
+        for path in [*root.glob("day=*/*"), *root.glob("month=*/*")]:
+            rel = path.relative_to(root).as_posix()
+            if rel not in known:
+                path.unlink(missing_ok=True)
+                gone += 1
+        for folder in [*root.glob("day=*"), *root.glob("month=*")]:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return gone
 
 
 def move_rows(con: duckdb.DuckDBPyConnection) -> int:
-    """Move the events of event_rows (a store from before the lake) into files, in one transaction."""
-    n = con.execute("SELECT count(*) FROM event_rows").fetchone()[0]
-    if not n:
+    """Move the rows of every `_rows` table (a store from before the lake) into files, in one transaction."""
+    todo = [ds for ds in DATASETS.values() if con.execute(f"SELECT count(*) FROM {ds.rows}").fetchone()[0]]
+    if not todo:
         return 0
+    n = 0
     con.execute("BEGIN TRANSACTION")
     try:
-        append(con, "event_rows")
-        con.execute("DELETE FROM event_rows")
-        rebuild_view(con)
+        for ds in todo:
+            n += append(con, ds.rows, ds)
+            con.execute(f"DELETE FROM {ds.rows}")
+            rebuild_view(con, ds)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -236,5 +352,8 @@ def move_rows(con: duckdb.DuckDBPyConnection) -> int:
 
 def missing(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Live catalog files that are not on disk (a lake copied without its folder, a deleted file)."""
-    root = root_of(con)
-    return [f for f in _live(con) if not os.path.exists(root / f)]
+    out = []
+    for ds in DATASETS.values():
+        root = root_of(con, ds)
+        out += [f"{ds.name}/{f}" for f in _live(con, ds) if not os.path.exists(root / f)]
+    return out

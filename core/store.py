@@ -4,13 +4,15 @@ Also the shared load helpers: transaction, load_transaction, insert_rows, read/w
 one before-publish hook (mark_days, prepare_publish) through which derived tables follow `events`.
 
 Writes: the store file (settings.db, default data/caa.duckdb), its lock file `<db>.lock`, a reader
-snapshot `<stem>.read.duckdb` beside it, and through core/lake.py the events lake `<stem>.events/`.
+snapshot `<stem>.read.duckdb` beside it, and through core/lake.py the lake: `<stem>.events/` and
+`<stem>.rollups/`.
 
 DuckDB lets one process write a file or many processes read it, never both. So writers (collectors,
 demo, apply) take an exclusive flock and work on the store itself; when a write session changed
-anything, the store is checkpointed and copied to the snapshot with an atomic rename. The events live
-outside the file, in Parquet files written once (core/lake.py), so that copy holds the small tables and
-rollups and grows with them, not with the history. Readers (the
+anything, the store is checkpointed and copied to the snapshot with an atomic rename. The events and
+their rollups live outside the file, in Parquet files written once (core/lake.py), so that copy holds
+the small tables (inventory, ledgers, the lake's catalog) and grows with them, not with the history.
+Readers (the
 dashboard, `caa sql`, reports) only ever open the snapshot read-only. A collection never fails
 because the dashboard is open, and the dashboard keeps answering from the last committed state while
 a collection runs.
@@ -64,7 +66,7 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     # once a reader has locked the configuration, the instance is already UTC and cannot be SET again.
     if not _locked(con):
         con.execute("SET GLOBAL TimeZone = 'UTC'")
-        # the events lake's Parquet footers, kept between queries: every query on `events` opens its files
+        # the lake's Parquet footers, kept between queries: every query on `events` or a rollup opens its files
         con.execute("SET GLOBAL parquet_metadata_cache = true")
     return con
 
@@ -302,9 +304,9 @@ def writer(db: Path, before_publish: BeforePublish | None = None) -> Iterator[du
 
 
 def _settle_lake(db: Path, con: duckdb.DuckDBPyConnection) -> tuple[duckdb.DuckDBPyConnection, bool]:
-    """At the start of a write session: remove lake files no reader can need, move the events of a store
-    from before the lake into files (then rewrite the store file without their space, once), and point
-    `events` at this store's lake (it may have been moved). Returns the connection and whether anything
+    """At the start of a write session: remove lake files no reader can need, move the events and rollups
+    of a store from before the lake into files (then rewrite the store file without their space, once),
+    and point the lake's views at this store's lake (it may have been moved). Returns the connection and whether anything
     readers see changed. (Nothing to do for a schema from before the lake: tests of old code.)"""
     if not lake.present(con):
         return con, False
@@ -312,10 +314,12 @@ def _settle_lake(db: Path, con: duckdb.DuckDBPyConnection) -> tuple[duckdb.DuckD
     moved = lake.move_rows(con)
     if moved:
         con = _rewrite(db, con)
-    view = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'events' AND NOT internal").fetchone()
+    views = "SELECT list(sql ORDER BY view_name) FROM duckdb_views() WHERE view_name IN $names AND NOT internal"
+    names = {"names": list(lake.DATASETS)}
+    view = con.execute(views, names).fetchone()
     with transaction(con):
         lake.rebuild_view(con)
-    after = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'events' AND NOT internal").fetchone()
+    after = con.execute(views, names).fetchone()
     return con, bool(moved) or view != after
 
 
@@ -336,14 +340,15 @@ def _rewrite(db: Path, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnect
 
 
 def copy_store(src: Path, dst: Path) -> Path:
-    """Copy a store (closed: no writer on it) with its events lake to `dst`; the next write session points
-    the copy's `events` at its own lake and publishes its snapshot."""
+    """Copy a store (closed: no writer on it) with its lake to `dst`; the next write session points the
+    copy's views at its own lake and publishes its snapshot."""
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
-    if lake.lake_dir(src).exists():
-        shutil.rmtree(lake.lake_dir(dst), ignore_errors=True)
-        shutil.copytree(lake.lake_dir(src), lake.lake_dir(dst))
+    for a, b in zip(lake.folders(src), lake.folders(dst), strict=True):
+        shutil.rmtree(b, ignore_errors=True)
+        if a.exists():
+            shutil.copytree(a, b)
     return dst
 
 
@@ -398,7 +403,7 @@ def open_reader(db: Path) -> duckdb.DuckDBPyConnection | None:
     snap = snapshot_path(Path(db))
     if not snap.exists():
         return None
-    return lock_down(_connect(snap, read_only=True), lake.lake_dir(Path(db)))
+    return lock_down(_connect(snap, read_only=True), lake.folders(Path(db)))
 
 
 def no_data_error(db: Path) -> StoreError:
@@ -414,15 +419,15 @@ def require_reader(db: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def lock_down(con: duckdb.DuckDBPyConnection, lake_root: Path | None = None) -> duckdb.DuckDBPyConnection:
+def lock_down(con: duckdb.DuckDBPyConnection, lake_roots: list[Path] | None = None) -> duckdb.DuckDBPyConnection:
     """Make a reader see the store and nothing else, before any query text runs: no file, URL or
-    extension outside it (the snapshot and its events lake, `lake_root`) can be read or written (COPY ...
+    extension outside it (the snapshot and its lake's folders, `lake_roots`) can be read or written (COPY ...
     TO, EXPORT DATABASE, read_text, read_csv, glob, ATTACH, INSTALL), and no setting can be changed again
     (memory_limit, TimeZone, enable_external_access itself). The snapshot is opened read-only, so its own
     tables cannot be written; the lake's files are only read."""
     if not _locked(con):  # (for the whole instance: every later connection to the snapshot is locked too)
-        if lake_root is not None:
-            con.execute("SET GLOBAL allowed_directories = $dirs", {"dirs": [str(lake_root) + "/"]})
+        if lake_roots:
+            con.execute("SET GLOBAL allowed_directories = $dirs", {"dirs": [str(r) + "/" for r in lake_roots]})
         con.execute("SET GLOBAL enable_external_access = false")
         con.execute("SET GLOBAL lock_configuration = true")
     return con

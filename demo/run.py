@@ -65,7 +65,8 @@ def _fresh_store(db: Path) -> None:
                          fix="pass another path, e.g. `caa demo --db data/demo.duckdb`")
     for p in (db, db.with_name(db.name + ".wal"), store.snapshot_path(db)):
         p.unlink(missing_ok=True)
-    shutil.rmtree(lake.lake_dir(db), ignore_errors=True)
+    for folder in lake.folders(db):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _trails(db: Path, seed: int, events: int, end: datetime) -> tuple[Path, dict]:

@@ -1,9 +1,9 @@
 -- Purpose: the download_days rollup rows (core/schema/005_rollups.sql) of the UTC days in [$lo, $hi):
 --          downloads per day and package version (the `downloads` view, summed).
 -- $params: $lo, $hi TIMESTAMPTZ: UTC midnights bounding whole days (analytics/rollups.py refresh)
--- Columns: the columns of download_days, in order (this is an INSERT)
+-- Columns: the columns of download_days, in order (this is an INSERT into the refresh's TEMP table new_download_days)
 -- Grain:   one row per day x account x region x domain x repository x format x namespace x package x version
-INSERT INTO download_days
+INSERT INTO new_download_days
 SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, account_id, region, domain, repository, format,
        namespace, package, version, count(*) AS downloads, min(event_at) AS first_at, max(event_at) AS last_at
 FROM downloads

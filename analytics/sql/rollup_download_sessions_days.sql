@@ -4,11 +4,11 @@
 --          session)^2. The downloads are grouped once into (package, session) rows; each level then sums
 --          them per session of its own, so its sessions are distinct and its squares are of its sessions.
 -- $params: $lo, $hi TIMESTAMPTZ: UTC midnights bounding whole days (analytics/rollups.py refresh)
--- Columns: the columns of download_sessions_days (this is an INSERT)
+-- Columns: the columns of download_sessions_days (this is an INSERT into the refresh's TEMP table new_download_sessions_days)
 -- Grain:   one row per day x level x that level's key ('package': domain, repository, format, namespace,
 --          package; 'domain': domain, format, namespace, package; 'repository': domain, repository;
 --          'principal': principal_arn)
-INSERT INTO download_sessions_days (day, level, account_id, region, domain, repository, format, namespace,
+INSERT INTO new_download_sessions_days (day, level, account_id, region, domain, repository, format, namespace,
                                     package, principal_arn, sessions, downloads, downloads_sq)
 WITH s AS MATERIALIZED (
     SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, account_id, region, domain, repository, format,

@@ -2,9 +2,9 @@
 --          events per day, account, region, domain, repository, format, event name and outcome, and
 --          how many of them are downloads (is_download, core/schema/008_definitions.sql).
 -- $params: $lo, $hi TIMESTAMPTZ: UTC midnights bounding whole days (analytics/rollups.py refresh)
--- Columns: the columns of event_days, in order (this is an INSERT)
+-- Columns: the columns of event_days, in order (this is an INSERT into the refresh's TEMP table new_event_days)
 -- Grain:   one row per day x account x region x domain x repository x format x event name x ok
-INSERT INTO event_days
+INSERT INTO new_event_days
 SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, account_id, region, domain, repository, format,
        event_name, error_code IS NULL AS ok,
        count(*) AS events,

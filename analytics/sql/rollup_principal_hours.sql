@@ -2,9 +2,9 @@
 --          [$lo, $hi): billed requests, downloads, sessions and the sum of squared requests per session,
 --          per principal and hour.
 -- $params: $lo, $hi TIMESTAMPTZ: UTC midnights bounding whole days (analytics/rollups.py refresh)
--- Columns: the columns of principal_hours (this is an INSERT)
+-- Columns: the columns of principal_hours (this is an INSERT into the refresh's TEMP table new_principal_hours)
 -- Grain:   one row per UTC hour x account x region x principal with at least one billed request
-INSERT INTO principal_hours (hour_at, account_id, region, principal_arn, requests, downloads, sessions, requests_sq)
+INSERT INTO new_principal_hours (hour_at, account_id, region, principal_arn, requests, downloads, sessions, requests_sq)
 WITH s AS (  -- one row per session (a session lies in one hour)
     SELECT date_trunc('hour', event_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour_at, account_id, region,
            coalesce(principal_arn, 'unknown') AS principal_arn, session_key(principal_arn, source_ip, event_at),

@@ -68,7 +68,7 @@ def test_a_reader_keeps_its_version_while_a_writer_compacts(tmp_path):
         seen = reader.execute("SELECT count(*), sum(hash(event_id)) FROM events").fetchone()
         with writer(db) as con:
             assert lake.compact(con, at=1) > 0  # every day rewritten as a new file, the old ones retired
-            retired = rows_of(con, "SELECT count(*) FROM event_files WHERE retired_at IS NOT NULL")
+            retired = rows_of(con, "SELECT count(*) FROM lake_files WHERE retired_at IS NOT NULL")
         assert retired > 0
         assert reader.execute("SELECT count(*), sum(hash(event_id)) FROM events").fetchone() == seen
     finally:
@@ -111,7 +111,7 @@ def test_many_small_increments_are_compacted_into_one_file_a_day(tmp_path):
     for i in range(0, len(keys), 5):  # twelve small collections, as a 30-minute schedule makes them
         write_local(root, {k: files[k] for k in keys[: i + 5]})
         assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root), now=TRAIL_NOW) == 0
-    per_day = rows(db, "SELECT day, count(*) FROM event_files WHERE retired_at IS NULL GROUP BY day")
+    per_day = rows(db, "SELECT day, count(*) FROM lake_files WHERE dataset = 'events' AND retired_at IS NULL GROUP BY day")
     assert per_day and max(n for _, n in per_day) < lake.COMPACT_AT
     assert rows(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [
         (len(unique_events(files)), len(unique_events(files)))]

@@ -596,7 +596,7 @@ def test_the_kill_harness_reaches_every_collector_statement(tmp_path):
     assert code == 0
     assert sum(s.startswith("INSERT INTO collector_runs") for s in statements) == 2
     assert any(s.startswith("COPY (SELECT event_id") for s in statements)  # the batch's events, into the lake
-    assert any(s.startswith("INSERT INTO event_files") for s in statements)
+    assert any(s.startswith("INSERT INTO lake_files") for s in statements)
     assert any(s.startswith("INSERT INTO package_versions") for s in statements)
     assert len(unique_events(trail_files(n_files=4, per_file=5, seed=8))) == rows(
         tmp_path / "caa.duckdb", "SELECT count(*) FROM events")[0][0]

@@ -129,7 +129,7 @@ def test_an_older_store_gets_its_rollups_when_it_is_first_opened(tmp_path, monke
     assert rows(db, "SELECT count(*), sum(events) FROM event_days")[0][1] == 2000
     assert_rollups_match(db)
     # and its events moved into the lake (migration 011): files listed by the catalog, none left in the table
-    assert rows(db, "SELECT sum(rows) FROM event_files WHERE retired_at IS NULL") == [(2000,)]
+    assert rows(db, "SELECT sum(rows) FROM lake_files WHERE dataset = 'events' AND retired_at IS NULL") == [(2000,)]
     assert rows(db, "SELECT count(*) FROM event_rows") == [(0,)]
 
 

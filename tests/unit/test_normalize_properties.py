@@ -130,7 +130,7 @@ def test_load_files_stores_or_rejects_every_codeartifact_record(con, recs, junk)
         if rec.get("eventID") is not None:
             rec["eventID"] = f"id-{n}"
     con.execute("DELETE FROM event_rows")  # an empty store for each example: no rows, no lake files
-    con.execute("DELETE FROM event_files")
+    con.execute("DELETE FROM lake_files")
     lake.rebuild_view(con)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "t.json.gz")

@@ -106,7 +106,7 @@ def _modeled(con: duckdb.DuckDBPyConnection, settings: Settings, start: date, en
         parts.append(costs.storage_daily(con, settings, start, end).rename(
             columns={"storage_usd": "modeled_usd", "gb_month": "modeled_quantity"}).assign(kind="storage"))
     if grain in ("usage_type", "repository"):
-        parts.append(costs.request_attribution(con, settings, start, end).rename(
+        parts.append(costs.request_attribution(con, settings, start, end, keys=[k for k in keys if k != "kind"]).rename(
             columns={"requests_usd": "modeled_usd", "requests": "modeled_quantity"}).assign(kind="requests"))
     if grain == "usage_type":
         parts.append(transfer.daily(con, settings, start, end).rename(

@@ -32,7 +32,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from analytics.queries import run
+from analytics.queries import events_within, run
 from core.clock import utc_now
 from core.errors import ConfigError
 from core.settings import Settings
@@ -283,14 +283,25 @@ def storage_attribution(con: duckdb.DuckDBPyConnection, settings: Settings, sinc
     return out
 
 
+REPOSITORY_GRAIN = ("usage_date", "account_id", "region", "domain", "repository", "format")
+
+
 def request_attribution(con: duckdb.DuckDBPyConnection, settings: Settings, since: date,
-                        until: date) -> pd.DataFrame:
+                        until: date, keys: list[str] | None = None) -> pd.DataFrame:
     """Each day's request cost of an account and region spread over its requests.
 
     Columns: sql/cost_request_items.sql's, plus requests_usd (requests x that day's cost per request of
-    the account and region, so the free tier lowers everyone's share alike).
+    the account and region, so the free tier lowers everyone's share alike). When every one of `keys` (the
+    caller's grouping) is in REPOSITORY_GRAIN, only those columns of it, from the event_days rollup
+    (sql/cost_request_repositories.sql: the same sums without reading events); else from the events of
+    the window's days only.
     """
-    items = run(con, "cost_request_items", start=since, end=until)
+    if keys is not None and set(keys) <= set(REPOSITORY_GRAIN):
+        items = run(con, "cost_request_repositories", start=since, end=until)
+    else:
+        with events_within(con, [(datetime.combine(since, time(0), tzinfo=UTC),
+                                  datetime.combine(until + timedelta(days=1), time(0), tzinfo=UTC))]):
+            items = run(con, "cost_request_items", start=since, end=until)
     keys = ["usage_date", "account_id", "region"]
     daily = requests_daily(con, settings, since, until)
     daily["usd_per_request"] = daily["requests_usd"] / daily["requests"]
@@ -321,7 +332,7 @@ def cost_report(con: duckdb.DuckDBPyConnection, settings: Settings, since: date 
                  for k, q, c in (("storage", "gb_month", "storage_usd"), ("requests", "requests", "requests_usd"))]
     else:
         s = storage_attribution(con, settings, since, until)
-        r = request_attribution(con, settings, since, until)
+        r = request_attribution(con, settings, since, until, keys=LEVELS["repository" if by == "team" else by])
         if by == "team":
             teams = repository_teams(con, settings)
             s, r = _with_team(s, teams, settings), _with_team(r, teams, settings)

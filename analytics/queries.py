@@ -8,12 +8,17 @@ against the files present, never interpolated.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
+
+from core import lake
 
 SQL_DIR = Path(__file__).parent / "sql"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -36,3 +41,23 @@ def sql(name: str) -> str:
 def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pd.DataFrame:
     """Run query `name` with `params` bound to its `$name` parameters; return the result as a DataFrame."""
     return con.execute(sql(name), params).df()
+
+
+@contextmanager
+def events_within(con: duckdb.DuckDBPyConnection, spans: Iterable[tuple[datetime, datetime]]) -> Iterator[None]:
+    """Within the block `events` (and the downloads view over it) reads only the lake files that can hold
+    events of one of `spans` ((lo, hi) pairs): a query of a few days never opens a store's other days.
+    Nothing changes where a filter already shadows `events` on this connection (its dates narrow it)."""
+    shadowed = con.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = 'events'").fetchone()[0]
+    if shadowed:
+        yield
+        return
+    files = sorted({f for lo, hi in spans for f in lake.files_between(con, lo, hi)})
+    rows = f"SELECT {lake.COLUMNS} FROM event_rows"
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    source = f"SELECT {lake.COLUMNS} FROM read_parquet([{listed}]) UNION ALL {rows}" if files else rows
+    con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {source}")
+    try:
+        yield
+    finally:
+        con.execute("DROP VIEW IF EXISTS temp.events")

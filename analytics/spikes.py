@@ -53,7 +53,7 @@ import pandas as pd
 
 from analytics import filters, spike_cost
 from analytics.overview import as_of
-from analytics.queries import run
+from analytics.queries import events_within, run
 from core.clock import utc_midnight
 from core.settings import Settings
 
@@ -472,10 +472,12 @@ def _auth_spikes(con, settings: Settings, since: date | None, when) -> list[dict
                               "score": round(float(np.nanmax(score[i, t0:t1 + 1])), 2)})
     if not cands:
         return []
-    att = run(con, "spike_auth_attribution", weeks=weeks, denied_codes=DENIED_CODES,
-              window_ids=list(range(len(cands))), principals=[c["principal_arn"] for c in cands],
-              signals=[c["signal"] for c in cands], from_at=[c["from_at"] for c in cands],
-              to_at=[c["to_at"] for c in cands])
+    spans = [(c["from_at"] - timedelta(weeks=k), c["to_at"] - timedelta(weeks=k)) for c in cands for k in range(weeks + 1)]
+    with events_within(con, spans):  # the windows' days and their weeks before, not the whole store
+        att = run(con, "spike_auth_attribution", weeks=weeks, denied_codes=DENIED_CODES,
+                  window_ids=list(range(len(cands))), principals=[c["principal_arn"] for c in cands],
+                  signals=[c["signal"] for c in cands], from_at=[c["from_at"] for c in cands],
+                  to_at=[c["to_at"] for c in cands])
     dims = {d: ByWindow.of(att, d, weeks, "events") for d in ("repository", "billing", "user_agent", "source_ip")}
     rows = []
     for wid, c in enumerate(cands):

@@ -127,3 +127,45 @@ def test_a_locked_down_reader_reads_the_lake_and_nothing_else(tmp_path, reader_k
             con.execute("SELECT * FROM read_csv('/etc/passwd')").fetchall()
     finally:
         con.close()
+
+
+def _add_events(con, first: str, hours: int, prefix: str) -> None:
+    """`hours` downloads an hour apart from `first`, committed with their days marked (as a loader does)."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE gen AS SELECT '{prefix}' || i AS event_id,
+        TIMESTAMPTZ '{first}' + i * INTERVAL 1 HOUR AS event_at, 'ReadFromRepository' AS event_name,
+        '111122223333' AS account_id, 'us-east-1' AS region, 'acme' AS domain, '111122223333' AS domain_owner,
+        'npm-store' AS repository, 'npm' AS format, NULL::VARCHAR AS namespace, 'p' || (i % 3) AS package,
+        '1.0.0' AS version, 'p.tgz' AS asset, 'arn:aws:iam::111122223333:user/ci' AS principal_arn,
+        'IAMUser' AS principal_type, '10.0.0.1' AS source_ip, 'npm/10' AS user_agent, NULL::VARCHAR AS error_code,
+        NULL::VARCHAR AS request_uri FROM range({hours}) t(i)""")
+    with store.transaction(con):
+        lake.append(con, "gen")
+        store.mark_days(con, "gen")
+        store.bump_version(con)
+
+
+def test_rollups_are_lake_files_a_closed_month_one_file_and_a_reader_keeps_its_version(tmp_path):
+    db = tmp_path / "caa.duckdb"
+    with writer(db) as con:
+        _add_events(con, "2026-10-20 00:00:00+00", 24 * 20, "a")  # Oct 20 .. Nov 8
+    per_month = rows(db, "SELECT dataset, strftime(day, '%Y-%m') AS m, count(*) FROM lake_files WHERE dataset <> "
+                         "'events' AND retired_at IS NULL GROUP BY ALL ORDER BY ALL")
+    assert {(ds, m): n for ds, m, n in per_month} == {
+        **{(ds, "2026-10"): 1 for ds in lake.ROLLUPS}, **{(ds, "2026-11"): 8 for ds in lake.ROLLUPS}}
+    assert rows(db, "SELECT (SELECT sum(events) FROM event_days), (SELECT sum(downloads) FROM download_days)") == [
+        (480, 480)]
+    assert (lake.folders(db)[1] / "download_days").is_dir()  # <stem>.rollups/<table>/
+    assert store.snapshot_path(db).stat().st_size < 2 << 20  # the copy each publish makes: small tables only
+
+    reader = store.open_reader(db)
+    try:
+        with writer(db) as con:  # late events on an October day and new ones in November: files replaced
+            _add_events(con, "2026-10-25 12:30:00+00", 5, "b")
+            _add_events(con, "2026-11-08 00:30:00+00", 30, "c")
+        assert reader.execute("SELECT sum(events) FROM event_days").fetchone() == (480,)
+    finally:
+        reader.close()
+    assert rows(db, "SELECT (SELECT sum(events) FROM event_days), (SELECT sum(downloads) FROM download_days), "
+                    "(SELECT sum(downloads) FROM event_days WHERE day = DATE '2026-10-25')") == [(515, 515, 29)]
+    assert rows(db, "SELECT count(*) FROM lake_files WHERE dataset = 'download_days' AND retired_at IS NULL AND "
+                    "day < DATE '2026-11-01'") == [(1,)]  # the month rewritten as one file again

@@ -39,7 +39,8 @@ from botocore.exceptions import ClientError
 
 from collectors import cloudtrail, cloudwatch, costexplorer, inventory
 from collectors.base import RunContext, run_collectors
-from core import store
+from analytics import rollups
+from core import lake, store
 from core.aws import Clients
 from core.settings import load_settings
 from demo import moto_seed
@@ -57,7 +58,8 @@ BUCKET, SOURCE = "org-trail", "s3://org-trail/cloudtrail"
 DENIED_BUCKET, DENIED_SOURCE = "other-trail", "s3://other-trail/cloudtrail"
 ALL = [cloudtrail.SPEC, inventory.SPEC, cloudwatch.SPEC, costexplorer.SPEC]
 TABLES = ("events", "cloudtrail_files", "domains", "repositories", "packages", "package_versions", "assets",
-          "package_dependencies", "storage_snapshots", "usage_metrics", "cost_actuals", "watermarks")
+          "package_dependencies", "storage_snapshots", "usage_metrics", "cost_actuals", "watermarks",
+          "event_days", "download_days", "download_sessions_days", "principal_hours")
 CLOCK = ("processed_at", "updated_at")  # when caa wrote the row; every other time is ctx.now or AWS data
 REPO = Path(__file__).resolve().parents[2]
 
@@ -520,6 +522,34 @@ def kill_child() -> None:
     sys.exit(3)  # reached only when the kill did not happen
 
 
+def run_killable_publish(db: Path, root: Path, kill_at: int | None = None, mode: str = "before", seed: int = 0
+                         ) -> tuple[int, list[str]]:
+    """run_killable's collections, with the statements of the session's publish counted (and the kill landing
+    there) instead: the rollups' refresh into new lake files and the compaction of every events day."""
+    s = kill_settings()
+    fake = FakeCodeArtifact(hostile_estate((A,), hostile_repositories=False, labels=KILL_LABELS), NOW)
+    counting = CountingConnection(None, kill_at, mode, seed)
+
+    def hook(con: Any, days: list[date]) -> bool:
+        counting._con = con
+        return rollups.before_publish(counting, days)
+
+    compact = lake.compact
+    with mock.patch.object(lake, "compact", lambda con, at=lake.COMPACT_AT: compact(counting, at=1)), \
+            store.writer(db, before_publish=hook) as con:
+        ctx = RunContext(s, con, now=NOW, since=SINCE, source=str(root), clients=FakeCodeArtifactClients(s, fake),
+                         show_progress=False)
+        code = run_collectors([cloudtrail.SPEC, inventory.SPEC], ctx)
+    return code, counting.statements
+
+
+def kill_publish_child() -> None:
+    """Entry point of the SIGKILL child killed in the publish: python -c '...' DB ROOT KILL_AT MODE SEED."""
+    db, root, kill_at, mode, seed = sys.argv[1:6]
+    run_killable_publish(Path(db), Path(root), int(kill_at), mode, int(seed))
+    sys.exit(3)  # reached only when the kill did not happen
+
+
 def _running_spans(statements: list[str]) -> list[int]:
     """Statement numbers k (1-based) such that killing before statement k leaves a collector run 'running'."""
     valid, open_run = [], False
@@ -566,17 +596,43 @@ def test_sigkill_at_20_random_points_then_rerun_equals_an_uninterrupted_run(tmp_
 KNOWN_KILL_BUGS: set[str] = set()  # tables the 20-point test may not compare (none: every table must match)
 
 
-def _kill_then_rerun(folder: Path, root: Path, kill_at: int, mode: str = "before", seed: int = 0) -> Path:
+def _kill_then_rerun(folder: Path, root: Path, kill_at: int, mode: str = "before", seed: int = 0,
+                     child_entry: str = "kill_child") -> Path:
     """A child process SIGKILLed at statement `kill_at`, then an in-process re-run; returns the store."""
     folder.mkdir(exist_ok=True)
     db = folder / "killed.duckdb"
     child = subprocess.run(
-        [sys.executable, "-c", "from tests.integration.test_reliability import kill_child; kill_child()",
+        [sys.executable, "-c", f"from tests.integration.test_reliability import {child_entry}; {child_entry}()",
          str(db), str(root), str(kill_at), mode, str(seed)],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
     assert child.returncode == -signal.SIGKILL, (kill_at, child.returncode, child.stderr[-2000:])
     assert run_killable(db, root)[0] == 0
     return db
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_publish_then_rerun_equals_an_uninterrupted_run(tmp_path):
+    """Killed while the session publishes (rollup files written and registered, events days compacted, the
+    old files retired), the next session leaves the same events and rollups as a run never killed, and
+    no lake file outside the catalog."""
+    root = write_local(tmp_path / "trail", trail_files(n_files=14, per_file=15, seed=8))
+    code, statements = run_killable_publish(tmp_path / "clean.duckdb", root)
+    assert code == 0
+    assert any(s.startswith("COPY (SELECT day") for s in statements)  # rollup files written in the publish
+    assert any(s.startswith("UPDATE lake_files SET retired_at") for s in statements)  # and old files retired
+    reference = tables(tmp_path / "clean.duckdb")
+    assert reference["event_days"] and reference["download_sessions_days"]
+    rng = random.Random(2027)
+    for seed, kill_at in enumerate(sorted(rng.sample(range(1, len(statements) + 1), 10))):
+        mode = "during" if seed % 2 else "before"
+        db = _kill_then_rerun(tmp_path / f"seed{seed}", root, kill_at, mode, seed, child_entry="kill_publish_child")
+        got = tables(db)
+        for t in TABLES:
+            assert got[t] == reference[t], (t, seed, kill_at, mode, statements[kill_at - 1][:80])
+        listed = {f"{ds}/{f}" for ds, f in rows(db, "SELECT dataset, file FROM lake_files")}
+        on_disk = {f"{ds.name}/{p.relative_to(lake.folder_of(db, ds)).as_posix()}" for ds in lake.DATASETS.values()
+                   if lake.folder_of(db, ds).exists() for p in lake.folder_of(db, ds).rglob("*.parquet")}
+        assert on_disk <= listed, (seed, kill_at, sorted(on_disk - listed)[:3])  # the killed session's files swept
 
 
 def test_killed_after_the_last_trail_batch_the_rerun_still_sets_the_watermark(tmp_path):

@@ -1,7 +1,8 @@
 """Rollups of `events`: event_days and download_days (core/schema/005_rollups.sql), and for the spike
 detectors the download sessions per level, download_sessions_days (core/schema/007_session_rollup.sql and
-009), and the billed requests per principal and hour, principal_hours (009).
-Their SQL is analytics/sql/rollup_*.sql; what a download and a session are is defined once, in
+009), and the billed requests per principal and hour, principal_hours (009); for the usage tables the
+downloads per version and principal, download_principal_days, and for the auth-spike series the token calls
+and error codes per principal and hour, auth_hours (013). Their SQL is analytics/sql/rollup_*.sql; what a download and a session are is defined once, in
 core/schema/008_definitions.sql.
 
 `before_publish` is the store's before-publish hook (core/store.py `writer(db, before_publish=...)`):
@@ -14,7 +15,7 @@ on event_at over only the lake files of that span (core/lake.py window), so refr
 one day of events whatever the store's size.
 
 Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days,
-principal_hours.
+download_principal_days, principal_hours, auth_hours (files of the lake, core/lake.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from core.clock import utc_midnight
 
 # each filled by analytics/sql/rollup_<table>.sql (into the TEMP table new_<table>), one row per UTC day
 # (principal_hours: per hour of the day), and kept as files of the lake (core/lake.py ROLLUPS)
-TABLES = ("event_days", "download_days", "download_sessions_days", "principal_hours")
+TABLES = ("event_days", "download_days", "download_sessions_days", "download_principal_days", "principal_hours",
+          "auth_hours")
 SPAN_DAYS = 31  # days per refresh statement: bounds the memory of a backfill's flush
 
 
@@ -72,10 +74,13 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def heal(con: duckdb.DuckDBPyConnection) -> bool:
-    """Rebuild the rollups when they do not count the events `events` holds; True when it did."""
-    have, summed = con.execute(
-        "SELECT (SELECT count(*) FROM events), (SELECT coalesce(sum(events), 0) FROM event_days)").fetchone()
-    if have == summed:
+    """Rebuild the rollups when they do not count the events `events` holds (or a rollup added since, which
+    starts empty, does not count the downloads); True when it did."""
+    have, summed, downloads, by_principal = con.execute(
+        "SELECT (SELECT count(*) FROM events), (SELECT coalesce(sum(events), 0) FROM event_days), "
+        "(SELECT coalesce(sum(downloads), 0) FROM download_days), "
+        "(SELECT coalesce(sum(downloads), 0) FROM download_principal_days)").fetchone()
+    if have == summed and downloads == by_principal:
         return False
     with store.transaction(con):
         rebuild(con)

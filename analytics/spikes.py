@@ -351,6 +351,14 @@ def _place(c: dict, wid: int, by_hour: dict[str, ByWindow]) -> dict:
             "excess": max(observed - baseline, 0.0)}
 
 
+def auth_series(con: duckdb.DuckDBPyConnection, start_at: datetime, end_at: datetime) -> pd.DataFrame:
+    """Denied events and token calls per principal and UTC hour in [start_at, end_at) (whole hours): from the
+    auth_hours rollup (sql/spike_auth_series.sql), or from raw events when a list filter is on, which the
+    rollup cannot apply (sql/spike_auth_series_events.sql)."""
+    name = "spike_auth_series_events" if filters.lists_filtered(con) else "spike_auth_series"
+    return run(con, name, start_at=start_at, end_at=end_at, denied_codes=DENIED_CODES)
+
+
 def principal_requests(con: duckdb.DuckDBPyConnection, start_at: datetime, end_at: datetime) -> pd.DataFrame:
     """sql/spike_principal_requests.sql: whole UTC days from the principal_hours rollup (unless a domain,
     repository or format filter is on, which the rollup cannot apply), the partial days from raw events."""
@@ -437,7 +445,7 @@ def none_if_blank(x):
 def _auth_spikes(con, settings: Settings, since: date | None, when) -> list[dict]:
     sp, weeks = settings.spikes, settings.spikes.baseline_weeks
     end = _series_end(when)
-    df = run(con, "spike_auth_series", start_at=_start(since, weeks), end_at=end, denied_codes=DENIED_CODES)
+    df = auth_series(con, _start(since, weeks), end)
     if df.empty:
         return []
     first = pd.Timestamp(df["hour_at"].min()).to_pydatetime()

@@ -10,8 +10,8 @@ Each file holds events of one UTC day, exactly the columns of `events` in their 
 event_at, zstd-compressed. Files are never changed: a batch adds files, compaction writes a day's files
 as one new file and retires the old ones.
 
-The rollups (event_days, download_days, download_sessions_days, principal_hours; analytics/rollups.py)
-live the same way under `<stem>.rollups/<table>/`: a refresh of some days writes one new file per day and
+The rollups (event_days, download_days, download_sessions_days, download_principal_days, principal_hours,
+auth_hours; analytics/rollups.py) live the same way under `<stem>.rollups/<table>/`: a refresh of some days writes one new file per day and
 retires the files it replaces; once a month is over, its day files are compacted into one
 `month=YYYY-MM/<uuid>.parquet`, so a year is about 12 files a table plus the current month's days.
 
@@ -62,9 +62,9 @@ class Dataset:
 
 EVENTS = Dataset("events", "event_rows", DAY_SQL, "{stem}.events")
 ROLLUPS = {t: Dataset(t, f"{t}_rows", "day", f"{{stem}}.rollups/{t}")
-           for t in ("event_days", "download_days", "download_sessions_days")}
-ROLLUPS["principal_hours"] = Dataset("principal_hours", "principal_hours_rows",
-                                     "CAST(hour_at AT TIME ZONE 'UTC' AS DATE)", "{stem}.rollups/principal_hours")
+           for t in ("event_days", "download_days", "download_sessions_days", "download_principal_days")}
+ROLLUPS |= {t: Dataset(t, f"{t}_rows", "CAST(hour_at AT TIME ZONE 'UTC' AS DATE)", f"{{stem}}.rollups/{t}")
+            for t in ("principal_hours", "auth_hours")}
 DATASETS = {EVENTS.name: EVENTS, **ROLLUPS}
 
 

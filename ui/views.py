@@ -220,7 +220,7 @@ def spike_timeline(con: duckdb.DuckDBPyConnection, since: date, until: date) -> 
     """Downloads and access-denied events per UTC day in [since, until]. Columns: day, downloads, denied."""
     start_at, end_at = utc_midnight(since), utc_midnight(until + timedelta(days=1))
     d = run(con, "downloads_by_day", start_at=start_at, end_at=end_at).groupby("day")["downloads"].sum()
-    a = run(con, "spike_auth_series", start_at=start_at, end_at=end_at, denied_codes=spikes.DENIED_CODES)
+    a = spikes.auth_series(con, start_at, end_at)
     a["day"] = pd.to_datetime(a["hour_at"]).dt.normalize()
     denied = a.groupby("day")["denied"].sum()
     days = pd.date_range(pd.Timestamp(since), pd.Timestamp(until), freq="D", name="day")

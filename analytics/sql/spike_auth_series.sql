@@ -7,15 +7,14 @@
 --          denied BIGINT, tokens BIGINT, token_sessions BIGINT (distinct session_key of the token
 --          calls: a CI job asks for 1-3 tokens at once, so the detector scores sessions)
 -- Grain:   one row per principal x hour with at least one denied event or token call
-SELECT coalesce(principal_arn, 'unknown') AS principal_arn,
-       date_trunc('hour', event_at AT TIME ZONE 'UTC') AS hour_at,
-       count(*) FILTER (WHERE list_contains($denied_codes, error_code)) AS denied,
-       count(*) FILTER (WHERE event_name = 'GetAuthorizationToken' AND error_code IS NULL) AS tokens,
-       count(DISTINCT session_key(principal_arn, source_ip, event_at))
-           FILTER (WHERE event_name = 'GetAuthorizationToken' AND error_code IS NULL) AS token_sessions
-FROM events
-WHERE event_at >= $start_at AND event_at < $end_at
-  AND (list_contains($denied_codes, error_code)
-       OR (event_name = 'GetAuthorizationToken' AND error_code IS NULL))
+-- Reads:   the auth_hours rollup (whole hours: both bounds are whole UTC hours), not events; with a list
+--          filter on, spikes.auth_series reads spike_auth_series_events.sql instead
+SELECT principal_arn, hour_at AT TIME ZONE 'UTC' AS hour_at,
+       CAST(coalesce(sum(events) FILTER (WHERE error_code IS NOT NULL), 0) AS BIGINT) AS denied,
+       CAST(coalesce(sum(events) FILTER (WHERE error_code IS NULL), 0) AS BIGINT) AS tokens,
+       CAST(coalesce(sum(token_sessions), 0) AS BIGINT) AS token_sessions
+FROM auth_hours
+WHERE hour_at >= $start_at AND hour_at < $end_at
+  AND (list_contains($denied_codes, error_code) OR error_code IS NULL)
 GROUP BY ALL
 ORDER BY ALL

@@ -4,10 +4,11 @@
 -- Columns: account_id, region, domain, repository, format, namespace, package, version VARCHAR,
 --          principal_arn VARCHAR (the one consumer), downloads BIGINT
 -- Grain:   one row per version per repository with downloads in the window, all by one principal
+-- Reads:   the download_principal_days rollup (whole days), not events
 SELECT account_id, region, domain, repository, format, namespace, package, version,
-       any_value(principal_arn) AS principal_arn, count(*) AS downloads
-FROM downloads
-WHERE event_at >= $start_at AND event_at < $end_at
+       any_value(principal_arn) AS principal_arn, CAST(sum(downloads) AS BIGINT) AS downloads
+FROM download_principal_days
+WHERE day >= CAST($start_at AT TIME ZONE 'UTC' AS DATE) AND day < CAST($end_at AT TIME ZONE 'UTC' AS DATE)
 GROUP BY account_id, region, domain, repository, format, namespace, package, version
 HAVING count(DISTINCT coalesce(principal_arn, 'unknown')) = 1
 ORDER BY downloads DESC, account_id, region, domain, repository, format, namespace, package, version

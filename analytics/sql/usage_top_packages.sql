@@ -8,20 +8,21 @@
 --          NULL when the previous window had none)
 -- Grain:   one row per package (format, namespace, package) over every domain and repository with
 --          downloads in the window; the $top by downloads (ties by key)
-WITH d AS (
-    SELECT *, event_at >= $start_at AS cur
-    FROM downloads
-    WHERE event_at >= $prev_start_at AND event_at < $end_at
+-- Reads:   the download_principal_days rollup (whole days), not events
+WITH d AS (  -- whole UTC days: $prev_start_at, $start_at and $end_at are UTC midnights
+    SELECT *, day >= CAST($start_at AT TIME ZONE 'UTC' AS DATE) AS cur
+    FROM download_principal_days
+    WHERE day >= CAST($prev_start_at AT TIME ZONE 'UTC' AS DATE) AND day < CAST($end_at AT TIME ZONE 'UTC' AS DATE)
 )
 SELECT format, namespace, package,
        count(DISTINCT (domain, repository)) FILTER (WHERE cur) AS repositories,
-       count(*) FILTER (WHERE cur) AS downloads,
+       CAST(sum(downloads) FILTER (WHERE cur) AS BIGINT) AS downloads,
        count(DISTINCT principal_arn) FILTER (WHERE cur) AS principals,
-       count(*) FILTER (WHERE NOT cur) AS prev_downloads,
-       100.0 * (count(*) FILTER (WHERE cur) - count(*) FILTER (WHERE NOT cur))
-           / nullif(count(*) FILTER (WHERE NOT cur), 0) AS growth_pct
+       CAST(coalesce(sum(downloads) FILTER (WHERE NOT cur), 0) AS BIGINT) AS prev_downloads,
+       100.0 * (sum(downloads) FILTER (WHERE cur) - coalesce(sum(downloads) FILTER (WHERE NOT cur), 0))
+           / nullif(sum(downloads) FILTER (WHERE NOT cur), 0) AS growth_pct
 FROM d
 GROUP BY format, namespace, package
-HAVING count(*) FILTER (WHERE cur) > 0
+HAVING sum(downloads) FILTER (WHERE cur) > 0
 ORDER BY downloads DESC, format, namespace, package
 LIMIT $top

@@ -6,20 +6,21 @@
 --          prev_downloads BIGINT, growth_pct DOUBLE (100 x (downloads - prev_downloads) / prev_downloads;
 --          NULL when the previous window had none)
 -- Grain:   one row per repository with downloads in the window; the $top by downloads (ties by key)
-WITH d AS (
-    SELECT *, event_at >= $start_at AS cur
-    FROM downloads
-    WHERE event_at >= $prev_start_at AND event_at < $end_at
+-- Reads:   the download_principal_days rollup (whole days), not events
+WITH d AS (  -- whole UTC days: $prev_start_at, $start_at and $end_at are UTC midnights
+    SELECT *, day >= CAST($start_at AT TIME ZONE 'UTC' AS DATE) AS cur
+    FROM download_principal_days
+    WHERE day >= CAST($prev_start_at AT TIME ZONE 'UTC' AS DATE) AND day < CAST($end_at AT TIME ZONE 'UTC' AS DATE)
 )
 SELECT account_id, region, domain, repository,
        count(DISTINCT (format, namespace, package)) FILTER (WHERE cur) AS packages,
-       count(*) FILTER (WHERE cur) AS downloads,
+       CAST(sum(downloads) FILTER (WHERE cur) AS BIGINT) AS downloads,
        count(DISTINCT principal_arn) FILTER (WHERE cur) AS principals,
-       count(*) FILTER (WHERE NOT cur) AS prev_downloads,
-       100.0 * (count(*) FILTER (WHERE cur) - count(*) FILTER (WHERE NOT cur))
-           / nullif(count(*) FILTER (WHERE NOT cur), 0) AS growth_pct
+       CAST(coalesce(sum(downloads) FILTER (WHERE NOT cur), 0) AS BIGINT) AS prev_downloads,
+       100.0 * (sum(downloads) FILTER (WHERE cur) - coalesce(sum(downloads) FILTER (WHERE NOT cur), 0))
+           / nullif(sum(downloads) FILTER (WHERE NOT cur), 0) AS growth_pct
 FROM d
 GROUP BY account_id, region, domain, repository
-HAVING count(*) FILTER (WHERE cur) > 0
+HAVING sum(downloads) FILTER (WHERE cur) > 0
 ORDER BY downloads DESC, account_id, region, domain, repository
 LIMIT $top

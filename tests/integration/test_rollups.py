@@ -64,6 +64,17 @@ WITH s AS (SELECT date_trunc('hour', event_at) AS hour_at, account_id, region,
 SELECT hour_at, account_id, region, principal_arn, sum(n), sum(d), count(*), sum(n * n)
 FROM s GROUP BY hour_at, account_id, region, principal_arn ORDER BY ALL"""
 
+EXPECTED_DOWNLOAD_PRINCIPAL_DAYS = f"""
+SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, repository, format, namespace,
+       package, version, principal_arn, count(*)
+FROM events WHERE {DOWNLOAD} GROUP BY ALL ORDER BY ALL"""
+# Failed calls per error code, and the successful token calls with their sessions, per principal and hour.
+EXPECTED_AUTH_HOURS = f"""
+SELECT date_trunc('hour', event_at) AS hour_at, coalesce(principal_arn, 'unknown'), error_code, count(*),
+       CASE WHEN error_code IS NULL THEN count(DISTINCT {SESSION}) ELSE 0 END
+FROM events WHERE error_code IS NOT NULL OR event_name = 'GetAuthorizationToken'
+GROUP BY 1, 2, 3 ORDER BY ALL"""
+
 
 def assert_rollups_match(db):
     """Each rollup equals its recomputation, one row per key (nothing accumulated)."""
@@ -71,6 +82,8 @@ def assert_rollups_match(db):
     assert rows(db, "SELECT * FROM download_days ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_DAYS)
     assert rows(db, "SELECT * FROM download_sessions_days ORDER BY ALL") == rows(db, EXPECTED_SESSION_DAYS)
     assert rows(db, "SELECT * FROM principal_hours ORDER BY ALL") == rows(db, EXPECTED_PRINCIPAL_HOURS)
+    assert rows(db, "SELECT * FROM download_principal_days ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_PRINCIPAL_DAYS)
+    assert rows(db, "SELECT * FROM auth_hours ORDER BY ALL") == rows(db, EXPECTED_AUTH_HOURS)
     assert rows(db, "SELECT count(*) FROM event_days") != [(0,)]
 
 
@@ -105,6 +118,7 @@ def test_rollups_follow_every_load_incremental_late_duplicate_and_rerun(tmp_path
     run()
     assert rows(db, "SELECT sum(events) FROM event_days WHERE day = DATE '2026-11-01'")[0][0] == before + 2
     assert_rollups_match(db)
+    assert rows(db, "SELECT error_code, sum(events) FROM auth_hours GROUP BY ALL") == [("AccessDenied", 1)]
     snapshot = rows(db, "SELECT * FROM event_days ORDER BY ALL")
     run()  # nothing new
     assert rows(db, "SELECT * FROM event_days ORDER BY ALL") == snapshot

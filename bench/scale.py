@@ -10,7 +10,8 @@ are hard-linked: they are never changed):
 - increment: `caa collect cloudtrail` of the 60k-event next-day trail of bench/datasets.increment, as its
   own process (wall seconds, the publish included);
 - publish: store.publish_snapshot alone (median of 3), and the snapshot's bytes;
-- disk: everything the store uses (store file, snapshot, lake) over its data (lake + store file);
+- disk: everything the store uses (store file, snapshot, lake folders with the files retired within the
+  hour) over its data (the live lake files + the store file);
 - queries: bench/dashboard.query_times (every default load of every page, unfiltered and with a domain
   and 90-day filter; the slowest call of each).
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -74,8 +76,9 @@ FROM k
 
 
 def code_hash() -> str:
-    h = hashlib.sha256()
-    for p in sorted([Path(__file__), *(ROOT / "core").rglob("*.py"), *(ROOT / "core").rglob("*.sql"),
+    """What a built store depends on: the generator, build(), the store's code and the rollups'."""
+    h = hashlib.sha256(GEN_SQL.encode() + inspect.getsource(build).encode())
+    for p in sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "core").rglob("*.sql"),
                      *(ROOT / "analytics").glob("rollups.py"), *(ROOT / "analytics" / "sql").glob("rollup_*.sql")]):
         h.update(p.read_bytes())
     return h.hexdigest()[:10]
@@ -139,13 +142,16 @@ def measure(n: int, runs: int = 3, increment: tuple[Path, int, date] | None = No
     trails, incr_events, incr_day = increment or increment_trail()
     built = build(n, incr_day)
     db = _hardlink_copy(built, BASE / "scale" / "work" / "caa.duckdb")
+    with rollups.writer(db) as con:  # the store an hour after its build: no reader needs the retired files
+        lake.sweep(con, grace=timedelta(0))
     got = collect(db, str(trails), since=incr_day.isoformat())
     publish = []
     for _ in range(runs):
         t = time.perf_counter()
         store.publish_snapshot(db)
         publish.append(time.perf_counter() - t)
-    lake_bytes = _du(lake.folders(db))
+    with store.require_reader(db) as con:  # the live files; retired ones wait an hour for old readers
+        lake_bytes = con.execute("SELECT sum(bytes) FROM lake_files WHERE retired_at IS NULL").fetchone()[0]
     disk = _du([db, store.snapshot_path(db), *lake.folders(db)])
     q = dashboard.query_times(db, runs=1)["queries"]
     return {"events": n, "increment_events": incr_events, "increment_secs": got["wall"],

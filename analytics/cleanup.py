@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -39,7 +39,8 @@ import pandas as pd
 from pydantic import ValidationError
 
 from analytics import versions as V
-from analytics.queries import run
+from analytics.queries import events_within, run
+from core.clock import utc_midnight
 from core.errors import ConfigError, DataError
 from core.settings import Cleanup, Settings
 
@@ -210,7 +211,13 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any =
         return pd.DataFrame(columns=[*KEY, "candidate", "reason", "kept_because"])
     now = _utc(as_of if as_of is not None else hist["latest_event_at"])
     first_event = None if pd.isna(hist["first_event_at"]) else _utc(hist["first_event_at"])
-    df = run(con, "cleanup_versions", as_of=now.to_pydatetime())
+    at = now.to_pydatetime()
+    # the raw pieces of sql/cleanup_versions.sql: the as-of day to as_of, and each window's partial first day
+    raw = [(utc_midnight(at.astimezone(UTC).date()), at)] + [
+        (at - timedelta(days=n), utc_midnight((at - timedelta(days=n)).astimezone(UTC).date()) + timedelta(days=1))
+        for n in (30, 90, 365)]
+    with events_within(con, raw):
+        df = run(con, "cleanup_versions", as_of=at)
     df["namespace"] = df["namespace"].astype(object).where(df["namespace"].notna(), None)
     df["_ns"] = df["namespace"].fillna("")
     _rank(df)

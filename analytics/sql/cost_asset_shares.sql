@@ -31,11 +31,11 @@ WITH held AS (
      AND a.namespace IS NOT DISTINCT FROM v.namespace AND a.package = v.package AND a.version = v.version
     WHERE v.status <> 'Disposed'
 ),
-downloads_per_version AS (
+downloads_per_version AS (  -- whole UTC days ($start_at and $end_at are UTC midnights): the download_days rollup
     SELECT account_id, region, domain, repository, format, namespace, package, version,
-           count(*) AS downloads
-    FROM downloads
-    WHERE event_at >= $start_at AND event_at < $end_at
+           CAST(sum(downloads) AS BIGINT) AS downloads
+    FROM download_days
+    WHERE day >= CAST($start_at AT TIME ZONE 'UTC' AS DATE) AND day < CAST($end_at AT TIME ZONE 'UTC' AS DATE)
     GROUP BY ALL
 ),
 weighted AS (

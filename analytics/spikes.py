@@ -187,17 +187,26 @@ def _tops(share: pd.Series) -> list[str]:
     return [f"{name} ({100 * s:.0f}%)" for name, s in share.head(TOP).items()]
 
 
+# The list filters each level's rows of download_sessions_days carry (the others are NULL there, so a
+# filter on them would drop the rows instead of narrowing them)
+ROLLUP_FILTERS = {"package": filters.LIST_FIELDS, "repository": ("accounts", "regions", "domains", "repositories"),
+                  "domain": ("accounts", "regions", "domains", "formats"), "principal": ("accounts", "regions")}
+
+
 def session_series(con: duckdb.DuckDBPyConnection, level: str, grain: str, start_at: datetime,
                    end_at: datetime) -> pd.DataFrame:
     """sql/spike_download_series.sql: the whole UTC days from the daily session rollup where it answers
-    exactly (the day grain; with a list filter only the package level), the partial days from raw events."""
+    exactly (the day grain, and no list filter on a column the level's rows lack), the partial days from
+    raw events (only their lake files)."""
     full_lo = full_hi = end_at
-    if grain == "day" and (level == "package" or not filters.lists_filtered(con)):
+    others = tuple(f for f in filters.LIST_FIELDS if f not in ROLLUP_FILTERS[level])
+    if grain == "day" and not (others and filters.lists_filtered(con, others)):
         first = datetime.combine(start_at.astimezone(UTC).date(), time(0), tzinfo=UTC)
         full_lo = first if first == start_at else first + DAY
         full_hi = datetime.combine(end_at.astimezone(UTC).date(), time(0), tzinfo=UTC)
-    return run(con, "spike_download_series", level=level, grain=grain, start_at=start_at, end_at=end_at,
-               full_lo=full_lo, full_hi=full_hi)
+    with events_within(con, [(start_at, min(end_at, full_lo)), (max(full_lo, full_hi), end_at)]):
+        return run(con, "spike_download_series", level=level, grain=grain, start_at=start_at, end_at=end_at,
+                   full_lo=full_lo, full_hi=full_hi)
 
 
 def download_series(con: duckdb.DuckDBPyConnection, settings: Settings, level: str = "package",
@@ -367,7 +376,9 @@ def principal_requests(con: duckdb.DuckDBPyConnection, start_at: datetime, end_a
         first = utc_midnight(start_at.astimezone(UTC).date())
         full_lo = first if first == start_at else first + DAY
         full_hi = max(utc_midnight(end_at.astimezone(UTC).date()), full_lo)
-    return run(con, "spike_principal_requests", start_at=start_at, end_at=end_at, full_lo=full_lo, full_hi=full_hi)
+    with events_within(con, [(start_at, min(end_at, full_lo)), (max(full_lo, full_hi), end_at)]):
+        return run(con, "spike_principal_requests", start_at=start_at, end_at=end_at, full_lo=full_lo,
+                   full_hi=full_hi)
 
 
 def _request_spikes(con, settings: Settings, since: date | None, when) -> list[dict]:

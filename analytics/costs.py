@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.queries import events_within, run
-from core.clock import utc_now
+from core.clock import utc_midnight, utc_now
 from core.errors import ConfigError
 from core.settings import Settings
 
@@ -299,8 +299,7 @@ def request_attribution(con: duckdb.DuckDBPyConnection, settings: Settings, sinc
     if keys is not None and set(keys) <= set(REPOSITORY_GRAIN):
         items = run(con, "cost_request_repositories", start=since, end=until)
     else:
-        with events_within(con, [(datetime.combine(since, time(0), tzinfo=UTC),
-                                  datetime.combine(until + timedelta(days=1), time(0), tzinfo=UTC))]):
+        with events_within(con, [(utc_midnight(since), utc_midnight(until + timedelta(days=1)))]):
             items = run(con, "cost_request_items", start=since, end=until)
     keys = ["usage_date", "account_id", "region"]
     daily = requests_daily(con, settings, since, until)

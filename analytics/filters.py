@@ -130,7 +130,7 @@ class Filters:
                 lo_at = _literal(self.start, "event_at") if self.start else "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
                 hi_at = _literal(hi, "event_at") if hi else "TIMESTAMPTZ '9999-12-31 00:00:00+00'"
                 lo_v, hi_v = con.execute(f"SELECT {lo_at}, {hi_at}").fetchone()
-                source = f"({lake.window_sql(con, lo_v, hi_v)})"
+                source = f"({lake.window_sql(con, (lo_v, hi_v))})"
             con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {source} "
                         f"WHERE {' AND '.join(conds) or 'TRUE'}")
 

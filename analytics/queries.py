@@ -52,12 +52,5 @@ def events_within(con: duckdb.DuckDBPyConnection, spans: Iterable[tuple[datetime
     if shadowed:
         yield
         return
-    files = sorted({f for lo, hi in spans for f in lake.files_between(con, lo, hi)})
-    rows = f"SELECT {lake.COLUMNS} FROM event_rows"
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-    source = f"SELECT {lake.COLUMNS} FROM read_parquet([{listed}]) UNION ALL {rows}" if files else rows
-    con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {source}")
-    try:
+    with lake.window(con, *spans):
         yield
-    finally:
-        con.execute("DROP VIEW IF EXISTS temp.events")

@@ -54,7 +54,7 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
     ones. Call it inside the caller's transaction."""
     for first, last in _spans(days):
         lo, hi = utc_midnight(first), utc_midnight(last + timedelta(days=1))
-        with lake.window(con, lo, hi):  # read only the span's files of the events lake
+        with lake.window(con, (lo, hi)):  # read only the span's files of the events lake
             for table in TABLES:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE new_{table} AS SELECT * FROM {lake.ROLLUPS[table].rows} "
                             "LIMIT 0")

@@ -37,12 +37,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
-from core.clock import utc_now
+from core.clock import utc_midnight, utc_now
 
 COLUMNS = ("event_id, event_at, event_name, account_id, region, domain, domain_owner, repository, format, "
            "namespace, package, version, asset, principal_arn, principal_type, source_ip, user_agent, "
@@ -151,18 +151,18 @@ def files_between(con: duckdb.DuckDBPyConnection, lo: object, hi: object, ds: Da
     return [str(root / f) for f in _live(con, ds, "max_at >= ? AND min_at <= ?", [lo, hi])]
 
 
-def window_sql(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> str:
-    """A SELECT of the events columns that reads only the files that can hold events in [lo, hi) (as
-    literals; the caller adds its own conditions on event_at)."""
-    return _union(EVENTS, files_between(con, lo, hi), COLUMNS)
+def window_sql(con: duckdb.DuckDBPyConnection, *spans: tuple[object, object]) -> str:
+    """A SELECT of the events columns that reads only the files that can hold events in one of `spans`
+    ((lo, hi) pairs; as literals: the caller adds its own conditions on event_at)."""
+    return _union(EVENTS, sorted({f for lo, hi in spans for f in files_between(con, lo, hi)}), COLUMNS)
 
 
 @contextmanager
-def window(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> Iterator[None]:
-    """Within the block `events` (and the downloads view over it) reads only the files of [lo, hi]: a
-    TEMP view shadows it on this connection. Opening every file costs ~0.1 ms each per query; a day's
-    rollups or a dedupe need one or two."""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {window_sql(con, lo, hi)}")
+def window(con: duckdb.DuckDBPyConnection, *spans: tuple[object, object]) -> Iterator[None]:
+    """Within the block `events` (and the downloads view over it) reads only the files of `spans` ((lo, hi)
+    pairs): a TEMP view shadows it on this connection. Opening every file costs ~0.1 ms each per query; a
+    day's rollups or a dedupe need one or two."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW events AS {window_sql(con, *spans)}")
     try:
         yield
     finally:
@@ -173,10 +173,6 @@ def ids_between_sql(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> s
     """A SELECT of the event_ids stored between lo and hi ($lo, $hi), reading only the files that can hold
     them (a dedupe must not open every file of the store)."""
     return _union(EVENTS, files_between(con, lo, hi), "event_id", " WHERE event_at BETWEEN $lo AND $hi")
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
 
 
 def append(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset = EVENTS) -> int:
@@ -210,7 +206,7 @@ def _register(con: duckdb.DuckDBPyConnection, ds: Dataset, root: Path, written: 
         rel = Path(path).relative_to(root).as_posix()
         day = rel.split("/", 1)[0].removeprefix("day=")
         if ds is not EVENTS:
-            lo, hi = _midnight(lo), _midnight(hi + timedelta(days=1)) - timedelta(microseconds=1)
+            lo, hi = utc_midnight(lo), utc_midnight(hi + timedelta(days=1)) - timedelta(microseconds=1)
         _catalog(con, ds, rel, day, n, lo, hi, Path(path).stat().st_size, now)
     rebuild_view(con, ds)
     return sum(n for _, n, _, _ in stats)
@@ -227,7 +223,7 @@ def replace_days(con: duckdb.DuckDBPyConnection, ds: Dataset, table: str, first:
     the columns of `ds`): the live files holding any of those days are retired, the rows they hold on
     other days (a compacted month) are written again with `table`'s. Call inside the caller's
     transaction."""
-    lo, hi = _midnight(first), _midnight(last + timedelta(days=1)) - timedelta(microseconds=1)
+    lo, hi = utc_midnight(first), utc_midnight(last + timedelta(days=1)) - timedelta(microseconds=1)
     old = _live(con, ds, "max_at >= ? AND min_at <= ?", [lo, hi])
     if old:
         root = root_of(con, ds)

@@ -145,23 +145,23 @@ def mark_days(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -
 
 def prepare_publish(con: duckdb.DuckDBPyConnection) -> bool:
     """Run the session's before-publish hook on the days marked since the last call, and move the store
-    version when the hook changed committed data (then True). Publishing calls it; so does precompute,
-    whose views read what the hook keeps."""
+    version when the hook changed committed data (then True); then compact the lake (which moves the version
+    when it rewrites files). Publishing calls it; so does precompute, whose views read what the hook keeps
+    and are keyed on the version it leaves."""
     marked = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'changed_days'"
                          ).fetchone()[0]
     days = sorted(d for (d,) in con.execute("SELECT DISTINCT day FROM changed_days").fetchall()) if marked else []
     hook = _HOOKS.get(id(con))
-    if hook is None:
-        if days:
-            raise StoreError("events were loaded in a write session without a before-publish hook", fix=(
-                "open the session with analytics.rollups.writer(db)"))
-        return False
-    changed = hook(con, days)
+    if hook is None and days:
+        raise StoreError("events were loaded in a write session without a before-publish hook", fix=(
+            "open the session with analytics.rollups.writer(db)"))
+    changed = hook is not None and hook(con, days)
     if marked:
         con.execute("DELETE FROM changed_days")
     if changed:
         with transaction(con):
             bump_version(con)
+    lake.compact(con)
     return changed
 
 
@@ -250,7 +250,6 @@ def publish_now(con: duckdb.DuckDBPyConnection) -> Path:
     path = con.execute(
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
     prepare_publish(con)
-    lake.compact(con)
     con.execute("CHECKPOINT")
     return publish_snapshot(Path(path))
 
@@ -284,7 +283,6 @@ def writer(db: Path, before_publish: BeforePublish | None = None) -> Iterator[du
                     rollback_quietly(con)
                 # what was committed (also before a failure) is published with what the hook derives from it
                 prepare_publish(con)
-                lake.compact(con)
                 changed = changed or store_version(con) != before
                 con.execute("CHECKPOINT")
             except (duckdb.Error, StoreError):

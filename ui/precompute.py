@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 
 from analytics.filters import Filters
-from core import lake, store
+from core import store
 from core.clock import utc_now
 from core.errors import first_line
 from core.settings import Settings
@@ -82,8 +82,7 @@ def refresh(con: duckdb.DuckDBPyConnection, settings: Settings) -> Summary:
     store version, replacing the rows of older versions, in one transaction. A loader that fails is logged (one line) and
     skipped. Without any collector run the pages show "no data", so nothing is stored."""
     t0 = time.monotonic()
-    store.prepare_publish(con)  # the rollups of the days this session loaded: the views read them
-    lake.compact(con)  # it moves the store version, which keys the views: before, not at the publish
+    store.prepare_publish(con)  # the rollups of the days this session loaded (the views read them), compacted
     version = store.store_version(con)
     rows: dict[str, tuple] = {}
     failed: dict[str, str] = {}  # key -> kind

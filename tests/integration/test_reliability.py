@@ -37,9 +37,9 @@ import pytest
 from botocore.awsrequest import AWSResponse, HeadersDict
 from botocore.exceptions import ClientError
 
+from analytics import rollups
 from collectors import cloudtrail, cloudwatch, costexplorer, inventory
 from collectors.base import RunContext, run_collectors
-from analytics import rollups
 from core import lake, store
 from core.aws import Clients
 from core.settings import load_settings

@@ -45,6 +45,7 @@ value's downloads in the window minus its median in the same window of the previ
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, time, timedelta
 
 import duckdb
@@ -198,15 +199,28 @@ def session_series(con: duckdb.DuckDBPyConnection, level: str, grain: str, start
     """sql/spike_download_series.sql: the whole UTC days from the daily session rollup where it answers
     exactly (the day grain, and no list filter on a column the level's rows lack), the partial days from
     raw events (only their lake files)."""
-    full_lo = full_hi = end_at
     others = tuple(f for f in filters.LIST_FIELDS if f not in ROLLUP_FILTERS[level])
-    if grain == "day" and not (others and filters.lists_filtered(con, others)):
-        first = datetime.combine(start_at.astimezone(UTC).date(), time(0), tzinfo=UTC)
-        full_lo = first if first == start_at else first + DAY
-        full_hi = datetime.combine(end_at.astimezone(UTC).date(), time(0), tzinfo=UTC)
-    with events_within(con, [(start_at, min(end_at, full_lo)), (max(full_lo, full_hi), end_at)]):
+    rollup = grain == "day" and not (others and filters.lists_filtered(con, others))
+    full_lo, full_hi = _whole_days(start_at, end_at, rollup)
+    with _raw_edges(con, start_at, end_at, full_lo, full_hi):
         return run(con, "spike_download_series", level=level, grain=grain, start_at=start_at, end_at=end_at,
                    full_lo=full_lo, full_hi=full_hi)
+
+
+def _whole_days(start_at: datetime, end_at: datetime, rollup: bool) -> tuple[datetime, datetime]:
+    """(full_lo, full_hi): the whole UTC days of [start_at, end_at) a query reads from its rollup, or an
+    empty span at end_at when it cannot (`rollup` False); the rest it reads from raw events."""
+    if not rollup:
+        return end_at, end_at
+    first = utc_midnight(start_at.astimezone(UTC).date())
+    full_lo = first if first == start_at else first + DAY
+    return full_lo, max(utc_midnight(end_at.astimezone(UTC).date()), full_lo)
+
+
+def _raw_edges(con: duckdb.DuckDBPyConnection, start_at: datetime, end_at: datetime, full_lo: datetime,
+               full_hi: datetime) -> AbstractContextManager[None]:
+    """events_within the raw pieces of a rollup-and-edges query: [start_at, full_lo) and [full_hi, end_at)."""
+    return events_within(con, [(start_at, min(end_at, full_lo)), (max(full_lo, full_hi), end_at)])
 
 
 def download_series(con: duckdb.DuckDBPyConnection, settings: Settings, level: str = "package",
@@ -371,12 +385,9 @@ def auth_series(con: duckdb.DuckDBPyConnection, start_at: datetime, end_at: date
 def principal_requests(con: duckdb.DuckDBPyConnection, start_at: datetime, end_at: datetime) -> pd.DataFrame:
     """sql/spike_principal_requests.sql: whole UTC days from the principal_hours rollup (unless a domain,
     repository or format filter is on, which the rollup cannot apply), the partial days from raw events."""
-    full_lo = full_hi = end_at
-    if not filters.lists_filtered(con, ("domains", "repositories", "formats")):
-        first = utc_midnight(start_at.astimezone(UTC).date())
-        full_lo = first if first == start_at else first + DAY
-        full_hi = max(utc_midnight(end_at.astimezone(UTC).date()), full_lo)
-    with events_within(con, [(start_at, min(end_at, full_lo)), (max(full_lo, full_hi), end_at)]):
+    rollup = not filters.lists_filtered(con, ("domains", "repositories", "formats"))
+    full_lo, full_hi = _whole_days(start_at, end_at, rollup)
+    with _raw_edges(con, start_at, end_at, full_lo, full_hi):
         return run(con, "spike_principal_requests", start_at=start_at, end_at=end_at, full_lo=full_lo,
                    full_hi=full_hi)
 

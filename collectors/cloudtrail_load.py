@@ -377,23 +377,29 @@ def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
     """Dedupe the rows of the temp table ct_stage (EVENT_COLUMNS + filename) and commit them, with the ledger
     rows of the `staged` files and the store version, in one transaction; drops ct_stage. Trail files and
     Spark extracts (cloudtrail_parquet) both end here."""
-    result.rejected = con.execute(f"SELECT count(*) FROM ct_stage WHERE NOT ({VALID_ROW})").fetchone()[0]
+    result.rejected, lo, hi, repeats = con.execute(
+        f"SELECT count(*) FILTER (WHERE NOT ({VALID_ROW})), min(event_at) FILTER (WHERE event_id IS NOT NULL), "
+        f"max(event_at) FILTER (WHERE event_id IS NOT NULL), count(*) FILTER (WHERE {VALID_ROW}) - "
+        f"count(DISTINCT event_id) FILTER (WHERE {VALID_ROW}) FROM ct_stage").fetchone()
     result.events_per_file = dict(con.execute(
         "SELECT filename, count(*) FROM ct_stage GROUP BY filename").fetchall())
-    lo_hi = con.execute("SELECT min(event_at), max(event_at) FROM ct_stage WHERE event_id IS NOT NULL").fetchone()
+    # An event delivered twice in the batch keeps its copy from the first file. Only the repeated events go
+    # through the window: a batch rarely holds many, and numbering every row cost more than the insert.
+    valid = f"SELECT {EVENT_COLUMNS}, filename FROM ct_stage WHERE {VALID_ROW}"
+    batch = valid if not repeats else f"""
+        WITH repeated AS (SELECT event_id FROM ct_stage WHERE {VALID_ROW} GROUP BY event_id HAVING count(*) > 1)
+        {valid} AND event_id NOT IN (SELECT event_id FROM repeated)
+        UNION ALL
+        SELECT * EXCLUDE (copy_no) FROM (
+            SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY filename) AS copy_no
+            FROM ({valid} AND event_id IN (SELECT event_id FROM repeated))
+        ) WHERE copy_no = 1"""
     with store.transaction(con):
-        if lo_hi[0] is not None:
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE ct_new AS
-                SELECT {EVENT_COLUMNS} FROM (
-                    SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY filename) AS copy_no
-                    FROM ct_stage WHERE {VALID_ROW}
-                ) s
-                WHERE copy_no = 1
-                  AND event_id NOT IN ({lake.ids_between_sql(con, lo_hi[0], lo_hi[1])})
-            """, {"lo": lo_hi[0], "hi": lo_hi[1]})
-            result.new_events = lake.append(con, "ct_new")  # the batch's new events, one file per UTC day
-            con.execute("DROP TABLE ct_new")
+        if lo is not None:
+            con.complete()  # the last execute()'s result must be done before con.sql() runs
+            new = con.sql(f"SELECT {EVENT_COLUMNS} FROM ({batch}) WHERE event_id NOT IN "
+                          f"({lake.ids_between_sql(con, lo, hi)})", params={"lo": lo, "hi": hi}).to_arrow_table()
+            result.new_events = lake.append_events(con, new)  # the batch's new events, one file per UTC day
         if result.new_events:
             store.mark_days(con, "ct_stage", VALID_ROW)  # its rollups are recomputed before the next publish
         now = utc_now()

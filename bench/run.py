@@ -63,6 +63,16 @@ def _fresh(db: Path) -> Path:
     return db
 
 
+def store_bytes(db: Path) -> int:
+    """The store's size: its DuckDB file and the live files of its lake (retired ones wait out their grace)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        lake_bytes = con.execute("SELECT coalesce(sum(bytes), 0) FROM lake_files WHERE retired_at IS NULL").fetchone()[0]
+    finally:
+        con.close()
+    return db.stat().st_size + int(lake_bytes)
+
+
 def _expect(db: Path, want: int, what: str) -> None:
     got = events_check(db)
     if got != (want, want):
@@ -123,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             got = collect(db, str(src), since=start)
             _expect(db, events, "pure ingest")
             add("ingest_secs", got["wall"]), add("ingest_cpu", got["cpu"]), add("ingest_rss", got["rss_bytes"])
-            add("store_bytes", db.stat().st_size)
+            add("store_bytes", store_bytes(db))
             print(f"  ingest {got['wall']:.1f}s ({events / got['wall']:,.0f} ev/s), floor {fl['secs']:.1f}s, "
                   f"rss {got['rss_bytes'] / 2**20:.0f} MiB", flush=True)
 
@@ -256,7 +266,7 @@ def table(m: dict, d: dict, inv: dict | None, args) -> list[dict]:
          "floor": "", "ratio": None, "target": "< 2 s", "ok": m["rerun_secs"] < 2},
         {"figure": f"One day's increment ({d['increment']['events']:,} events) into that store",
          "value": f"{m['incr_secs']:.2f} s", "floor": "", "ratio": None, "target": "< 3 s", "ok": m["incr_secs"] < 3},
-        {"figure": "Store size (events, ledger, all tables; file after CHECKPOINT)",
+        {"figure": "Store size (the DuckDB file after CHECKPOINT and the live files of its lake)",
          "value": f"{m['store_bytes'] / p['events']:.1f} bytes/event ({m['store_bytes'] / MB:,.0f} MB); "
                   "count(*) = count(DISTINCT event_id) = ground truth",
          "floor": "", "ratio": None, "target": "<= 60 bytes/event", "ok": m["store_bytes"] / p["events"] <= 60},

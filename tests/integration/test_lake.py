@@ -41,6 +41,17 @@ def test_events_are_day_partitioned_parquet_that_other_engines_read_as_is(tmp_pa
     cols = [c for (c, *_) in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{folder}/day=*/*.parquet', "
                                          "hive_partitioning = false)").fetchall()]
     assert cols == COLUMNS  # exactly the columns of `events`, in order (the Spark extract's contract)
+    # each file sorted by event_at, and its catalog row saying what it holds
+    per_file = con.execute(f"""
+        SELECT filename, count(*), min(event_at), max(event_at),
+               bool_and(event_at >= coalesce(prev, event_at)) AS is_sorted
+        FROM (SELECT filename, event_at, lag(event_at) OVER (PARTITION BY filename ORDER BY file_row_number) AS prev
+              FROM read_parquet('{folder}/day=*/*.parquet', filename = true, file_row_number = true))
+        GROUP BY filename""").fetchall()
+    assert per_file and all(f[4] for f in per_file), per_file
+    catalog = {(str(folder / f), n, lo, hi) for f, n, lo, hi in rows(
+        db, "SELECT file, rows, min_at, max_at FROM lake_files WHERE dataset = 'events' AND retired_at IS NULL")}
+    assert {f[:4] for f in per_file} == catalog
 
 
 def test_the_snapshot_every_publish_copies_does_not_grow_with_the_events(tmp_path):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -28,7 +27,7 @@ from typing import Any
 
 from collectors import cloudtrail_parquet
 from collectors.base import CollectorSpec, RunContext, ScopeResult, account_region_scopes, echo
-from collectors.cloudtrail_load import Inflated, inflate, load_files, normalize_records
+from collectors.cloudtrail_load import Inflated, inflate, load_files, normalize_records, scratch_folder
 from collectors.trailfiles import (
     FileFormat,
     TrailObject,
@@ -212,7 +211,7 @@ def collect_lookup(ctx: RunContext, scope: Scope) -> ScopeResult:
                     records.append(json.loads(ev["CloudTrailEvent"]))
                 except (KeyError, TypeError, ValueError):
                     result.skip(ev.get("EventId", "?"), "CloudTrailEvent is not JSON")
-    with tempfile.TemporaryDirectory(prefix="caa-lookup-") as tmp:
+    with scratch_folder("lookup") as tmp:
         path = Path(tmp) / "lookup.json.gz"
         with gzip.open(path, "wt", encoding="utf-8") as fh:
             json.dump({"Records": records}, fh)

@@ -120,7 +120,7 @@ FROM (
 
 CA_BYTES = b"codeartifact.amazonaws.com"
 SCRATCH_MIN_FREE = 4 << 30  # inflated batches go to /dev/shm only with this much room left there
-SCRATCH_PREFIX = "caa-json-"  # + the collector's pid: sweep_scratch removes those of dead processes
+SCRATCH_PREFIX = "caa-"  # caa-<kind>-<pid>-<random>: sweep_scratch removes the folders of dead processes
 MIN_OBJECT_BYTES = 64 << 20  # DuckDB's JSON read buffer: 512 MiB on every batch cost ~35% more CPU
 MAX_OBJECT_BYTES = 512 << 20
 _RECORDS_HEAD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[')
@@ -178,8 +178,8 @@ class Inflated:
 
 
 def inflate(files: list[str]) -> Inflated:
-    """inflate_batch into a new scratch folder (named after this process, see sweep_scratch)."""
-    folder = tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=scratch_dir())
+    """inflate_batch into a new scratch folder (in memory when there is room, see scratch_dir)."""
+    folder = scratch_folder("json", scratch_dir())
     try:
         return Inflated(*inflate_batch(files, Path(folder.name)), folder)
     except BaseException:
@@ -187,19 +187,26 @@ def inflate(files: list[str]) -> Inflated:
         raise
 
 
+def scratch_folder(kind: str, where: str | None = None) -> tempfile.TemporaryDirectory:
+    """A temporary folder in `where` (default the system temp dir) named after this process,
+    caa-<kind>-<pid>-<random>: a SIGKILL skips every cleanup, so a later collector's sweep_scratch removes
+    it (S3 objects fetched, inflated JSON)."""
+    sweep_scratch(where or tempfile.gettempdir())
+    return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{kind}-{os.getpid()}-", dir=where)
+
+
 @functools.cache
 def sweep_scratch(where: str) -> None:
-    """Remove the scratch folders of collectors that no longer run (a SIGKILL skips every cleanup, and in
-    /dev/shm they would hold memory until a reboot). Once per process and folder."""
-    for path in Path(where).glob(f"{SCRATCH_PREFIX}*-*"):
-        pid = path.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+    """Remove the scratch folders of collectors that no longer run (in /dev/shm they would hold memory until
+    a reboot). Once per process and folder."""
+    for path in Path(where).glob(f"{SCRATCH_PREFIX}*-*-*"):
+        parts = path.name.split("-")
+        if len(parts) == 4 and parts[2].isdigit() and not Path(f"/proc/{parts[2]}").exists():
             shutil.rmtree(path, ignore_errors=True)
 
 
 def scratch_dir() -> str | None:
     """Where inflated batches go: /dev/shm (memory) when it has room, else the system temp dir."""
-    sweep_scratch(tempfile.gettempdir())
     if os.path.isdir("/dev/shm"):
         sweep_scratch("/dev/shm")
     try:
@@ -422,7 +429,7 @@ def normalize_records(records: list[dict], con: duckdb.DuckDBPyConnection | None
     con = con or duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
-        with tempfile.TemporaryDirectory(prefix="caa-ct-") as tmp:
+        with scratch_folder("ct") as tmp:
             path = Path(tmp) / "records.json.gz"
             with gzip.open(path, "wt", encoding="utf-8") as fh:
                 json.dump({"Records": records}, fh, default=str)

@@ -16,7 +16,6 @@ events and cloudtrail_files; here, the `cloudtrail` watermark of the source.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ from typing import Any
 import duckdb
 
 from collectors.base import RunContext, ScopeResult
-from collectors.cloudtrail_load import BatchResult
+from collectors.cloudtrail_load import BatchResult, scratch_folder
 from core import store
 from core.aws import Scope, translate
 
@@ -151,7 +150,7 @@ def ingest(ctx: RunContext, scope: Scope, fmt: FileFormat, listed: list[Listed],
     work = batches(todo, ctx.settings.cloudtrail.batch_files, fmt.max_bytes)
     published = time.monotonic()
     with ctx.progress(f"cloudtrail {scope.source}", len(todo)) as advance, \
-            tempfile.TemporaryDirectory(prefix="caa-trail-") as tmp, ThreadPoolExecutor(max_workers=1) as ahead:
+            scratch_folder("trail") as tmp, ThreadPoolExecutor(max_workers=1) as ahead:
         fetcher = S3Fetcher(ctx, scope, client, where, prefix, Path(tmp)) if kind == "s3" else None
 
         def prepare(batch: list[Listed]) -> tuple[dict[str, TrailObject], dict[str, str], Any]:

@@ -125,11 +125,11 @@ def test_time_ordered_batches_still_store_each_event_once(tmp_path):
 
 
 def test_scratch_folders_of_dead_collectors_are_swept_and_live_ones_kept(tmp_path):
-    dead = tmp_path / f"{cloudtrail_load.SCRATCH_PREFIX}999999999-abc"  # no such pid
-    alive = tmp_path / f"{cloudtrail_load.SCRATCH_PREFIX}{os.getpid()}-def"
-    other = tmp_path / "caa-json-notes"
-    for d in (dead, alive, other):
+    dead = [tmp_path / f"caa-{kind}-999999999-abc" for kind in ("json", "trail")]  # no such pid
+    alive = tmp_path / f"caa-trail-{os.getpid()}-def"
+    others = [tmp_path / "caa-json-notes", tmp_path / "caa-trail-x-12-y", tmp_path / "caa-999999999"]
+    for d in (*dead, alive, *others):
         d.mkdir()
         (d / "000000-x.json").write_bytes(b"{}")
     cloudtrail_load.sweep_scratch(str(tmp_path))
-    assert not dead.exists() and alive.exists() and other.exists()
+    assert not any(d.exists() for d in dead) and alive.exists() and all(d.exists() for d in others)

@@ -38,7 +38,7 @@ from botocore.awsrequest import AWSResponse, HeadersDict
 from botocore.exceptions import ClientError
 
 from analytics import rollups
-from collectors import cloudtrail, cloudwatch, costexplorer, inventory
+from collectors import cloudtrail, cloudtrail_load, cloudwatch, costexplorer, inventory
 from collectors.base import RunContext, run_collectors
 from core import lake, store
 from core.aws import Clients
@@ -634,14 +634,20 @@ KNOWN_KILL_BUGS: set[str] = set()  # tables the 20-point test may not compare (n
 
 def _kill_then_rerun(folder: Path, root: Path, kill_at: int, mode: str = "before", seed: int = 0,
                      child_entry: str = "kill_child") -> Path:
-    """A child process SIGKILLed at statement `kill_at`, then an in-process re-run; returns the store."""
-    folder.mkdir(exist_ok=True)
+    """A child process SIGKILLed at statement `kill_at`, then an in-process re-run; returns the store. The
+    scratch folders the child leaves in its temp dir (the kill skips their cleanup) must be ones the next
+    collection sweeps."""
+    tmp = folder / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
     db = folder / "killed.duckdb"
     child = subprocess.run(
         [sys.executable, "-c", f"from tests.integration.test_reliability import {child_entry}; {child_entry}()",
          str(db), str(root), str(kill_at), mode, str(seed)],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp)}, capture_output=True, text=True,
+        timeout=60)
     assert child.returncode == -signal.SIGKILL, (kill_at, child.returncode, child.stderr[-2000:])
+    cloudtrail_load.sweep_scratch(str(tmp))
+    assert not any(tmp.iterdir()), (kill_at, sorted(p.name for p in tmp.iterdir()))
     assert run_killable(db, root)[0] == 0
     return db
 

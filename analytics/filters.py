@@ -20,6 +20,7 @@ import duckdb
 from core import lake
 
 LIST_FIELDS = ("accounts", "regions", "domains", "repositories", "formats")
+EVENTS_SCOPE = "events_scope"  # the TEMP view the filtered `events` reads its rows from (the lake files)
 # table -> (its column for each list filter it has, its time column or None)
 TABLES: dict[str, tuple[dict[str, str], str | None]] = {
     "events": ({"accounts": "account_id", "regions": "region", "domains": "domain", "repositories": "repository",
@@ -109,7 +110,7 @@ class Filters:
         DuckDB prunes the time column by its zone maps; list values stay parameters in TEMP tables.
         """
         if not self.active:
-            for table in TABLES:
+            for table in (*TABLES, EVENTS_SCOPE):
                 con.execute(f"DROP VIEW IF EXISTS temp.{table}")
             for name in LIST_FIELDS:
                 con.execute(f"DROP TABLE IF EXISTS temp.f_{name}")
@@ -126,11 +127,15 @@ class Filters:
             if time_col and hi:
                 conds.append(f"{time_col} < {_literal(hi, time_col)}")
             source = f'"{catalog}".main.{table}'
-            if table == "events" and (self.start or hi):  # open only the lake files of the dates
-                lo_at = _literal(self.start, "event_at") if self.start else "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
-                hi_at = _literal(hi, "event_at") if hi else "TIMESTAMPTZ '9999-12-31 00:00:00+00'"
-                lo_v, hi_v = con.execute(f"SELECT {lo_at}, {hi_at}").fetchone()
-                source = f"({lake.window_sql(con, (lo_v, hi_v))})"
+            if table == "events":  # its rows come from events_scope, which queries.events_within narrows
+                scope = f"SELECT * FROM {source}"
+                if self.start or hi:  # open only the lake files of the dates
+                    lo_at = _literal(self.start, "event_at") if self.start else "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
+                    hi_at = _literal(hi, "event_at") if hi else "TIMESTAMPTZ '9999-12-31 00:00:00+00'"
+                    lo_v, hi_v = con.execute(f"SELECT {lo_at}, {hi_at}").fetchone()
+                    scope = lake.window_sql(con, (lo_v, hi_v))
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {EVENTS_SCOPE} AS {scope}")
+                source = EVENTS_SCOPE
             con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {source} "
                         f"WHERE {' AND '.join(conds) or 'TRUE'}")
 

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from analytics import filters
 from core import lake
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -47,10 +48,21 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pd.DataFram
 def events_within(con: duckdb.DuckDBPyConnection, spans: Iterable[tuple[datetime, datetime]]) -> Iterator[None]:
     """Within the block `events` (and the downloads view over it) reads only the lake files that can hold
     events of one of `spans` ((lo, hi) pairs): a query of a few days never opens a store's other days.
-    Nothing changes where a filter already shadows `events` on this connection (its dates narrow it)."""
-    shadowed = con.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = 'events'").fetchone()[0]
-    if shadowed:
-        yield
+    Where a filter shadows `events` on this connection, its scope (the files of its dates) is narrowed to
+    the spans' files instead, and its conditions still apply."""
+    spans = list(spans)
+    scope = con.execute("SELECT sql FROM duckdb_views() WHERE temporary AND view_name = ?",
+                        [filters.EVENTS_SCOPE]).fetchone()
+    if scope is None:
+        shadowed = con.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = 'events'")
+        if shadowed.fetchone()[0]:  # an outer window already narrows it
+            yield
+            return
+        with lake.window(con, *spans):
+            yield
         return
-    with lake.window(con, *spans):
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {filters.EVENTS_SCOPE} AS {lake.window_sql(con, *spans)}")
+    try:
         yield
+    finally:  # the filter's own scope again
+        con.execute(scope[0].replace("CREATE TEMP VIEW", "CREATE OR REPLACE TEMP VIEW", 1))

@@ -5,12 +5,14 @@ leaves no file counted twice; the layout is plain day-partitioned Parquet that o
 from __future__ import annotations
 
 import os
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from analytics.filters import Filters
+from analytics.queries import events_within
 from collectors import cloudtrail
 from core import lake, store
 from tests.fixtures.trails import TRAIL_NOW, trail_files, unique_events, write_local
@@ -181,3 +183,33 @@ def test_rollups_are_lake_files_a_closed_month_one_file_and_a_reader_keeps_its_v
                     "(SELECT sum(downloads) FROM event_days WHERE day = DATE '2026-10-25')") == [(515, 515, 29)]
     assert rows(db, "SELECT count(*) FROM lake_files WHERE dataset = 'download_days' AND retired_at IS NULL AND "
                     "day < DATE '2026-11-01'") == [(1,)]  # the month rewritten as one file again
+
+
+def test_under_a_filter_a_query_of_a_few_hours_opens_only_their_files(tmp_path):
+    """The auth-spike details read a few hours and the same hours of earlier weeks: with a domain filter on
+    (the dashboard's filtered view), they open the files of those days only, not every day of the filter's
+    range, see the filter's rows, and the filter reads all its days again afterwards."""
+    db, _ = collected(tmp_path)
+    con = store.open_reader(db)
+    try:
+        domain, day = con.execute("SELECT domain, CAST(event_at AT TIME ZONE 'UTC' AS DATE) FROM events "
+                                  "GROUP BY ALL ORDER BY count(*) DESC LIMIT 1").fetchone()
+        lo = datetime.combine(day, time(6), UTC)
+        span = [(lo, lo + timedelta(hours=5))]
+        where = "WHERE event_at >= $lo AND event_at < $hi"
+        want = con.execute(f"SELECT count(*), sum(hash(event_id)) FROM events {where} AND domain = $d",
+                           {"lo": lo, "hi": span[0][1], "d": domain}).fetchone()
+        Filters(domains=(domain,)).apply(con)
+        everything = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        other = [d for d in lake.lake_dir(db).iterdir() if d.name != f"day={day}"]
+        for d in other:  # a file the query opened would now fail it
+            d.rename(d.with_name(f"away-{d.name}"))
+        with events_within(con, span):
+            got = con.execute(f"SELECT count(*), sum(hash(event_id)) FROM events {where}",
+                              {"lo": lo, "hi": span[0][1]}).fetchone()
+            for d in other:  # back before the block restores the filter's view (binding it opens them)
+                d.with_name(f"away-{d.name}").rename(d)
+        assert got == want and want[0] > 0
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == everything
+    finally:
+        con.close()

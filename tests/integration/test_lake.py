@@ -213,3 +213,27 @@ def test_under_a_filter_a_query_of_a_few_hours_opens_only_their_files(tmp_path):
         assert con.execute("SELECT count(*) FROM events").fetchone()[0] == everything
     finally:
         con.close()
+
+
+def test_a_window_of_many_spans_reads_the_events_of_those_spans_and_no_other_day(tmp_path):
+    """The auth-spike details pass thousands of (lo, hi) spans in one window: its rows are exactly the
+    events inside some span (the files of other days never opened), as with one window per span."""
+    db, _ = collected(tmp_path, n_files=24 * 6)  # six days of hourly files
+    con = store.open_reader(db)
+    try:
+        days = [d for (d,) in con.execute("SELECT DISTINCT CAST(event_at AT TIME ZONE 'UTC' AS DATE) FROM events "
+                                          "ORDER BY 1").fetchall()]
+        picked = days[::2]  # every other day: the ones between must not be read
+        assert len(picked) >= 2 and len(days) > len(picked)
+        spans = [(datetime.combine(d, time(h), UTC), datetime.combine(d, time(h + 3), UTC))
+                 for d in picked for h in (1, 9, 17)]
+        inside = " OR ".join(f"(event_at >= TIMESTAMPTZ '{lo.isoformat()}' AND event_at < TIMESTAMPTZ "
+                             f"'{hi.isoformat()}')" for lo, hi in spans)
+        want = con.execute(f"SELECT count(*), sum(hash(event_id)) FROM events WHERE {inside}").fetchone()
+        sql = lake.window_sql(con, *spans)
+        assert sorted({f"day={d}" for d in picked}) == sorted({Path(f).parent.name for f in lake.files_between(
+            con, spans[0][0], spans[-1][1]) if f in sql})
+        assert con.execute(f"SELECT count(*), sum(hash(event_id)) FROM ({sql}) WHERE {inside}").fetchone() == want
+        assert want[0] > 0
+    finally:
+        con.close()

@@ -31,7 +31,9 @@ and the datasets' views. Callers hold the store's write lock (core/store.py).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -104,6 +106,7 @@ def root_of(con: duckdb.DuckDBPyConnection, ds: Dataset = EVENTS) -> Path:
     got = con.execute("SELECT path FROM caa_memory_lake").fetchone()
     if got is None:
         got = (tempfile.mkdtemp(prefix="caa-memory-lake-"),)
+        atexit.register(shutil.rmtree, got[0], True)  # the store dies with the process: so do its files
         con.execute("INSERT INTO caa_memory_lake VALUES (?)", got)
     return folder_of(Path(got[0]) / "memory.duckdb", ds)
 

@@ -5,6 +5,8 @@ leaves no file counted twice; the layout is plain day-partitioned Parquet that o
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tests.fixtures.trails import TRAIL_NOW, trail_files, unique_events, write_l
 from tests.helpers import collect, rows, writer
 
 SINCE = date(2026, 10, 25)
+REPO = Path(__file__).resolve().parents[2]
 COLUMNS = [c.strip() for c in lake.COLUMNS.split(",")]
 
 
@@ -237,3 +240,16 @@ def test_a_window_of_many_spans_reads_the_events_of_those_spans_and_no_other_day
         assert want[0] > 0
     finally:
         con.close()
+
+
+def test_an_in_memory_store_removes_its_lake_folder_when_the_process_exits(tmp_path):
+    """In-memory stores (tests, one-off scripts) keep their lake in a temporary folder: it goes with the
+    process, as the store does (each test run left dozens in /tmp before)."""
+    code = ("import duckdb; from core import lake, store; c = duckdb.connect(); store.migrate(c); "
+            "root = lake.root_of(c); root.mkdir(parents=True); (root / 'x.parquet').write_bytes(b'1'); "
+            "print(root)")
+    got = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "TMPDIR": str(tmp_path)},
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert Path(got.stdout.strip()).is_relative_to(tmp_path)  # it was made there
+    assert not list(tmp_path.glob("caa-memory-lake-*"))

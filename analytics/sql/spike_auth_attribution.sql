@@ -12,18 +12,26 @@ WITH w AS (
            unnest($from_at) AS from_at, unnest($to_at) AS to_at
 ),
 k AS (SELECT range AS weeks_back FROM range(0, $weeks + 1)),
-d AS (
-    SELECT w.window_id, k.weeks_back, e.user_agent, e.source_ip, e.error_code,
-           coalesce(e.domain, '') || '/' || coalesce(e.repository, '') AS repository,
-           e.account_id || ' ' || e.region AS billing
+h AS (  -- each window's hours, moved back weeks_back weeks: an event finds its windows by its own hour
+    SELECT w.window_id, k.weeks_back, w.principal_arn, w.signal,
+           w.from_at - to_days(CAST(7 * k.weeks_back AS INTEGER)) AS lo,
+           w.to_at - to_days(CAST(7 * k.weeks_back AS INTEGER)) AS hi,
+           unnest(range(CAST(floor(epoch(w.from_at) / 3600) AS BIGINT), CAST(ceil(epoch(w.to_at) / 3600) AS BIGINT)))
+               - 168 * k.weeks_back AS hour_no  -- hours since the epoch
     FROM w
     CROSS JOIN k
+),
+d AS (
+    SELECT h.window_id, h.weeks_back, e.user_agent, e.source_ip, e.error_code,
+           coalesce(e.domain, '') || '/' || coalesce(e.repository, '') AS repository,
+           e.account_id || ' ' || e.region AS billing
+    FROM h
     JOIN events AS e
-      ON coalesce(e.principal_arn, 'unknown') = w.principal_arn
-     AND e.event_at >= w.from_at - to_days(CAST(7 * k.weeks_back AS INTEGER))
-     AND e.event_at < w.to_at - to_days(CAST(7 * k.weeks_back AS INTEGER))
-    WHERE (w.signal = 'access_denied' AND list_contains($denied_codes, e.error_code))
-       OR (w.signal = 'token_burst' AND e.event_name = 'GetAuthorizationToken' AND e.error_code IS NULL)
+      ON coalesce(e.principal_arn, 'unknown') = h.principal_arn
+     AND CAST(floor(epoch(e.event_at) / 3600) AS BIGINT) = h.hour_no
+    WHERE e.event_at >= h.lo AND e.event_at < h.hi
+      AND ((h.signal = 'access_denied' AND list_contains($denied_codes, e.error_code))
+           OR (h.signal = 'token_burst' AND e.event_name = 'GetAuthorizationToken' AND e.error_code IS NULL))
 )
 SELECT window_id, weeks_back, 'user_agent' AS dimension, coalesce(user_agent, 'unknown') AS value,
        count(*) AS events

@@ -50,12 +50,11 @@ def events_within(con: duckdb.DuckDBPyConnection, spans: Iterable[tuple[datetime
     events of one of `spans` ((lo, hi) pairs): a query of a few days never opens a store's other days.
     Where a filter shadows `events` on this connection, its scope (the files of its dates) is narrowed to
     the spans' files instead, and its conditions still apply."""
-    spans = list(spans)
-    scope = con.execute("SELECT sql FROM duckdb_views() WHERE temporary AND view_name = ?",
-                        [filters.EVENTS_SCOPE]).fetchone()
+    shadows = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE temporary AND view_name IN "
+                               "('events', ?)", [filters.EVENTS_SCOPE]).fetchall())
+    scope = shadows.get(filters.EVENTS_SCOPE)
     if scope is None:
-        shadowed = con.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = 'events'")
-        if shadowed.fetchone()[0]:  # an outer window already narrows it
+        if "events" in shadows:  # an outer window already narrows it
             yield
             return
         with lake.window(con, *spans):
@@ -65,4 +64,4 @@ def events_within(con: duckdb.DuckDBPyConnection, spans: Iterable[tuple[datetime
     try:
         yield
     finally:  # the filter's own scope again
-        con.execute(scope[0].replace("CREATE TEMP VIEW", "CREATE OR REPLACE TEMP VIEW", 1))
+        con.execute(scope.replace("CREATE TEMP VIEW", "CREATE OR REPLACE TEMP VIEW", 1))

@@ -153,23 +153,23 @@ def _union(ds: Dataset, files: list[str], cols: str, where: str = "") -> str:
     return f"SELECT {cols} FROM read_parquet([{listed}]){where} UNION ALL {rows}"
 
 
-def files_between(con: duckdb.DuckDBPyConnection, lo: object, hi: object, ds: Dataset = EVENTS) -> list[str]:
-    """Absolute paths of the live files of `ds` holding any row in [lo, hi]."""
+def files_between(con: duckdb.DuckDBPyConnection, *spans: tuple[object, object], ds: Dataset = EVENTS) -> list[str]:
+    """Absolute paths of the live files of `ds` holding any row in one of `spans` ((lo, hi) pairs, both
+    inclusive), in one catalog query: the auth-spike details pass thousands of spans (one query each took
+    10 s at 200M events)."""
+    if not spans:
+        return []
+    los, his = zip(*spans, strict=True)
     root = root_of(con, ds)
-    return [str(root / f) for f in _live(con, ds, "max_at >= ? AND min_at <= ?", [lo, hi])]
+    return [str(root / f) for f in _live(con, ds, "EXISTS (SELECT 1 FROM (SELECT unnest(?::TIMESTAMPTZ[]) AS lo, "
+                                         "unnest(?::TIMESTAMPTZ[]) AS hi) s WHERE max_at >= s.lo AND min_at <= s.hi)",
+                                         [list(los), list(his)])]
 
 
 def window_sql(con: duckdb.DuckDBPyConnection, *spans: tuple[object, object]) -> str:
     """A SELECT of the events columns that reads only the files that can hold events in one of `spans`
-    ((lo, hi) pairs; as literals: the caller adds its own conditions on event_at). One catalog query for
-    all the spans: the auth-spike details pass thousands (one lookup each took 10 s at 200M events)."""
-    if not spans:
-        return _union(EVENTS, [], COLUMNS)
-    los, his = zip(*spans, strict=True)
-    root = root_of(con, EVENTS)
-    files = _live(con, EVENTS, "EXISTS (SELECT 1 FROM (SELECT unnest(?::TIMESTAMPTZ[]) AS lo, "
-                  "unnest(?::TIMESTAMPTZ[]) AS hi) s WHERE max_at >= s.lo AND min_at <= s.hi)", [list(los), list(his)])
-    return _union(EVENTS, [str(root / f) for f in files], COLUMNS)
+    ((lo, hi) pairs; as literals: the caller adds its own conditions on event_at)."""
+    return _union(EVENTS, files_between(con, *spans), COLUMNS)
 
 
 @contextmanager
@@ -187,7 +187,7 @@ def window(con: duckdb.DuckDBPyConnection, *spans: tuple[object, object]) -> Ite
 def ids_between_sql(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> str:
     """A SELECT of the event_ids stored between lo and hi ($lo, $hi), reading only the files that can hold
     them (a dedupe must not open every file of the store)."""
-    return _union(EVENTS, files_between(con, lo, hi), "event_id", " WHERE event_at BETWEEN $lo AND $hi")
+    return _union(EVENTS, files_between(con, (lo, hi)), "event_id", " WHERE event_at BETWEEN $lo AND $hi")
 
 
 def append(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset = EVENTS) -> int:

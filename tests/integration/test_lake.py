@@ -235,7 +235,7 @@ def test_a_window_of_many_spans_reads_the_events_of_those_spans_and_no_other_day
         want = con.execute(f"SELECT count(*), sum(hash(event_id)) FROM events WHERE {inside}").fetchone()
         sql = lake.window_sql(con, *spans)
         assert sorted({f"day={d}" for d in picked}) == sorted({Path(f).parent.name for f in lake.files_between(
-            con, spans[0][0], spans[-1][1]) if f in sql})
+            con, (spans[0][0], spans[-1][1])) if f in sql})
         assert con.execute(f"SELECT count(*), sum(hash(event_id)) FROM ({sql}) WHERE {inside}").fetchone() == want
         assert want[0] > 0
     finally:

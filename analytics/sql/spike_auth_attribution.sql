@@ -12,14 +12,16 @@ WITH w AS (
            unnest($from_at) AS from_at, unnest($to_at) AS to_at
 ),
 k AS (SELECT range AS weeks_back FROM range(0, $weeks + 1)),
-h AS (  -- each window's hours, moved back weeks_back weeks: an event finds its windows by its own hour
+s AS (  -- each window and the same span 1..$weeks weeks earlier
     SELECT w.window_id, k.weeks_back, w.principal_arn, w.signal,
            w.from_at - to_days(CAST(7 * k.weeks_back AS INTEGER)) AS lo,
-           w.to_at - to_days(CAST(7 * k.weeks_back AS INTEGER)) AS hi,
-           unnest(range(CAST(floor(epoch(w.from_at) / 3600) AS BIGINT), CAST(ceil(epoch(w.to_at) / 3600) AS BIGINT)))
-               - 168 * k.weeks_back AS hour_no  -- hours since the epoch
+           w.to_at - to_days(CAST(7 * k.weeks_back AS INTEGER)) AS hi
     FROM w
     CROSS JOIN k
+),
+h AS (  -- each span's hours (since the epoch): an event finds its spans by its own hour
+    SELECT *, unnest(range(CAST(floor(epoch(lo) / 3600) AS BIGINT), CAST(ceil(epoch(hi) / 3600) AS BIGINT))) AS hour_no
+    FROM s
 ),
 d AS (
     SELECT h.window_id, h.weeks_back, e.user_agent, e.source_ip, e.error_code,

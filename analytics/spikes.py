@@ -141,6 +141,23 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(idx[np.r_[0, cuts + 1]], idx[np.r_[cuts, len(idx) - 1]], strict=True))
 
 
+def _windows(hot: np.ndarray, raised: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) of each spike of one series: a run of `hot` buckets grown over its still
+    `raised` neighbours on both sides. Runs whose grown windows meet become one window: two hot hours of
+    one burst, a quiet-but-raised hour apart, are one spike (each grew over the other's hours, and was
+    reported again: 1,006 auth windows, 147 distinct, on the bench's 200M store)."""
+    n, out = len(hot), []
+    for t0, t1 in _runs(hot):
+        if out and t0 <= out[-1][1] + 1:
+            t0, t1 = out[-1][0], max(out.pop()[1], t1)
+        while t0 > 0 and raised[t0 - 1]:
+            t0 -= 1
+        while t1 < n - 1 and raised[t1 + 1]:
+            t1 += 1
+        out.append((int(t0), int(t1)))
+    return out
+
+
 def _start(since: date | None, weeks: int) -> datetime:
     """Where the series start: `weeks` weeks (and a day) of baseline before `since`."""
     if since is None:
@@ -300,13 +317,9 @@ def _download_spikes(con, settings: Settings, level: str, since: date | None, wh
     raised = grown & (xd > base_d) & ((score_s >= half) | (score_d >= half))
     cands = []
     for i in np.flatnonzero(hot.any(axis=1)):
-        for t0, t1 in _runs(hot[i]):
+        for t0, t1 in _windows(hot[i], raised[i]):
             fired = {s: sc for s, f, sc in (("sessions", fired_s, score_s), ("volume", fired_d, score_d))
                      if f[i, t0:t1 + 1].any()}
-            while t0 > 0 and raised[i, t0 - 1]:
-                t0 -= 1
-            while t1 < n - 1 and raised[i, t1 + 1]:
-                t1 += 1
             day0 = first + t0 * DAY
             if since is not None and (first + (t1 + 1) * DAY).date() <= since:
                 continue
@@ -412,11 +425,7 @@ def _request_spikes(con, settings: Settings, since: date | None, when) -> list[d
     hot = valid & (score >= sp.score_threshold) & (x >= CONCENTRATION * c * np.maximum(m["sessions"], 1))
     rows = []
     for i in np.flatnonzero(hot.any(axis=1)):
-        for t0, t1 in _runs(hot[i]):
-            while t0 > 0 and valid[i, t0 - 1] and score[i, t0 - 1] >= sp.score_threshold / 2:
-                t0 -= 1
-            while t1 < n - 1 and valid[i, t1 + 1] and score[i, t1 + 1] >= sp.score_threshold / 2:
-                t1 += 1
+        for t0, t1 in _windows(hot[i], valid[i] & (score[i] >= sp.score_threshold / 2)):
             observed, baseline = float(x[i, t0:t1 + 1].sum()), float(np.nansum(base[i, t0:t1 + 1]))
             stop = first + (t1 + 1) * HOUR
             if observed - baseline < sp.min_excess_requests or (since is not None and stop.date() < since):
@@ -487,11 +496,7 @@ def _auth_spikes(con, settings: Settings, since: date | None, when) -> list[dict
             score[np.arange(n)[None, :] < born[:, None] + 168 * weeks] = np.nan
         hot = score >= sp.score_threshold
         for i in np.flatnonzero(hot.any(axis=1)):
-            for t0, t1 in _runs(hot[i]):
-                while t0 > 0 and sig[i, t0 - 1] - base[i, t0 - 1] >= 1:
-                    t0 -= 1
-                while t1 < n - 1 and sig[i, t1 + 1] - base[i, t1 + 1] >= 1:
-                    t1 += 1
+            for t0, t1 in _windows(hot[i], sig[i] - base[i] >= 1):
                 observed, baseline = float(x[i, t0:t1 + 1].sum()), float(np.nansum(x_base[i, t0:t1 + 1]))
                 stop = first + (t1 + 1) * HOUR
                 if observed < AUTH_MIN_EVENTS or (since is not None and stop.date() < since):

@@ -6,7 +6,8 @@
   which session counting cannot see, so only the volume signal finds it;
 - CI's normal clustered traffic (jobs fetching 1 to 60 files of a package in a minute) never alerts;
 - a surge spread over four repositories of a domain, none past 14 a day: only the domain level sees it;
-- a principal looping on metadata requests (no downloads at all): the request-volume signal.
+- a principal looping on metadata requests (no downloads at all): the request-volume signal;
+- an auth burst with a quieter hour inside it is one spike, not one per hot hour.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.helpers import writer
 
 A = "111111111111"
 START = datetime(2026, 6, 1, tzinfo=UTC)  # a Monday
-DEV, LOOP, CI = (f"arn:aws:sts::{A}:assumed-role/{n}/s" for n in ("dev", "loop", "ci"))
+DEV, LOOP, CI, BROKEN = (f"arn:aws:sts::{A}:assumed-role/{n}/s" for n in ("dev", "loop", "ci", "broken"))
 
 
 class Rows(list):
@@ -36,6 +37,10 @@ class Rows(list):
     def meta(self, at, package, who, ip):
         self.append((f"e{len(self)}", at, "ReadFromRepository", A, "us-east-1", "acme", A, "app", "npm", None,
                      package, None, None, who, "AssumedRole", ip, "npm/10", None, f"/npm/app/{package}"))
+
+    def denied(self, at, who, ip="10.5.0.1"):
+        self.append((f"e{len(self)}", at, "ReadFromRepository", A, "us-east-1", "acme", A, "app", "npm", None,
+                     "lib", "1.0.0", "lib-1.0.0.tgz", who, "AssumedRole", ip, "npm/10", "AccessDenied", "/x"))
 
 
 def background(rows: Rows, days: int, rnd: random.Random) -> None:
@@ -149,3 +154,24 @@ def test_a_principal_looping_on_metadata_is_a_request_spike(tmp_path):
     assert (s["level"], s["signal"], s["principal_arn"]) == ("principal", "requests", CI)
     assert s["start"] == t0.replace(minute=0) and s["excess"] == pytest.approx(5_000, abs=50)
     assert s["excess_requests"] == round(s["excess"])
+
+
+def test_an_auth_burst_with_a_quieter_hour_inside_is_one_spike(tmp_path):
+    """Two hot hours a raised hour apart: each grew over the other's hours, and the burst was listed twice."""
+    rnd, rows = random.Random(6), Rows()
+    background(rows, 36, rnd)
+    for d in range(36):  # a role with a stale permission: two denied calls an hour during the day
+        for h in range(8, 18):
+            for m in (10, 40):
+                rows.denied(START + timedelta(days=d, hours=h, minutes=m), BROKEN)
+    burst = START + timedelta(days=35, hours=10)
+    for hour, n in ((0, 40), (1, 2), (2, 40)):  # 10:00 and 12:00 burst; 11:00 is raised (4), not hot
+        for i in range(n):
+            rows.denied(burst + timedelta(hours=hour, seconds=i * 60), BROKEN)
+    found = detect(tmp_path, rows)
+    auth = found[found["kind"] == "auth"]
+    assert len(auth) == 1, auth[["start", "end", "observed"]]
+    s = auth.iloc[0]
+    assert (s["principal_arn"], s["signal"]) == (BROKEN, "access_denied")
+    assert (s["start"], s["end"]) == (burst, burst + timedelta(hours=3))
+    assert s["observed"] == 40 + 2 + 40 + 3 * 2

@@ -12,7 +12,9 @@ Reads/writes: TEMP objects of the given connection only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
 from datetime import date, timedelta
 
 import duckdb
@@ -112,13 +114,15 @@ class Filters:
         if not self.active:
             for table in (*TABLES, EVENTS_SCOPE):
                 con.execute(f"DROP VIEW IF EXISTS temp.{table}")
-            for name in LIST_FIELDS:
+            for name in (*LIST_FIELDS, "dates"):
                 con.execute(f"DROP TABLE IF EXISTS temp.f_{name}")
             return
         catalog = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
         for name in LIST_FIELDS:
             con.execute(f"CREATE OR REPLACE TEMP TABLE f_{name} AS SELECT unnest($v::VARCHAR[]) AS v",
                         {"v": list(getattr(self, name))})
+        con.execute("CREATE OR REPLACE TEMP TABLE f_dates AS SELECT $s::DATE AS start, $e::DATE AS stop",
+                    {"s": self.start, "e": self.end})
         hi = self.end + timedelta(days=1) if self.end else None
         for table, (columns, time_col) in TABLES.items():
             conds = [f"{col} IN (SELECT v FROM f_{f})" for f, col in columns.items() if getattr(self, f)]
@@ -138,6 +142,33 @@ class Filters:
                 source = EVENTS_SCOPE
             con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {source} "
                         f"WHERE {' AND '.join(conds) or 'TRUE'}")
+
+    @classmethod
+    def applied(cls, con: duckdb.DuckDBPyConnection) -> Filters:
+        """The filters `apply` left on this connection (none: Filters())."""
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'f_dates'"
+                           ).fetchone()[0]:
+            return cls()
+        lists = {name: tuple(v for (v,) in con.execute(f"SELECT v FROM f_{name}").fetchall()) for name in LIST_FIELDS}
+        start, stop = con.execute("SELECT start, stop FROM f_dates").fetchone()
+        return cls(**lists, start=start, end=stop)
+
+
+@contextmanager
+def reaching_back(con: duckdb.DuckDBPyConnection, first: date) -> Iterator[None]:
+    """Within the block, a date filter that starts after `first` starts on `first` (its other filters
+    unchanged): the spike detectors score the filter's days against the weeks before them, which the
+    filter would otherwise hide, so its first weeks looked like a store with no history (every steady
+    access-denied call an auth burst, no download spike possible)."""
+    f = Filters.applied(con)
+    if f.start is None or f.start <= first:
+        yield
+        return
+    replace(f, start=first).apply(con)
+    try:
+        yield
+    finally:
+        f.apply(con)
 
 
 def _literal(day: date, column: str) -> str:

@@ -543,6 +543,14 @@ def detect_spikes(con: duckdb.DuckDBPyConnection, settings: Settings, since: dat
     explain them (see _explained). Request-volume spikes are kept when download spikes do not explain them.
     Columns: COLUMNS (start/end are UTC, end exclusive; top_* are lists of "name (share%)").
     """
+    if since is not None:  # a date filter's first weeks are scored against the weeks before them
+        with filters.reaching_back(con, _start(since, settings.spikes.baseline_weeks).date()):
+            return _detect(con, settings, since, levels)
+    return _detect(con, settings, since, levels)
+
+
+def _detect(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | None,
+            levels: tuple[str, ...]) -> pd.DataFrame:
     when = as_of(con)
     if when is None:
         return pd.DataFrame(columns=COLUMNS)

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from analytics import spikes
+from analytics.filters import Filters
 from core import store
 from core.settings import load_settings
 from tests.fixtures.events import insert_events
@@ -175,3 +176,35 @@ def test_an_auth_burst_with_a_quieter_hour_inside_is_one_spike(tmp_path):
     assert (s["principal_arn"], s["signal"]) == (BROKEN, "access_denied")
     assert (s["start"], s["end"]) == (burst, burst + timedelta(hours=3))
     assert s["observed"] == 40 + 2 + 40 + 3 * 2
+
+
+def test_a_date_filter_scores_its_first_days_against_the_weeks_before_it(tmp_path):
+    """The dashboard's date filter hid the baseline weeks: its first four weeks had no history, so a loop
+    there could not be found (a series needs weeks of history) and steady denied calls looked like bursts."""
+    rnd, rows = random.Random(8), Rows()
+    background(rows, 80, rnd)
+    for d in range(80):
+        rows.dl(START + timedelta(days=d, hours=rnd.randint(0, 23), minutes=rnd.randint(0, 59)), "steady")
+        for h in range(8, 18):  # a role with a stale permission: eight denied calls an hour, every day
+            for m in range(0, 60, 8)[:8]:
+                rows.denied(START + timedelta(days=d, hours=h, minutes=m), BROKEN)
+    t0 = START + timedelta(days=76, hours=19, minutes=7)
+    loop(rows, t0, 3_000, 20)
+    db = tmp_path / "s.duckdb"
+    with writer(db) as w:
+        insert_events(w, rows)
+    settings = load_settings(tmp_path / "absent.toml")
+    since = (START + timedelta(days=70)).date()
+    with store.open_reader(db) as con:
+        whole = spikes.detect_spikes(con, settings, since)
+        f = Filters(domains=("acme",), start=since, end=(START + timedelta(days=79)).date())
+        f.apply(con)
+        seen = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        found = spikes.detect_spikes(con, settings, since)
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == seen  # the filter is back
+        assert Filters.applied(con) == f
+    assert found["kind"].tolist() == ["download"], found[["kind", "start", "observed"]]
+    (s,) = found.itertuples()
+    assert (s.package, s.start, s.excess) == ("steady", t0.replace(minute=0), pytest.approx(3_000, abs=2))
+    keys = ["kind", "level", "package", "principal_arn", "start", "end", "observed"]
+    pd.testing.assert_frame_equal(found[keys], whole[keys])

@@ -389,16 +389,17 @@ def _place(c: dict, wid: int, by_hour: dict[str, ByWindow]) -> dict:
 
 def auth_series(con: duckdb.DuckDBPyConnection, start_at: datetime, end_at: datetime) -> pd.DataFrame:
     """Denied events and token calls per principal and UTC hour in [start_at, end_at) (whole hours): from the
-    auth_hours rollup (sql/spike_auth_series.sql), or from raw events when a list filter is on, which the
-    rollup cannot apply (sql/spike_auth_series_events.sql)."""
-    name = "spike_auth_series_events" if filters.lists_filtered(con) else "spike_auth_series"
+    auth_hours rollup (sql/spike_auth_series.sql), or from raw events when a repository or format filter is
+    on, which the rollup cannot apply (sql/spike_auth_series_events.sql)."""
+    raw = filters.lists_filtered(con, ("repositories", "formats"))
+    name = "spike_auth_series_events" if raw else "spike_auth_series"
     return run(con, name, start_at=start_at, end_at=end_at, denied_codes=DENIED_CODES)
 
 
 def principal_requests(con: duckdb.DuckDBPyConnection, start_at: datetime, end_at: datetime) -> pd.DataFrame:
-    """sql/spike_principal_requests.sql: whole UTC days from the principal_hours rollup (unless a domain,
-    repository or format filter is on, which the rollup cannot apply), the partial days from raw events."""
-    rollup = not filters.lists_filtered(con, ("domains", "repositories", "formats"))
+    """sql/spike_principal_requests.sql: whole UTC days from the principal_hours rollup (unless a repository
+    or format filter is on, which the rollup cannot apply), the partial days from raw events."""
+    rollup = not filters.lists_filtered(con, ("repositories", "formats"))
     full_lo, full_hi = _whole_days(start_at, end_at, rollup)
     with _raw_edges(con, start_at, end_at, full_lo, full_hi):
         return run(con, "spike_principal_requests", start_at=start_at, end_at=end_at, full_lo=full_lo,

@@ -88,6 +88,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         if version in applied:
             continue
         with transaction(con):
+            con.execute("SET VARIABLE caa_now = ?", [utc_now()])  # a migration's "now" is the clock's too
             con.execute(path.read_text(encoding="utf-8"))
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, path.name, utc_now()])
         done.append(path.name)

@@ -1,15 +1,18 @@
 -- Purpose: the auth_hours rollup rows (core/schema/013_principal_rollups.sql) of the UTC days in [$lo, $hi):
---          per principal and UTC hour, the events of each error code, and the successful
---          GetAuthorizationToken calls with their distinct sessions (what spike_auth_series.sql counts).
+--          per principal, account, region, domain and UTC hour, the events of each error code, and the
+--          successful GetAuthorizationToken calls with their distinct sessions within the domain (what
+--          spike_auth_series.sql counts).
 -- $params: $lo, $hi TIMESTAMPTZ: UTC midnights bounding whole days (analytics/rollups.py refresh)
--- Columns: the columns of auth_hours, in order (this is an INSERT into the refresh's TEMP table new_auth_hours)
--- Grain:   one row per UTC hour x principal x error code (NULL: the successful token calls)
-INSERT INTO new_auth_hours
+-- Columns: the columns of auth_hours (this is an INSERT into the refresh's TEMP table new_auth_hours)
+-- Grain:   one row per UTC hour x principal x account x region x domain x error code (NULL: the successful
+--          token calls)
+INSERT INTO new_auth_hours (hour_at, principal_arn, error_code, events, token_sessions, account_id, region, domain)
 SELECT date_trunc('hour', event_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour_at,
        coalesce(principal_arn, 'unknown') AS principal_arn, error_code, count(*) AS events,
        CASE WHEN error_code IS NULL THEN count(DISTINCT session_key(principal_arn, source_ip, event_at)) ELSE 0 END
-           AS token_sessions
+           AS token_sessions,
+       account_id, region, domain
 FROM events
 WHERE event_at >= $lo AND event_at < $hi
   AND (error_code IS NOT NULL OR event_name = 'GetAuthorizationToken')
-GROUP BY 1, 2, 3
+GROUP BY 1, 2, 3, account_id, region, domain

@@ -76,8 +76,9 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
 def heal(con: duckdb.DuckDBPyConnection) -> bool:
     """Rebuild the rollups when they do not count the events `events` holds (or a rollup added since, which
     starts empty, does not count the downloads); True when it did."""
-    have, summed, downloads, by_principal = con.execute(
-        "SELECT (SELECT count(*) FROM events), (SELECT coalesce(sum(events), 0) FROM event_days), "
+    have = lake.count(con)
+    summed, downloads, by_principal = con.execute(
+        "SELECT (SELECT coalesce(sum(events), 0) FROM event_days), "
         "(SELECT coalesce(sum(downloads), 0) FROM download_days), "
         "(SELECT coalesce(sum(downloads), 0) FROM download_principal_days)").fetchone()
     if have == summed and downloads == by_principal:

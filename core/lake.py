@@ -126,6 +126,14 @@ def present(con: duckdb.DuckDBPyConnection) -> bool:
                             "AND database_name = current_database()").fetchone()[0])
 
 
+def count(con: duckdb.DuckDBPyConnection, ds: Dataset = EVENTS) -> int:
+    """The rows of `ds` (its view's count) from the catalog: each live file's rows were counted from the file
+    when it was written, so no file is opened (a count(*) of `events` opened every file: 2.1 s of a 4 s
+    increment at 200M events)."""
+    return con.execute(f"SELECT (SELECT coalesce(sum(rows), 0) FROM lake_files WHERE dataset = ? AND retired_at IS "
+                       f"NULL) + (SELECT count(*) FROM {ds.rows})", [ds.name]).fetchone()[0]
+
+
 def columns(con: duckdb.DuckDBPyConnection, ds: Dataset) -> str:
     """The columns of `ds`, in order (those of its `_rows` table)."""
     if ds is EVENTS:

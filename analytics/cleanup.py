@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -39,6 +39,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from analytics import versions as V
+from analytics.filters import Filters
 from analytics.queries import events_within, run
 from core.clock import utc_midnight
 from core.errors import ConfigError, DataError
@@ -216,8 +217,10 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any =
     raw = [(utc_midnight(at.astimezone(UTC).date()), at)] + [
         (at - timedelta(days=n), utc_midnight((at - timedelta(days=n)).astimezone(UTC).date()) + timedelta(days=1))
         for n in (30, 90, 365)]
+    dates = Filters.applied(con)  # a date filter cuts months that download_months sums whole: days only
+    split = date.min if dates.start or dates.end else at.astimezone(UTC).date().replace(day=1)
     with events_within(con, raw):
-        df = run(con, "cleanup_versions", as_of=at)
+        df = run(con, "cleanup_versions", as_of=at, split=split)
     df["namespace"] = df["namespace"].astype(object).where(df["namespace"].notna(), None)
     df["_ns"] = df["namespace"].fillna("")
     _rank(df)

@@ -47,6 +47,8 @@ TABLES: dict[str, tuple[dict[str, str], str | None]] = {
                     "formats": "format"}, "day"),
     "download_days": ({"accounts": "account_id", "regions": "region", "domains": "domain",
                        "repositories": "repository", "formats": "format"}, "day"),
+    "download_months": ({"accounts": "account_id", "regions": "region", "domains": "domain",
+                         "repositories": "repository", "formats": "format"}, "month"),
     "download_principal_days": ({"accounts": "account_id", "regions": "region", "domains": "domain",
                                  "repositories": "repository", "formats": "format"}, "day"),
     "principal_hours": ({"accounts": "account_id", "regions": "region", "domains": "domain"}, "hour_at"),

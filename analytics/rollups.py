@@ -2,7 +2,9 @@
 detectors the download sessions per level, download_sessions_days (core/schema/007_session_rollup.sql and
 009), and the billed requests per principal and hour, principal_hours (009); for the usage tables the
 downloads per version and principal, download_principal_days, and for the auth-spike series the token calls
-and error codes per principal and hour, auth_hours (013). Their SQL is analytics/sql/rollup_*.sql; what a download and a session are is defined once, in
+and error codes per principal and hour, auth_hours (013); for the cleanup report the downloads per version
+and month, download_months (014), summed from download_days after them. Their SQL is
+analytics/sql/rollup_*.sql; what a download and a session are is defined once, in
 core/schema/008_definitions.sql.
 
 `before_publish` is the store's before-publish hook (core/store.py `writer(db, before_publish=...)`):
@@ -15,7 +17,7 @@ on event_at over only the lake files of that span (core/lake.py window), so refr
 one day of events whatever the store's size.
 
 Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days,
-download_principal_days, principal_hours, auth_hours (files of the lake, core/lake.py).
+download_principal_days, principal_hours, auth_hours, download_months (files of the lake, core/lake.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from core.clock import utc_midnight
 TABLES = ("event_days", "download_days", "download_sessions_days", "download_principal_days", "principal_hours",
           "auth_hours")
 SPAN_DAYS = 31  # days per refresh statement: bounds the memory of a backfill's flush
+MONTHS = "download_months"  # summed from download_days per month touched, after the days
 
 
 def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
@@ -62,11 +65,21 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
         for table in TABLES:
             lake.replace_days(con, lake.ROLLUPS[table], f"new_{table}", first, last)
             con.execute(f"DROP TABLE new_{table}")
+    _refresh_months(con, days)
+
+
+def _refresh_months(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
+    """download_months of each month touched by `days`, from its download_days (already refreshed)."""
+    for month in sorted({d.replace(day=1) for d in days}):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE new_{MONTHS} AS SELECT * FROM {lake.ROLLUPS[MONTHS].rows} LIMIT 0")
+        con.execute(sql(f"rollup_{MONTHS}"), {"month": month})
+        lake.replace_days(con, lake.ROLLUPS[MONTHS], f"new_{MONTHS}", month, month)
+        con.execute(f"DROP TABLE new_{MONTHS}")
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Recompute every day (a store whose events predate the rollups, or whose rollups lost count)."""
-    for table in TABLES:
+    for table in (*TABLES, MONTHS):
         lake.clear(con, lake.ROLLUPS[table])
     lo_hi = con.execute(f"SELECT min({lake.DAY_SQL}), max({lake.DAY_SQL}) FROM events").fetchone()
     if lo_hi[0] is not None:
@@ -77,11 +90,12 @@ def heal(con: duckdb.DuckDBPyConnection) -> bool:
     """Rebuild the rollups when they do not count the events `events` holds (or a rollup added since, which
     starts empty, does not count the downloads); True when it did."""
     have = lake.count(con)
-    summed, downloads, by_principal = con.execute(
+    summed, downloads, by_principal, by_month = con.execute(
         "SELECT (SELECT coalesce(sum(events), 0) FROM event_days), "
         "(SELECT coalesce(sum(downloads), 0) FROM download_days), "
-        "(SELECT coalesce(sum(downloads), 0) FROM download_principal_days)").fetchone()
-    if have == summed and downloads == by_principal:
+        "(SELECT coalesce(sum(downloads), 0) FROM download_principal_days), "
+        "(SELECT coalesce(sum(downloads), 0) FROM download_months)").fetchone()
+    if have == summed and downloads == by_principal == by_month:
         return False
     with store.transaction(con):
         rebuild(con)

@@ -4,26 +4,42 @@
 --          package's upstream origin control. Only downloads at or before $as_of count, and versions
 --          published after $as_of are left out, so the same query replays the past for a backtest.
 --          Every status is returned; the policy decides which statuses may be selected.
--- $params: as_of TIMESTAMPTZ (the store's "now", normally its newest event)
+-- $params: as_of TIMESTAMPTZ (the store's "now", normally its newest event); split DATE: the whole months
+--          before it are read from the download_months rollup, the days from it on from download_days
+--          (analytics/cleanup.py: $as_of's month start; the earliest date, to read only days, under a date
+--          filter, which cuts months that download_months sums whole)
 -- Columns: account_id, region, domain, repository, format, namespace, package, version, status,
 --          origin_type, origin_upstream VARCHAR (ALLOW / BLOCK / NULL when the package row is missing);
 --          published_at, first_seen_at, last_downloaded_at TIMESTAMPTZ (NULL = no download up to $as_of);
 --          downloads_30d, downloads_90d, downloads_365d, downloads_total BIGINT (windows ending at $as_of);
 --          size_bytes BIGINT (sum of the version's assets, not deduplicated), asset_count BIGINT
 -- Grain:   one row per version per repository (package_versions), ordered by the version key
--- Source:  whole UTC days before $as_of's day come from the download_days rollup; the partial days come
---          from raw downloads, each read by a time range DuckDB prunes: $as_of's own day up to $as_of,
---          and the first day of each window after its start. The counts equal a scan of `downloads`.
+-- Source:  whole months before $split from download_months (a month counts for a window when it starts
+--          after the window's first day), whole UTC days from $split to $as_of's day from download_days,
+--          and for each window the days of its first month after its first day from download_days too; the
+--          partial days come from raw downloads, each read by a time range DuckDB prunes: $as_of's own day
+--          up to $as_of, and the first day of each window after its start. The counts equal a scan of
+--          `downloads`.
 WITH b AS (
     SELECT CAST($as_of AT TIME ZONE 'UTC' AS DATE) AS a,
            CAST(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC' AS DATE) AS b30,
            CAST(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC' AS DATE) AS b90,
            CAST(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC' AS DATE) AS b365
 ),
-pieces AS (  -- w NULL: whole or as-of days (day, downloads, last_at); w = N: window N's partial first day
-    SELECT domain, repository, format, namespace, package, version, day, downloads, last_at,
+pieces AS (  -- w NULL: whole months, whole days or the as-of day (day = the first day, downloads, last_at);
+             -- w = N: window N only (the days of its first month after its first day; its partial first day)
+    SELECT domain, repository, format, namespace, package, version, month AS day, downloads, last_at,
            NULL::INTEGER AS w
-    FROM download_days WHERE day < (SELECT a FROM b)
+    FROM download_months WHERE month < $split AND month < (SELECT a FROM b)
+    UNION ALL
+    SELECT domain, repository, format, namespace, package, version, day, downloads, last_at, NULL
+    FROM download_days WHERE day >= $split AND day < (SELECT a FROM b)
+    UNION ALL
+    SELECT domain, repository, format, namespace, package, version, NULL, sum(downloads), NULL, w
+    FROM download_days
+    JOIN (SELECT 30 AS w, b30 AS lo FROM b UNION ALL SELECT 90, b90 FROM b UNION ALL SELECT 365, b365 FROM b) ws
+      ON day > ws.lo AND day < least(CAST(date_trunc('month', ws.lo) + INTERVAL 1 MONTH AS DATE), $split)
+    GROUP BY ALL
     UNION ALL
     SELECT domain, repository, format, namespace, package, version, (SELECT a FROM b), count(*),
            max(event_at), NULL

@@ -170,9 +170,10 @@ def test_rollups_are_lake_files_a_closed_month_one_file_and_a_reader_keeps_its_v
         _add_events(con, "2026-10-20 00:00:00+00", 24 * 20, "a")  # Oct 20 .. Nov 8
     per_month = rows(db, "SELECT dataset, strftime(day, '%Y-%m') AS m, count(*) FROM lake_files WHERE dataset <> "
                          "'events' AND retired_at IS NULL GROUP BY ALL ORDER BY ALL")
-    have_rows = [ds for ds in lake.ROLLUPS if ds != "auth_hours"]  # downloads only: no token call, no error
-    assert {(ds, m): n for ds, m, n in per_month} == {
-        **{(ds, "2026-10"): 1 for ds in have_rows}, **{(ds, "2026-11"): 8 for ds in have_rows}}
+    have_rows = [ds for ds in lake.ROLLUPS if ds not in ("auth_hours", "download_months")]  # no token call, no error
+    assert {(ds, m): n for ds, m, n in per_month} == {  # a file a day; download_months: a file a month
+        **{(ds, "2026-10"): 1 for ds in have_rows}, **{(ds, "2026-11"): 8 for ds in have_rows},
+        ("download_months", "2026-10"): 1, ("download_months", "2026-11"): 1}
     assert rows(db, "SELECT (SELECT sum(events) FROM event_days), (SELECT sum(downloads) FROM download_days)") == [
         (480, 480)]
     assert (lake.folders(db)[1] / "download_days").is_dir()  # <stem>.rollups/<table>/

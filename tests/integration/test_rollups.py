@@ -65,6 +65,10 @@ WITH s AS (SELECT date_trunc('hour', event_at) AS hour_at, account_id, region, d
 SELECT hour_at, account_id, region, principal_arn, sum(n), sum(d), count(*), sum(n * n), domain
 FROM s GROUP BY hour_at, account_id, region, domain, principal_arn ORDER BY ALL"""
 
+EXPECTED_DOWNLOAD_MONTHS = f"""
+SELECT CAST(date_trunc('month', event_at AT TIME ZONE 'UTC') AS DATE), account_id, region, domain, repository,
+       format, namespace, package, version, count(*), max(event_at)
+FROM events WHERE {DOWNLOAD} GROUP BY ALL ORDER BY ALL"""
 EXPECTED_DOWNLOAD_PRINCIPAL_DAYS = f"""
 SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, repository, format, namespace,
        package, version, principal_arn, count(*)
@@ -85,6 +89,7 @@ def assert_rollups_match(db):
     assert rows(db, "SELECT * FROM principal_hours ORDER BY ALL") == rows(db, EXPECTED_PRINCIPAL_HOURS)
     assert rows(db, "SELECT * FROM download_principal_days ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_PRINCIPAL_DAYS)
     assert rows(db, "SELECT * FROM auth_hours ORDER BY ALL") == rows(db, EXPECTED_AUTH_HOURS)
+    assert rows(db, "SELECT * FROM download_months ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_MONTHS)
     assert rows(db, "SELECT count(*) FROM event_days") != [(0,)]
 
 
@@ -159,10 +164,13 @@ def test_a_store_from_before_the_domain_in_the_principal_rollups_is_rebuilt_with
     old_schema.mkdir()
     for f in [f for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")) if int(f.name[:3]) <= 13]:
         shutil.copy(f, old_schema / f.name)
-    monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)
+    monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code of 013, as far as the rollups go:
     monkeypatch.setattr(rollups, "TABLES", tuple(t for t in rollups.TABLES if t not in ("principal_hours", "auth_hours")))
+    monkeypatch.setattr(rollups, "_refresh_months", lambda con, days: None)
+    monkeypatch.setattr(lake, "ROLLUPS", {k: v for k, v in lake.ROLLUPS.items() if k != rollups.MONTHS})
+    monkeypatch.setattr(lake, "DATASETS", {k: v for k, v in lake.DATASETS.items() if k != rollups.MONTHS})
     db = tmp_path / "caa.duckdb"
-    with rollups.writer(db) as con:
+    with store.writer(db) as con:  # no heal (it counts download_months): the days are refreshed below
         con.execute("CREATE TEMP TABLE e AS SELECT * FROM events LIMIT 0")
         con.execute("INSERT INTO e (event_id, event_at, event_name, account_id, region, domain, repository, format, "
                     "package, version, asset, principal_arn, source_ip, error_code) SELECT 'e' || i, "
@@ -173,7 +181,7 @@ def test_a_store_from_before_the_domain_in_the_principal_rollups_is_rebuilt_with
                     "FROM range(2000) t(i)")
         with store.load_transaction(con):
             lake.append(con, "e")
-            store.mark_days(con, "e")
+            rollups.refresh(con, [date(2026, 1, 1) + timedelta(days=d) for d in range(10)])
             for table, values in (("principal_hours", "('2026-01-01 00:00:00+00', '111122223333', 'us-east-1', "
                                                       "'x', 1, 1, 1, 1)"),
                                   ("auth_hours", "('2026-01-01 00:00:00+00', 'x', NULL, 1, 1)")):
@@ -254,7 +262,10 @@ def test_queries_on_rollups_answer_what_a_scan_of_events_answers(demo_reader, fi
         assert (hist["first_event_at"], hist["latest_event_at"]) == (pd.Timestamp(first), pd.Timestamp(latest))
         keys = ["domain", "repository", "format", "namespace", "package", "version"]
         for as_of in (latest, latest - timedelta(days=3, hours=7, seconds=11), latest - timedelta(days=120, hours=13)):
-            got = queries.run(con, "cleanup_versions", as_of=as_of).dropna(subset=["last_downloaded_at"])
+            # whole months from download_months before the as-of month (only days under a date filter, as
+            # analytics/cleanup.py asks)
+            split = date.min if filtered else as_of.astimezone(UTC).date().replace(day=1)
+            got = queries.run(con, "cleanup_versions", as_of=as_of, split=split).dropna(subset=["last_downloaded_at"])
             want = con.execute(RAW_CLEANUP_DOWNLOADS, {"as_of": as_of}).df()
             assert not want.empty
             cols = [*keys, "last_downloaded_at", "downloads_30d", "downloads_90d", "downloads_365d",

@@ -5,9 +5,26 @@
 -- the queries that read raw events beside them (analytics/sql/spike_principal_requests.sql,
 -- spike_auth_series_events.sql): a build that talks to two domains in one minute opens two sessions, one
 -- per registry it is configured with.
+-- download_months: downloads per version and calendar month (the download_days rows of the month, summed),
+-- so the cleanup report's windows and totals read a row a month for the past instead of a row a day
+-- (analytics/sql/cleanup_versions.sql; 7.5M day rows at 200M events).
 -- The rows written before have no domain: their files are retired (at the migration's time, caa_now, so
 -- a reader of the old snapshot keeps them for the lake's grace) and every rollup is emptied, which makes
 -- the next write session's heal (analytics/rollups.py) rebuild them all before anything is published.
+CREATE TABLE download_months_rows (
+    month      DATE NOT NULL,         -- the month's first day (UTC)
+    account_id VARCHAR,
+    region     VARCHAR,
+    domain     VARCHAR,
+    repository VARCHAR,
+    format     VARCHAR,
+    namespace  VARCHAR,
+    package    VARCHAR,
+    version    VARCHAR,
+    downloads  BIGINT NOT NULL,
+    last_at    TIMESTAMPTZ NOT NULL
+);
+CREATE VIEW download_months AS SELECT * FROM download_months_rows;
 ALTER TABLE principal_hours_rows ADD COLUMN domain VARCHAR;
 ALTER TABLE auth_hours_rows ADD COLUMN account_id VARCHAR;
 ALTER TABLE auth_hours_rows ADD COLUMN region VARCHAR;

@@ -30,15 +30,27 @@ pieces AS (  -- w NULL: whole months, whole days or the as-of day (day = the fir
              -- w = N: window N only (the days of its first month after its first day; its partial first day)
     SELECT domain, repository, format, namespace, package, version, month AS day, downloads, last_at,
            NULL::INTEGER AS w
-    FROM download_months WHERE month < $split AND month < (SELECT a FROM b)
+    FROM download_months WHERE month < $split AND month < CAST($as_of AT TIME ZONE 'UTC' AS DATE)
     UNION ALL
     SELECT domain, repository, format, namespace, package, version, day, downloads, last_at, NULL
-    FROM download_days WHERE day >= $split AND day < (SELECT a FROM b)
+    FROM download_days WHERE day >= $split AND day < CAST($as_of AT TIME ZONE 'UTC' AS DATE)
     UNION ALL
     SELECT domain, repository, format, namespace, package, version, NULL, sum(downloads), NULL, w
-    FROM download_days
-    JOIN (SELECT 30 AS w, b30 AS lo FROM b UNION ALL SELECT 90, b90 FROM b UNION ALL SELECT 365, b365 FROM b) ws
-      ON day > ws.lo AND day < least(CAST(date_trunc('month', ws.lo) + INTERVAL 1 MONTH AS DATE), $split)
+    FROM (  -- constant bounds (from $as_of, not from b), so DuckDB prunes each range
+        SELECT *, 30 AS w FROM download_days
+        WHERE day > CAST(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC' AS DATE)
+          AND day < least(CAST(date_trunc('month', ($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') + INTERVAL 1 MONTH
+                               AS DATE), $split)
+        UNION ALL
+        SELECT *, 90 FROM download_days
+        WHERE day > CAST(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC' AS DATE)
+          AND day < least(CAST(date_trunc('month', ($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') + INTERVAL 1 MONTH
+                               AS DATE), $split)
+        UNION ALL
+        SELECT *, 365 FROM download_days
+        WHERE day > CAST(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC' AS DATE)
+          AND day < least(CAST(date_trunc('month', ($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') + INTERVAL 1 MONTH
+                               AS DATE), $split))
     GROUP BY ALL
     UNION ALL
     SELECT domain, repository, format, namespace, package, version, (SELECT a FROM b), count(*),

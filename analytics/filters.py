@@ -62,11 +62,8 @@ TABLES: dict[str, tuple[dict[str, str], str | None]] = {
 def lists_filtered(con: duckdb.DuckDBPyConnection, fields: tuple[str, ...] = LIST_FIELDS) -> bool:
     """Whether a list filter among `fields` (default: account, region, domain, repository, format) is
     applied on this connection."""
-    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'f_accounts'"
-                       ).fetchone()[0]:
-        return False
-    counts = " + ".join(f"(SELECT count(*) FROM f_{name})" for name in fields if name in LIST_FIELDS)
-    return con.execute(f"SELECT {counts} > 0").fetchone()[0]
+    applied = Filters.applied(con)
+    return any(getattr(applied, name) for name in fields if name in LIST_FIELDS)
 
 
 @dataclass(frozen=True)

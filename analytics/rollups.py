@@ -37,15 +37,15 @@ from core.clock import utc_midnight
 # (principal_hours: per hour of the day), and kept as files of the lake (core/lake.py ROLLUPS)
 TABLES = ("event_days", "download_days", "download_sessions_days", "download_principal_days", "principal_hours",
           "auth_hours")
-SPAN_DAYS = 31  # days per refresh statement: bounds the memory of a backfill's flush
 MONTHS = "download_months"  # summed from download_days per month touched, after the days
 
 
 def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
-    """Sorted days as runs of consecutive days, at most SPAN_DAYS each: [(first, last), ...]."""
+    """Sorted days as runs of consecutive days within one calendar month: [(first, last), ...]. A month bounds
+    the memory of a backfill's refresh, and a closed month's rows then go to one file a table."""
     out: list[tuple[date, date]] = []
     for d in sorted(set(days)):
-        if out and d == out[-1][1] + timedelta(days=1) and (d - out[-1][0]).days < SPAN_DAYS:
+        if out and d == out[-1][1] + timedelta(days=1) and d.month == out[-1][0].month:
             out[-1] = (out[-1][0], d)
         else:
             out.append((d, d))
@@ -55,6 +55,7 @@ def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
 def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
     """Recompute the rollup rows of `days` (UTC) from `events`: new files for those days replace the old
     ones. Call it inside the caller's transaction."""
+    open_month = _open_month(con)
     for first, last in _spans(days):
         lo, hi = utc_midnight(first), utc_midnight(last + timedelta(days=1))
         with lake.window(con, (lo, hi)):  # read only the span's files of the events lake
@@ -63,9 +64,18 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
                             "LIMIT 0")
                 con.execute(sql(f"rollup_{table}"), {"lo": lo, "hi": hi})
         for table in TABLES:
-            lake.replace_days(con, lake.ROLLUPS[table], f"new_{table}", first, last)
+            lake.replace_days(con, lake.ROLLUPS[table], f"new_{table}", first, last, months_before=open_month)
             con.execute(f"DROP TABLE new_{table}")
     _refresh_months(con, days)
+
+
+def _open_month(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The month of the newest events (from the catalog): the rollup rows of the months before it go one file
+    a month, as compaction would leave them; the open month's go one file a day, so the next increment
+    rewrites a day, not the month."""
+    newest = con.execute(f"SELECT greatest((SELECT max(day) FROM lake_files WHERE dataset = 'events' AND retired_at "
+                         f"IS NULL), (SELECT max({lake.DAY_SQL}) FROM {lake.EVENTS.rows}))").fetchone()[0]
+    return newest.replace(day=1) if newest else None
 
 
 def _refresh_months(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:

@@ -11,9 +11,10 @@ event_at, zstd-compressed. Files are never changed: a batch adds files, compacti
 as one new file and retires the old ones.
 
 The rollups (event_days, download_days, download_sessions_days, download_principal_days, principal_hours,
-auth_hours, download_months; analytics/rollups.py) live the same way under `<stem>.rollups/<table>/`: a refresh of some days writes one new file per day and
-retires the files it replaces; once a month is over, its day files are compacted into one
-`month=YYYY-MM/<uuid>.parquet`, so a year is about 12 files a table plus the current month's days.
+auth_hours, download_months; analytics/rollups.py) live the same way under `<stem>.rollups/<table>/`: a refresh of some
+days writes the open month's (that of the newest events) as one new file a day and a closed month's as one
+`month=YYYY-MM/<uuid>.parquet`, and retires the files it replaces; once a month is over, its leftover day
+files are compacted into one month file, so a year is about 12 files a table plus the current month's days.
 
 The catalog is the store's table `lake_files` (dataset, file relative to the dataset's folder, first day,
 rows, min_at, max_at, bytes, added_at, retired_at; live while retired_at is NULL). It commits in the same
@@ -160,7 +161,7 @@ def _union(ds: Dataset, files: list[str], cols: str, where: str = "") -> str:
     if not files:
         return rows
     listed = ", ".join(f"'{_quote(f)}'" for f in files)
-    return f"SELECT {cols} FROM read_parquet([{listed}]){where} UNION ALL {rows}"
+    return f"SELECT {cols} FROM read_parquet([{listed}], hive_partitioning = false){where} UNION ALL {rows}"
 
 
 def files_between(con: duckdb.DuckDBPyConnection, *spans: tuple[object, object], ds: Dataset = EVENTS) -> list[str]:
@@ -200,9 +201,12 @@ def ids_between_sql(con: duckdb.DuckDBPyConnection, lo: object, hi: object) -> s
     return _union(EVENTS, files_between(con, (lo, hi)), "event_id", " WHERE event_at BETWEEN $lo AND $hi")
 
 
-def append(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset = EVENTS) -> int:
+def append(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset = EVENTS, months_before: date | None = None) -> int:
     """Write the rows of `table` (the columns of `ds`; a temp table of the caller) as new files, one per UTC
-    day, and register them. Call inside the caller's transaction. Returns the rows added."""
+    day, and register them. For a rollup, the rows of the months before `months_before` (a month's first
+    day; the rollups pass the month of the newest events) go one file per month instead (`month=YYYY-MM/`,
+    what compaction would make of them): a backfill's refresh then writes a file a month, not a file a day
+    that compaction rewrites. Call inside the caller's transaction. Returns the rows added."""
     if not con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
         return 0
     root = root_of(con, ds)
@@ -211,13 +215,22 @@ def append(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset = EVENTS) -> 
         con.complete()  # the caller's last execute() may hold a result: con.sql() needs the connection free
         return append_events(con, con.sql(f"SELECT {COLUMNS} FROM {table}").to_arrow_table())
     cols = columns(con, ds)
-    if ds.day == "day":  # a rollup with its own day column: the files keep it
-        select, keep = f"SELECT {cols} FROM {table}", ", WRITE_PARTITION_COLUMNS true"
-    else:  # the day is derived, and only the folder names it (the files hold exactly the columns of `ds`)
-        select, keep = f"SELECT {cols}, {ds.day} AS day FROM {table}", ""
-    written = con.execute(
-        f"COPY ({select}) TO '{_quote(root)}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (day){keep}, "
-        "APPEND, FILENAME_PATTERN '{uuid}', RETURN_FILES)").fetchone()[1]
+    # a rollup with its own day column keeps it in the files; a derived day only names the folder (the files
+    # hold exactly the columns of `ds`)
+    keep = ", WRITE_PARTITION_COLUMNS true" if ds.day == "day" else ""
+    parts = [("day", f"{ds.day} AS day" if ds.day != "day" else None, "TRUE")]
+    if months_before is not None and ds.day != "month":
+        closed = f"{ds.day} < DATE '{months_before.isoformat()}'"
+        parts = [("month", f"strftime({ds.day}, '%Y-%m') AS month", closed),
+                 ("day", parts[0][1], f"NOT ({closed})")]
+    written: list[str] = []
+    for part, derive, where in parts:
+        select = f"SELECT {cols}{', ' + derive if derive else ''} FROM {table} WHERE {where}"
+        if not con.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]:
+            continue
+        written += con.execute(
+            f"COPY ({select}) TO '{_quote(root)}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({part})"
+            f"{keep if part == 'day' else ''}, APPEND, FILENAME_PATTERN '{{uuid}}', RETURN_FILES)").fetchone()[1]
     return _register(con, ds, root, written)
 
 
@@ -254,7 +267,8 @@ def _register(con: duckdb.DuckDBPyConnection, ds: Dataset, root: Path, written: 
     now, added = utc_now(), []
     for path, n, lo, hi in stats:
         rel = Path(path).relative_to(root).as_posix()
-        day = rel.split("/", 1)[0].removeprefix("day=")
+        folder = rel.split("/", 1)[0]
+        day = folder.removeprefix("day=") if folder.startswith("day=") else folder.removeprefix("month=") + "-01"
         if ds is not EVENTS:
             lo, hi = utc_midnight(lo), utc_midnight(hi + timedelta(days=1)) - timedelta(microseconds=1)
         added.append((ds.name, rel, day, n, lo, hi, Path(path).stat().st_size, now))
@@ -270,7 +284,8 @@ def _catalog(con: duckdb.DuckDBPyConnection, added: list[tuple]) -> None:
                     + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(added)), [v for row in added for v in row])
 
 
-def replace_days(con: duckdb.DuckDBPyConnection, ds: Dataset, table: str, first: date, last: date) -> None:
+def replace_days(con: duckdb.DuckDBPyConnection, ds: Dataset, table: str, first: date, last: date,
+                 months_before: date | None = None) -> None:
     """Make the rows of `ds` on the days [first, last] those of `table` (a temp table of the caller, with
     the columns of `ds`): the live files holding any of those days are retired, the rows they hold on
     other days (a compacted month) are written again with `table`'s. Call inside the caller's
@@ -280,12 +295,12 @@ def replace_days(con: duckdb.DuckDBPyConnection, ds: Dataset, table: str, first:
     if old:
         root = root_of(con, ds)
         listed = ", ".join(f"'{_quote(root / f)}'" for f in old)
-        con.execute(f"INSERT INTO {table} SELECT {columns(con, ds)} FROM read_parquet([{listed}]) "
+        con.execute(f"INSERT INTO {table} SELECT {columns(con, ds)} FROM read_parquet([{listed}], hive_partitioning = false) "
                     f"WHERE {ds.day} NOT BETWEEN $first AND $last", {"first": first, "last": last})
         con.execute("UPDATE lake_files SET retired_at = ? WHERE dataset = ? AND retired_at IS NULL AND file IN "
                     "(SELECT unnest(?))", [utc_now(), ds.name, old])
     con.execute(f"DELETE FROM {ds.rows} WHERE {ds.day} BETWEEN $first AND $last", {"first": first, "last": last})
-    if not append(con, table, ds):
+    if not append(con, table, ds, months_before):
         rebuild_view(con, ds)
 
 
@@ -302,7 +317,7 @@ def _write(con: duckdb.DuckDBPyConnection, ds: Dataset, root: Path, folder: str,
     path.parent.mkdir(parents=True, exist_ok=True)
     listed = ", ".join(f"'{_quote(root / f)}'" for f in files)
     order = " ORDER BY event_at" if ds is EVENTS else ""
-    con.execute(f"COPY (SELECT {columns(con, ds)} FROM read_parquet([{listed}]){order}) TO '{_quote(path)}' "
+    con.execute(f"COPY (SELECT {columns(con, ds)} FROM read_parquet([{listed}], hive_partitioning = false){order}) TO '{_quote(path)}' "
                 f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
     return rel, path.stat().st_size
 

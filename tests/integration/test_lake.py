@@ -174,6 +174,10 @@ def test_rollups_are_lake_files_a_closed_month_one_file_and_a_reader_keeps_its_v
     assert {(ds, m): n for ds, m, n in per_month} == {  # a file a day; download_months: a file a month
         **{(ds, "2026-10"): 1 for ds in have_rows}, **{(ds, "2026-11"): 8 for ds in have_rows},
         ("download_months", "2026-10"): 1, ("download_months", "2026-11"): 1}
+    # October, closed before the publish, was written as one file a table: never as day files that compaction
+    # rewrites (a backfill of a year wrote ~2,400 small files, then merged them)
+    assert rows(db, "SELECT count(*) FROM lake_files WHERE dataset <> 'events' AND day < DATE '2026-11-01'") == [
+        (len(have_rows) + 1,)]
     assert rows(db, "SELECT (SELECT sum(events) FROM event_days), (SELECT sum(downloads) FROM download_days)") == [
         (480, 480)]
     assert (lake.folders(db)[1] / "download_days").is_dir()  # <stem>.rollups/<table>/
@@ -191,6 +195,8 @@ def test_rollups_are_lake_files_a_closed_month_one_file_and_a_reader_keeps_its_v
                     "(SELECT sum(downloads) FROM event_days WHERE day = DATE '2026-10-25')") == [(515, 515, 29)]
     assert rows(db, "SELECT count(*) FROM lake_files WHERE dataset = 'download_days' AND retired_at IS NULL AND "
                     "day < DATE '2026-11-01'") == [(1,)]  # the month rewritten as one file again
+    assert rows(db, "SELECT count(*) FROM lake_files WHERE dataset = 'download_days' AND day < DATE '2026-11-01'") == [
+        (2,)]  # directly: the first month file, retired, and its replacement
 
 
 def test_under_a_filter_a_query_of_a_few_hours_opens_only_their_files(tmp_path):

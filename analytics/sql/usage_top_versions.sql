@@ -8,14 +8,18 @@
 -- Grain:   one row per version (format, namespace, package, version) over every domain and repository
 --          with downloads in the window; the $top by downloads (ties by key)
 -- Reads:   the download_principal_days rollup (whole days), not events
-WITH d AS (  -- whole UTC days: $prev_start_at, $start_at and $end_at are UTC midnights
-    SELECT *, day >= CAST($start_at AT TIME ZONE 'UTC' AS DATE) AS cur
+WITH d AS (  -- one row per version, principal and window (whole UTC days: $prev_start_at, $start_at and $end_at
+            -- are UTC midnights): counting principals over these rows is a count, not a DISTINCT over 3M day
+            -- rows (0.23-0.28 against 0.37-0.44 s for 60 days at 200M events)
+    SELECT format, namespace, package, version, principal_arn,
+           day >= CAST($start_at AT TIME ZONE 'UTC' AS DATE) AS cur, sum(downloads) AS downloads
     FROM download_principal_days
     WHERE day >= CAST($prev_start_at AT TIME ZONE 'UTC' AS DATE) AND day < CAST($end_at AT TIME ZONE 'UTC' AS DATE)
+    GROUP BY ALL
 )
 SELECT format, namespace, package, version,
        CAST(sum(downloads) FILTER (WHERE cur) AS BIGINT) AS downloads,
-       count(DISTINCT principal_arn) FILTER (WHERE cur) AS principals,
+       count(principal_arn) FILTER (WHERE cur) AS principals,
        CAST(coalesce(sum(downloads) FILTER (WHERE NOT cur), 0) AS BIGINT) AS prev_downloads,
        100.0 * (sum(downloads) FILTER (WHERE cur) - coalesce(sum(downloads) FILTER (WHERE NOT cur), 0))
            / nullif(sum(downloads) FILTER (WHERE NOT cur), 0) AS growth_pct

@@ -293,8 +293,36 @@ def test_queries_on_rollups_answer_what_a_scan_of_events_answers(demo_reader, fi
         everyone = set(con.execute(f"SELECT {key} FROM repositories").fetchall())
         assert set(idle[["account_id", "region", "domain", "repository"]].itertuples(index=False, name=None)) == (
             everyone - seen)
+        window = {"prev_start_at": end_at - timedelta(days=60), "start_at": end_at - timedelta(days=30),
+                  "end_at": end_at}
+        top = queries.run(con, "usage_top_versions", top=50, **window)
+        want = con.execute(RAW_TOP_VERSIONS, {"top": 50, **window}).df()
+        assert len(want) == 50 and want["principals"].gt(1).any()
+        pd.testing.assert_frame_equal(top[want.columns].reset_index(drop=True), want, check_dtype=False)
+        window = {"start_at": end_at - timedelta(days=30), "end_at": end_at}
+        single = queries.run(con, "usage_single_consumer_versions", **window)
+        want = con.execute(RAW_SINGLE_CONSUMER, window).df()
+        assert not want.empty
+        pd.testing.assert_frame_equal(single, want, check_dtype=False)
     finally:
         Filters().apply(con)
+
+
+RAW_TOP_VERSIONS = """
+SELECT format, namespace, package, version, count(*) FILTER (WHERE event_at >= $start_at) AS downloads,
+       count(DISTINCT principal_arn) FILTER (WHERE event_at >= $start_at) AS principals,
+       count(*) FILTER (WHERE event_at < $start_at) AS prev_downloads
+FROM downloads WHERE event_at >= $prev_start_at AND event_at < $end_at
+GROUP BY ALL HAVING count(*) FILTER (WHERE event_at >= $start_at) > 0
+ORDER BY downloads DESC, format, namespace, package, version LIMIT $top"""
+
+RAW_SINGLE_CONSUMER = """
+SELECT account_id, region, domain, repository, format, namespace, package, version,
+       any_value(principal_arn) AS principal_arn, count(*) AS downloads
+FROM downloads WHERE event_at >= $start_at AND event_at < $end_at
+GROUP BY account_id, region, domain, repository, format, namespace, package, version
+HAVING count(DISTINCT coalesce(principal_arn, 'unknown')) = 1
+ORDER BY downloads DESC, account_id, region, domain, repository, format, namespace, package, version"""
 
 
 def test_a_filter_reaches_the_rollups(demo_reader):

@@ -13,7 +13,8 @@
 -- Columns: account_id, region, domain, repository, format, namespace, package, principal_arn VARCHAR
 --          (NULL where not part of $level), bucket_at TIMESTAMP (UTC, naive), sessions BIGINT,
 --          downloads BIGINT, downloads_sq BIGINT (the sum over sessions of their downloads squared)
--- Grain:   one row per series x bucket with at least one download (the caller zero-fills the grid)
+-- Grain:   one row per series x bucket with at least one download (the caller zero-fills the grid), in no
+--          order: every caller groups by the series (ORDER BY ALL cost 110 of 160 ms at 200M events)
 -- Source:  the whole days [full_lo, full_hi) from the rollup, the partial first and last days (or
 --          everything, without the rollup) from raw downloads; the two never overlap, so no bucket is
 --          counted twice, and the numbers equal a scan of downloads.
@@ -49,4 +50,3 @@ FROM download_sessions_days
 WHERE level = $level
   AND day >= CAST($full_lo AT TIME ZONE 'UTC' AS DATE)
   AND day < CAST($full_hi AT TIME ZONE 'UTC' AS DATE)
-ORDER BY ALL

@@ -9,7 +9,8 @@
 --          naive), requests BIGINT, downloads BIGINT, sessions BIGINT (a session is counted within its
 --          domain, as principal_hours counts it), requests_sq BIGINT (the sum over sessions of their
 --          requests squared)
--- Grain:   one row per principal x hour with at least one billed request
+-- Grain:   one row per principal x hour with at least one billed request, in no order (the caller groups by
+--          principal: ORDER BY ALL over every principal-hour of the baseline was a sort of ~180k rows)
 -- Source:  as spike_download_series: whole days from the rollup, the partial first and last days raw.
 WITH raw AS (  -- constant bounds, so DuckDB prunes both ranges by event_at
     SELECT * FROM events
@@ -35,4 +36,3 @@ SELECT account_id, region, principal_arn, hour_at AT TIME ZONE 'UTC', sum(reques
 FROM principal_hours  -- its rows are per domain
 WHERE hour_at >= $full_lo AND hour_at < $full_hi
 GROUP BY account_id, region, principal_arn, hour_at
-ORDER BY ALL

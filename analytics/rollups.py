@@ -3,7 +3,8 @@ detectors the download sessions per level, download_sessions_days (core/schema/0
 009), and the billed requests per principal and hour, principal_hours (009); for the usage tables the
 downloads per version and principal, download_principal_days, and for the auth-spike series the token calls
 and error codes per principal and hour, auth_hours (013); for the cleanup report the downloads per version
-and month, download_months (014), summed from download_days after them. Their SQL is
+and month, download_months (014), summed from download_days after them; for the data-transfer model the
+downloads per day, asset and source IP, download_ip_days (015). Their SQL is
 analytics/sql/rollup_*.sql; what a download and a session are is defined once, in
 core/schema/008_definitions.sql.
 
@@ -17,7 +18,8 @@ on event_at over only the lake files of that span (core/lake.py window), so refr
 one day of events whatever the store's size.
 
 Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days,
-download_principal_days, principal_hours, auth_hours, download_months (files of the lake, core/lake.py).
+download_principal_days, principal_hours, auth_hours, download_ip_days, download_months (files of the lake,
+core/lake.py).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from core.clock import utc_midnight
 # each filled by analytics/sql/rollup_<table>.sql (into the TEMP table new_<table>), one row per UTC day
 # (principal_hours: per hour of the day), and kept as files of the lake (core/lake.py ROLLUPS)
 TABLES = ("event_days", "download_days", "download_sessions_days", "download_principal_days", "principal_hours",
-          "auth_hours")
+          "auth_hours", "download_ip_days")
 MONTHS = "download_months"  # summed from download_days per month touched, after the days
 
 
@@ -100,12 +102,13 @@ def heal(con: duckdb.DuckDBPyConnection) -> bool:
     """Rebuild the rollups when they do not count the events `events` holds (or a rollup added since, which
     starts empty, does not count the downloads); True when it did."""
     have = lake.count(con)
-    summed, downloads, by_principal, by_month = con.execute(
+    summed, downloads, by_principal, by_month, by_ip = con.execute(
         "SELECT (SELECT coalesce(sum(events), 0) FROM event_days), "
         "(SELECT coalesce(sum(downloads), 0) FROM download_days), "
         "(SELECT coalesce(sum(downloads), 0) FROM download_principal_days), "
-        "(SELECT coalesce(sum(downloads), 0) FROM download_months)").fetchone()
-    if have == summed and downloads == by_principal == by_month:
+        "(SELECT coalesce(sum(downloads), 0) FROM download_months), "
+        "(SELECT coalesce(sum(downloads), 0) FROM download_ip_days)").fetchone()
+    if have == summed and downloads == by_principal == by_month == by_ip:
         return False
     with store.transaction(con):
         rebuild(con)

@@ -1,8 +1,8 @@
 """Data transfer out, the third cost component: bytes served per repository and package, by where the
 client was, priced at AWS's standard transfer rates, and the bill's transfer lines beside it.
 
-Reads: sql/transfer_served.sql (the downloads view x assets sizes), the AWS IP ranges
-(analytics/ip_ranges.py), settings.prices.transfer_*; the bill's lines come in from analytics/billing.py.
+Reads: sql/transfer_clients.sql and sql/transfer_served.sql (the download_ip_days rollup x assets sizes), the
+AWS IP ranges (analytics/ip_ranges.py), settings.prices.transfer_*; the bill's lines come in from analytics/billing.py.
 Writes nothing.
 
 The model: a download serves its asset's bytes. Where the client was is its CloudTrail source IP against
@@ -36,19 +36,28 @@ def price_per_gb(settings: Settings, transfer_class: str) -> float:
             "other_region": p.transfer_inter_region_usd_per_gb}.get(transfer_class, 0.0)
 
 
-def served(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date,
-           ranges: ip_ranges.IpRanges | None = None) -> pd.DataFrame:
-    """Bytes served per day, version and source IP in [since, until], with the transfer class and its cost.
+LEVELS = {"account": KEYS[1:3], "repository": KEYS[1:5], "package": KEYS[1:8]}  # transfer_served.sql's $level
 
-    Columns: KEYS, source_ip, downloads, unsized_downloads, bytes, transfer_class (ip_ranges.CLASSES),
-    gb, transfer_usd. Grain: sql/transfer_served.sql's.
+
+def served(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date, level: str = "package",
+           per_day: bool = True, ranges: ip_ranges.IpRanges | None = None) -> pd.DataFrame:
+    """Bytes served in [since, until] per transfer class and [usage_date and] `level` ('account',
+    'repository' or 'package', LEVELS), with the class's cost.
+
+    Columns: KEYS but version (NULL where not part of `level`; usage_date NULL unless `per_day`),
+    transfer_class (ip_ranges.CLASSES), downloads, unsized_downloads, bytes, gb, transfer_usd.
+    Grain: sql/transfer_served.sql's. The clients are classed here (sql/transfer_clients.sql: a pair per
+    source IP and region), the bytes summed per class in DuckDB.
     """
-    df = run(con, "transfer_served", start=since, end=until)
+    if level not in LEVELS:
+        raise ValueError(f"transfer by {level!r}: use one of {tuple(LEVELS)}")
     ranges = ranges or ip_ranges.load(settings.db)
-    pairs = df[["source_ip", "region"]].drop_duplicates()
-    classes = {(ip, region): ranges.classify(ip if isinstance(ip, str) else None, region)
-               for ip, region in pairs.itertuples(index=False)}
-    df["transfer_class"] = [classes[(ip, region)] for ip, region in zip(df["source_ip"], df["region"], strict=True)]
+    pairs = run(con, "transfer_clients", start=since, end=until)
+    ips = [ip if isinstance(ip, str) else None for ip in pairs["source_ip"]]
+    regions = [r if isinstance(r, str) else None for r in pairs["region"]]
+    classes = [ranges.classify(ip, region) for ip, region in zip(ips, regions, strict=True)]
+    df = run(con, "transfer_served", start=since, end=until, level=level, per_day=per_day, ips=ips,
+             regions=regions, classes=classes)
     df["gb"] = df["bytes"] / GIB
     df["transfer_usd"] = df["gb"] * df["transfer_class"].map(lambda c: price_per_gb(settings, c)).astype(float)
     return df
@@ -66,9 +75,9 @@ def by_repository(con: duckdb.DuckDBPyConnection, settings: Settings, since: dat
     BYTES: downloads, bytes, internet_bytes, other_region_bytes, in_region_bytes (same_region + private +
     aws_internal), transfer_usd (before the free allowance).
     """
-    df = served(con, settings, since, until)
-    keys = KEYS[:5] if level == "repository" else KEYS[:8]
-    keys = keys if per_day else keys[1:]
+    level = "repository" if level == "repository" else "package"
+    df = served(con, settings, since, until, level=level, per_day=per_day)
+    keys = (["usage_date"] if per_day else []) + LEVELS[level]
     for name, classes in (("internet_bytes", ("internet",)), ("other_region_bytes", ("other_region",)),
                           ("in_region_bytes", ("same_region", "private", "aws_internal"))):
         df[name] = df["bytes"].where(df["transfer_class"].isin(classes), 0.0)
@@ -82,7 +91,7 @@ def daily(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until
     in date order, then region order, from the 1st of the month) taken off.
 
     Columns: usage_date, account_id, region, transfer_class, gb, billable_gb, transfer_usd."""
-    df = served(con, settings, since.replace(day=1), until)
+    df = served(con, settings, since.replace(day=1), until, level="account")
     df = df[df["transfer_class"].isin(BILLED)]
     df = df.groupby(["usage_date", "account_id", "region", "transfer_class"], as_index=False)[["gb"]].sum()
     df = df.sort_values(["account_id", "usage_date", "region", "transfer_class"], ignore_index=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, timedelta
 
+import pandas as pd
 import pytest
 
 from analytics import billed, billing, costs, transfer
@@ -102,6 +103,51 @@ def test_modeled_transfer_bytes_match_the_bills_per_class(demo):
     assert {k for k, v in want.items() if v} == {k for k, v in got.items() if v}
     assert got == pytest.approx(dict(want), rel=0.02)
     assert any(c == "other_region" for _, _, c in got)  # the us-west-2 runner pulls from us-east-1
+
+
+RAW_SERVED = """
+WITH sizes AS (SELECT account_id, region, domain, repository, format, namespace, package, version, asset,
+                      max(size_bytes) AS size_bytes FROM assets GROUP BY ALL)
+SELECT CAST(d.event_at AT TIME ZONE 'UTC' AS DATE) AS usage_date, d.account_id, d.region, d.domain, d.repository,
+       d.format, d.namespace, d.package, d.source_ip, count(*) AS downloads,
+       coalesce(sum(s.size_bytes), 0)::DOUBLE AS bytes
+FROM downloads AS d LEFT JOIN sizes AS s
+  ON d.account_id = s.account_id AND d.region = s.region AND d.domain = s.domain AND d.repository = s.repository
+ AND d.format = s.format AND d.namespace IS NOT DISTINCT FROM s.namespace AND d.package = s.package
+ AND d.version = s.version AND d.asset = s.asset
+WHERE d.event_at >= CAST($start AS TIMESTAMP) AT TIME ZONE 'UTC'
+  AND d.event_at < CAST($end + 1 AS TIMESTAMP) AT TIME ZONE 'UTC'
+GROUP BY ALL"""
+
+
+def test_the_transfer_model_from_its_rollup_equals_a_scan_of_downloads(demo):
+    """Per day and package, and per repository over the window, each class's bytes and downloads from the
+    download_ip_days rollup (summed per class in DuckDB) equal raw downloads x sizes classed IP by IP."""
+    from analytics import ip_ranges
+
+    db, _ = demo
+    first, last = last_full_month(db)
+    con, settings = reader(db)
+    try:
+        by_package = transfer.by_repository(con, settings, first, last, level="package")
+        by_repo = transfer.by_repository(con, settings, first, last, per_day=False)
+        raw = con.execute(RAW_SERVED, {"start": first, "end": last}).df()
+        ranges = ip_ranges.load(settings.db)
+    finally:
+        con.close()
+    raw["transfer_class"] = [ranges.classify(ip if isinstance(ip, str) else None, r)
+                             for ip, r in zip(raw["source_ip"], raw["region"], strict=True)]
+    raw["internet_bytes"] = raw["bytes"].where(raw["transfer_class"] == "internet", 0.0)
+    raw["in_region_bytes"] = raw["bytes"].where(raw["transfer_class"].isin(("same_region", "private",
+                                                                               "aws_internal")), 0.0)
+    assert raw["internet_bytes"].sum() > 0 and raw["in_region_bytes"].sum() > 0
+    cols = ["downloads", "bytes", "internet_bytes", "in_region_bytes"]
+    for got, keys in ((by_package, list(transfer.KEYS[:8])), (by_repo, list(transfer.KEYS[1:5]))):
+        want = raw.groupby(keys, dropna=False, as_index=False)[cols].sum().sort_values(keys, ignore_index=True)
+        got = got[keys + cols].sort_values(keys, ignore_index=True)
+        if "usage_date" in keys:
+            got["usage_date"] = got["usage_date"].astype(want["usage_date"].dtype)
+        pd.testing.assert_frame_equal(got[keys + cols], want[keys + cols], check_dtype=False)
 
 
 def test_the_bills_team_tag_names_the_team_when_caa_toml_does_not(demo):

@@ -73,6 +73,10 @@ EXPECTED_DOWNLOAD_PRINCIPAL_DAYS = f"""
 SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, repository, format, namespace,
        package, version, principal_arn, count(*)
 FROM events WHERE {DOWNLOAD} GROUP BY ALL ORDER BY ALL"""
+EXPECTED_DOWNLOAD_IP_DAYS = f"""
+SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, repository, format, namespace,
+       package, version, asset, source_ip, count(*)
+FROM events WHERE {DOWNLOAD} GROUP BY ALL ORDER BY ALL"""
 # Failed calls per error code, and the successful token calls with their sessions, per principal and hour.
 EXPECTED_AUTH_HOURS = f"""
 SELECT date_trunc('hour', event_at) AS hour_at, coalesce(principal_arn, 'unknown'), error_code, count(*),
@@ -90,6 +94,7 @@ def assert_rollups_match(db):
     assert rows(db, "SELECT * FROM download_principal_days ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_PRINCIPAL_DAYS)
     assert rows(db, "SELECT * FROM auth_hours ORDER BY ALL") == rows(db, EXPECTED_AUTH_HOURS)
     assert rows(db, "SELECT * FROM download_months ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_MONTHS)
+    assert rows(db, "SELECT * FROM download_ip_days ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_IP_DAYS)
     assert rows(db, "SELECT count(*) FROM event_days") != [(0,)]
 
 
@@ -165,10 +170,11 @@ def test_a_store_from_before_the_domain_in_the_principal_rollups_is_rebuilt_with
     for f in [f for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")) if int(f.name[:3]) <= 13]:
         shutil.copy(f, old_schema / f.name)
     monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code of 013, as far as the rollups go:
-    monkeypatch.setattr(rollups, "TABLES", tuple(t for t in rollups.TABLES if t not in ("principal_hours", "auth_hours")))
+    later = ("principal_hours", "auth_hours", "download_ip_days")  # changed or added by 014 and 015
+    monkeypatch.setattr(rollups, "TABLES", tuple(t for t in rollups.TABLES if t not in later))
     monkeypatch.setattr(rollups, "_refresh_months", lambda con, days: None)
-    monkeypatch.setattr(lake, "ROLLUPS", {k: v for k, v in lake.ROLLUPS.items() if k != rollups.MONTHS})
-    monkeypatch.setattr(lake, "DATASETS", {k: v for k, v in lake.DATASETS.items() if k != rollups.MONTHS})
+    monkeypatch.setattr(lake, "ROLLUPS", {k: v for k, v in lake.ROLLUPS.items() if k not in (rollups.MONTHS, *later[2:])})
+    monkeypatch.setattr(lake, "DATASETS", {k: v for k, v in lake.DATASETS.items() if k not in (rollups.MONTHS, *later[2:])})
     db = tmp_path / "caa.duckdb"
     with store.writer(db) as con:  # no heal (it counts download_months): the days are refreshed below
         con.execute("CREATE TEMP TABLE e AS SELECT * FROM events LIMIT 0")
@@ -194,6 +200,32 @@ def test_a_store_from_before_the_domain_in_the_principal_rollups_is_rebuilt_with
     assert_rollups_match(db)
     assert rows(db, "SELECT DISTINCT domain FROM principal_hours ORDER BY 1") == [("acme",), ("beta",)]
     assert rows(db, "SELECT count(*) FROM principal_hours WHERE principal_arn = 'x'") == [(0,)]
+
+
+def test_a_store_from_before_the_transfer_rollup_gets_it_before_its_next_publish(tmp_path, monkeypatch):
+    """Migration 015 adds download_ip_days empty; with every other rollup intact, heal notices that it does
+    not count the downloads and rebuilds, so the bill page's transfer model never reads an empty rollup."""
+    from analytics import rollups
+    from core import lake
+
+    old_schema = tmp_path / "schema"
+    old_schema.mkdir()
+    for f in [f for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")) if int(f.name[:3]) <= 14]:
+        shutil.copy(f, old_schema / f.name)
+    monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code of 014
+    monkeypatch.setattr(rollups, "TABLES", tuple(t for t in rollups.TABLES if t != "download_ip_days"))
+    monkeypatch.setattr(lake, "ROLLUPS", {k: v for k, v in lake.ROLLUPS.items() if k != "download_ip_days"})
+    monkeypatch.setattr(lake, "DATASETS", {k: v for k, v in lake.DATASETS.items() if k != "download_ip_days"})
+    monkeypatch.setattr(rollups, "heal", lambda con: False)  # 014's heal did not know download_ip_days
+    db = tmp_path / "caa.duckdb"
+    src = write_local(tmp_path / "trail", trail_files(n_files=6, per_file=30))
+    collect(db, [cloudtrail.SPEC], since=date(2026, 11, 1), source=str(src))
+    monkeypatch.undo()
+    (downloads,), = rows(db, "SELECT sum(downloads) FROM download_days")
+    assert downloads > 0
+    cli._upgrade(db)
+    assert rows(db, "SELECT sum(downloads) FROM download_ip_days") == [(downloads,)]
+    assert_rollups_match(db)
 
 
 def test_a_session_that_loads_events_without_the_rollups_hook_publishes_nothing(tmp_path):

@@ -83,8 +83,11 @@ def write_table(df: pd.DataFrame, out: Path, fmt: str | None = None, sheet: str 
     return out
 
 
+# in_memory: xlsxwriter otherwise writes each part to a temp file in /tmp and removes them only when it
+# closes, so a process stopped mid-export (a dashboard restarted while it built the cleanup page's XLSX)
+# left them behind: seven files per clean-clone test run
 XLSX_OPTIONS = {"strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
-                "remove_timezone": True}
+                "remove_timezone": True, "in_memory": True}
 
 
 def _write_xlsx(df: pd.DataFrame, out: Path, sheet: str) -> None:

@@ -36,6 +36,26 @@ def test_xlsx_holds_strings_never_formulas(tmp_path):
     assert list(read_table(out)["package"]) == HOSTILE
 
 
+def test_an_xlsx_export_that_fails_midway_leaves_no_temp_files(tmp_path, monkeypatch):
+    """A full disk (or a process stopped) while the workbook is zipped: xlsxwriter's default wrote each part
+    to a temp file and removed it only once zipped, so the parts stayed in /tmp (seven files after each
+    clean-clone test run, from the dashboard's cleanup XLSX)."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    def full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", full)
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", full)
+    with pytest.raises(Exception, match="No space"):  # xlsxwriter's FileCreateError
+        write_table(frame(), tmp_path / "r.xlsx")
+    assert list(scratch.iterdir()) == []
+
+
 @pytest.mark.parametrize("fmt", ["json", "parquet"])
 def test_json_and_parquet_round_trip(tmp_path, fmt):
     out = write_table(frame(), tmp_path / f"r.{fmt}")

@@ -15,15 +15,19 @@ Reads/writes: the report file given to it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
 
-from core.errors import ConfigError, DataError, first_line
+from core.errors import ConfigError, DataError, OutputError, first_line
 
 FORMULA_STARTERS = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("csv", "xlsx", "json", "parquet")
@@ -62,11 +66,30 @@ def _json_value(v: object) -> object:
     return v
 
 
+@contextmanager
+def _writing(out: Path) -> Iterator[None]:
+    """A report file that cannot be written (a full disk, a read-only folder, no permission, a folder in its
+    place) is one line that names it, not a traceback or the store's disk message."""
+    try:
+        yield
+    except OSError as e:  # pyarrow's carries no strerror, only "... Detail: [errno 28] No space left on device"
+        code = re.search(r"\[errno (\d+)\]", str(e), re.IGNORECASE)
+        why = os.strerror(int(code.group(1))) if code else e.strerror or first_line(e)
+        raise OutputError(f"cannot write the report {out}: {why}", fix="free disk space, or pass --out a path on a "
+                          "disk with room that you can write to") from None
+
+
 def write_table(df: pd.DataFrame, out: Path, fmt: str | None = None, sheet: str = "report") -> Path:
     """Write `df` to `out` in `fmt` (or the extension's format). Returns the path written."""
     out = Path(out)
     fmt = _format_of(out, fmt)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with _writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _write(df, out, fmt, sheet)
+    return out
+
+
+def _write(df: pd.DataFrame, out: Path, fmt: str, sheet: str) -> None:
     if fmt == "csv":  # the csv module quotes a bare CR inside a cell; pandas' writer does not
         with out.open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
@@ -80,7 +103,6 @@ def write_table(df: pd.DataFrame, out: Path, fmt: str | None = None, sheet: str 
         out.write_text(json.dumps(records, indent=1, ensure_ascii=False), encoding="utf-8")
     else:
         df.to_parquet(out, index=False)
-    return out
 
 
 # in_memory: xlsxwriter otherwise writes each part to a temp file in /tmp and removes them only when it
@@ -91,10 +113,19 @@ XLSX_OPTIONS = {"strings_to_formulas": False, "strings_to_numbers": False, "stri
 
 
 def _write_xlsx(df: pd.DataFrame, out: Path, sheet: str) -> None:
+    _save_workbook(out, lambda wb: _sheet(wb, df, sheet))
+
+
+def _save_workbook(out: Path, fill) -> None:  # noqa: ANN001 - fill(xlsxwriter Workbook)
+    """Build the workbook in memory, then write its bytes to `out`: a write that fails (a full disk) is then a
+    plain OSError. Zipped straight to the file it was xlsxwriter's FileCreateError, and the half-written zip
+    printed a second traceback when it was collected."""
     import xlsxwriter
 
-    with xlsxwriter.Workbook(str(out), XLSX_OPTIONS) as wb:
-        _sheet(wb, df, sheet)
+    buf = io.BytesIO()
+    with xlsxwriter.Workbook(buf, XLSX_OPTIONS) as wb:
+        fill(wb)
+    out.write_bytes(buf.getvalue())
 
 
 def _sheet(wb, df: pd.DataFrame, sheet: str) -> None:  # noqa: ANN001 - an xlsxwriter Workbook
@@ -159,25 +190,28 @@ def write_tables(tables: dict[str, pd.DataFrame], out: Path, fmt: str) -> Path:
     out = Path(out)
     fmt = _format_of(out, fmt)
     if fmt == "xlsx":
-        import xlsxwriter
-
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with xlsxwriter.Workbook(str(out), XLSX_OPTIONS) as wb:
+        def fill(wb) -> None:  # noqa: ANN001 - an xlsxwriter Workbook
             for name, df in tables.items():
                 _sheet(wb, flatten_lists(df), name[:31])
+
+        with _writing(out):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _save_workbook(out, fill)
         return out
     if fmt == "json":
-        out.parent.mkdir(parents=True, exist_ok=True)
         body = {name: [{k: _json_value(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
                 for name, df in tables.items()}
-        out.write_text(json.dumps(body, indent=1, ensure_ascii=False), encoding="utf-8")
+        with _writing(out):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(body, indent=1, ensure_ascii=False), encoding="utf-8")
         return out
     if out.suffix.lower() in (".csv", ".parquet"):  # asked for one file, but these are several tables
         raise ConfigError(f"a {fmt.upper()} report of {len(tables)} tables is a folder of one file per table, "
                           f"not the file {out.name}", where=str(out),
                           fix=f"pass --out {out.with_suffix('')} for that folder, or --format xlsx or json for one file")
     folder = out
-    folder.mkdir(parents=True, exist_ok=True)
+    with _writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
         write_table(df, folder / f"{name}.{fmt}", fmt)
     return folder

@@ -46,6 +46,12 @@ class StoreError(CaaError):
     kind = "store error"
 
 
+class OutputError(CaaError):
+    """A report, export or e-mail attachment file could not be written (a full disk, no permission)."""
+
+    kind = "output error"
+
+
 class StoreBusyError(StoreError):
     """Another caa process holds the store's write lock."""
 

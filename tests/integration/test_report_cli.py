@@ -53,6 +53,16 @@ def test_report_on_an_empty_store_says_what_to_do(tmp_path):
     assert res.returncode == 1 and "no data yet" in res.stderr and "make demo" in res.stderr
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_report_to_a_full_disk_is_one_line_and_no_traceback(demo_store):
+    db, _ = demo_store(11, 20_000)
+    res = caa("report", "cleanup", "--format", "xlsx", "--out", "/dev/full", db=db)
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == ["caa: output error: cannot write the report /dev/full: No space left on device: "
+                                       "fix: free disk space, or pass --out a path on a disk with room that you can "
+                                       "write to"]
+
+
 def test_cost_report_adds_up_to_the_modeled_total_at_every_level(demo_store, tmp_path):
     db, _ = demo_store(11, 20_000)
     totals = {}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import zipfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from analytics.reports import read_table, write_table
-from core.errors import DataError
+from analytics.reports import read_table, write_table, write_tables
+from core.errors import DataError, OutputError
 
 HOSTILE = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd",
            "<img src=x onerror=alert(1)>", "'; DROP TABLE events;--", "\u202eevil\u200b", "two\nlines", "normal"]
@@ -54,6 +55,37 @@ def test_an_xlsx_export_that_fails_midway_leaves_no_temp_files(tmp_path, monkeyp
     with pytest.raises(Exception, match="No space"):  # xlsxwriter's FileCreateError
         write_table(frame(), tmp_path / "r.xlsx")
     assert list(scratch.iterdir()) == []
+
+
+FULL_DISK = Path("/dev/full")  # every write fails with ENOSPC, as on a full disk
+
+
+@pytest.mark.skipif(not FULL_DISK.exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "json", "parquet"])
+def test_a_report_on_a_full_disk_is_one_line_that_names_the_file(fmt, capfd):
+    """Before: CSV, JSON and Parquet said the *store* could not be written and to move it with --db; XLSX was
+    an internal error (xlsxwriter's FileCreateError) followed by a traceback from the half-written zip."""
+    with pytest.raises(OutputError) as got:
+        write_table(frame(), FULL_DISK, fmt)
+    assert str(got.value) == ("cannot write the report /dev/full: No space left on device: fix: free disk space, "
+                              "or pass --out a path on a disk with room that you can write to")
+    import gc
+
+    gc.collect()  # a half-written zip left for the collector printed "Exception ignored ... OSError"
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.skipif(not FULL_DISK.exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("fmt", ["xlsx", "json"])
+def test_a_several_table_report_on_a_full_disk_is_one_line(fmt):
+    with pytest.raises(OutputError, match="cannot write the report /dev/full: No space left on device"):
+        write_tables({"a": frame(), "b": frame()}, FULL_DISK, fmt)
+
+
+def test_a_report_where_a_folder_is_cannot_be_written_and_says_so(tmp_path):
+    (tmp_path / "r.csv").mkdir()
+    with pytest.raises(OutputError, match=r"cannot write the report .*r\.csv: Is a directory"):
+        write_table(frame(), tmp_path / "r.csv")
 
 
 @pytest.mark.parametrize("fmt", ["json", "parquet"])

@@ -4,8 +4,10 @@
 The stores are built straight in the storage format (core/lake.py), not through the trail generator: a
 year of synthetic events (4 accounts, 16 repositories, 2,000 packages each in one repository with
 steeply skewed popularity, downloads mostly of a package's newest versions, 64 CI principals, 1%
-denied), written day by day into the events lake with their rollups, and cached under
-data/bench/scale/ by size and a hash of this file and core/. Then, per size, on a copy (the lake's files
+denied) with one download spike and one auth burst, written day by day into the events lake with their
+rollups, then the estate's inventory (120,000 versions), daily domain sizes, Cost Explorer lines and
+collector runs (INVENTORY_SQL: every page's default views then run; only the CUR bill is missing),
+cached under data/bench/scale/ by size and a hash of this file and core/. Then, per size, on a copy (the lake's files
 are hard-linked: they are never changed):
 - increment: `caa collect cloudtrail` of the 60k-event next-day trail of bench/datasets.increment, as its
   own process (wall seconds, the publish included);
@@ -75,9 +77,82 @@ FROM k
 """
 
 
+# A download spike and an auth-failure burst 10 days before the end, so the spike page's details (hours,
+# attribution, sessions) run too: $burst downloads of a package (some 150 a day at 200M) in two hours by 20
+# new principals, and $burst / 10 denied token calls in half an hour.
+BURST_SQL = """
+CREATE OR REPLACE TEMP TABLE gen AS
+SELECT 'burst-' || i AS event_id,
+       CASE WHEN i < $burst THEN $at + to_microseconds(CAST(i * 7200000000 / $burst AS BIGINT))
+            ELSE $at + to_microseconds(CAST((i - $burst) * 18000000000 / $burst AS BIGINT)) END AS event_at,
+       CASE WHEN i < $burst THEN 'ReadFromRepository' ELSE 'GetAuthorizationToken' END AS event_name,
+       '111122223301' AS account_id, 'us-east-1' AS region, 'domain-1' AS domain, '111122223301' AS domain_owner,
+       CASE WHEN i < $burst THEN 'repo-4' END AS repository, 'maven' AS format, CAST(NULL AS VARCHAR) AS namespace,
+       CASE WHEN i < $burst THEN 'pkg-500' END AS package, CASE WHEN i < $burst THEN '1.11.0' END AS version,
+       CASE WHEN i < $burst THEN 'pkg.tgz' END AS asset,
+       'arn:aws:sts::111122223333:assumed-role/ci-burst-' || (i % 20) || '/build' AS principal_arn,
+       'AssumedRole' AS principal_type,
+       '198.51.100.' || (i % 50) AS source_ip, 'Apache-Maven/3.9.6' AS user_agent,
+       CASE WHEN i >= $burst THEN 'AccessDenied' END AS error_code, CAST(NULL AS VARCHAR) AS request_uri
+FROM range(CAST($burst * 1.1 AS BIGINT)) t(i)
+"""
+
+# The inventory and bill of the same estate, so every page's default views run at scale (with events alone
+# the cleanup, cost and bill pages stop at "no data" and 12 of their ~38 queries ran): each of the 2,000
+# packages has the 12 versions the events download (1.0.0 .. 1.11.0, published over the year) and 48
+# older ones nobody downloads (0.0.0 .. 0.47.0, cleanup candidates): 120,000 versions of one asset each;
+# the domains' daily size; Cost Explorer's daily storage and request lines per account (priced from the
+# rollups, no free tier); and one run of each collector. The same at every size: what grows is the events.
+INVENTORY_SQL = [
+    """CREATE OR REPLACE TEMP TABLE syn_pkg AS
+       SELECT p, p % 16 AS repo, (p % 16) // 4 AS acct, 'pkg-' || p AS package,
+              ['npm', 'pypi', 'maven'][CAST(1 + p % 3 AS BIGINT)] AS format,
+              '1111222233' || lpad(CAST((p % 16) // 4 AS VARCHAR), 2, '0') AS account_id,
+              CASE WHEN (p % 16) // 4 < 3 THEN 'us-east-1' ELSE 'eu-west-1' END AS region
+       FROM range(2000) t(p)""",
+    """INSERT INTO domains SELECT DISTINCT account_id, region, 'domain-' || acct, 'Active', $start - INTERVAL 3 YEAR,
+              4, 0, NULL, $end FROM syn_pkg""",
+    """INSERT INTO repositories SELECT DISTINCT account_id, region, 'domain-' || acct, 'repo-' || repo, account_id,
+              NULL, [], [], $start - INTERVAL 3 YEAR, MAP {}, $end FROM syn_pkg""",
+    """INSERT INTO packages SELECT account_id, region, 'domain-' || acct, 'repo-' || repo, format, NULL, package,
+              'ALLOW', 'ALLOW', $end FROM syn_pkg""",
+    """CREATE OR REPLACE TEMP TABLE syn_ver AS
+       SELECT s.*, CASE WHEN k < 12 THEN '1.' || k || '.0' ELSE '0.' || (k - 12) || '.0' END AS version,
+              CASE WHEN k < 12 THEN $start + to_days(CAST(k * 30 AS INTEGER))
+                   ELSE $start - to_days(CAST((60 - k) * 15 AS INTEGER)) END AS published_at,
+              hash(p, k, $seed) AS h
+       FROM syn_pkg s, range(60) t(k)""",
+    """INSERT INTO package_versions SELECT account_id, region, 'domain-' || acct, 'repo-' || repo, format, NULL,
+              package, version, CASE WHEN h % 50 = 0 THEN 'Unlisted' ELSE 'Published' END, 'rev-' || (h % 100000),
+              CASE WHEN h % 5 = 0 THEN 'EXTERNAL' ELSE 'INTERNAL' END, published_at, published_at, $end
+       FROM syn_ver""",
+    """INSERT INTO assets SELECT account_id, region, 'domain-' || acct, 'repo-' || repo, format, NULL, package,
+              version, 'pkg.tgz', 20000 + CAST(pow((h // 7 % 10000) / 10000.0, 4) * 20000000 AS BIGINT),
+              sha256(package || '@' || version) FROM syn_ver""",
+    """UPDATE domains SET asset_size_bytes = (SELECT sum(size_bytes) FROM assets a WHERE a.domain = domains.domain)""",
+    """INSERT INTO storage_snapshots
+       SELECT CAST($start AS DATE) + CAST(d AS INTEGER), account_id, region, domain,
+              CAST(bytes * (0.7 + 0.3 * d / 365.0) AS BIGINT), $end
+       FROM (SELECT account_id, region, domain, sum(size_bytes) AS bytes FROM assets GROUP BY ALL), range(366) t(d)""",
+    """INSERT INTO cost_actuals
+       SELECT snapshot_date, account_id, CASE region WHEN 'us-east-1' THEN 'USE1' ELSE 'EUW1' END
+              || '-TimedStorage-ByteHrs', sum(asset_size_bytes) / 1e9 / 30 * 0.05, sum(asset_size_bytes) / 1e9 / 30,
+              'GB-Mo'
+       FROM storage_snapshots GROUP BY ALL
+       UNION ALL
+       SELECT day, account_id, CASE region WHEN 'us-east-1' THEN 'USE1' ELSE 'EUW1' END || '-Requests',
+              sum(events) FILTER (WHERE ok) * 0.05 / 10000, sum(events) FILTER (WHERE ok), 'Requests'
+       FROM event_days GROUP BY ALL""",
+    """INSERT INTO collector_runs (collector, scope, started_at, finished_at, status, rows)
+       SELECT c, 'bench', $end - INTERVAL 10 MINUTE, $end - INTERVAL 9 MINUTE, 'ok', 0
+       FROM unnest(['cloudtrail', 'inventory', 'cloudwatch', 'costexplorer']) t(c)""",
+]
+
+
 def code_hash() -> str:
     """What a built store depends on: the generator, build(), the store's code and the rollups'."""
-    h = hashlib.sha256(GEN_SQL.encode() + inspect.getsource(build).encode())
+    h = hashlib.sha256(GEN_SQL.encode() + BURST_SQL.encode() + "".join(INVENTORY_SQL).encode()
+                       + inspect.getsource(build).encode())
     for p in sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "core").rglob("*.sql"),
                      *(ROOT / "analytics").glob("rollups.py"), *(ROOT / "analytics" / "sql").glob("rollup_*.sql")]):
         h.update(p.read_bytes())
@@ -105,6 +180,17 @@ def build(n: int, end: date, seed: int = 7) -> Path:
                 rollups.refresh(con, days)
                 store.bump_version(con)
             print(f"  scale {n:,}: {last:,} events written ({time.monotonic() - t0:.0f} s)", flush=True)
+        at = datetime.combine(end - timedelta(days=10), datetime.min.time(), UTC) + timedelta(hours=14)
+        con.execute(BURST_SQL, {"burst": max(20_000, n // 10_000), "at": at})
+        with store.transaction(con):
+            lake.append(con, "gen")
+            rollups.refresh(con, [at.date()])
+            store.bump_version(con)
+        params = {"seed": seed, "start": start, "end": datetime.combine(end, datetime.min.time(), UTC)}
+        with store.transaction(con):
+            for statement in INVENTORY_SQL:
+                con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
+            store.bump_version(con)
     (folder / "ok").write_text(json.dumps({"events": n, "secs": time.monotonic() - t0}))
     return db
 

@@ -57,7 +57,7 @@ def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
 def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
     """Recompute the rollup rows of `days` (UTC) from `events`: new files for those days replace the old
     ones. Call it inside the caller's transaction."""
-    open_month = _open_month(con)
+    open_month = lake.open_month(con)
     for first, last in _spans(days):
         lo, hi = utc_midnight(first), utc_midnight(last + timedelta(days=1))
         with lake.window(con, (lo, hi)):  # read only the span's files of the events lake
@@ -69,15 +69,6 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
             lake.replace_days(con, lake.ROLLUPS[table], f"new_{table}", first, last, months_before=open_month)
             con.execute(f"DROP TABLE new_{table}")
     _refresh_months(con, days)
-
-
-def _open_month(con: duckdb.DuckDBPyConnection) -> date | None:
-    """The month of the newest events (from the catalog): the rollup rows of the months before it go one file
-    a month, as compaction would leave them; the open month's go one file a day, so the next increment
-    rewrites a day, not the month."""
-    newest = con.execute(f"SELECT greatest((SELECT max(day) FROM lake_files WHERE dataset = 'events' AND retired_at "
-                         f"IS NULL), (SELECT max({lake.DAY_SQL}) FROM {lake.EVENTS.rows}))").fetchone()[0]
-    return newest.replace(day=1) if newest else None
 
 
 def _refresh_months(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:

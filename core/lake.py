@@ -344,9 +344,19 @@ def _merge(con: duckdb.DuckDBPyConnection, ds: Dataset, folder: str, files: list
         raise
 
 
+def open_month(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The first day of the month of the newest events (from the catalog, and the rows not in files), None
+    without events. The months before it are closed: a rollup's rows there are one file a month (the refresh
+    writes them so, compaction merges what was written while the month was open); the open month's are a
+    file a day, so an increment rewrites a day, not the month."""
+    newest = con.execute(f"SELECT greatest((SELECT max(day) FROM lake_files WHERE dataset = 'events' AND retired_at "
+                         f"IS NULL), (SELECT max({DAY_SQL}) FROM {EVENTS.rows}))").fetchone()[0]
+    return newest.replace(day=1) if newest else None
+
+
 def compact(con: duckdb.DuckDBPyConnection, at: int = COMPACT_AT) -> int:
-    """Rewrite each events day that has `at` or more live files as one file, and each rollup table's months
-    before its newest day's month that have more than one file as one file; returns the files written.
+    """Rewrite each events day that has `at` or more live files as one file, and each rollup table's closed
+    months (before open_month) that have more than one file as one file; returns the files written.
     Each commits on its own (the old files stay readable until they are swept)."""
     if not present(con):
         return 0
@@ -355,11 +365,11 @@ def compact(con: duckdb.DuckDBPyConnection, at: int = COMPACT_AT) -> int:
                               "GROUP BY day HAVING count(*) >= ? ORDER BY day", [at]).fetchall():
         _merge(con, EVENTS, f"day={day}", _live(con, EVENTS, "day = ?", [day]))
         done += 1
-    for ds in ROLLUPS.values():
+    opened = open_month(con)
+    for ds in ROLLUPS.values() if opened else ():
         months = con.execute(
             "SELECT date_trunc('month', day) AS m FROM lake_files WHERE dataset = $ds AND retired_at IS NULL "
-            "GROUP BY m HAVING count(*) > 1 AND m < (SELECT date_trunc('month', max(day)) FROM lake_files "
-            "WHERE dataset = $ds AND retired_at IS NULL) ORDER BY m", {"ds": ds.name}).fetchall()
+            "GROUP BY m HAVING count(*) > 1 AND m < $open ORDER BY m", {"ds": ds.name, "open": opened}).fetchall()
         for (month,) in months:
             files = _live(con, ds, "date_trunc('month', day) = ?", [month])
             _merge(con, ds, f"month={month:%Y-%m}", files)

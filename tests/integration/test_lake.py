@@ -149,10 +149,11 @@ def test_a_locked_down_reader_reads_the_lake_and_nothing_else(tmp_path, reader_k
         con.close()
 
 
-def _add_events(con, first: str, hours: int, prefix: str) -> None:
-    """`hours` downloads an hour apart from `first`, committed with their days marked (as a loader does)."""
+def _add_events(con, first: str, hours: int, prefix: str, event_name: str = "ReadFromRepository") -> None:
+    """`hours` downloads (or other calls) an hour apart from `first`, committed with their days marked (as a
+    loader does)."""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE gen AS SELECT '{prefix}' || i AS event_id,
-        TIMESTAMPTZ '{first}' + i * INTERVAL 1 HOUR AS event_at, 'ReadFromRepository' AS event_name,
+        TIMESTAMPTZ '{first}' + i * INTERVAL 1 HOUR AS event_at, '{event_name}' AS event_name,
         '111122223333' AS account_id, 'us-east-1' AS region, 'acme' AS domain, '111122223333' AS domain_owner,
         'npm-store' AS repository, 'npm' AS format, NULL::VARCHAR AS namespace, 'p' || (i % 3) AS package,
         '1.0.0' AS version, 'p.tgz' AS asset, 'arn:aws:iam::111122223333:user/ci' AS principal_arn,
@@ -197,6 +198,23 @@ def test_rollups_are_lake_files_a_closed_month_one_file_and_a_reader_keeps_its_v
                     "day < DATE '2026-11-01'") == [(1,)]  # the month rewritten as one file again
     assert rows(db, "SELECT count(*) FROM lake_files WHERE dataset = 'download_days' AND day < DATE '2026-11-01'") == [
         (2,)]  # directly: the first month file, retired, and its replacement
+
+
+def test_a_month_closed_by_newer_events_is_one_file_even_in_a_rollup_without_newer_rows(tmp_path):
+    """Compaction and the refresh agree on which months are closed: those before the month of the newest
+    events (lake.open_month). Compaction used to ask each rollup for its own newest day, so download_days'
+    October stayed a file a day for as long as November brought token calls but no download."""
+    db = tmp_path / "caa.duckdb"
+    october = "SELECT count(*) FROM lake_files WHERE dataset = $ds AND retired_at IS NULL AND day < DATE '2026-11-01'"
+    with writer(db) as con:
+        _add_events(con, "2026-10-20 00:00:00+00", 24 * 5, "a")  # Oct 20 .. 24, October still open
+    assert rows(db, october.replace("$ds", "'download_days'")) == [(5,)]
+    with writer(db) as con:
+        _add_events(con, "2026-11-02 00:00:00+00", 10, "t", event_name="GetAuthorizationToken")
+    for ds in ("event_days", "download_days", "download_principal_days", "download_ip_days"):
+        assert rows(db, october.replace("$ds", f"'{ds}'")) == [(1,)], ds
+    assert rows(db, "SELECT (SELECT sum(events) FROM event_days), (SELECT sum(downloads) FROM download_days)") == [
+        (130, 120)]
 
 
 def test_under_a_filter_a_query_of_a_few_hours_opens_only_their_files(tmp_path):

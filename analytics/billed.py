@@ -106,7 +106,8 @@ def allocation(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, 
     placed = _place(base[base["kind"] == "storage"], "domain", storage_model, "gb_month")
     start_at = datetime.combine(since, time(0), tzinfo=UTC)
     end_at = datetime.combine(until + timedelta(days=1), time(0), tzinfo=UTC)
-    shares = run(con, "cost_asset_shares", split=settings.costs.shared_asset_split, start_at=start_at, end_at=end_at)
+    shares = run(con, "cost_asset_shares", split=settings.costs.shared_asset_split, start_at=start_at, end_at=end_at,
+                 level="asset")
     keys = ["account_id", "region", "domain"]
     parts.append(_split(placed.drop(columns="repository"), shares[[*keys, *FINE[4:9], "share"]], keys, "share"))
     # requests and other usage: on the repository (or domain), else over the day's repositories

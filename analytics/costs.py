@@ -53,6 +53,9 @@ LEVELS: dict[str, list[str]] = {
     "team": ["team"],
     "day": ["usage_date"],
 }
+# the storage shares a cost report by level sums (cost_asset_shares' $level); storage has no principal or
+# team of its own (team: from the repository), so the others read the domains'
+STORAGE_LEVEL = {"repository": "repository", "team": "repository", "package": "package", "version": "version"}
 REPORT_VALUES = ["gb_month", "requests", "storage_usd", "requests_usd", "cost_usd", "share_pct"]
 
 
@@ -260,8 +263,9 @@ def _with_team(df: pd.DataFrame, teams: pd.DataFrame, settings: Settings) -> pd.
 
 
 def storage_attribution(con: duckdb.DuckDBPyConnection, settings: Settings, since: date, until: date,
-                        split: str | None = None) -> pd.DataFrame:
-    """A domain's modeled storage in [since, until] spread over its asset rows by their share.
+                        split: str | None = None, level: str = "asset") -> pd.DataFrame:
+    """A domain's modeled storage in [since, until] spread over its asset rows by their share, summed per
+    `level` ('asset', 'version', 'package', 'repository' or 'domain': sql/cost_asset_shares.sql's).
 
     Columns: sql/cost_asset_shares.sql's, plus gb_month and storage_usd (the row's part of its domain's
     GB-months and cost over the window). Per domain, storage_usd adds up to the domain's storage cost
@@ -270,7 +274,7 @@ def storage_attribution(con: duckdb.DuckDBPyConnection, settings: Settings, sinc
     split = split or settings.costs.shared_asset_split
     start_at = datetime.combine(since, time(0), tzinfo=UTC)
     end_at = datetime.combine(until + timedelta(days=1), time(0), tzinfo=UTC)
-    shares = run(con, "cost_asset_shares", split=split, start_at=start_at, end_at=end_at)
+    shares = run(con, "cost_asset_shares", split=split, start_at=start_at, end_at=end_at, level=level)
     keys = ["account_id", "region", "domain"]
     domains = storage_daily(con, settings, since, until).groupby(keys, as_index=False)[
         ["gb_month", "storage_usd"]].sum()
@@ -330,7 +334,7 @@ def cost_report(con: duckdb.DuckDBPyConnection, settings: Settings, since: date 
         parts = [d[d["kind"] == k].rename(columns={"quantity": q, "cost_usd": c})[["usage_date", q, c]]
                  for k, q, c in (("storage", "gb_month", "storage_usd"), ("requests", "requests", "requests_usd"))]
     else:
-        s = storage_attribution(con, settings, since, until)
+        s = storage_attribution(con, settings, since, until, level=STORAGE_LEVEL.get(by, "domain"))
         r = request_attribution(con, settings, since, until, keys=LEVELS["repository" if by == "team" else by])
         if by == "team":
             teams = repository_teams(con, settings)

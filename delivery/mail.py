@@ -122,7 +122,7 @@ def estate_numbers(con: duckdb.DuckDBPyConnection, settings: Settings) -> Estate
         moved_from = _report(con, settings, before_end.replace(day=1), before_end, "package")
     fc = forecast.forecast(con, settings, horizon_months=0, backtest=False)
     chart_start = max(until - timedelta(days=CHART_DAYS - 1), costs.coverage(con).first_day or until)
-    shares = costs.storage_attribution(con, settings, chart_start, until).groupby(
+    shares = costs.storage_attribution(con, settings, chart_start, until, level="repository").groupby(
         REPO, dropna=False, as_index=False)["share"].sum()
     req = costs.request_attribution(con, settings, chart_start, until).groupby(
         ["usage_date", *REPO], dropna=False, as_index=False)["requests_usd"].sum()

@@ -11,9 +11,10 @@ core/schema/008_definitions.sql.
 `before_publish` is the store's before-publish hook (core/store.py `writer(db, before_publish=...)`):
 the loaders mark the UTC days of each batch they commit (store.mark_days, in the batch's transaction),
 and before every publish the store hands those days here, so readers never see events without their
-rollups, and a day loaded in many batches is recomputed once per publish. Then `heal` rebuilds the
-rollups when their event count no longer matches `events` (a process killed between its commit and its
-publish, rows written by hand, a store from before the rollups). Each span of days is read with a range
+rollups, and a day loaded in many batches is recomputed once per publish. Then `heal` rebuilds every
+rollup when event_days no longer counts the events (a process killed between its commit and its publish,
+rows written by hand, a store from before the rollups), else each rollup whose total differs from
+event_days' (CHECKS; one a migration added starts empty) alone. Each span of days is read with a range
 on event_at over only the lake files of that span (core/lake.py window), so refreshing a day costs about
 one day of events whatever the store's size.
 
@@ -54,21 +55,25 @@ def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
     return out
 
 
-def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
-    """Recompute the rollup rows of `days` (UTC) from `events`: new files for those days replace the old
-    ones. Call it inside the caller's transaction."""
+def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date], tables: Iterable[str] | None = None) -> None:
+    """Recompute the rollup rows of `days` (UTC) from `events` for `tables` (default: every rollup): new
+    files for those days replace the old ones. Call it inside the caller's transaction."""
+    wanted = set((*TABLES, MONTHS) if tables is None else tables)
+    daily = [t for t in TABLES if t in wanted]
+    days = sorted(set(days))
     open_month = lake.open_month(con)
-    for first, last in _spans(days):
+    for first, last in _spans(days) if daily else ():
         lo, hi = utc_midnight(first), utc_midnight(last + timedelta(days=1))
         with lake.window(con, (lo, hi)):  # read only the span's files of the events lake
-            for table in TABLES:
+            for table in daily:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE new_{table} AS SELECT * FROM {lake.ROLLUPS[table].rows} "
                             "LIMIT 0")
                 con.execute(sql(f"rollup_{table}"), {"lo": lo, "hi": hi})
-        for table in TABLES:
+        for table in daily:
             lake.replace_days(con, lake.ROLLUPS[table], f"new_{table}", first, last, months_before=open_month)
             con.execute(f"DROP TABLE new_{table}")
-    _refresh_months(con, days)
+    if MONTHS in wanted:
+        _refresh_months(con, days)
 
 
 def _refresh_months(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
@@ -80,29 +85,54 @@ def _refresh_months(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> Non
         con.execute(f"DROP TABLE new_{MONTHS}")
 
 
-def rebuild(con: duckdb.DuckDBPyConnection) -> None:
-    """Recompute every day (a store whose events predate the rollups, or whose rollups lost count)."""
-    for table in (*TABLES, MONTHS):
+def rebuild(con: duckdb.DuckDBPyConnection, tables: Iterable[str] | None = None) -> None:
+    """Recompute every day of `tables` (default: every rollup; a store whose events predate the rollups,
+    rollups that lost count, a rollup a migration added)."""
+    tables = [*TABLES, MONTHS] if tables is None else list(tables)
+    for table in tables:
         lake.clear(con, lake.ROLLUPS[table])
     lo_hi = con.execute(f"SELECT min({lake.DAY_SQL}), max({lake.DAY_SQL}) FROM events").fetchone()
     if lo_hi[0] is not None:
-        refresh(con, [lo_hi[0] + timedelta(days=i) for i in range((lo_hi[1] - lo_hi[0]).days + 1)])
+        refresh(con, [lo_hi[0] + timedelta(days=i) for i in range((lo_hi[1] - lo_hi[0]).days + 1)], tables)
+
+
+# What each rollup must add up to, as a figure of event_days: (its sum, the figure). event_days itself must
+# count the events the lake holds.
+CHECKS = {
+    "download_days": ("sum(downloads)", "downloads"),
+    "download_sessions_days": ("sum(downloads) FILTER (WHERE level = 'package')", "downloads"),
+    "download_principal_days": ("sum(downloads)", "downloads"),
+    "principal_hours": ("sum(requests)", "ok"),  # the billed requests: error_code IS NULL
+    "auth_hours": ("sum(events)", "auth"),  # token calls and failed calls
+    "download_ip_days": ("sum(downloads)", "downloads"),
+    MONTHS: ("sum(downloads)", "downloads"),
+}
+FIGURES = {"events": "sum(events)", "downloads": "sum(downloads)", "ok": "sum(events) FILTER (WHERE ok)",
+           "auth": "sum(events) FILTER (WHERE NOT ok OR event_name = 'GetAuthorizationToken')"}
+
+
+def stale(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The rollups that do not add up to what `events` holds: every one when event_days does not count the
+    events (it is the others' reference), else each whose sum differs from event_days' (one a migration
+    added starts empty), with download_months when download_days is rebuilt (it is summed from it)."""
+    figures = dict(zip(FIGURES, con.execute(
+        "SELECT " + ", ".join(f"coalesce({f}, 0)" for f in FIGURES.values()) + " FROM event_days").fetchone(),
+        strict=True))
+    if figures["events"] != lake.count(con):
+        return [*TABLES, MONTHS]
+    sums = con.execute("SELECT " + ", ".join(f"(SELECT coalesce({expr}, 0) FROM {table})"
+                                             for table, (expr, _) in CHECKS.items())).fetchone()
+    out = [table for (table, (_, figure)), got in zip(CHECKS.items(), sums, strict=True) if got != figures[figure]]
+    return out + [MONTHS] if "download_days" in out and MONTHS not in out else out
 
 
 def heal(con: duckdb.DuckDBPyConnection) -> bool:
-    """Rebuild the rollups when they do not count the events `events` holds (or a rollup added since, which
-    starts empty, does not count the downloads); True when it did."""
-    have = lake.count(con)
-    summed, downloads, by_principal, by_month, by_ip = con.execute(
-        "SELECT (SELECT coalesce(sum(events), 0) FROM event_days), "
-        "(SELECT coalesce(sum(downloads), 0) FROM download_days), "
-        "(SELECT coalesce(sum(downloads), 0) FROM download_principal_days), "
-        "(SELECT coalesce(sum(downloads), 0) FROM download_months), "
-        "(SELECT coalesce(sum(downloads), 0) FROM download_ip_days)").fetchone()
-    if have == summed and downloads == by_principal == by_month == by_ip:
+    """Rebuild the rollups that do not add up to the events `events` holds (stale); True when it did."""
+    tables = stale(con)
+    if not tables:
         return False
     with store.transaction(con):
-        rebuild(con)
+        rebuild(con, tables)
     return True
 
 

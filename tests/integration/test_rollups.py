@@ -228,6 +228,46 @@ def test_a_store_from_before_the_transfer_rollup_gets_it_before_its_next_publish
     assert_rollups_match(db)
 
 
+@pytest.mark.parametrize("lost", ["principal_hours", "auth_hours", "download_sessions_days", "download_ip_days",
+                                  "download_days"])
+def test_a_rollup_that_lost_its_rows_is_rebuilt_alone_before_the_next_publish(tmp_path, lost):
+    """A rollup that does not add up to the events (emptied here; a migration adding one starts so) is rebuilt
+    before the next publish, and only it: the others keep their files. Before, only the download rollups were
+    checked, so an empty principal_hours, auth_hours or session rollup was published as it was (the spike
+    page's principal and auth series, the session spikes empty), and any mismatch rebuilt all eight."""
+    from analytics import rollups
+    from core import lake
+
+    db = tmp_path / "caa.duckdb"
+    collect(db, [cloudtrail.SPEC], since=date(2026, 11, 1),
+            source=str(write_local(tmp_path / "trail", trail_files(n_files=8, per_file=40))))
+    with writer(db) as con:  # token calls, a third of them denied (the trail has downloads only)
+        con.execute("CREATE TEMP TABLE e AS SELECT * FROM events LIMIT 0")
+        con.execute("INSERT INTO e (event_id, event_at, event_name, account_id, region, domain, principal_arn, "
+                    "source_ip, error_code) SELECT 't' || i, TIMESTAMPTZ '2026-11-02 00:00:00+00' + i * "
+                    "INTERVAL 37 MINUTE, 'GetAuthorizationToken', '111122223333', 'us-east-1', 'acme', "
+                    "'arn:aws:iam::111122223333:user/ci', '10.0.0.1', CASE WHEN i % 3 = 0 THEN 'AccessDenied' END "
+                    "FROM range(60) t(i)")
+        with store.transaction(con):
+            lake.append(con, "e")
+            store.mark_days(con, "e")
+            store.bump_version(con)
+    files = "SELECT dataset, file FROM lake_files WHERE dataset <> 'events' AND retired_at IS NULL ORDER BY ALL"
+    before = rows(db, files)
+    assert {ds for ds, _ in before} == set(lake.ROLLUPS)  # every rollup has rows (token calls, errors)
+    with store.writer(db) as con, store.transaction(con):  # no hook: published as it is
+        lake.clear(con, lake.ROLLUPS[lost])
+        store.bump_version(con)
+    assert rows(db, f"SELECT count(*) FROM {lost}") == [(0,)]
+    with writer(db):  # any session: its before-publish hook heals
+        pass
+    rebuilt = {lost, rollups.MONTHS} if lost == "download_days" else {lost}
+    after = rows(db, files)
+    assert [f for f in after if f[0] not in rebuilt] == [f for f in before if f[0] not in rebuilt]
+    assert {ds for ds, _ in after} == set(lake.ROLLUPS)
+    assert_rollups_match(db)
+
+
 def test_a_session_that_loads_events_without_the_rollups_hook_publishes_nothing(tmp_path):
     """The store's one before-publish hook cannot be forgotten silently: readers would see events
     without their rollups (a Usage page short of the newest downloads)."""

@@ -382,6 +382,14 @@ def reclaimed_bytes_by_domain(df: pd.DataFrame) -> dict[tuple[str, str, str], in
     return {k: int(v) for k, v in perm.items()}
 
 
+def edge_days(start_at: datetime, end_at: datetime) -> list[tuple[datetime, datetime]]:
+    """The partial UTC days at both ends of (start_at, end_at]: the raw events a query over the window
+    reads when it takes its whole days from a rollup (sql/cleanup_requested_after.sql)."""
+    first = utc_midnight(start_at.astimezone(UTC).date() + timedelta(days=1))
+    last = utc_midnight(end_at.astimezone(UTC).date())
+    return [(start_at, first), (last, end_at + timedelta(microseconds=1))]
+
+
 def backtest(con: duckdb.DuckDBPyConnection, settings: Settings, days: int | None = None,
              **policy_overrides: Any) -> dict:
     """Replay the policy as if it had run `days` ago (default settings.cleanup.backtest_days).
@@ -400,7 +408,8 @@ def backtest(con: duckdb.DuckDBPyConnection, settings: Settings, days: int | Non
     then = now - timedelta(days=days)
     past = evaluate(con, settings, as_of=then, **policy_overrides)
     sel = past[past["candidate"]].copy()
-    after = run(con, "cleanup_requested_after", start_at=then, end_at=now)
+    with events_within(con, edge_days(then, now)):  # the whole days between come from download_days
+        after = run(con, "cleanup_requested_after", start_at=then, end_at=now)
     hits = {tuple(k[:-2]): (k[-2], k[-1]) for k in after[[*DOWNLOAD_KEY, "downloads_after",
                                                          "first_requested_at"]].astype(object)
             .where(after.notna(), None).itertuples(index=False, name=None)}

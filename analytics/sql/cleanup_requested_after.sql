@@ -1,12 +1,30 @@
 -- Purpose: for the cleanup backtest: which versions were downloaded after the replayed point in time,
 --          i.e. which selections would have been false deletions.
+-- Convention: the whole UTC days inside the window are read from the download_days rollup; only its
+--          partial first and last days from the raw downloads (the caller narrows `events` to those two days,
+--          analytics/cleanup.py backtest: 90 days of raw downloads took 2.4 s at 200M events).
 -- $params: start_at TIMESTAMPTZ (exclusive, the replayed "now"), end_at TIMESTAMPTZ (inclusive)
 -- Columns: domain, repository, format, namespace, package, version VARCHAR; downloads_after BIGINT;
 --          first_requested_at TIMESTAMPTZ
 -- Grain:   one row per downloaded version per repository (the download key of the downloads view)
+WITH bounds AS (  -- [inner_lo, inner_hi): the whole days after start_at and before end_at's day
+    SELECT CAST(CAST($start_at AT TIME ZONE 'UTC' AS DATE) + 1 AS TIMESTAMP) AT TIME ZONE 'UTC' AS inner_lo,
+           CAST(CAST($end_at AT TIME ZONE 'UTC' AS DATE) AS TIMESTAMP) AT TIME ZONE 'UTC' AS inner_hi
+),
+edges AS (
+    SELECT domain, repository, format, namespace, package, version, count(*) AS n, min(event_at) AS first_at
+    FROM downloads, bounds
+    WHERE event_at > $start_at AND event_at <= $end_at AND (event_at < inner_lo OR event_at >= inner_hi)
+    GROUP BY ALL
+),
+whole_days AS (
+    SELECT domain, repository, format, namespace, package, version, sum(downloads) AS n, min(first_at) AS first_at
+    FROM download_days, bounds
+    WHERE day >= CAST(inner_lo AT TIME ZONE 'UTC' AS DATE) AND day < CAST(inner_hi AT TIME ZONE 'UTC' AS DATE)
+    GROUP BY ALL
+)
 SELECT domain, repository, format, namespace, package, version,
-       count(*) AS downloads_after, min(event_at) AS first_requested_at
-FROM downloads
-WHERE event_at > $start_at AND event_at <= $end_at
+       CAST(sum(n) AS BIGINT) AS downloads_after, min(first_at) AS first_requested_at
+FROM (SELECT * FROM edges UNION ALL SELECT * FROM whole_days)
 GROUP BY ALL
 ORDER BY ALL

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 import cli
-from analytics import queries
+from analytics import cleanup, queries
 from analytics.filters import Filters
+from analytics.queries import events_within
 from collectors import cloudtrail
 from collectors.base import RunContext, run_collectors
 from core import store
@@ -305,6 +306,10 @@ SELECT domain, repository, format, namespace, package, version, max(event_at) AS
        count(*) FILTER (WHERE event_at > $as_of - INTERVAL 365 DAY) AS downloads_365d,
        count(*) AS downloads_total
 FROM events WHERE {DOWNLOAD} AND event_at <= $as_of GROUP BY ALL"""
+RAW_REQUESTED_AFTER = """
+SELECT domain, repository, format, namespace, package, version, count(*) AS downloads_after,
+       min(event_at) AS first_requested_at
+FROM downloads WHERE event_at > $start_at AND event_at <= $end_at GROUP BY ALL ORDER BY ALL"""
 RAW_REQUESTS = """
 SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS usage_date, account_id, region, count(*) AS requests
 FROM events WHERE error_code IS NULL AND event_at >= $lo AND event_at < $hi GROUP BY ALL ORDER BY ALL"""
@@ -376,6 +381,15 @@ def test_queries_on_rollups_answer_what_a_scan_of_events_answers(demo_reader, fi
         want = con.execute(RAW_SINGLE_CONSUMER, window).df()
         assert not want.empty
         pd.testing.assert_frame_equal(single, want, check_dtype=False)
+        midnight = datetime.combine(latest.astimezone(UTC).date(), datetime.min.time(), UTC)
+        for then, now in ((latest - timedelta(days=90, hours=5, seconds=3), latest),  # the backtest's window
+                          (midnight - timedelta(days=30), latest),  # from a midnight (exclusive)
+                          (latest - timedelta(hours=20), latest - timedelta(hours=2))):  # within a day or two
+            with events_within(con, cleanup.edge_days(then, now)):  # as the backtest reads it
+                got = queries.run(con, "cleanup_requested_after", start_at=then, end_at=now)
+            want = con.execute(RAW_REQUESTED_AFTER, {"start_at": then, "end_at": now}).df()
+            assert not want.empty
+            pd.testing.assert_frame_equal(got, want, check_dtype=False)
     finally:
         Filters().apply(con)
 

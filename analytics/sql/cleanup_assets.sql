@@ -6,7 +6,7 @@
 -- $params: none
 -- Columns: account_id, region, domain, repository, format, namespace, package, version VARCHAR;
 --          sha256 VARCHAR (the content key); size_bytes BIGINT
--- Grain:   one row per version per repository and distinct sha256
+-- Grain:   one row per version per repository and distinct sha256, in no order (reclaim groups them)
 SELECT a.account_id, a.region, a.domain, a.repository, a.format, a.namespace, a.package, a.version,
        coalesce(a.sha256, 'no-sha256:' || a.repository || '/' || a.format || '/' || coalesce(a.namespace, '')
                 || '/' || a.package || '@' || a.version || '/' || a.asset) AS sha256,
@@ -18,4 +18,3 @@ JOIN package_versions v
  AND v.package = a.package AND v.version = a.version
 WHERE v.status NOT IN ('Disposed', 'Deleted')
 GROUP BY ALL
-ORDER BY ALL

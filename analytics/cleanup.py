@@ -104,25 +104,34 @@ def matches_pin(ns: str | None, pkg: str, version: str, pins: list[str]) -> str 
     return None
 
 
+def _plain_strings(df: pd.DataFrame) -> pd.DataFrame:
+    """The text columns as Python objects: pandas' Arrow-backed strings cost ~0.5 us an element to iterate, and
+    judging 120,000 versions iterates their keys many times (5M iterations, 3 s)."""
+    return df.astype({c: object for c, t in df.dtypes.items() if pd.api.types.is_string_dtype(t)})
+
+
 def _rank(df: pd.DataFrame) -> None:
     """Add rank (1 = newest stored version of its package, prereleases included), major and rank_in_major
-    (1 = newest release of its major line; a prerelease leads a line only when it has no release)."""
-    df["rank"], df["major"], df["rank_in_major"] = np.nan, None, np.nan
-    stored = ~df["status"].isin(GONE)
-    for _, g in df[stored].groupby(["_ns", *PACKAGE[:5], "package"], sort=False):
-        fmt = g["format"].iat[0]
-        pub = [None if pd.isna(t) else t.to_pydatetime() for t in g["published_at"]]
-        ranks = V.rank_versions(fmt, g["version"].tolist(), pub)
-        majors = [V.major(fmt, v) for v in g["version"]]
+    (1 = newest release of its major line; a prerelease leads a line only when it has no release). Each
+    column is filled as one array: assigning per package cost 2 s for 2,000 packages."""
+    n = len(df)
+    rank, rim, major = np.full(n, np.nan), np.full(n, np.nan), np.full(n, None, dtype=object)
+    stored = np.flatnonzero(~df["status"].isin(GONE).to_numpy())
+    versions, formats = df["version"].tolist(), df["format"].tolist()
+    published = [None if pd.isna(t) else t.to_pydatetime() for t in df["published_at"].tolist()]
+    for rows in df.iloc[stored].groupby(["_ns", *PACKAGE[:5], "package"], sort=False).indices.values():
+        at = stored[rows].tolist()
+        fmt, vers = formats[at[0]], [versions[i] for i in at]
+        keys = [V.sort_key(fmt, v) for v in vers]  # parsed once for the rank, the major and the prerelease
+        ranks = V.rank_versions(fmt, vers, [published[i] for i in at], keys)
+        majors = [V.major(fmt, v, k) for v, k in zip(vers, keys, strict=True)]
         in_major: dict[str | None, int] = defaultdict(int)
-        rim = [0] * len(ranks)
-        pre = [V.is_prerelease(fmt, v) for v in g["version"]]
+        pre = [V.is_prerelease(fmt, v, k) for v, k in zip(vers, keys, strict=True)]
         for j in sorted(range(len(ranks)), key=lambda j: (pre[j], ranks[j])):  # releases lead their line
             in_major[majors[j]] += 1
-            rim[j] = in_major[majors[j]]
-        df.loc[g.index, "rank"] = ranks
-        df.loc[g.index, "major"] = pd.Series(majors, index=g.index, dtype=object)
-        df.loc[g.index, "rank_in_major"] = rim
+            rim[at[j]] = in_major[majors[j]]
+        rank[at], major[at] = ranks, majors
+    df["rank"], df["major"], df["rank_in_major"] = rank, major, rim
 
 
 def dependency_edges(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[int, list[tuple[int, str]]]:
@@ -177,7 +186,7 @@ def protect_dependencies(df: pd.DataFrame, kept: np.ndarray, edges: dict[int, li
 def reclaim(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, candidate: np.ndarray,
             refetchable: np.ndarray) -> np.ndarray:
     """Bytes each candidate frees on its own account: assets (per domain by sha256) held only by candidates."""
-    assets = run(con, "cleanup_assets")
+    assets = _plain_strings(run(con, "cleanup_assets"))
     assets["namespace"] = assets["namespace"].astype(object).where(assets["namespace"].notna(), None)
     pos = {k: i for i, k in enumerate(df[KEY].itertuples(index=False, name=None))}
     assets["pos"] = [pos.get(k, -1) for k in assets[KEY].itertuples(index=False, name=None)]
@@ -220,7 +229,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any =
     dates = Filters.applied(con)  # a date filter cuts months that download_months sums whole: days only
     split = date.min if dates.start or dates.end else at.astimezone(UTC).date().replace(day=1)
     with events_within(con, raw):
-        df = run(con, "cleanup_versions", as_of=at, split=split)
+        df = _plain_strings(run(con, "cleanup_versions", as_of=at, split=split))
     df["namespace"] = df["namespace"].astype(object).where(df["namespace"].notna(), None)
     df["_ns"] = df["namespace"].fillna("")
     _rank(df)

@@ -108,9 +108,13 @@ def sort_key(fmt: str, version: str) -> Any | None:
     return _dotted_key(version)
 
 
-def major(fmt: str, version: str) -> str | None:
-    """The major line a version belongs to ("2", or "1!3" for a PEP 440 epoch), None when unknown."""
-    key = sort_key(fmt, version)
+_PARSE = object()  # major / is_prerelease / rank_versions: parse the version(s) (no sort_key given)
+
+
+def major(fmt: str, version: str, key: Any = _PARSE) -> str | None:
+    """The major line a version belongs to ("2", or "1!3" for a PEP 440 epoch), None when unknown. `key`:
+    its sort_key when the caller has it already."""
+    key = sort_key(fmt, version) if key is _PARSE else key
     if isinstance(key, Version):
         return f"{key.epoch}!{key.release[0]}" if key.epoch else str(key.release[0])
     if key is None:
@@ -120,8 +124,8 @@ def major(fmt: str, version: str) -> str | None:
     return str(first[0] if isinstance(first, tuple) else first)
 
 
-def is_prerelease(fmt: str, version: str) -> bool:
-    key = sort_key(fmt, version)
+def is_prerelease(fmt: str, version: str, key: Any = _PARSE) -> bool:
+    key = sort_key(fmt, version) if key is _PARSE else key
     if isinstance(key, Version):
         return key.is_prerelease
     if key is None:
@@ -131,12 +135,14 @@ def is_prerelease(fmt: str, version: str) -> bool:
     return key[-1] != (1,)
 
 
-def rank_versions(fmt: str, versions: Sequence[str], published_at: Sequence[datetime | None]) -> list[int]:
+def rank_versions(fmt: str, versions: Sequence[str], published_at: Sequence[datetime | None],
+                  keys: Sequence[Any] | None = None) -> list[int]:
     """Rank of each version within its package, 1 = newest. Equal keys fall back to publication time.
+    `keys`: their sort_key values when the caller has them already.
 
     When any version does not parse, the whole package is ranked by publication time (then the string).
     """
-    keys = [sort_key(fmt, v) for v in versions]
+    keys = [sort_key(fmt, v) for v in versions] if keys is None else keys
 
     def when(i: int) -> tuple:
         t = published_at[i]

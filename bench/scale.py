@@ -33,10 +33,11 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from analytics import rollups
+from analytics import cleanup, rollups
 from bench import datasets
 from bench.collector import collect
 from core import lake, store
+from core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "data" / "bench"
@@ -240,11 +241,16 @@ def measure(n: int, runs: int = 3, increment: tuple[Path, int, date] | None = No
         lake_bytes = con.execute("SELECT sum(bytes) FROM lake_files WHERE retired_at IS NULL").fetchone()[0]
     disk = _du([db, store.snapshot_path(db), *lake.folders(db)])
     q = dashboard.query_times(db, runs=1)["queries"]
+    with store.require_reader(db) as con:  # the cleanup report's judging of every version, as the page and
+        t = time.perf_counter()            # `caa report cleanup` run it (Python over the query's rows)
+        judged = len(cleanup.evaluate(con, load_settings(Path(os.devnull), db=db)))
+        cleanup_secs = time.perf_counter() - t
     return {"events": n, "increment_events": incr_events, "increment_secs": got["wall"],
             "increment_rows": got["rows"], "increment_rss": got["rss_bytes"],
             "publish_secs": statistics.median(publish), "store_bytes": db.stat().st_size,
             "snapshot_bytes": store.snapshot_path(db).stat().st_size, "lake_bytes": lake_bytes,
             "disk_bytes": disk, "disk_ratio": disk / (lake_bytes + db.stat().st_size),
+            "cleanup_versions": judged, "cleanup_secs": cleanup_secs,
             "slowest_default_s": max(q["unfiltered"].values(), default=0.0),
             "slowest_filtered_s": max(q["filtered"].values(), default=0.0),
             "slowest_default_query": max(q["unfiltered"], key=q["unfiltered"].get, default=""),
@@ -253,13 +259,14 @@ def measure(n: int, runs: int = 3, increment: tuple[Path, int, date] | None = No
 
 def render(results: list[dict]) -> str:
     head = ("| events | increment (60k) | publish | snapshot | lake | disk / data | slowest default query | "
-            "slowest filtered query |\n|---|---|---|---|---|---|---|---|")
+            "slowest filtered query | cleanup report |\n|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in results:
         lines.append(f"| {r['events']:,} | {r['increment_secs']:.2f} s | {r['publish_secs'] * 1000:.0f} ms | "
                      f"{r['snapshot_bytes'] / 2**20:.1f} MiB | {r['lake_bytes'] / 2**30:.2f} GiB | "
                      f"{r['disk_ratio']:.2f} | {r['slowest_default_s'] * 1000:.0f} ms ({r['slowest_default_query']}) | "
-                     f"{r['slowest_filtered_s'] * 1000:.0f} ms ({r['slowest_filtered_query']}) |")
+                     f"{r['slowest_filtered_s'] * 1000:.0f} ms ({r['slowest_filtered_query']}) | "
+                     f"{r['cleanup_secs']:.1f} s ({r['cleanup_versions']:,} versions) |")
     if len(results) > 1:
         a, b = results[0], results[-1]
         lines.append(f"\nfrom {a['events']:,} to {b['events']:,} events: increment x"
@@ -284,6 +291,9 @@ def rows(results: list[dict]) -> list[dict]:
                              f"{r['slowest_filtered_s'] * 1000:.0f} ms ({r['slowest_filtered_query']})", "floor": "",
                     "ratio": None, "target": "< 300 ms / < 1 s", "ok": r["slowest_default_s"] < 0.3
                     and r["slowest_filtered_s"] < 1})
+        out.append({"figure": f"Store of {r['events']:,} events: the cleanup report judging every version",
+                    "value": f"{r['cleanup_secs']:.1f} s ({r['cleanup_versions']:,} versions)", "floor": "",
+                    "ratio": None, "target": "report", "ok": None})
     if len(results) > 1:
         a, b = results[0], results[-1]
         inc, pub = b["increment_secs"] / a["increment_secs"], b["publish_secs"] / a["publish_secs"]

@@ -222,10 +222,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any =
     now = _utc(as_of if as_of is not None else hist["latest_event_at"])
     first_event = None if pd.isna(hist["first_event_at"]) else _utc(hist["first_event_at"])
     at = now.to_pydatetime()
-    # the raw pieces of sql/cleanup_versions.sql: the as-of day to as_of, and each window's partial first day
-    raw = [(utc_midnight(at.astimezone(UTC).date()), at)] + [
-        (at - timedelta(days=n), utc_midnight((at - timedelta(days=n)).astimezone(UTC).date()) + timedelta(days=1))
-        for n in (30, 90, 365)]
+    # the raw pieces of sql/cleanup_versions.sql: each window's partial first day, and the as-of day to as_of
+    raw = list(dict.fromkeys(span for n in (30, 90, 365) for span in edge_days(at - timedelta(days=n), at)))
     dates = Filters.applied(con)  # a date filter cuts months that download_months sums whole: days only
     split = date.min if dates.start or dates.end else at.astimezone(UTC).date().replace(day=1)
     with events_within(con, raw):
@@ -392,11 +390,11 @@ def reclaimed_bytes_by_domain(df: pd.DataFrame) -> dict[tuple[str, str, str], in
 
 
 def edge_days(start_at: datetime, end_at: datetime) -> list[tuple[datetime, datetime]]:
-    """The partial UTC days at both ends of (start_at, end_at]: the raw events a query over the window
-    reads when it takes its whole days from a rollup (sql/cleanup_requested_after.sql)."""
+    """The partial UTC days at both ends of (start_at, end_at], as events_within spans (both ends inclusive):
+    the raw events a query over the window reads when it takes its whole days from a rollup
+    (sql/cleanup_versions.sql, sql/cleanup_requested_after.sql)."""
     first = utc_midnight(start_at.astimezone(UTC).date() + timedelta(days=1))
-    last = utc_midnight(end_at.astimezone(UTC).date())
-    return [(start_at, first), (last, end_at + timedelta(microseconds=1))]
+    return [(start_at, first), (utc_midnight(end_at.astimezone(UTC).date()), end_at)]
 
 
 def backtest(con: duckdb.DuckDBPyConnection, settings: Settings, days: int | None = None,

@@ -68,9 +68,11 @@ def _json_value(v: object) -> object:
 
 @contextmanager
 def _writing(out: Path) -> Iterator[None]:
-    """A report file that cannot be written (a full disk, a read-only folder, no permission, a folder in its
-    place) is one line that names it, not a traceback or the store's disk message."""
+    """Write the report file `out` inside the block, its folder made first. A file that cannot be written (a
+    full disk, a read-only folder, no permission, a folder in its place) is one line that names it, not a
+    traceback or the store's disk message."""
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         yield
     except OSError as e:  # pyarrow's carries no strerror, only "... Detail: [errno 28] No space left on device"
         code = re.search(r"\[errno (\d+)\]", str(e), re.IGNORECASE)
@@ -84,7 +86,6 @@ def write_table(df: pd.DataFrame, out: Path, fmt: str | None = None, sheet: str 
     out = Path(out)
     fmt = _format_of(out, fmt)
     with _writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
         _write(df, out, fmt, sheet)
     return out
 
@@ -195,14 +196,12 @@ def write_tables(tables: dict[str, pd.DataFrame], out: Path, fmt: str) -> Path:
                 _sheet(wb, flatten_lists(df), name[:31])
 
         with _writing(out):
-            out.parent.mkdir(parents=True, exist_ok=True)
             _save_workbook(out, fill)
         return out
     if fmt == "json":
         body = {name: [{k: _json_value(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
                 for name, df in tables.items()}
         with _writing(out):
-            out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(body, indent=1, ensure_ascii=False), encoding="utf-8")
         return out
     if out.suffix.lower() in (".csv", ".parquet"):  # asked for one file, but these are several tables
@@ -211,7 +210,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out: Path, fmt: str) -> Path:
                           fix=f"pass --out {out.with_suffix('')} for that folder, or --format xlsx or json for one file")
     folder = out
     with _writing(folder):
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(exist_ok=True)
     for name, df in tables.items():
         write_table(df, folder / f"{name}.{fmt}", fmt)
     return folder

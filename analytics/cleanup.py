@@ -40,7 +40,7 @@ from pydantic import ValidationError
 
 from analytics import versions as V
 from analytics.filters import Filters
-from analytics.queries import events_within, run
+from analytics.queries import events_within, run, run_objects
 from core.clock import utc_midnight
 from core.errors import ConfigError, DataError
 from core.settings import Cleanup, Settings
@@ -102,12 +102,6 @@ def matches_pin(ns: str | None, pkg: str, version: str, pins: list[str]) -> str 
         if fnmatchcase(pkg, pin_pkg) and (not pin_ns or fnmatchcase(ns or "", pin_ns.lstrip("@"))):
             return pin
     return None
-
-
-def _plain_strings(df: pd.DataFrame) -> pd.DataFrame:
-    """The text columns as Python objects: pandas' Arrow-backed strings cost ~0.5 us an element to iterate, and
-    judging 120,000 versions iterates their keys many times (5M iterations, 3 s)."""
-    return df.astype({c: object for c, t in df.dtypes.items() if pd.api.types.is_string_dtype(t)})
 
 
 def _rank(df: pd.DataFrame) -> None:
@@ -186,7 +180,7 @@ def protect_dependencies(df: pd.DataFrame, kept: np.ndarray, edges: dict[int, li
 def reclaim(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, candidate: np.ndarray,
             refetchable: np.ndarray) -> np.ndarray:
     """Bytes each candidate frees on its own account: assets (per domain by sha256) held only by candidates."""
-    assets = _plain_strings(run(con, "cleanup_assets"))
+    assets = run_objects(con, "cleanup_assets")
     assets["namespace"] = assets["namespace"].astype(object).where(assets["namespace"].notna(), None)
     pos = {k: i for i, k in enumerate(df[KEY].itertuples(index=False, name=None))}
     assets["pos"] = [pos.get(k, -1) for k in assets[KEY].itertuples(index=False, name=None)]
@@ -222,12 +216,18 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any =
     now = _utc(as_of if as_of is not None else hist["latest_event_at"])
     first_event = None if pd.isna(hist["first_event_at"]) else _utc(hist["first_event_at"])
     at = now.to_pydatetime()
-    # the raw pieces of sql/cleanup_versions.sql: each window's partial first day, and the as-of day to as_of
-    raw = list(dict.fromkeys(span for n in (30, 90, 365) for span in edge_days(at - timedelta(days=n), at)))
+    # the raw pieces of sql/cleanup_versions.sql: each window's partial first day, and the as-of day up to
+    # as_of, unless no event is newer (the usual "now"): then that day's download_days row is exact
+    newest = hist["latest_event_at"]
+    whole_day = pd.isna(newest) or at >= _utc(newest).to_pydatetime()
+    raw = list(dict.fromkeys(span for n in (30, 90, 365) for span in edge_days(at - timedelta(days=n), at)
+                             if not (whole_day and span[1] == at)))
+    day = at.astimezone(UTC).date()
     dates = Filters.applied(con)  # a date filter cuts months that download_months sums whole: days only
-    split = date.min if dates.start or dates.end else at.astimezone(UTC).date().replace(day=1)
+    split = date.min if dates.start or dates.end else day.replace(day=1)
     with events_within(con, raw):
-        df = _plain_strings(run(con, "cleanup_versions", as_of=at, split=split))
+        df = run_objects(con, "cleanup_versions", as_of=at, split=split,
+                         days_to=day + timedelta(days=1) if whole_day else day)
     df["namespace"] = df["namespace"].astype(object).where(df["namespace"].notna(), None)
     df["_ns"] = df["namespace"].fillna("")
     _rank(df)

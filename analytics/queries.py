@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from analytics import filters
 from core import lake
@@ -42,6 +43,19 @@ def sql(name: str) -> str:
 def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pd.DataFrame:
     """Run query `name` with `params` bound to its `$name` parameters; return the result as a DataFrame."""
     return con.execute(sql(name), params).df()
+
+
+def run_objects(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pd.DataFrame:
+    """run's result with its text columns as Python str objects (decimals as float, as run gives them), for
+    the large frames a caller iterates (cleanup's 120,000 versions): fetched through Arrow, since DuckDB's
+    own DataFrame conversion cost ~100 ms more for those rows, and pandas' Arrow-backed strings cost
+    ~0.5 us an element to iterate (5M iterations judging them, 3 s)."""
+    table = con.sql(sql(name), params=params).to_arrow_table()
+    for i, f in enumerate(table.schema):
+        if pa.types.is_decimal(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.float64()))
+    df = table.to_pandas()
+    return df.astype({c: object for c, t in df.dtypes.items() if pd.api.types.is_string_dtype(t)})
 
 
 @contextmanager

@@ -31,27 +31,32 @@ TARGET_PAGE_S = 1.5
 
 @contextmanager
 def timed_queries(into: dict[str, list[float]]):
-    """Time every queries.run call (each analytics module imported `run` by name, so patch those too)."""
+    """Time every queries.run and queries.run_objects call (each analytics module imported them by name, so
+    patch those too)."""
     import sys
 
-    real = queries.run
+    def timed(real):
+        def run(con, name, **params):
+            t = time.perf_counter()
+            try:
+                return real(con, name, **params)
+            finally:
+                into.setdefault(name, []).append(time.perf_counter() - t)
+        return run
 
-    def run(con, name, **params):
-        t = time.perf_counter()
-        try:
-            return real(con, name, **params)
-        finally:
-            into.setdefault(name, []).append(time.perf_counter() - t)
-
-    patched = [m for m in list(sys.modules.values())
-               if getattr(m, "__name__", "").startswith("analytics") and getattr(m, "run", None) is real]
-    for m in patched:
-        m.run = run
+    patched = []
+    for attr in ("run", "run_objects"):
+        real = getattr(queries, attr)
+        fake = timed(real)
+        for m in list(sys.modules.values()):
+            if getattr(m, "__name__", "").startswith("analytics") and getattr(m, attr, None) is real:
+                setattr(m, attr, fake)
+                patched.append((m, attr, real))
     try:
         yield
     finally:
-        for m in patched:
-            m.run = real
+        for m, attr, real in patched:
+            setattr(m, attr, real)
 
 
 def query_times(db: Path, runs: int = 3) -> dict:

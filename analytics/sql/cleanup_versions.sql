@@ -7,7 +7,9 @@
 -- $params: as_of TIMESTAMPTZ (the store's "now", normally its newest event); split DATE: the whole months
 --          before it are read from the download_months rollup, the days from it on from download_days
 --          (analytics/cleanup.py: $as_of's month start; the earliest date, to read only days, under a date
---          filter, which cuts months that download_months sums whole)
+--          filter, which cuts months that download_months sums whole); days_to DATE: the days before it
+--          come from download_days, from its midnight to $as_of from raw downloads ($as_of's day, or the
+--          day after when no event is newer than $as_of, so that day's rollup row is exact: nothing raw)
 -- Columns: account_id, region, domain, repository, format, namespace, package, version, status,
 --          origin_type, origin_upstream VARCHAR (ALLOW / BLOCK / NULL when the package row is missing);
 --          published_at, first_seen_at, last_downloaded_at TIMESTAMPTZ (NULL = no download up to $as_of);
@@ -19,8 +21,8 @@
 --          after the window's first day), whole UTC days from $split to $as_of's day from download_days,
 --          and for each window the days of its first month after its first day from download_days too; the
 --          partial days come from raw downloads, each read by a time range DuckDB prunes: $as_of's own day
---          up to $as_of, and the first day of each window after its start. The counts equal a scan of
---          `downloads`.
+--          up to $as_of (unless $days_to says its rollup row is exact), and the first day of each window
+--          after its start. The counts equal a scan of `downloads`.
 WITH b AS (
     SELECT CAST($as_of AT TIME ZONE 'UTC' AS DATE) AS a,
            CAST(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC' AS DATE) AS b30,
@@ -34,7 +36,7 @@ pieces AS (  -- w NULL: whole months, whole days or the as-of day (day = the fir
     FROM download_months WHERE month < $split AND month < CAST($as_of AT TIME ZONE 'UTC' AS DATE)
     UNION ALL
     SELECT domain, repository, format, namespace, package, version, day, downloads, last_at, NULL
-    FROM download_days WHERE day >= $split AND day < CAST($as_of AT TIME ZONE 'UTC' AS DATE)
+    FROM download_days WHERE day >= $split AND day < $days_to
     UNION ALL
     SELECT domain, repository, format, namespace, package, version, NULL, sum(downloads), NULL, w
     FROM (  -- constant bounds (from $as_of, not from b), so DuckDB prunes each range
@@ -57,7 +59,7 @@ pieces AS (  -- w NULL: whole months, whole days or the as-of day (day = the fir
     SELECT domain, repository, format, namespace, package, version, (SELECT a FROM b), count(*),
            max(event_at), NULL
     FROM downloads
-    WHERE event_at >= CAST((SELECT a FROM b) AS TIMESTAMP) AT TIME ZONE 'UTC' AND event_at <= $as_of
+    WHERE event_at >= CAST($days_to AS TIMESTAMP) AT TIME ZONE 'UTC' AND event_at <= $as_of
     GROUP BY ALL
     UNION ALL
     SELECT domain, repository, format, namespace, package, version, NULL, count(*), NULL, w

@@ -323,6 +323,33 @@ def demo_reader(demo_store):
     con.close()
 
 
+
+def test_the_cleanup_report_counts_the_downloads_up_to_its_as_of(demo_reader):
+    """At the store's newest event the cleanup report reads that day whole from download_days; an as_of
+    earlier on the same day must still leave out the downloads after it."""
+    con = demo_reader
+    Filters().apply(con)
+    latest = con.execute("SELECT max(event_at) FROM events").fetchone()[0]
+    midnight = datetime.combine(latest.astimezone(UTC).date(), datetime.min.time(), UTC)
+    later = con.execute("SELECT min(event_at) FROM downloads WHERE event_at >= $m", {"m": midnight}).fetchone()[0]
+    settings = make_settings()
+    keys = ["domain", "repository", "format", "namespace", "package", "version"]
+    cols = [*keys, "last_downloaded_at", "downloads_30d", "downloads_90d", "downloads_365d", "downloads_total"]
+    # the newest event; a moment into its day with that day's later downloads left out; a day before
+    for as_of in (latest, later, latest - timedelta(days=1, hours=3)):
+        got = cleanup.evaluate(con, settings, as_of=as_of)
+        got = got[got["downloads_total"] > 0][cols].astype({"namespace": object})
+        want = con.execute(f"SELECT * FROM ({RAW_CLEANUP_DOWNLOADS}) d WHERE EXISTS (SELECT 1 FROM package_versions v "
+                           "WHERE v.domain = d.domain AND v.repository = d.repository AND v.format = d.format AND "
+                           "v.namespace IS NOT DISTINCT FROM d.namespace AND v.package = d.package AND "
+                           "v.version = d.version AND (v.published_at IS NULL OR v.published_at <= $as_of))",
+                           {"as_of": as_of}).df()
+        want["namespace"] = want["namespace"].astype(object).where(want["namespace"].notna(), None)
+        assert len(want) > 100
+        pd.testing.assert_frame_equal(got.sort_values(keys).reset_index(drop=True),
+                                      want[cols].sort_values(keys).reset_index(drop=True), check_dtype=False)
+
+
 @pytest.mark.parametrize("filtered", [False, True], ids=["unfiltered", "filtered"])
 def test_queries_on_rollups_answer_what_a_scan_of_events_answers(demo_reader, filtered):
     con = demo_reader
@@ -338,11 +365,16 @@ def test_queries_on_rollups_answer_what_a_scan_of_events_answers(demo_reader, fi
         hist = queries.run(con, "cleanup_history").iloc[0]
         assert (hist["first_event_at"], hist["latest_event_at"]) == (pd.Timestamp(first), pd.Timestamp(latest))
         keys = ["domain", "repository", "format", "namespace", "package", "version"]
-        for as_of in (latest, latest - timedelta(days=3, hours=7, seconds=11), latest - timedelta(days=120, hours=13)):
+        # the newest event's day whole from download_days (as analytics/cleanup.py asks when no event is newer
+        # than as_of), and read raw up to as_of, as for any as_of in the past
+        for as_of, whole_day in ((latest, True), (latest, False), (latest - timedelta(days=3, hours=7, seconds=11), False),
+                                 (latest - timedelta(days=120, hours=13), False)):
             # whole months from download_months before the as-of month (only days under a date filter, as
             # analytics/cleanup.py asks)
-            split = date.min if filtered else as_of.astimezone(UTC).date().replace(day=1)
-            got = queries.run(con, "cleanup_versions", as_of=as_of, split=split).dropna(subset=["last_downloaded_at"])
+            day = as_of.astimezone(UTC).date()
+            split = date.min if filtered else day.replace(day=1)
+            got = queries.run(con, "cleanup_versions", as_of=as_of, split=split,
+                              days_to=day + timedelta(days=1) if whole_day else day).dropna(subset=["last_downloaded_at"])
             want = con.execute(RAW_CLEANUP_DOWNLOADS, {"as_of": as_of}).df()
             assert not want.empty
             cols = [*keys, "last_downloaded_at", "downloads_30d", "downloads_90d", "downloads_365d",

@@ -367,8 +367,12 @@ def test_queries_on_rollups_answer_what_a_scan_of_events_answers(demo_reader, fi
         keys = ["domain", "repository", "format", "namespace", "package", "version"]
         # the newest event's day whole from download_days (as analytics/cleanup.py asks when no event is newer
         # than as_of), and read raw up to as_of, as for any as_of in the past
+        # and as_ofs every other day for a month, so that each window starts on every other day of its month
+        # (a first day in the month's first half reads download_months less the days up to it), whatever day
+        # the estate ends
+        month = [latest - timedelta(days=k, hours=5) for k in range(1, 32, 2)]
         for as_of, whole_day in ((latest, True), (latest, False), (latest - timedelta(days=3, hours=7, seconds=11), False),
-                                 (latest - timedelta(days=120, hours=13), False)):
+                                 (latest - timedelta(days=120, hours=13), False), *((m, False) for m in month)):
             # whole months from download_months before the as-of month (only days under a date filter, as
             # analytics/cleanup.py asks)
             day = as_of.astimezone(UTC).date()

@@ -41,21 +41,53 @@ def sql(name: str) -> str:
 
 
 def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pd.DataFrame:
-    """Run query `name` with `params` bound to its `$name` parameters; return the result as a DataFrame."""
-    return con.execute(sql(name), params).df()
+    """Run query `name` with `params` bound to its `$name` parameters; return the result as a DataFrame with
+    the dtypes DuckDB's own conversion gives (frame)."""
+    con.complete()  # as execute() would: finish the connection's last execute() before con.sql() may run
+    return frame(con, con.sql(sql(name), params=params).to_arrow_table())
 
 
 def run_objects(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pd.DataFrame:
-    """run's result with its text columns as Python str objects (decimals as float, as run gives them), for
-    the large frames a caller iterates (cleanup's 120,000 versions): fetched through Arrow, since DuckDB's
-    own DataFrame conversion cost ~100 ms more for those rows, and pandas' Arrow-backed strings cost
-    ~0.5 us an element to iterate (5M iterations judging them, 3 s)."""
-    table = con.sql(sql(name), params=params).to_arrow_table()
-    for i, f in enumerate(table.schema):
-        if pa.types.is_decimal(f.type):
-            table = table.set_column(i, f.name, table.column(i).cast(pa.float64()))
-    df = table.to_pandas()
-    return df.astype({c: object for c, t in df.dtypes.items() if pd.api.types.is_string_dtype(t)})
+    """run's result with its text columns as Python str objects, for the large frames a caller iterates
+    (cleanup's 120,000 versions): pandas' Arrow-backed strings cost ~0.5 us an element to iterate (5M
+    iterations judging them, 3 s)."""
+    df = run(con, name, **params)
+    return df.astype({c: object for c, t in df.dtypes.items() if isinstance(t, pd.StringDtype)})
+
+
+_NULLABLE = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+             pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+             pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+def frame(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pd.DataFrame:
+    """`table` (a query's Arrow result) as the DataFrame DuckDB's own `.df()` gives, which every caller was
+    written against, but converted by Arrow: DuckDB's conversion of text cost 100-280 ms more for 120,000
+    to 240,000 rows at 200M events (the cleanup and spike series frames). Text is pandas' str (object None
+    when the column holds no value at all), decimals and HUGEINT sums float, dates datetime64[us], integers
+    and booleans with NULLs pandas' nullable types; a result with any other type (lists, structs, intervals)
+    or a repeated column name is converted by DuckDB itself."""
+    names = table.column_names
+    if len(set(names)) < len(names):
+        return con.from_arrow(table).df()
+    cols: dict[str, pd.Series] = {}
+    for name, col in zip(names, table.columns, strict=True):
+        t = col.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            cols[name] = (col.to_pandas() if col.null_count < len(col)
+                          else pd.Series([None] * len(col), dtype=object))
+        elif pa.types.is_decimal(t):
+            cols[name] = col.cast(pa.float64()).to_pandas()
+        elif pa.types.is_date32(t):
+            cols[name] = col.cast(pa.timestamp("us")).to_pandas()
+        elif t in _NULLABLE and col.null_count:
+            cols[name] = col.to_pandas(types_mapper=_NULLABLE.get)
+        elif (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+              or pa.types.is_timestamp(t)):
+            cols[name] = col.to_pandas()
+        else:
+            return con.from_arrow(table).df()
+    return pd.DataFrame(cols, index=pd.RangeIndex(table.num_rows))
 
 
 @contextmanager

@@ -1,0 +1,54 @@
+"""analytics.queries.run converts each result through Arrow (queries.frame); every page was written against
+DuckDB's own DataFrame conversion, so every query the pages run must come out exactly as that gave it:
+same values, same dtypes (text, all-NULL text, HUGEINT sums, dates, nullable integers and booleans)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analytics import queries
+from analytics.filters import Filters
+from core import store
+from core.settings import load_settings
+from ui import precompute
+
+
+@pytest.mark.parametrize("filtered", [False, True], ids=["unfiltered", "filtered"])
+def test_every_query_the_pages_run_gives_the_frame_duckdb_gives(demo_store, monkeypatch, filtered):
+    db, _ = demo_store()
+    settings = load_settings(Path(os.devnull), db=db)
+    real = queries.run
+    seen: dict[str, int] = {}
+
+    def checked(con, name, **params):
+        got = real(con, name, **params)
+        want = con.execute(queries.sql(name), params).df()
+        pd.testing.assert_frame_equal(_ordered(got), _ordered(want), obj=f"query {name}")
+        seen[name] = seen.get(name, 0) + 1
+        return got
+
+    with store.open_reader(db) as con:
+        latest = con.execute("SELECT max(event_at) FROM events").fetchone()[0].date()
+        domain = con.execute("SELECT domain FROM events GROUP BY domain ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+        filters = Filters(domains=(domain,), start=latest - timedelta(days=89), end=latest) if filtered else Filters()
+        filters.apply(con)
+        for module in list(sys.modules.values()):  # each analytics module imported run by name
+            if getattr(module, "__name__", "").startswith("analytics") and getattr(module, "run", None) is real:
+                monkeypatch.setattr(module, "run", checked)
+        for load, args in precompute.default_loads(con, settings):
+            load(con, settings, *args)
+    assert len(seen) >= 30, sorted(seen)
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows in one order: several queries leave theirs to the caller, and two runs may differ."""
+    if df.empty:
+        return df
+    order = df.astype(object).map(repr).agg("\x1f".join, axis=1).argsort(kind="stable")
+    return df.iloc[order.to_numpy()].reset_index(drop=True)

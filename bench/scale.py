@@ -144,6 +144,37 @@ INVENTORY_SQL = [
        SELECT day, account_id, CASE region WHEN 'us-east-1' THEN 'USE1' ELSE 'EUW1' END || '-Requests',
               sum(events) FILTER (WHERE ok) * 0.05 / 10000, sum(events) FILTER (WHERE ok), 'Requests'
        FROM event_days GROUP BY ALL""",
+    # a CUR 2.0 bill (collectors/cur.py's rows): storage per domain, requests and internet transfer out per
+    # repository and day (a download taken as 4 MiB), the first 100,000 requests of a month free, and a tax
+    # line per account and month
+    """INSERT INTO cur_line_items
+       SELECT 'bench', date_trunc('month', snapshot_date), '111122223300', account_id, 'Usage',
+              snapshot_date, snapshot_date + 1, snapshot_date, code || '-TimedStorage-ByteHrs', 'Storage', region,
+              'arn:aws:codeartifact:' || region || ':' || account_id || ':domain/' || domain, domain, NULL,
+              asset_size_bytes / 1073741824 / 30, 'GB-Mo', asset_size_bytes / 1073741824 / 30 * 0.05, NULL, 'USD',
+              '$0.05 per GB-Mo of storage', MAP {}
+       FROM (SELECT *, CASE region WHEN 'us-east-1' THEN 'USE1' ELSE 'EUW1' END AS code FROM storage_snapshots)""",
+    """INSERT INTO cur_line_items
+       SELECT 'bench', date_trunc('month', day), '111122223300', account_id, 'Usage', day, day + 1, day,
+              code || ut, op, region,
+              'arn:aws:codeartifact:' || region || ':' || account_id || ':repository/' || domain || '/' || repository,
+              domain, repository, amount, unit, amount * rate, NULL, 'USD', ut, MAP {}
+       FROM (SELECT *, CASE region WHEN 'us-east-1' THEN 'USE1' ELSE 'EUW1' END AS code,
+                    sum(downloads) OVER (PARTITION BY account_id, date_trunc('month', day) ORDER BY day, region,
+                                         domain, repository) AS running
+             FROM (SELECT day, account_id, region, domain, repository, sum(downloads) AS downloads
+                   FROM download_days GROUP BY ALL)),
+            (VALUES ('-Requests', 'Requests', 'Requests'), ('-DataTransfer-Out-Bytes', 'Transfer', 'GB')) t(ut, op, unit),
+            LATERAL (SELECT CASE op WHEN 'Requests' THEN downloads ELSE downloads * 4 / 1024 END AS amount,
+                            CASE op WHEN 'Requests' THEN (CASE WHEN running > 100000 THEN 0.000005 ELSE 0 END)
+                                 ELSE 0.09 END AS rate)""",
+    """INSERT INTO cur_line_items
+       SELECT 'bench', billing_period, '111122223300', account_id, 'Tax', NULL, NULL, NULL, 'Tax', '', NULL, NULL,
+              NULL, NULL, 0, NULL, round(sum(unblended_cost) * 0.08, 2), NULL, 'USD',
+              'Tax for product code AWSCodeArtifact', MAP {}
+       FROM cur_line_items GROUP BY ALL""",
+    """INSERT INTO cur_files SELECT DISTINCT 'bench', billing_period, 'BILLING_PERIOD=' || strftime(billing_period, '%Y-%m')
+              || '/data.parquet', NULL, NULL, NULL, $end FROM cur_line_items""",
     """INSERT INTO collector_runs (collector, scope, started_at, finished_at, status, rows)
        SELECT c, 'bench', $end - INTERVAL 10 MINUTE, $end - INTERVAL 9 MINUTE, 'ok', 0
        FROM unnest(['cloudtrail', 'inventory', 'cloudwatch', 'costexplorer']) t(c)""",

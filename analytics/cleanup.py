@@ -112,7 +112,7 @@ def _rank(df: pd.DataFrame) -> None:
     rank, rim, major = np.full(n, np.nan), np.full(n, np.nan), np.full(n, None, dtype=object)
     stored = np.flatnonzero(~df["status"].isin(GONE).to_numpy())
     versions, formats = df["version"].tolist(), df["format"].tolist()
-    published = [None if pd.isna(t) else t.to_pydatetime() for t in df["published_at"].tolist()]
+    published = list(df["published_at"].dt.to_pydatetime())  # NaT stays NaT (rank_versions: unknown, oldest)
     for rows in df.iloc[stored].groupby(["_ns", *PACKAGE[:5], "package"], sort=False).indices.values():
         at = stored[rows].tolist()
         fmt, vers = formats[at[0]], [versions[i] for i in at]
@@ -128,9 +128,16 @@ def _rank(df: pd.DataFrame) -> None:
     df["rank"], df["major"], df["rank_in_major"] = rank, major, rim
 
 
-def dependency_edges(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[int, list[tuple[int, str]]]:
-    """Dependent row -> [(row of a version its declared range admits, "pkg@ver needs dep range")]."""
-    pos = {k: i for i, k in enumerate(df[KEY].itertuples(index=False, name=None))}
+def positions(df: pd.DataFrame) -> dict[tuple, int]:
+    """The row of each version key (KEY) of a judged frame."""
+    return dict(zip(zip(*(df[c].tolist() for c in KEY), strict=True), range(len(df)), strict=True))
+
+
+def dependency_edges(con: duckdb.DuckDBPyConnection, df: pd.DataFrame,
+                     pos: dict[tuple, int] | None = None) -> dict[int, list[tuple[int, str]]]:
+    """Dependent row -> [(row of a version its declared range admits, "pkg@ver needs dep range")]. `pos`:
+    positions(df), when the caller has it."""
+    pos = positions(df) if pos is None else pos
     stored = ~df["status"].isin(GONE).to_numpy()
     by_package: dict[tuple, list[int]] = defaultdict(list)
     by_name: dict[tuple, list[int]] = defaultdict(list)
@@ -178,11 +185,12 @@ def protect_dependencies(df: pd.DataFrame, kept: np.ndarray, edges: dict[int, li
 
 
 def reclaim(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, candidate: np.ndarray,
-            refetchable: np.ndarray) -> np.ndarray:
-    """Bytes each candidate frees on its own account: assets (per domain by sha256) held only by candidates."""
+            refetchable: np.ndarray, pos: dict[tuple, int] | None = None) -> np.ndarray:
+    """Bytes each candidate frees on its own account: assets (per domain by sha256) held only by candidates.
+    `pos`: positions(df), when the caller has it."""
     assets = run_objects(con, "cleanup_assets")
     assets["namespace"] = assets["namespace"].astype(object).where(assets["namespace"].notna(), None)
-    pos = {k: i for i, k in enumerate(df[KEY].itertuples(index=False, name=None))}
+    pos = positions(df) if pos is None else pos
     assets["pos"] = [pos.get(k, -1) for k in assets[KEY].itertuples(index=False, name=None)]
     assets = assets[assets["pos"] >= 0].copy()  # versions published after as_of held nothing then
     p = assets["pos"].to_numpy(dtype="int64")  # an empty inventory must give an empty int index
@@ -250,12 +258,13 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any =
     selected = (eligible & unused & ~latest & ~latest_major & ~young).to_numpy(copy=True)
     selected &= np.array([g is None and p is None for g, p in zip(globbed, pinned, strict=True)], dtype=bool)
     kept = ~selected
-    needed_by = protect_dependencies(df, kept, dependency_edges(con, df))
+    pos = positions(df)
+    needed_by = protect_dependencies(df, kept, dependency_edges(con, df, pos))
     candidate = ~kept
 
     refetchable = ((df["origin_type"] != "INTERNAL") & (df["origin_upstream"] != "BLOCK")).to_numpy()
     df["candidate"], df["refetchable"] = candidate, refetchable
-    df["reclaimable_bytes"] = reclaim(con, df, candidate, refetchable)
+    df["reclaimable_bytes"] = reclaim(con, df, candidate, refetchable, pos)
     price = {r: settings.prices.for_region(r)[0] for r in df["region"].unique()}
     df["monthly_savings_usd"] = df["reclaimable_bytes"] / GIB * df["region"].map(price).astype(float)
 

@@ -52,3 +52,21 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
         return df
     order = df.astype(object).map(repr).agg("\x1f".join, axis=1).argsort(kind="stable")
     return df.iloc[order.to_numpy()].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT 'a' AS s, NULL::VARCHAR AS none_at_all, 1.5::DECIMAL(10, 2) AS dec, sum(x) AS huge, DATE '2025-01-02' AS d, "
+    "TIMESTAMP '2025-01-01 01:02:03' AS ts, TIMESTAMPTZ '2025-01-01 01:02:03+00' AS tz, true AS b, 1::UTINYINT AS u8, "
+    "1.5::FLOAT AS f32 FROM (SELECT 1 AS x)",
+    "SELECT * FROM (VALUES (1, true, 1.5::DECIMAL(4, 2), DATE '2025-01-01', 'x', 2.5, TIMESTAMPTZ '2025-01-01 00:00:00+00'),"
+    " (NULL, NULL, NULL, NULL, NULL, NULL, NULL)) t(i, b, d, dt, s, f, tz)",
+    "SELECT 'a' AS s, 1 AS i, DATE '2025-01-01' AS d, 1.5::DECIMAL(3, 1) AS x, TIMESTAMPTZ '2025-01-01 00:00:00+00' AS t "
+    "WHERE false",
+    "SELECT [1, 2] AS l, {'a': 1} AS st, INTERVAL 3 DAY AS iv, MAP {'k': 'v'} AS m",  # DuckDB converts these itself
+    "SELECT 1 AS a, 2 AS a",
+], ids=["types", "nulls", "empty", "nested", "repeated-name"])
+def test_a_result_converts_as_duckdb_converts_it(query):
+    import duckdb
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    pd.testing.assert_frame_equal(queries.frame(con, con.sql(query).to_arrow_table()), con.execute(query).df())

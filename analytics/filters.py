@@ -53,6 +53,8 @@ TABLES: dict[str, tuple[dict[str, str], str | None]] = {
                                  "repositories": "repository", "formats": "format"}, "day"),
     "download_ip_days": ({"accounts": "account_id", "regions": "region", "domains": "domain",
                           "repositories": "repository", "formats": "format"}, "day"),
+    "transfer_days": ({"accounts": "account_id", "regions": "region", "domains": "domain",
+                       "repositories": "repository", "formats": "format"}, "day"),
     "principal_hours": ({"accounts": "account_id", "regions": "region", "domains": "domain"}, "hour_at"),
     "auth_hours": ({"accounts": "account_id", "regions": "region", "domains": "domain"}, "hour_at"),
     # Only its 'package' rows carry every list column; spikes.py reads the others only unfiltered.

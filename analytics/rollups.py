@@ -4,7 +4,8 @@ detectors the download sessions per level, download_sessions_days (core/schema/0
 downloads per version and principal, download_principal_days, and for the auth-spike series the token calls
 and error codes per principal and hour, auth_hours (013); for the cleanup report the downloads per version
 and month, download_months (014), summed from download_days after them; for the data-transfer model the
-downloads per day, asset and source IP, download_ip_days (015). Their SQL is
+downloads per day, asset and source IP with the asset's size, download_ip_days (015, 016), and those summed
+per repository and client, transfer_days (016). Their SQL is
 analytics/sql/rollup_*.sql; what a download and a session are is defined once, in
 core/schema/008_definitions.sql.
 
@@ -14,13 +15,14 @@ and before every publish the store hands those days here, so readers never see e
 rollups, and a day loaded in many batches is recomputed once per publish. Then `heal` rebuilds every
 rollup when event_days no longer counts the events (a process killed between its commit and its publish,
 rows written by hand, a store from before the rollups), else each rollup whose total differs from
-event_days' (CHECKS; one a migration added starts empty) alone. Each span of days is read with a range
+event_days' (CHECKS; one a migration added starts empty) alone. After a session that loaded inventory, `resize`
+recomputes the transfer rollups of the days whose downloads had no size and whose assets now have one. Each span of days is read with a range
 on event_at over only the lake files of that span (core/lake.py window), so refreshing a day costs about
 one day of events whatever the store's size.
 
 Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days,
-download_principal_days, principal_hours, auth_hours, download_ip_days, download_months (files of the lake,
-core/lake.py).
+download_principal_days, principal_hours, auth_hours, download_ip_days, transfer_days, download_months (files
+of the lake, core/lake.py).
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ from core.clock import utc_midnight
 # each filled by analytics/sql/rollup_<table>.sql (into the TEMP table new_<table>), one row per UTC day
 # (principal_hours: per hour of the day), and kept as files of the lake (core/lake.py ROLLUPS)
 TABLES = ("event_days", "download_days", "download_sessions_days", "download_principal_days", "principal_hours",
-          "auth_hours", "download_ip_days")
+          "auth_hours", "download_ip_days", "transfer_days")
 MONTHS = "download_months"  # summed from download_days per month touched, after the days
+# transfer_days is summed from the same refresh's new_download_ip_days: the two are always refreshed together
+TRANSFER = ("download_ip_days", "transfer_days")
 
 
 def _spans(days: Iterable[date]) -> list[tuple[date, date]]:
@@ -59,6 +63,8 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date], tables: Iterab
     """Recompute the rollup rows of `days` (UTC) from `events` for `tables` (default: every rollup): new
     files for those days replace the old ones. Call it inside the caller's transaction."""
     wanted = set((*TABLES, MONTHS) if tables is None else tables)
+    if wanted & set(TRANSFER):
+        wanted |= set(TRANSFER)
     daily = [t for t in TABLES if t in wanted]
     days = sorted(set(days))
     open_month = lake.open_month(con)
@@ -68,7 +74,8 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date], tables: Iterab
             for table in daily:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE new_{table} AS SELECT * FROM {lake.ROLLUPS[table].rows} "
                             "LIMIT 0")
-                con.execute(sql(f"rollup_{table}"), {"lo": lo, "hi": hi})
+                query = sql(f"rollup_{table}")  # transfer_days' reads new_download_ip_days: no bounds
+                con.execute(query, {"lo": lo, "hi": hi} if "$lo" in query else None)
         for table in daily:
             lake.replace_days(con, lake.ROLLUPS[table], f"new_{table}", first, last, months_before=open_month)
             con.execute(f"DROP TABLE new_{table}")
@@ -105,6 +112,7 @@ CHECKS = {
     "principal_hours": ("sum(requests)", "ok"),  # the billed requests: error_code IS NULL
     "auth_hours": ("sum(events)", "auth"),  # token calls and failed calls
     "download_ip_days": ("sum(downloads)", "downloads"),
+    "transfer_days": ("sum(downloads)", "downloads"),
     MONTHS: ("sum(downloads)", "downloads"),
 }
 FIGURES = {"events": "sum(events)", "downloads": "sum(downloads)", "ok": "sum(events) FILTER (WHERE ok)",
@@ -123,7 +131,11 @@ def stale(con: duckdb.DuckDBPyConnection) -> list[str]:
     sums = con.execute("SELECT " + ", ".join(f"(SELECT coalesce({expr}, 0) FROM {table})"
                                              for table, (expr, _) in CHECKS.items())).fetchone()
     out = [table for (table, (_, figure)), got in zip(CHECKS.items(), sums, strict=True) if got != figures[figure]]
-    return out + [MONTHS] if "download_days" in out and MONTHS not in out else out
+    if "download_days" in out and MONTHS not in out:
+        out.append(MONTHS)
+    if set(TRANSFER) & set(out):
+        out += [t for t in TRANSFER if t not in out]
+    return out
 
 
 def heal(con: duckdb.DuckDBPyConnection) -> bool:
@@ -136,13 +148,36 @@ def heal(con: duckdb.DuckDBPyConnection) -> bool:
     return True
 
 
+def unsized_days(con: duckdb.DuckDBPyConnection) -> list[date]:
+    """The days of download_ip_days with downloads it could not size whose asset the inventory now sizes."""
+    return [d for (d,) in con.execute(
+        "SELECT DISTINCT d.day FROM download_ip_days AS d WHERE d.size_bytes IS NULL AND EXISTS ("
+        "SELECT 1 FROM assets AS a WHERE a.size_bytes IS NOT NULL AND a.account_id = d.account_id "
+        "AND a.region = d.region AND a.domain = d.domain AND a.repository = d.repository AND a.format = d.format "
+        "AND a.namespace IS NOT DISTINCT FROM d.namespace AND a.package = d.package AND a.version = d.version "
+        "AND a.asset = d.asset) ORDER BY 1").fetchall()]
+
+
+def resize(con: duckdb.DuckDBPyConnection) -> bool:
+    """Recompute the transfer rollups (TRANSFER) of unsized_days, in one transaction: downloads of an asset
+    the inventory did not have when their day was rolled up (a version downloaded before the inventory's
+    next run) get its size. True when it changed any."""
+    days = unsized_days(con)
+    if days:
+        with store.transaction(con):
+            refresh(con, days, TRANSFER)
+    return bool(days)
+
+
 def before_publish(con: duckdb.DuckDBPyConnection, days: list[date]) -> bool:
-    """The store's hook: recompute the marked `days` in one transaction, then heal. True when it changed
-    data that was already committed and published (a heal), so the store version must move."""
+    """The store's hook: recompute the marked `days` in one transaction; after a session that loaded
+    inventory (store.mark_inventory), size what it newly can (resize); then heal. True when it changed data
+    that was already committed and published (a resize, a heal), so the store version must move."""
     if days:
         with store.transaction(con):
             refresh(con, days)
-    return heal(con)
+    resized = store.take_inventory_mark(con) and resize(con)
+    return heal(con) or resized
 
 
 def writer(db: Path) -> AbstractContextManager[duckdb.DuckDBPyConnection]:

@@ -1,11 +1,12 @@
 """Data transfer out, the third cost component: bytes served per repository and package, by where the
 client was, priced at AWS's standard transfer rates, and the bill's transfer lines beside it.
 
-Reads: sql/transfer_clients.sql and sql/transfer_served.sql (the download_ip_days rollup x assets sizes), the
-AWS IP ranges (analytics/ip_ranges.py), settings.prices.transfer_*; the bill's lines come in from analytics/billing.py.
+Reads: sql/transfer_clients.sql and sql/transfer_served.sql (the transfer_days rollup, download_ip_days for
+packages), the AWS IP ranges (analytics/ip_ranges.py), settings.prices.transfer_*; the bill's lines come in from analytics/billing.py.
 Writes nothing.
 
-The model: a download serves its asset's bytes. Where the client was is its CloudTrail source IP against
+The model: a download serves its asset's bytes (the size the inventory had for it when the download's day was
+rolled up, or once it first had the asset: core/schema/016_transfer_days.sql). Where the client was is its CloudTrail source IP against
 AWS's published ranges (ip_ranges.CLASSES): 'internet' is billed at transfer_internet_usd_per_gb,
 'other_region' at transfer_inter_region_usd_per_gb, and 'same_region', 'private' (a VPC endpoint) and
 'aws_internal' are not billed as transfer out. A GB is 1024^3 bytes, as AWS bills data transfer.

@@ -5,9 +5,9 @@ The stores are built straight in the storage format (core/lake.py), not through 
 year of synthetic events (4 accounts, 16 repositories, 2,000 packages each in one repository with
 steeply skewed popularity, downloads mostly of a package's newest versions, 64 CI principals, 1%
 denied) with one download spike and one auth burst, written day by day into the events lake with their
-rollups, then the estate's inventory (120,000 versions), daily domain sizes, Cost Explorer lines and
-collector runs (INVENTORY_SQL: every page's default views then run; only the CUR bill is missing),
-cached under data/bench/scale/ by size and a hash of this file and core/. Then, per size, on a copy (the lake's files
+rollups, then the estate's inventory (120,000 versions; its publish sizes the downloads of the transfer
+rollups, as a first inventory run after a year of trail does), daily domain sizes, Cost Explorer lines, a
+CUR 2.0 bill and collector runs (INVENTORY_SQL: every page's default views then run), cached under data/bench/scale/ by size and a hash of this file and core/. Then, per size, on a copy (the lake's files
 are hard-linked: they are never changed):
 - increment: `caa collect cloudtrail` of the 60k-event next-day trail of bench/datasets.increment, as its
   own process (wall seconds, the publish included);
@@ -222,6 +222,7 @@ def build(n: int, end: date, seed: int = 7) -> Path:
         with store.transaction(con):
             for statement in INVENTORY_SQL:
                 con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
+            store.mark_inventory(con)  # as the inventory collector does: the publish sizes the downloads
             store.bump_version(con)
     (folder / "ok").write_text(json.dumps({"events": n, "secs": time.monotonic() - t0}))
     return db

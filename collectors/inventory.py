@@ -165,6 +165,7 @@ def load_repository(con: duckdb.DuckDBPyConnection, rows: RepositoryRows) -> Non
         _upsert_repository(con, rows.repository)
         for table in REPO_TABLES:
             store.insert_rows(con, table, getattr(rows, table), COLUMNS[table])
+        store.mark_inventory(con)  # downloads of assets it brings are sized at the next publish
 
 
 def load_domains(con: duckdb.DuckDBPyConnection, domains: list[dict[str, Any]],

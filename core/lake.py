@@ -11,7 +11,7 @@ event_at, zstd-compressed. Files are never changed: a batch adds files, compacti
 as one new file and retires the old ones.
 
 The rollups (event_days, download_days, download_sessions_days, download_principal_days, principal_hours,
-auth_hours, download_ip_days, download_months; analytics/rollups.py) live the same way under `<stem>.rollups/<table>/`: a refresh of some
+auth_hours, download_ip_days, transfer_days, download_months; analytics/rollups.py) live the same way under `<stem>.rollups/<table>/`: a refresh of some
 days writes the open month's (that of the newest events) as one new file a day and a closed month's as one
 `month=YYYY-MM/<uuid>.parquet`, and retires the files it replaces; once a month is over, its leftover day
 files are compacted into one month file, so a year is about 12 files a table plus the current month's days.
@@ -71,7 +71,7 @@ class Dataset:
 EVENTS = Dataset("events", "event_rows", DAY_SQL, "{stem}.events")
 ROLLUPS = {t: Dataset(t, f"{t}_rows", "day", f"{{stem}}.rollups/{t}")
            for t in ("event_days", "download_days", "download_sessions_days", "download_principal_days",
-                     "download_ip_days")}
+                     "download_ip_days", "transfer_days")}
 ROLLUPS |= {t: Dataset(t, f"{t}_rows", "CAST(hour_at AT TIME ZONE 'UTC' AS DATE)", f"{{stem}}.rollups/{t}")
             for t in ("principal_hours", "auth_hours")}
 ROLLUPS["download_months"] = Dataset("download_months", "download_months_rows", "month",

@@ -144,6 +144,23 @@ def mark_days(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -
     con.execute(f"INSERT INTO changed_days SELECT DISTINCT {DAY_OF_EVENT} FROM {table} WHERE {where}")
 
 
+def mark_inventory(con: duckdb.DuckDBPyConnection) -> None:
+    """Mark that this session loaded inventory rows (assets): the before-publish hook then sizes the
+    downloads it could not size before (analytics/rollups.py resize)."""
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS changed_inventory (marked BOOLEAN)")
+    con.execute("INSERT INTO changed_inventory VALUES (true)")
+
+
+def take_inventory_mark(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether inventory rows were loaded since the last call (mark_inventory); clears the mark."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'changed_inventory'"
+                       ).fetchone()[0]:
+        return False
+    marked = con.execute("SELECT count(*) FROM changed_inventory").fetchone()[0] > 0
+    con.execute("DELETE FROM changed_inventory")
+    return marked
+
+
 def prepare_publish(con: duckdb.DuckDBPyConnection) -> bool:
     """Run the session's before-publish hook on the days marked since the last call, and move the store
     version when the hook changed committed data (then True); then compact the lake (which moves the version

@@ -1,14 +1,45 @@
--- Purpose: the download_ip_days rollup rows (core/schema/015_download_ip_days.sql) of the UTC days in
---          [$lo, $hi): downloads per day, asset and source IP (the `downloads` view, counted), which the
---          data-transfer model reads (analytics/sql/transfer_served.sql: bytes served by where the client was).
+-- Purpose: the download_ip_days rollup rows (core/schema/015_download_ip_days.sql, 016) of the UTC days in
+--          [$lo, $hi): downloads per day, asset and source IP (the `downloads` view, counted), with the
+--          asset's size, which the data-transfer model reads (transfer_days, and
+--          analytics/sql/transfer_served.sql: bytes served by where the client was). The size is the one the
+--          day's downloads of the asset already had (the inventory may have lost the asset since), else the
+--          inventory's (assets), else NULL.
 -- $params: $lo, $hi TIMESTAMPTZ: UTC midnights bounding whole days (analytics/rollups.py refresh)
 -- Columns: the columns of download_ip_days, in order (this is an INSERT into the refresh's TEMP table
 --          new_download_ip_days)
 -- Grain:   one row per day x account x region x domain x repository x format x namespace x package x version
 --          x asset x source_ip
 INSERT INTO new_download_ip_days
-SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, account_id, region, domain, repository, format,
-       namespace, package, version, asset, source_ip, count(*) AS downloads
-FROM downloads
-WHERE event_at >= $lo AND event_at < $hi
-GROUP BY ALL
+WITH served AS (
+    SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, account_id, region, domain, repository, format,
+           namespace, package, version, asset, source_ip, count(*) AS downloads
+    FROM downloads
+    WHERE event_at >= $lo AND event_at < $hi
+    GROUP BY ALL
+),
+sizes AS (  -- an asset is one row of assets; max() keeps the query whole if a store ever held two
+    SELECT account_id, region, domain, repository, format, namespace, package, version, asset,
+           max(size_bytes) AS size_bytes
+    FROM assets
+    WHERE size_bytes IS NOT NULL
+    GROUP BY ALL
+),
+given AS (  -- the sizes these days' downloads already had: kept when the inventory has since lost the asset
+    SELECT day, account_id, region, domain, repository, format, namespace, package, version, asset,
+           max(size_bytes) AS size_bytes
+    FROM download_ip_days
+    WHERE day >= CAST($lo AT TIME ZONE 'UTC' AS DATE) AND day < CAST($hi AT TIME ZONE 'UTC' AS DATE)
+      AND size_bytes IS NOT NULL
+    GROUP BY ALL
+)
+SELECT d.day, d.account_id, d.region, d.domain, d.repository, d.format, d.namespace, d.package, d.version,
+       d.asset, d.source_ip, d.downloads, coalesce(g.size_bytes, s.size_bytes) AS size_bytes
+FROM served AS d
+LEFT JOIN given AS g
+  ON d.day = g.day AND d.account_id = g.account_id AND d.region = g.region AND d.domain = g.domain
+ AND d.repository = g.repository AND d.format = g.format AND d.namespace IS NOT DISTINCT FROM g.namespace
+ AND d.package = g.package AND d.version = g.version AND d.asset = g.asset
+LEFT JOIN sizes AS s
+  ON d.account_id = s.account_id AND d.region = s.region AND d.domain = s.domain
+ AND d.repository = s.repository AND d.format = s.format AND d.namespace IS NOT DISTINCT FROM s.namespace
+ AND d.package = s.package AND d.version = s.version AND d.asset = s.asset

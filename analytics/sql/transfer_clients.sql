@@ -4,7 +4,7 @@
 -- $params: $start DATE, $end DATE (both inclusive, UTC days)
 -- Columns: source_ip VARCHAR (NULL when the events had none), region VARCHAR
 -- Grain:   one row per (source_ip, region) with a download in the window
--- Reads:   the download_ip_days rollup
+-- Reads:   the transfer_days rollup (the clients of download_ip_days, a row per repository and client a day)
 SELECT DISTINCT source_ip, region
-FROM download_ip_days
+FROM transfer_days
 WHERE day >= $start AND day <= $end

@@ -16,10 +16,11 @@ import cli
 from analytics import cleanup, queries
 from analytics.filters import Filters
 from analytics.queries import events_within
-from collectors import cloudtrail
+from collectors import cloudtrail, inventory
 from collectors.base import RunContext, run_collectors
+from collectors.inventory_normalize import RepositoryRows
 from core import store
-from tests.fixtures.trails import TRAIL_NOW, record, trail_files, write_local
+from tests.fixtures.trails import ACCOUNT, TRAIL_NOW, record, trail_files, write_local
 from tests.helpers import collect, make_settings, rows, writer
 
 DOWNLOAD = ("event_name = 'ReadFromRepository' AND error_code IS NULL AND version IS NOT NULL "
@@ -74,10 +75,20 @@ EXPECTED_DOWNLOAD_PRINCIPAL_DAYS = f"""
 SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, repository, format, namespace,
        package, version, principal_arn, count(*)
 FROM events WHERE {DOWNLOAD} GROUP BY ALL ORDER BY ALL"""
+# Sized from the inventory as it is (a store whose inventory never lost an asset).
+SIZED = f"""
+(SELECT * FROM events WHERE {DOWNLOAD}) e
+LEFT JOIN assets a ON e.account_id = a.account_id AND e.region = a.region AND e.domain = a.domain
+ AND e.repository = a.repository AND e.format = a.format AND e.namespace IS NOT DISTINCT FROM a.namespace
+ AND e.package = a.package AND e.version = a.version AND e.asset = a.asset"""
 EXPECTED_DOWNLOAD_IP_DAYS = f"""
-SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, repository, format, namespace,
-       package, version, asset, source_ip, count(*)
-FROM events WHERE {DOWNLOAD} GROUP BY ALL ORDER BY ALL"""
+SELECT CAST(e.event_at AT TIME ZONE 'UTC' AS DATE), e.account_id, e.region, e.domain, e.repository, e.format,
+       e.namespace, e.package, e.version, e.asset, e.source_ip, count(*), a.size_bytes
+FROM {SIZED} GROUP BY ALL ORDER BY ALL"""
+EXPECTED_TRANSFER_DAYS = f"""
+SELECT CAST(e.event_at AT TIME ZONE 'UTC' AS DATE), e.account_id, e.region, e.domain, e.repository, e.format,
+       e.source_ip, count(*), count(*) FILTER (WHERE a.size_bytes IS NULL), coalesce(sum(a.size_bytes), 0)
+FROM {SIZED} GROUP BY ALL ORDER BY ALL"""
 # Failed calls per error code, and the successful token calls with their sessions, per principal and hour.
 EXPECTED_AUTH_HOURS = f"""
 SELECT date_trunc('hour', event_at) AS hour_at, coalesce(principal_arn, 'unknown'), error_code, count(*),
@@ -96,6 +107,7 @@ def assert_rollups_match(db):
     assert rows(db, "SELECT * FROM auth_hours ORDER BY ALL") == rows(db, EXPECTED_AUTH_HOURS)
     assert rows(db, "SELECT * FROM download_months ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_MONTHS)
     assert rows(db, "SELECT * FROM download_ip_days ORDER BY ALL") == rows(db, EXPECTED_DOWNLOAD_IP_DAYS)
+    assert rows(db, "SELECT * FROM transfer_days ORDER BY ALL") == rows(db, EXPECTED_TRANSFER_DAYS)
     assert rows(db, "SELECT count(*) FROM event_days") != [(0,)]
 
 
@@ -171,7 +183,7 @@ def test_a_store_from_before_the_domain_in_the_principal_rollups_is_rebuilt_with
     for f in [f for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")) if int(f.name[:3]) <= 13]:
         shutil.copy(f, old_schema / f.name)
     monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code of 013, as far as the rollups go:
-    later = ("principal_hours", "auth_hours", "download_ip_days")  # changed or added by 014 and 015
+    later = ("principal_hours", "auth_hours", "download_ip_days", "transfer_days")  # changed or added by 014-016
     monkeypatch.setattr(rollups, "TABLES", tuple(t for t in rollups.TABLES if t not in later))
     monkeypatch.setattr(rollups, "_refresh_months", lambda con, days: None)
     monkeypatch.setattr(lake, "ROLLUPS", {k: v for k, v in lake.ROLLUPS.items() if k not in (rollups.MONTHS, *later[2:])})
@@ -214,9 +226,10 @@ def test_a_store_from_before_the_transfer_rollup_gets_it_before_its_next_publish
     for f in [f for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")) if int(f.name[:3]) <= 14]:
         shutil.copy(f, old_schema / f.name)
     monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code of 014
-    monkeypatch.setattr(rollups, "TABLES", tuple(t for t in rollups.TABLES if t != "download_ip_days"))
-    monkeypatch.setattr(lake, "ROLLUPS", {k: v for k, v in lake.ROLLUPS.items() if k != "download_ip_days"})
-    monkeypatch.setattr(lake, "DATASETS", {k: v for k, v in lake.DATASETS.items() if k != "download_ip_days"})
+    later = ("download_ip_days", "transfer_days")  # added by 015 and 016
+    monkeypatch.setattr(rollups, "TABLES", tuple(t for t in rollups.TABLES if t not in later))
+    monkeypatch.setattr(lake, "ROLLUPS", {k: v for k, v in lake.ROLLUPS.items() if k not in later})
+    monkeypatch.setattr(lake, "DATASETS", {k: v for k, v in lake.DATASETS.items() if k not in later})
     monkeypatch.setattr(rollups, "heal", lambda con: False)  # 014's heal did not know download_ip_days
     db = tmp_path / "caa.duckdb"
     src = write_local(tmp_path / "trail", trail_files(n_files=6, per_file=30))
@@ -229,8 +242,107 @@ def test_a_store_from_before_the_transfer_rollup_gets_it_before_its_next_publish
     assert_rollups_match(db)
 
 
+# What 015 rolled up: no size.
+ROLLUP_IP_DAYS_015 = """
+INSERT INTO new_download_ip_days
+SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, account_id, region, domain, repository, format,
+       namespace, package, version, asset, source_ip, count(*) AS downloads
+FROM downloads WHERE event_at >= $lo AND event_at < $hi GROUP BY ALL"""
+REPO = {"account_id": ACCOUNT, "region": "us-east-1", "domain": "acme", "repository": "npm-store"}
+
+
+def asset_rows(sizes: dict[str, int]) -> list[dict]:
+    """An asset of version 4.17.20 (what the fixture trails download) of each package, with its size."""
+    return [{**REPO, "format": "npm", "namespace": None, "package": p, "version": "4.17.20",
+             "asset": f"{p}-4.17.20.tgz", "size_bytes": n, "sha256": None} for p, n in sizes.items()]
+
+
+def test_a_store_from_before_the_sized_transfer_rollups_is_sized_before_its_next_publish(tmp_path, monkeypatch):
+    """Migration 016: download_ip_days files written without sizes are retired, and heal rebuilds it and
+    transfer_days from the events and the inventory before the upgraded store is published (the old files
+    would not open in the new view)."""
+    from analytics import rollups
+    from core import lake
+
+    old_schema = tmp_path / "schema"
+    old_schema.mkdir()
+    for f in [f for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")) if int(f.name[:3]) <= 15]:
+        shutil.copy(f, old_schema / f.name)
+    monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code of 015, as far as the rollups go
+    monkeypatch.setattr(rollups, "TABLES", tuple(t for t in rollups.TABLES if t != "transfer_days"))
+    monkeypatch.setattr(rollups, "CHECKS", {k: v for k, v in rollups.CHECKS.items() if k != "transfer_days"})
+    monkeypatch.setattr(lake, "ROLLUPS", {k: v for k, v in lake.ROLLUPS.items() if k != "transfer_days"})
+    monkeypatch.setattr(lake, "DATASETS", {k: v for k, v in lake.DATASETS.items() if k != "transfer_days"})
+    real_sql = rollups.sql
+    monkeypatch.setattr(rollups, "sql", lambda name: ROLLUP_IP_DAYS_015 if name == "rollup_download_ip_days"
+                        else real_sql(name))
+    db = tmp_path / "caa.duckdb"
+    collect(db, [cloudtrail.SPEC], since=date(2026, 11, 1),
+            source=str(write_local(tmp_path / "trail", trail_files(n_files=30, per_file=30))))
+    with store.writer(db) as con, store.transaction(con):
+        store.insert_rows(con, "assets", asset_rows({f"pkg{i}": 1000 * (i + 1) for i in range(20)}),
+                          inventory.COLUMNS["assets"])
+        store.bump_version(con)
+    monkeypatch.undo()
+    assert rows(db, "SELECT count(*) FROM lake_files WHERE dataset = 'download_ip_days' AND retired_at IS NULL") != [(0,)]
+    cli._upgrade(db)
+    assert_rollups_match(db)
+    (downloads, unsized, served), = rows(db, "SELECT sum(downloads), sum(unsized_downloads), sum(bytes) FROM transfer_days")
+    assert downloads > 800 and unsized == 0
+    assert served == rows(db, "SELECT sum(1000 * (CAST(substr(package, 4) AS INT) + 1)) FROM downloads")[0][0]
+
+
+def test_downloads_the_inventory_could_not_size_are_sized_once_it_has_their_asset(tmp_path):
+    """The bill page's transfer bytes: downloads of a version the inventory has not seen yet (published and
+    pulled between two inventory runs) count as unsized, and the first publish after the inventory brings
+    their asset sizes them; an asset the inventory later loses (a cleanup deleted it) keeps the bytes its
+    downloads served, also when a late trail file recomputes their day."""
+    from analytics import transfer
+
+    db = tmp_path / "caa.duckdb"
+    src = tmp_path / "trail"
+    settings = make_settings(db=db)
+    write_local(src, trail_files(n_files=40, per_file=30))  # 2026-11-01 00:00 to 11-02 15:00
+    assert collect(db, [cloudtrail.SPEC], settings, since=date(2026, 11, 1), source=str(src)) == 0
+    size = {f"pkg{i}": 1_000_003 * (i + 1) for i in range(20)}
+
+    def inventory_run(packages):
+        with writer(db) as con:
+            inventory.load_repository(con, RepositoryRows(
+                {**REPO, "administrator_account": ACCOUNT, "description": None, "upstreams": [],
+                 "external_connections": [], "created_at": TRAIL_NOW, "tags": {}, "last_seen_at": TRAIL_NOW},
+                assets=asset_rows({p: size[p] for p in packages})))
+
+    def shown():  # per package: (downloads, unsized downloads, bytes) over the trail's days, as the page sums
+        con = store.open_reader(db)
+        try:
+            df = transfer.served(con, settings, date(2026, 11, 1), date(2026, 11, 2), per_day=False)
+            total = transfer.served(con, settings, date(2026, 11, 1), date(2026, 11, 2), level="account")
+        finally:
+            con.close()
+        assert total["bytes"].sum() == df["bytes"].sum()  # the account level reads transfer_days
+        per = df.groupby("package")[["downloads", "unsized_downloads", "bytes"]].sum()
+        return {p: (int(d), int(u), int(b)) for p, (d, u, b) in per.iterrows()}
+
+    n = dict(rows(db, "SELECT package, count(*) FROM downloads GROUP BY 1"))
+    assert len(n) == 20
+    assert shown() == {p: (k, k, 0) for p, k in n.items()}  # no inventory yet
+    inventory_run([p for p in size if p != "pkg19"])
+    assert shown() == {p: (k, k, 0) if p == "pkg19" else (k, 0, k * size[p]) for p, k in n.items()}
+    assert_rollups_match(db)
+    inventory_run([p for p in size if p != "pkg0"])  # pkg0 deleted, pkg19 inventoried at last
+    assert shown() == {p: (k, 0, k * size[p]) for p, k in n.items()}
+    late = [record(900_001, datetime(2026, 11, 1, 5, tzinfo=UTC), package="pkg0"),
+            record(900_002, datetime(2026, 11, 1, 6, tzinfo=UTC), package="pkg19")]
+    write_local(src, {f"AWSLogs/o-a1b2c3d4e5/{ACCOUNT}/CloudTrail/us-east-1/2026/11/01/late.json.gz": gz_file(late)})
+    assert collect(db, [cloudtrail.SPEC], settings, since=date(2026, 11, 1), source=str(src)) == 0
+    n["pkg0"] += 1
+    n["pkg19"] += 1
+    assert shown() == {p: (k, 0, k * size[p]) for p, k in n.items()}
+
+
 @pytest.mark.parametrize("lost", ["principal_hours", "auth_hours", "download_sessions_days", "download_ip_days",
-                                  "download_days"])
+                                  "transfer_days", "download_days"])
 def test_a_rollup_that_lost_its_rows_is_rebuilt_alone_before_the_next_publish(tmp_path, lost):
     """A rollup that does not add up to the events (emptied here; a migration adding one starts so) is rebuilt
     before the next publish, and only it: the others keep their files. Before, only the download rollups were
@@ -263,6 +375,7 @@ def test_a_rollup_that_lost_its_rows_is_rebuilt_alone_before_the_next_publish(tm
     with writer(db):  # any session: its before-publish hook heals
         pass
     rebuilt = {lost, rollups.MONTHS} if lost == "download_days" else {lost}
+    rebuilt |= set(rollups.TRANSFER) if lost in rollups.TRANSFER else set()  # one is summed from the other
     after = rows(db, files)
     assert [f for f in after if f[0] not in rebuilt] == [f for f in before if f[0] not in rebuilt]
     assert {ds for ds, _ in after} == set(lake.ROLLUPS)

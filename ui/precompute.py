@@ -86,22 +86,23 @@ def refresh(con: duckdb.DuckDBPyConnection, settings: Settings) -> Summary:
     version = store.store_version(con)
     rows: dict[str, tuple] = {}
     failed: dict[str, str] = {}  # key -> kind
-    for load, args in default_loads(con, settings) if _has_runs(con) else ():
-        kind = load.__name__
-        key = cache.page_key(kind, args, Filters(), settings)
-        if key in rows or key in failed or load in CLOCK_LOADS:
-            continue
-        t = time.monotonic()
-        try:
-            result = load(con, settings, *args)
-        except Exception as e:  # noqa: BLE001 - never fail the collection for a view: the page computes it live
-            first = first_line(e, 200)
-            log.warning(f"dashboard view {kind} not precomputed, the page computes it live: "
-                        f"{type(e).__name__}: {first}")
-            failed[key] = kind
-            continue
-        payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        rows[key] = (key, kind, version, payload, utc_now(), time.monotonic() - t)
+    with views.sharing_reports():  # the Cleanup page and the Costs forecast judge the versions once
+        for load, args in default_loads(con, settings) if _has_runs(con) else ():
+            kind = load.__name__
+            key = cache.page_key(kind, args, Filters(), settings)
+            if key in rows or key in failed or load in CLOCK_LOADS:
+                continue
+            t = time.monotonic()
+            try:
+                result = load(con, settings, *args)
+            except Exception as e:  # noqa: BLE001 - never fail the collection for a view: the page computes it live
+                first = first_line(e, 200)
+                log.warning(f"dashboard view {kind} not precomputed, the page computes it live: "
+                            f"{type(e).__name__}: {first}")
+                failed[key] = kind
+                continue
+            payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+            rows[key] = (key, kind, version, payload, utc_now(), time.monotonic() - t)
     _store(con, version, list(rows.values()))
     return Summary(len(rows), time.monotonic() - t0, version, tuple(failed.values()))
 

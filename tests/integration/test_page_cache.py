@@ -230,3 +230,32 @@ def test_a_page_can_only_load_the_loads_of_views():
     view = common.View("/nonexistent.duckdb", None, Filters(), make_settings().model_dump_json())
     with pytest.raises(ValueError, match="not a load of ui/views.py"):
         view.load(costs.cost_report)  # an analytics function, not a load: it would bypass the cache key
+
+
+def test_precompute_judges_the_versions_once_for_the_cleanup_page_and_the_forecast(copy, monkeypatch):
+    """The Cleanup page's candidates and the Costs forecast's what-if come from one judging of every version
+    per precompute (4-7 s at 200M events each); outside precompute a page judges afresh, so it never shows
+    candidates of a store it no longer reads."""
+    from ui import precompute, views
+
+    judged = []
+    real = cleanup.report_cleanup
+
+    def counted(con, settings, **policy):
+        judged.append(policy)
+        return real(con, settings, **policy)
+
+    monkeypatch.setattr(cleanup, "report_cleanup", counted)
+    settings = load_settings(db=copy)
+    with writer(copy) as con:
+        assert precompute.refresh(con, settings).views > 0
+    loads = {k for (k,) in rows(copy, "SELECT DISTINCT kind FROM page_cache")}
+    assert {"cleanup_view", "forecast_with_cleanup"} <= loads
+    assert len(judged) == 1
+    judged.clear()
+    policy = views.settings_policy(settings)
+    with store.open_reader(copy) as con:
+        first = views.report(con, settings, policy)
+        again = views.report(con, settings, policy)
+    assert len(judged) == 2 and len(first) > 0
+    pd.testing.assert_frame_equal(first, again)

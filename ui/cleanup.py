@@ -4,6 +4,8 @@ permanent and refetchable, the policy's backtest, the candidates, and the CSV/XL
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from core.settings import Settings
@@ -76,9 +78,10 @@ def backtest_ui(view: View, policy: tuple) -> None:
 def candidates_ui(data: views.CleanupView) -> None:
     st.subheader("Candidates")
     csv, xlsx, _ = st.columns([1, 1, 4])
-    csv.download_button("Download CSV", data.csv, file_name="cleanup.csv", mime="text/csv", key="cleanup_csv",
-                        on_click="ignore")
-    xlsx.download_button("Download XLSX", data.xlsx, file_name="cleanup.xlsx", key="cleanup_xlsx",
+    # the files are written when a button is clicked (Streamlit calls `data` then), not on every view
+    csv.download_button("Download CSV", partial(data.file, "csv"), file_name="cleanup.csv", mime="text/csv",
+                        key="cleanup_csv", on_click="ignore")
+    xlsx.download_button("Download XLSX", partial(data.file, "xlsx"), file_name="cleanup.xlsx", key="cleanup_xlsx",
                          mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                          on_click="ignore")
     st.caption("The same files as `caa report cleanup` with this policy: fill in `approve` and pass the file "

@@ -5,11 +5,18 @@ Screenshots land in data/screenshots/ (git-ignored) so a person can look at what
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
 from dashboard import PAGES
 from tests.browser.support import SHOTS, open_filters, serve_dashboard, settled, shoot
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +95,27 @@ def test_changing_a_filter_changes_the_url_and_the_numbers(served, browser):
     assert current.inner_text() == f"{expected:,}" != before
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
+
+
+def test_the_cleanup_download_button_downloads_the_file_caa_report_cleanup_writes(served, browser, tmp_path):
+    """The CSV is written when the button is clicked (a deferred download: the browser asks the server for
+    it then), and it is the file `caa report cleanup` writes for the same (default) policy."""
+    url, db = served
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.goto(f"{url}/?page=cleanup")
+    button = page.get_by_role("button", name="Download CSV")
+    button.wait_for(timeout=60_000)
+    settled(page)
+    with page.expect_download(timeout=60_000) as got:
+        button.click()
+    got.value.save_as(tmp_path / "page.csv")
+    page.close()
+    config = tmp_path / "caa.toml"
+    config.write_text("")  # the dashboard's settings: the defaults
+    out = tmp_path / "cli.csv"
+    res = subprocess.run([sys.executable, "-m", "cli", "report", "cleanup", "--format", "csv", "--out", str(out),
+                          "--db", str(db)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "CAA_CONFIG": str(config)}, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "page.csv").read_bytes() == out.read_bytes()
+    assert out.read_bytes().count(b"\n") > 1  # candidates, not only the header

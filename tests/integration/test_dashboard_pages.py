@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from analytics import billing, cleanup, costs, forecast, overview, spikes, usage
@@ -233,18 +233,21 @@ def test_a_policy_control_recomputes_the_candidates(demo):
 
 
 def test_download_buttons_serve_the_files_caa_report_cleanup_writes(demo, monkeypatch, tmp_path):
-    served = {}
-    original = MemoryMediaFileStorage.load_and_get_id
+    """What a click on each button downloads (Streamlit calls the button's `data` on the click: the files are
+    written then, not on every view of the page) equals the file `caa report cleanup` writes."""
+    made = {}
+    original = MediaFileManager.add_deferred
 
-    def spy(self, path_or_data, mimetype, kind, filename=None):  # noqa: ANN001
-        served[filename] = path_or_data
-        return original(self, path_or_data, mimetype, kind, filename)
+    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kw):  # noqa: ANN001
+        made[file_name] = data_callable
+        return original(self, data_callable, mimetype, coordinates, file_name, **kw)
 
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
     at = run_page(page="cleanup")
     at.number_input(key="cleanup_unused_days").set_value(60).run(timeout=60)
     at.number_input(key="cleanup_keep_latest").set_value(2).run(timeout=60)
     assert [b.label for b in at.download_button] == ["Download CSV", "Download XLSX"]
+    served = {name: make() for name, make in made.items()}  # the last run's buttons: the policy set above
     for fmt in ("csv", "xlsx"):
         out = tmp_path / f"cli.{fmt}"
         res = subprocess.run([sys.executable, "-m", "cli", "report", "cleanup", "--format", fmt, "--out", str(out),

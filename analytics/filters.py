@@ -184,7 +184,9 @@ def _literal(day: date, column: str) -> str:
 
 
 def options(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
-    """The values each list filter can take (from the unfiltered store)."""
+    """The values each list filter can take (from the unfiltered store): the inventory's and the events'.
+    The events' come from their event_days rollup, which has a row for every value of these five columns
+    any event has (five scans of `events` took 2.3 s at 200M events, every time the sidebar was computed)."""
     catalog = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
     base = f'"{catalog}".main'
     out = {}
@@ -193,5 +195,5 @@ def options(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
                              ("formats", "format", "package_versions")):
         out[name] = [v for (v,) in con.execute(
             f"SELECT DISTINCT {col} FROM {base}.{table} WHERE {col} IS NOT NULL "
-            f"UNION SELECT DISTINCT {col} FROM {base}.events WHERE {col} IS NOT NULL ORDER BY 1").fetchall()]
+            f"UNION SELECT DISTINCT {col} FROM {base}.event_days WHERE {col} IS NOT NULL ORDER BY 1").fetchall()]
     return out

@@ -64,6 +64,21 @@ def test_options_list_every_value_from_the_unfiltered_store(con):
     assert "acme" in options(con)["domains"] and len(options(con)["domains"]) > 1
 
 
+def test_options_offer_every_value_of_the_events_and_the_inventory(con):
+    """Also a value only events have (a repository deleted since, a domain the inventory never listed)."""
+    want = {}
+    for name, col, table in (("accounts", "account_id", "domains"), ("regions", "region", "domains"),
+                             ("domains", "domain", "domains"), ("repositories", "repository", "repositories"),
+                             ("formats", "format", "package_versions")):
+        want[name] = [v for (v,) in con.execute(
+            f"SELECT {col} FROM {table} UNION SELECT {col} FROM events EXCEPT SELECT NULL ORDER BY 1").fetchall()]
+        only_events = con.execute(f"SELECT count(*) FROM (SELECT {col} FROM events EXCEPT SELECT {col} FROM {table})"
+                                  ).fetchone()[0]
+        if name == "repositories":
+            assert only_events > 0, "the small store has a repository only its events name"
+    assert options(con) == want
+
+
 def test_read_only_connection_still_refuses_writes_to_real_tables(con):
     Filters(domains=("acme",)).apply(con)
     with pytest.raises(duckdb.Error):

@@ -15,10 +15,10 @@ and before every publish the store hands those days here, so readers never see e
 rollups, and a day loaded in many batches is recomputed once per publish. Then `heal` rebuilds every
 rollup when event_days no longer counts the events (a process killed between its commit and its publish,
 rows written by hand, a store from before the rollups), else each rollup whose total differs from
-event_days' (CHECKS; one a migration added starts empty) alone. After a session that loaded inventory, `resize`
-recomputes the transfer rollups of the days whose downloads had no size and whose assets now have one. Each span of days is read with a range
-on event_at over only the lake files of that span (core/lake.py window), so refreshing a day costs about
-one day of events whatever the store's size.
+event_days' (CHECKS; one a migration added starts empty) alone. After a session that loaded inventory,
+`resize` recomputes the transfer rollups of the days whose downloads had no size and whose assets now have
+one. Each span of days is read with a range on event_at over only the lake files of that span (core/lake.py
+window), so refreshing a day costs about one day of events whatever the store's size.
 
 Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days,
 download_principal_days, principal_hours, auth_hours, download_ip_days, transfer_days, download_months (files

@@ -225,17 +225,14 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any =
     first_event = None if pd.isna(hist["first_event_at"]) else _utc(hist["first_event_at"])
     at = now.to_pydatetime()
     # the raw pieces of sql/cleanup_versions.sql: each window's partial first day, and the as-of day up to
-    # as_of, unless no event is newer (the usual "now"): then that day's download_days row is exact
-    newest = hist["latest_event_at"]
-    whole_day = pd.isna(newest) or at >= _utc(newest).to_pydatetime()
-    raw = list(dict.fromkeys(span for n in (30, 90, 365) for span in edge_days(at - timedelta(days=n), at)
-                             if not (whole_day and span[1] == at)))
+    # as_of unless its download_days row is exact (days_to)
+    days_to = raw_from(at, hist["latest_event_at"])
+    raw = list(dict.fromkeys(span for n in (30, 90, 365) for span in edge_days(at - timedelta(days=n), at, days_to)))
     day = at.astimezone(UTC).date()
     dates = Filters.applied(con)  # a date filter cuts months that download_months sums whole: days only
     split = date.min if dates.start or dates.end else day.replace(day=1)
     with events_within(con, raw):
-        df = run_objects(con, "cleanup_versions", as_of=at, split=split,
-                         days_to=day + timedelta(days=1) if whole_day else day)
+        df = run_objects(con, "cleanup_versions", as_of=at, split=split, days_to=days_to)
     df["namespace"] = df["namespace"].astype(object).where(df["namespace"].notna(), None)
     df["_ns"] = df["namespace"].fillna("")
     _rank(df)
@@ -398,12 +395,33 @@ def reclaimed_bytes_by_domain(df: pd.DataFrame) -> dict[tuple[str, str, str], in
     return {k: int(v) for k, v in perm.items()}
 
 
-def edge_days(start_at: datetime, end_at: datetime) -> list[tuple[datetime, datetime]]:
+def raw_from(at: datetime, newest: Any) -> date:
+    """The first UTC day whose downloads up to `at` a query must read raw (its `$days_to`): `at`'s own day,
+    or the day after when no event is newer than `at` (`newest`: the store's newest event; the usual "now"),
+    for then that day's download_days row is exact."""
+    day = at.astimezone(UTC).date()
+    whole = newest is None or pd.isna(newest) or at >= _utc(newest).to_pydatetime()
+    return day + timedelta(days=1) if whole else day
+
+
+def edge_days(start_at: datetime, end_at: datetime, days_to: date | None = None) -> list[tuple[datetime, datetime]]:
     """The partial UTC days at both ends of (start_at, end_at], as events_within spans (both ends inclusive):
     the raw events a query over the window reads when it takes its whole days from a rollup
-    (sql/cleanup_versions.sql, sql/cleanup_requested_after.sql)."""
+    (sql/cleanup_versions.sql, sql/cleanup_requested_after.sql). No end span when `days_to` (raw_from) says
+    the end's day is read whole from the rollup."""
     first = utc_midnight(start_at.astimezone(UTC).date() + timedelta(days=1))
-    return [(start_at, first), (utc_midnight(end_at.astimezone(UTC).date()), end_at)]
+    end_day = end_at.astimezone(UTC).date()
+    return [(start_at, first)] + ([] if days_to is not None and days_to > end_day else [(utc_midnight(end_day), end_at)])
+
+
+def requested_after(con: duckdb.DuckDBPyConnection, start_at: datetime, end_at: datetime, newest: Any
+                    ) -> pd.DataFrame:
+    """sql/cleanup_requested_after.sql over (start_at, end_at]: the whole days from download_days, raw only
+    the partial first day and the end's day when its rollup row is not exact (raw_from; `newest`: the
+    store's newest event)."""
+    days_to = raw_from(end_at, newest)
+    with events_within(con, edge_days(start_at, end_at, days_to)):
+        return run(con, "cleanup_requested_after", start_at=start_at, end_at=end_at, days_to=days_to)
 
 
 def backtest(con: duckdb.DuckDBPyConnection, settings: Settings, days: int | None = None,
@@ -424,8 +442,7 @@ def backtest(con: duckdb.DuckDBPyConnection, settings: Settings, days: int | Non
     then = now - timedelta(days=days)
     past = evaluate(con, settings, as_of=then, **policy_overrides)
     sel = past[past["candidate"]].copy()
-    with events_within(con, edge_days(then, now)):  # the whole days between come from download_days
-        after = run(con, "cleanup_requested_after", start_at=then, end_at=now)
+    after = requested_after(con, then, now, newest=now)  # `now` is the newest event: its day is whole
     hits = {tuple(k[:-2]): (k[-2], k[-1]) for k in after[[*DOWNLOAD_KEY, "downloads_after",
                                                          "first_requested_at"]].astype(object)
             .where(after.notna(), None).itertuples(index=False, name=None)}

@@ -1,15 +1,18 @@
 -- Purpose: for the cleanup backtest: which versions were downloaded after the replayed point in time,
 --          i.e. which selections would have been false deletions.
 -- Convention: the whole UTC days inside the window are read from the download_days rollup; only its
---          partial first and last days from the raw downloads (the caller narrows `events` to those two days,
---          analytics/cleanup.py backtest: 90 days of raw downloads took 2.4 s at 200M events).
--- $params: start_at TIMESTAMPTZ (exclusive, the replayed "now"), end_at TIMESTAMPTZ (inclusive)
+--          partial first day, and its last day unless that day's rollup row is exact, from the raw downloads
+--          (the caller narrows `events` to those days, analytics/cleanup.py requested_after: 90 days of raw
+--          downloads took 2.4 s at 200M events).
+-- $params: start_at TIMESTAMPTZ (exclusive, the replayed "now"), end_at TIMESTAMPTZ (inclusive); days_to DATE:
+--          the days before it come from download_days, from its midnight to end_at from raw downloads
+--          (end_at's day, or the day after when no event is newer than end_at: cleanup.raw_from)
 -- Columns: domain, repository, format, namespace, package, version VARCHAR; downloads_after BIGINT;
 --          first_requested_at TIMESTAMPTZ
 -- Grain:   one row per downloaded version per repository (the download key of the downloads view)
-WITH bounds AS (  -- [inner_lo, inner_hi): the whole days after start_at and before end_at's day
+WITH bounds AS (  -- [inner_lo, inner_hi): the whole days after start_at's and before $days_to
     SELECT CAST(CAST($start_at AT TIME ZONE 'UTC' AS DATE) + 1 AS TIMESTAMP) AT TIME ZONE 'UTC' AS inner_lo,
-           CAST(CAST($end_at AT TIME ZONE 'UTC' AS DATE) AS TIMESTAMP) AT TIME ZONE 'UTC' AS inner_hi
+           CAST($days_to AS TIMESTAMP) AT TIME ZONE 'UTC' AS inner_hi
 ),
 edges AS (
     SELECT domain, repository, format, namespace, package, version, count(*) AS n, min(event_at) AS first_at

@@ -15,7 +15,6 @@ import pytest
 import cli
 from analytics import cleanup, queries
 from analytics.filters import Filters
-from analytics.queries import events_within
 from collectors import cloudtrail, inventory
 from collectors.base import RunContext, run_collectors
 from collectors.inventory_normalize import RepositoryRows
@@ -534,8 +533,7 @@ def test_queries_on_rollups_answer_what_a_scan_of_events_answers(demo_reader, fi
         for then, now in ((latest - timedelta(days=90, hours=5, seconds=3), latest),  # the backtest's window
                           (midnight - timedelta(days=30), latest),  # from a midnight (exclusive)
                           (latest - timedelta(hours=20), latest - timedelta(hours=2))):  # within a day or two
-            with events_within(con, cleanup.edge_days(then, now)):  # as the backtest reads it
-                got = queries.run(con, "cleanup_requested_after", start_at=then, end_at=now)
+            got = cleanup.requested_after(con, then, now, newest=latest)  # as the backtest reads it
             want = con.execute(RAW_REQUESTED_AFTER, {"start_at": then, "end_at": now}).df()
             assert not want.empty
             pd.testing.assert_frame_equal(got, want, check_dtype=False)

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
@@ -44,6 +46,7 @@ from analytics.queries import events_within, run, run_objects
 from core.clock import utc_midnight
 from core.errors import ConfigError, DataError
 from core.settings import Cleanup, Settings
+from core.store import store_identity
 
 GIB = 1024**3
 KEY = ["account_id", "region", "domain", "repository", "format", "namespace", "package", "version"]
@@ -184,15 +187,20 @@ def protect_dependencies(df: pd.DataFrame, kept: np.ndarray, edges: dict[int, li
     return needed_by
 
 
-def reclaim(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, candidate: np.ndarray,
-            refetchable: np.ndarray, pos: dict[tuple, int] | None = None) -> np.ndarray:
-    """Bytes each candidate frees on its own account: assets (per domain by sha256) held only by candidates.
-    `pos`: positions(df), when the caller has it."""
+def _assets(con: duckdb.DuckDBPyConnection, pos: dict[tuple, int]) -> pd.DataFrame:
+    """The assets (sql/cleanup_assets.sql) of the versions `pos` indexes, with each one's row (pos)."""
     assets = run_objects(con, "cleanup_assets")
     assets["namespace"] = assets["namespace"].astype(object).where(assets["namespace"].notna(), None)
-    pos = positions(df) if pos is None else pos
     assets["pos"] = [pos.get(k, -1) for k in assets[KEY].itertuples(index=False, name=None)]
-    assets = assets[assets["pos"] >= 0].copy()  # versions published after as_of held nothing then
+    return assets[assets["pos"] >= 0].copy()  # versions published after as_of held nothing then
+
+
+def reclaim(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, candidate: np.ndarray,
+            refetchable: np.ndarray, pos: dict[tuple, int] | None = None,
+            assets: pd.DataFrame | None = None) -> np.ndarray:
+    """Bytes each candidate frees on its own account: assets (per domain by sha256) held only by candidates.
+    `pos`: positions(df), `assets`: _assets(con, pos), when the caller has them."""
+    assets = _assets(con, positions(df) if pos is None else pos) if assets is None else assets.copy()
     p = assets["pos"].to_numpy(dtype="int64")  # an empty inventory must give an empty int index
     assets["candidate"] = candidate[p]
     assets["order"] = np.where(refetchable[p], 0, len(df)) + p  # refetchable first, then report order
@@ -207,20 +215,52 @@ def reclaim(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, candidate: np.ndar
     return out
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any = None,
-             **overrides: Any) -> pd.DataFrame:
-    """Every version in the inventory judged by the policy, in report order.
+@dataclass(frozen=True)
+class Facts:
+    """What the judging reads that no policy changes: the versions with their downloads, ranks, idle and age
+    days (in report order), their key index, the dependency edges and the assets (with each one's row)."""
 
-    Columns: the version key (KEY), status, origin_type, origin_upstream, published_at, first_seen_at,
-    last_downloaded_at, downloads_30d/90d/365d/total, size_bytes, asset_count, rank, major,
-    rank_in_major, idle_days, age_days, candidate, refetchable, reclaimable_bytes, monthly_savings_usd,
-    reason (why a candidate was selected), kept_because (why any other version was not).
-    attrs (JSON-safe): as_of and first_event_at as ISO strings, policy.
-    """
-    pol = policy(settings, **overrides)
+    df: pd.DataFrame
+    now: pd.Timestamp
+    first_event: pd.Timestamp | None
+    pos: dict[tuple, int]
+    edges: dict[int, list[tuple[int, str]]]
+    assets: pd.DataFrame
+
+
+# facts() of the last stores read, by (snapshot file, store id and version, filters, as_of): a reader's
+# snapshot never changes under it, so a new policy (the Cleanup page's controls) is judged without reading
+# the store again (at 200M events about half the judging's time). A writer's store changes under it, and an
+# in-memory store has no file: neither is kept. The dashboard's sessions share it (a lock guards it).
+_FACTS: OrderedDict[tuple, Facts] = OrderedDict()
+_FACTS_LOCK = threading.Lock()
+FACTS_KEPT = 2
+
+
+def _facts_key(con: duckdb.DuckDBPyConnection, as_of: Any) -> tuple | None:
+    (path, readonly), = con.execute("SELECT path, readonly FROM duckdb_databases() WHERE database_name = "
+                                    "current_database()").fetchall()  # all: no result left unfinished
+    if not path or not readonly:
+        return None
+    store_id, version = store_identity(con)
+    if store_id is None:  # a snapshot from before migration 017: nothing tells it from another store
+        return None
+    filters = Filters.applied(con)
+    con.complete()  # leave the connection as a query would: no result half read
+    return (path, store_id, version, filters, None if as_of is None else _utc(as_of))
+
+
+def facts(con: duckdb.DuckDBPyConnection, as_of: Any = None) -> Facts | None:
+    """The policy-independent part of evaluate as of `as_of` (default: the newest event), None without
+    events; kept for the last FACTS_KEPT read-only stores (_FACTS). Callers must not change it."""
+    key = _facts_key(con, as_of)
+    with _FACTS_LOCK:
+        if key is not None and key in _FACTS:
+            _FACTS.move_to_end(key)
+            return _FACTS[key]
     hist = run(con, "cleanup_history").iloc[0]
     if pd.isna(hist["latest_event_at"]) and as_of is None:
-        return pd.DataFrame(columns=[*KEY, "candidate", "reason", "kept_because"])
+        return None
     now = _utc(as_of if as_of is not None else hist["latest_event_at"])
     first_event = None if pd.isna(hist["first_event_at"]) else _utc(hist["first_event_at"])
     at = now.to_pydatetime()
@@ -244,6 +284,31 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any =
     idle_since = idle_since.fillna(floor)
     df["idle_days"] = _days(now - idle_since)
     df["age_days"] = _days(now - published)
+    pos = positions(df)
+    out = Facts(df, now, first_event, pos, dependency_edges(con, df, pos), _assets(con, pos))
+    if key is not None:
+        with _FACTS_LOCK:
+            _FACTS[key] = out
+            while len(_FACTS) > FACTS_KEPT:
+                _FACTS.popitem(last=False)
+    return out
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any = None,
+             **overrides: Any) -> pd.DataFrame:
+    """Every version in the inventory judged by the policy, in report order.
+
+    Columns: the version key (KEY), status, origin_type, origin_upstream, published_at, first_seen_at,
+    last_downloaded_at, downloads_30d/90d/365d/total, size_bytes, asset_count, rank, major,
+    rank_in_major, idle_days, age_days, candidate, refetchable, reclaimable_bytes, monthly_savings_usd,
+    reason (why a candidate was selected), kept_because (why any other version was not).
+    attrs (JSON-safe): as_of and first_event_at as ISO strings, policy.
+    """
+    pol = policy(settings, **overrides)
+    got = facts(con, as_of)
+    if got is None:
+        return pd.DataFrame(columns=[*KEY, "candidate", "reason", "kept_because"])
+    df, now, first_event, pos = got.df.copy(), got.now, got.first_event, got.pos
 
     eligible = df["status"].isin(pol.statuses)
     unused = df["idle_days"] > pol.unused_days
@@ -255,13 +320,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: Any =
     selected = (eligible & unused & ~latest & ~latest_major & ~young).to_numpy(copy=True)
     selected &= np.array([g is None and p is None for g, p in zip(globbed, pinned, strict=True)], dtype=bool)
     kept = ~selected
-    pos = positions(df)
-    needed_by = protect_dependencies(df, kept, dependency_edges(con, df, pos))
+    needed_by = protect_dependencies(df, kept, got.edges)
     candidate = ~kept
 
     refetchable = ((df["origin_type"] != "INTERNAL") & (df["origin_upstream"] != "BLOCK")).to_numpy()
     df["candidate"], df["refetchable"] = candidate, refetchable
-    df["reclaimable_bytes"] = reclaim(con, df, candidate, refetchable, pos)
+    df["reclaimable_bytes"] = reclaim(con, df, candidate, refetchable, pos, assets=got.assets)
     price = {r: settings.prices.for_region(r)[0] for r in df["region"].unique()}
     df["monthly_savings_usd"] = df["reclaimable_bytes"] / GIB * df["region"].map(price).astype(float)
 

@@ -99,6 +99,13 @@ def store_version(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT value FROM store_meta WHERE key = 'store_version'").fetchone()[0]
 
 
+def store_identity(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int]:
+    """(store_id, store_version): which store, and which state of it, a connection reads (store_id: migration
+    017's random number, None in a store older than it)."""
+    got = dict(con.execute("SELECT key, value FROM store_meta WHERE key IN ('store_id', 'store_version')").fetchall())
+    return got.get("store_id"), got["store_version"]
+
+
 def bump_version(con: duckdb.DuckDBPyConnection) -> None:
     """Mark that committed data changed; call inside the load transaction."""
     con.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'store_version'")

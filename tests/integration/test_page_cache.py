@@ -6,6 +6,7 @@ shows; a filter or another cleanup policy is computed live; a new collection is 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -259,3 +260,51 @@ def test_precompute_judges_the_versions_once_for_the_cleanup_page_and_the_foreca
         again = views.report(con, settings, policy)
     assert len(judged) == 2 and len(first) > 0
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_another_policy_judges_the_same_snapshot_without_reading_it_again_and_never_a_stale_one(copy, tmp_path,
+                                                                                                 monkeypatch):
+    """The Cleanup page's controls: a new policy over the snapshot the page already judged reuses what no
+    policy changes (cleanup.facts: the versions' downloads, ranks, dependencies, assets), and judges exactly
+    as a fresh process would; the next collection's snapshot is read again."""
+    settings = load_settings(db=copy)
+    queried = []
+    real = cleanup.run_objects
+    monkeypatch.setattr(cleanup, "run_objects", lambda con, name, **p: queried.append(name) or real(con, name, **p))
+    cleanup._FACTS.clear()
+    with store.open_reader(copy) as con:
+        cleanup.evaluate(con, settings, unused_days=60)
+    with store.open_reader(copy) as con:  # another session of the dashboard, another policy
+        again = cleanup.evaluate(con, settings, unused_days=30, keep_latest=1)
+    assert queried.count("cleanup_versions") == 1
+    cleanup._FACTS.clear()
+    with store.open_reader(copy) as con:
+        fresh = cleanup.evaluate(con, settings, unused_days=30, keep_latest=1)
+    pd.testing.assert_frame_equal(again, fresh)
+    assert again["candidate"].any()
+    caa("collect", "cloudtrail", "--source", str(new_day_of_downloads(copy, tmp_path / "trails")), "--db", str(copy),
+        "--no-refresh")
+    with store.open_reader(copy) as con:
+        after = cleanup.evaluate(con, settings, unused_days=30, keep_latest=1)
+    assert queried.count("cleanup_versions") == 3
+    assert after.attrs["as_of"] > fresh.attrs["as_of"]  # the new day's downloads were judged
+
+
+def test_two_stores_at_one_path_and_version_are_never_taken_for_each_other(tmp_path):
+    """A store deleted and collected again while the dashboard runs can reach the version the old one had:
+    its random store_id (migration 017) keeps the dashboard from judging it by the old store's facts. A
+    writer's store changes under it, so it is never kept."""
+    from tests.fixtures.small_store import build_small_store
+
+    db = tmp_path / "caa.duckdb"
+    keys = []
+    for _ in range(2):
+        build_small_store(db)
+        with store.open_reader(db) as con:
+            keys.append(cleanup._facts_key(con, None))
+        for p in tmp_path.glob("caa.*"):  # the store, its snapshot and its lake: gone
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    assert keys[0][0] == keys[1][0] and keys[0][2] == keys[1][2]  # the same path, the same version
+    assert keys[0] != keys[1]
+    with writer(tmp_path / "w.duckdb") as con:
+        assert cleanup._facts_key(con, None) is None

@@ -12,7 +12,7 @@ PORT   ?= 8501
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml collectors/_ctjson.c # the install compiles the trail decoder (gcc, Python headers)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -49,6 +49,6 @@ dashboard: $(STAMP) ## serve the dashboard over the store (127.0.0.1)
 	$(BIN)/caa dashboard --db $(DB) --port $(PORT)
 
 clean: ## remove the venv, caches and everything under data/
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build collectors/_ctjson*.so
 	find data -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

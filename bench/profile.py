@@ -2,7 +2,7 @@
 
 Runs `caa collect cloudtrail` in this process on a fresh store under data/bench/work/profile/ and prints,
 for each phase, the CPU seconds of this process (all of DuckDB's threads) and the wall seconds. The
-collector inflates the next batch while DuckDB loads this one; here each batch is inflated inside its
+collector decodes the next batch while DuckDB loads this one; here each batch is decoded inside its
 load, so each phase's CPU is its own. The parse floor (isal + msgspec on both cores, bench/floors.py) is
 measured on the same files just before, for scale.
 
@@ -23,8 +23,8 @@ from bench import datasets, floors
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = [  # (module, function, label): nested phases are also counted in their parent
-    ("collectors.cloudtrail_load", "inflate", "inflate (isal, both cores) to scratch"),
-    ("collectors.cloudtrail_load", "_stage_checked", "parse + normalize (DuckDB's JSON reader)"),
+    ("collectors.cloudtrail_load", "decode", "inflate (isal) + decode (native), both cores"),
+    ("collectors.cloudtrail_load", "stage_records", "normalize (DuckDB, from Arrow)"),
     ("collectors.cloudtrail_load", "commit_stage", "dedupe + lake write + ledger + commit"),
     ("core.lake", "append_events", "  of which: lake write (sort, Parquet per day, catalog)"),
     ("analytics.rollups", "refresh", "rollups of the loaded days (before each publish)"),

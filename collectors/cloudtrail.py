@@ -7,8 +7,8 @@ by date folder, an S3 region prefix is listed once, flat, from that day (S3 retu
 Digest and Insight files live under other folders and are never listed. Files already in the
 `cloudtrail_files` ledger with the same ETag are not fetched again, so a file delivered late is still
 picked up. The fetch, read-ahead, dedupe, commit and watermark are the trail-file driver's
-(collectors/trailfiles.py); this module lists trail files and gives the driver its JSON format (inflate
-and stage, collectors/cloudtrail_load.py). A source holding `day=YYYY-MM-DD/*.parquet` rather than
+(collectors/trailfiles.py); this module lists trail files and gives the driver its JSON format
+(inflate and decode, collectors/cloudtrail_load.py). A source holding `day=YYYY-MM-DD/*.parquet` rather than
 `AWSLogs/` is a Spark extract (spark/extract.py), the driver's other format (collectors/cloudtrail_parquet.py).
 Without any source, LookupEvents (2 calls/s per account and region) is the fallback.
 
@@ -27,7 +27,7 @@ from typing import Any
 
 from collectors import cloudtrail_parquet
 from collectors.base import CollectorSpec, RunContext, ScopeResult, account_region_scopes, echo
-from collectors.cloudtrail_load import Inflated, inflate, load_files, normalize_records, scratch_folder
+from collectors.cloudtrail_load import Decoded, decode, load_files, normalize_records, scratch_folder
 from collectors.trailfiles import (
     FileFormat,
     TrailObject,
@@ -163,7 +163,7 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
     return result
 
 
-JSON_FILES = FileFormat(read_ahead=inflate, load=load_files, close=Inflated.close,
+JSON_FILES = FileFormat(read_ahead=decode, load=load_files, close=Decoded.close,
                         rejected_why="no eventID or unreadable eventTime (rejected)")
 
 

@@ -1,19 +1,23 @@
-"""CloudTrail normalize and load: trail files (gzip JSON `{"Records": [...]}`) -> the `events` table.
+"""CloudTrail decode, normalize and load: trail files (gzip JSON `{"Records": [...]}`) -> the `events` table.
 
-normalize is one SQL projection (NORMALIZE_SQL) over a record STRUCT, used by every path: local and
-S3 trail files, LookupEvents results and the golden tests. It keeps only codeartifact.amazonaws.com
-records, reads both key spellings (package-manager `domainName/repositoryName/packageName/...` and
-API `domain/repository/package/...`), strips '@' from npm scopes and takes the asset name from the
-end of `additionalEventData.requestUri`.
+The rules of normalize are written once as SQL, NORMALIZE_SQL over a record STRUCT: keep only
+codeartifact.amazonaws.com records, read both key spellings (package-manager
+`domainName/repositoryName/packageName/...` and API `domain/repository/package/...`), strip '@' from npm
+scopes and take the asset name from the end of `additionalEventData.requestUri`. The native decoder
+(collectors/_ctjson.c, events mode) applies the same rules while it parses, and tests/unit/test_ctjson.py
+holds its rows to NORMALIZE_SQL's over the same records; the Spark extract (spark/extract.py) applies
+them in Spark SQL, and tests/integration/test_spark_extract.py holds the two paths to the same `events`.
 
-load first inflates the batch's files with isal on every core into a scratch folder (/dev/shm when it
-has room), where DuckDB reads them as plain JSON, a third less CPU than its own gzip reader. A file whose
-text never mentions `codeartifact.amazonaws.com` is not written or parsed, yet is recorded in the ledger;
-one that cannot be inflated is handed to DuckDB as it is, which reports it. It then stages the batch, drops
-duplicate eventIDs inside the batch and against `events` (an anti-join restricted to the batch's time
-range: the same event always carries the same eventTime), and commits the new events, the days they fall
-on (for the rollups, recomputed before the next publish), the file ledger rows and the store version in
-one transaction.
+load decodes the batch's files on every core: each is inflated with isal and, when its text mentions
+`codeartifact.amazonaws.com`, decoded: the whole text is validated and the events columns of its CodeArtifact
+records come out as Arrow columns. Both steps release the GIL, so threads use every core, and nothing is
+written to scratch. A file whose text never mentions CodeArtifact is not parsed, yet is recorded in the
+ledger; a file that cannot be inflated or decoded is skipped with why. The batch's Arrow table is then read
+in place: duplicate eventIDs are dropped inside the batch and against `events` (stored ids in the batch's
+time range only: the same event always carries the same eventTime), and the new events (written to the lake
+as they came when nothing is dropped), the days they fall on (for the rollups, recomputed before the next
+publish), the file ledger rows and the store version are committed in one transaction. LookupEvents results
+go through the same decoder.
 
 Reads: trail files. Writes: events (marking their days for the rollups, analytics/rollups.py), cloudtrail_files,
 store_meta.
@@ -33,10 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from collectors import _ctjson
 from core import lake, store
 from core.clock import utc_now
-from core.errors import first_line
 
 try:  # isal inflates about three times as fast as zlib (or DuckDB's own gzip reader)
     from isal.igzip import decompress as _gunzip
@@ -66,22 +73,12 @@ RECORD_FIELDS: dict = {
 }
 
 
-def _duck_type(spec: dict | str) -> str:
-    if isinstance(spec, str):
-        return spec
-    return "STRUCT(" + ", ".join(f'"{k}" {_duck_type(v)}' for k, v in spec.items()) + ")"
-
-
-RECORD_TYPE = _duck_type(RECORD_FIELDS)
-RECORDS_COLUMNS = {"Records": RECORD_TYPE + "[]"}
-RECORDS_JSON_STRUCTURE = json.dumps([RECORD_FIELDS])
-
 EVENT_COLUMNS = ("event_id, event_at, event_name, account_id, region, domain, domain_owner, repository, "
                  "format, namespace, package, version, asset, principal_arn, principal_type, source_ip, "
                  "user_agent, error_code, request_uri")
 
-# Projection from `r` (a RECORD_TYPE struct) to the events columns. Rows with no eventID or an
-# unparseable eventTime are rejected (counted) by the caller.
+# Projection from `r` (a RECORD_FIELDS struct, decode_records) to the events columns: the specification the
+# decoder's events mode is held to. Rows with no eventID or an unparseable eventTime are rejected (counted).
 NORMALIZE_SQL = r"""
 SELECT
     r.eventID AS event_id,
@@ -119,24 +116,46 @@ FROM (
 
 
 CA_BYTES = b"codeartifact.amazonaws.com"
-SCRATCH_MIN_FREE = 4 << 30  # inflated batches go to /dev/shm only with this much room left there
 SCRATCH_PREFIX = "caa-"  # caa-<kind>-<pid>-<random>: sweep_scratch removes the folders of dead processes
-MIN_OBJECT_BYTES = 64 << 20  # DuckDB's JSON read buffer: 512 MiB on every batch cost ~35% more CPU
-MAX_OBJECT_BYTES = 512 << 20
 _RECORDS_HEAD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[')
 _RECORDS_TAIL = re.compile(rb'\]\s*\}\s*$')
+
+
+def _flat(spec: dict, prefix: str = "") -> list[str]:
+    return [n for k, v in spec.items() for n in ([prefix + k] if isinstance(v, str) else _flat(v, f"{prefix}{k}."))]
+
+
+if tuple(_flat(RECORD_FIELDS)) != _ctjson.FIELDS:  # pragma: no cover - a rebuild of the decoder is missing
+    raise ImportError("collectors/_ctjson.c reads other fields than RECORD_FIELDS: reinstall caa (make clean test)")
+
+
+def _arrow_type(spec: dict | str) -> pa.DataType:
+    if isinstance(spec, str):
+        return pa.string()
+    return pa.struct([(k, _arrow_type(v)) for k, v in spec.items()])
+
+
+RECORD_ARROW = _arrow_type(RECORD_FIELDS)
+
+
+class BadTrailFile(Exception):
+    """A trail file that cannot be read as CloudTrail: str(e) says why, for the skipped list."""
 
 
 def inflate_file(path: str) -> bytes | None:
     """The decompressed text of trail file `path` (every gzip member, with isal), b"" when it is a complete
     `{"Records": [...]}` that never mentions codeartifact.amazonaws.com (nothing for caa: never parsed, yet
-    recorded in the ledger), or None when it cannot be inflated (truncated, not gzip, unreadable): DuckDB
-    then reads the original and reports it exactly as before. Any doubt about a file goes to the parser."""
+    recorded in the ledger), or None when it cannot be inflated (truncated, not gzip). Any doubt about a file
+    goes to the parser."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
         text = _gunzip(raw) if raw else None  # an empty file is not gzip (isal would answer b"")
-    except Exception:  # noqa: BLE001 - OSError, EOFError, zlib.error or isal's error: the parser reports it
+    except OSError as e:
+        if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
+            raise BadTrailFile(f"cannot be read ({e.strerror})") from None
+        return None
+    except Exception:  # noqa: BLE001 - EOFError, zlib.error or isal's error: not gzip
         return None
     if text is None:
         return None
@@ -145,52 +164,115 @@ def inflate_file(path: str) -> bytes | None:
     return b""
 
 
-def inflate_batch(files: list[str], folder: Path) -> tuple[dict[str, str], list[str]]:
-    """Decompress `files` (on all cores) into `folder`, where DuckDB reads them as plain JSON: about a third
-    less CPU than its own gzip reader. Returns ({path to read: original file}, [files without CodeArtifact]).
-    A file that cannot be inflated is read as itself. The names keep the files' order (and so which copy of
-    a duplicate event is kept) and say which file they came from."""
-    read: dict[str, str] = {}
-    quiet: list[str] = []
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # isal releases the GIL
-        for i, (f, text) in enumerate(zip(files, pool.map(inflate_file, files), strict=True)):
-            if text is None:
-                read[f] = f
-            elif not text:
-                quiet.append(f)
-            else:
-                plain = folder / f"{i:06d}-{Path(f).name.removesuffix('.gz')}"
-                plain.write_bytes(text)
-                read[str(plain)] = f
-    return read, quiet
+def _buffers(columns: tuple, rows: int) -> list[pa.Array]:
+    return [pa.Array.from_buffers(pa.string(), rows, [pa.py_buffer(v) if v is not None else None, pa.py_buffer(o),
+                                                      pa.py_buffer(d)], null_count=nulls)
+            for v, o, d, nulls in columns]
+
+
+def _decoded(call, text: bytes):
+    try:
+        return call(text)
+    except ValueError as e:
+        what, at, kind = e.args
+        if kind == "not_list":
+            raise BadTrailFile("its Records is not a list of events") from None
+        raise BadTrailFile(f"not valid CloudTrail JSON at byte {at:,} of the uncompressed file: {what}") from None
+
+
+def decode_records(text: bytes) -> pa.StructArray:
+    """The CodeArtifact records of a trail file's JSON text, as RECORD_ARROW structs (the fields of
+    RECORD_FIELDS, not yet normalized): what NORMALIZE_SQL reads. Raises BadTrailFile."""
+    rows, _, columns = _decoded(_ctjson.parse, text)
+    arrays = iter(_buffers(columns, rows))
+
+    def group(spec: dict) -> pa.StructArray:
+        children = [next(arrays) if isinstance(v, str) else group(v) for v in spec.values()]
+        return pa.StructArray.from_arrays(children, names=list(spec))
+
+    return group(RECORD_FIELDS)
+
+
+EVENT_NAMES = [c.strip() for c in EVENT_COLUMNS.split(",")]
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+
+def parse_text(text: bytes) -> pa.Table:
+    """The CodeArtifact events of a trail file's JSON text, normalized (the EVENT_COLUMNS), by the native
+    decoder (collectors/_ctjson.c): it validates the whole text, needs no GIL, and normalizes as NORMALIZE_SQL
+    does. An eventTime not spelled as CloudTrail spells it (YYYY-MM-DDTHH:MM:SSZ) is read by DuckDB's
+    TRY_CAST, as NORMALIZE_SQL reads every one. Raises BadTrailFile."""
+    rows, _, columns, (at_valid, at_values, at_nulls), odd = _decoded(_ctjson.events, text)
+    at = pa.Array.from_buffers(UTC_MICROS, rows, [pa.py_buffer(at_valid) if at_valid is not None else None,
+                                                  pa.py_buffer(at_values)], null_count=at_nulls)
+    if odd is not None:
+        at = _odd_times(at, odd)
+    arrays = dict(zip(_ctjson.EVENTS, _buffers(columns, rows), strict=True))
+    arrays["event_at"] = at
+    return pa.table({c: arrays[c] for c in EVENT_NAMES})
+
+
+def _odd_times(at: pa.Array, odd: tuple) -> pa.Array:
+    """`at` with the rows whose eventTime the decoder left to DuckDB: TRY_CAST(text AS TIMESTAMPTZ), in UTC."""
+    where, offsets, data, n = odd
+    texts = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("odd_times", pa.table({"t": texts}))
+        got = con.sql("SELECT TRY_CAST(t AS TIMESTAMPTZ) AS at FROM odd_times").to_arrow_table()
+    cast = got.column("at").combine_chunks().cast(UTC_MICROS)
+    values = at.cast(pa.int64()).fill_null(0).to_numpy().copy()
+    valid = at.is_valid().to_numpy(zero_copy_only=False).copy()
+    rows = np.frombuffer(where, np.int32)
+    values[rows] = cast.cast(pa.int64()).fill_null(0).to_numpy()
+    valid[rows] = cast.is_valid().to_numpy(zero_copy_only=False)
+    return pa.array(values, pa.int64(), mask=~valid).cast(UTC_MICROS)
 
 
 @dataclass
-class Inflated:
-    """A batch inflated by `inflate`: {path to read: original file}, the files without CodeArtifact, and
-    the scratch folder holding the inflated copies (removed by close())."""
-    read: dict[str, str]
+class Decoded:
+    """A batch of trail files decoded by `decode`, in the batch's order: the events of each file read,
+    the files without CodeArtifact (never parsed) and the files that could not be read, with why."""
+    records: list[tuple[str, pa.Table]]
     quiet: list[str]
-    folder: tempfile.TemporaryDirectory
+    bad: dict[str, str]
 
     def close(self) -> None:
-        self.folder.cleanup()
+        self.records = []
 
 
-def inflate(files: list[str]) -> Inflated:
-    """inflate_batch into a new scratch folder (in memory when there is room, see scratch_dir)."""
-    folder = scratch_folder("json", scratch_dir())
-    try:
-        return Inflated(*inflate_batch(files, Path(folder.name)), folder)
-    except BaseException:
-        folder.cleanup()
-        raise
+def decode_file(path: str) -> pa.Table | None:
+    """One trail file's CodeArtifact events, or None when it holds none (never parsed). Raises BadTrailFile."""
+    text = inflate_file(path)
+    if text is None:
+        raise BadTrailFile("not a complete gzip file (truncated or corrupt)")
+    return parse_text(text) if text else None
+
+
+def decode(files: list[str]) -> Decoded:
+    """Inflate (isal) and decode (the native decoder) `files` on every core: both release the GIL."""
+    def one(path: str) -> pa.Table | None | BadTrailFile:
+        try:
+            return decode_file(path)
+        except BadTrailFile as e:
+            return e
+
+    out = Decoded([], [], {})
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for f, got in zip(files, pool.map(one, files), strict=True):
+            if isinstance(got, BadTrailFile):
+                out.bad[f] = str(got)
+            elif got is None:
+                out.quiet.append(f)
+            else:
+                out.records.append((f, got))
+    return out
 
 
 def scratch_folder(kind: str, where: str | None = None) -> tempfile.TemporaryDirectory:
     """A temporary folder in `where` (default the system temp dir) named after this process,
     caa-<kind>-<pid>-<random>: a SIGKILL skips every cleanup, so a later collector's sweep_scratch removes
-    it (S3 objects fetched, inflated JSON)."""
+    it (S3 objects fetched)."""
     sweep_scratch(where or tempfile.gettempdir())
     return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{kind}-{os.getpid()}-", dir=where)
 
@@ -205,57 +287,26 @@ def sweep_scratch(where: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def scratch_dir() -> str | None:
-    """Where inflated batches go: /dev/shm (memory) when it has room, else the system temp dir."""
-    if os.path.isdir("/dev/shm"):
-        sweep_scratch("/dev/shm")
+def batch_table(records: list[tuple[str, pa.Table]]) -> pa.Table:
+    """The events of a batch's files in one table, with each row's file (a one-word dictionary per file) and
+    its place in the batch (row_no)."""
+    tables = [t.append_column("filename", pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(t.num_rows, np.int32)), pa.array([name]))) for name, t in records if t.num_rows]
+    if not tables:
+        names = EVENT_NAMES + ["filename"]
+        tables = [pa.table({c: pa.array([], UTC_MICROS if c == "event_at" else pa.string()) for c in names})]
+    rows = pa.concat_tables(tables, promote_options="permissive")
+    return rows.append_column("row_no", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+
+
+def stage_records(con: duckdb.DuckDBPyConnection, records: list[tuple[str, pa.Table]], table: str) -> None:
+    """The temp table `table` (EVENT_COLUMNS + filename): each file's decoded events and its name."""
+    con.register("ct_records", batch_table(records))
     try:
-        st = os.statvfs("/dev/shm")
-        if st.f_bavail * st.f_frsize >= SCRATCH_MIN_FREE:
-            return "/dev/shm"
-    except OSError:
-        pass
-    return None
-
-
-def object_bytes(files: list[str]) -> int:
-    """maximum_object_size for a batch: the largest file's uncompressed size, rounded up to a power of two,
-    at least MIN_OBJECT_BYTES and at most MAX_OBJECT_BYTES. The size is the gzip trailer's (exact for a
-    single member below 4 GiB), or 20x the compressed size when that is larger (several members)."""
-    biggest = 0
-    for f in files:
-        if not f.endswith(".gz"):  # inflated already
-            try:
-                biggest = max(biggest, os.path.getsize(f))
-            except OSError:
-                pass
-            continue
-        try:
-            with open(f, "rb") as fh:
-                fh.seek(-4, os.SEEK_END)
-                biggest = max(biggest, int.from_bytes(fh.read(4), "little"), os.fstat(fh.fileno()).st_size * 20)
-        except OSError:
-            continue
-    size = MIN_OBJECT_BYTES
-    while size < biggest + (1 << 20) and size < MAX_OBJECT_BYTES:
-        size *= 2
-    return size
-
-
-def _files_source(strict: bool) -> str:
-    if strict:
-        return ("SELECT filename, unnest(Records) AS r FROM read_json($files, columns = $columns, "
-                "records = 'true', format = 'newline_delimited', filename = true, "
-                "maximum_object_size = $object_bytes)")
-    # Tolerant: Records read as raw JSON, each record converted field by field (a wrongly typed
-    # field becomes NULL instead of failing the whole file).
-    return ("SELECT filename, unnest(from_json(Records, $structure)) AS r FROM read_json($files, "
-            "columns = {'Records': 'JSON'}, records = 'true', format = 'auto', filename = true, "
-            "maximum_object_size = 536870912)")
-
-
-def normalize_sql(strict: bool) -> str:
-    return NORMALIZE_SQL.format(source=_files_source(strict), extra=", filename", extra_in=", filename")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {EVENT_COLUMNS}, filename::VARCHAR AS filename "
+                    "FROM ct_records")
+    finally:
+        con.unregister("ct_records")
 
 
 @dataclass
@@ -268,62 +319,6 @@ class BatchResult:
     events_per_file: dict[str, int] = field(default_factory=dict)
 
 
-def _stage(con: duckdb.DuckDBPyConnection, files: list[str], strict: bool) -> None:
-    params = {"files": files}
-    if strict:
-        params["columns"] = RECORDS_COLUMNS
-        params["object_bytes"] = object_bytes(files)
-    else:
-        params["structure"] = RECORDS_JSON_STRUCTURE
-    con.execute("CREATE OR REPLACE TEMP TABLE ct_stage AS " + normalize_sql(strict), params)
-
-
-def _why(e: Exception) -> str:
-    text = first_line(e)
-    if "GZIP" in text or "gzip" in text:
-        return "not a complete gzip file (truncated or corrupt)"
-    if "Expected ARRAY" in text or "Records" in text:
-        return "its Records is not a list of events"
-    m = re.search(r"at byte (\d+) in record/value \d+: (.+?)\.?\s*$", text)
-    if m:  # DuckDB names its own scratch copy of the file: say where in the trail file instead
-        return f"not valid CloudTrail JSON at byte {int(m.group(1)):,} of the uncompressed file: {m.group(2)}"
-    text = re.sub(r'\s*(in|from) file "[^"]*",?', "", text).strip()  # never a scratch path
-    return "not valid CloudTrail JSON: " + (text if len(text) <= 200 else text[:200].rsplit(" ", 1)[0] + " ...")
-
-
-# DuckDB raises UnicodeDecodeError (not duckdb.Error) when its parse-error excerpt cuts a multi-byte
-# character: that is a bad file too, not a crash of the run.
-PARSE_ERRORS = (duckdb.Error, UnicodeDecodeError)
-
-
-def _stage_checked(con: duckdb.DuckDBPyConnection, files: list[str], result: BatchResult) -> list[str]:
-    """Stage the batch; on failure fall back file by file (strict, then tolerant). Returns staged files."""
-    try:
-        _stage(con, files, strict=True)
-        return files
-    except PARSE_ERRORS:
-        pass
-    _create_empty(con, "ct_good")
-    good: list[str] = []
-    for f in files:
-        try:
-            try:
-                _stage(con, [f], strict=True)
-            except PARSE_ERRORS:
-                if not _records_is_list(con, f):
-                    result.bad[f] = "its Records is not a list of events"
-                    continue
-                _stage(con, [f], strict=False)
-        except PARSE_ERRORS as e:
-            result.bad[f] = _why(e)
-            continue
-        con.execute("INSERT INTO ct_good SELECT * FROM ct_stage")
-        good.append(f)
-    con.execute("CREATE OR REPLACE TEMP TABLE ct_stage AS SELECT * FROM ct_good")
-    con.execute("DROP TABLE ct_good")
-    return good
-
-
 _STAGE_TYPES = [(c.strip(), "TIMESTAMPTZ" if c.strip() == "event_at" else "VARCHAR")
                 for c in EVENT_COLUMNS.split(",")] + [("filename", "VARCHAR")]
 
@@ -333,95 +328,135 @@ def _create_empty(con: duckdb.DuckDBPyConnection, table: str) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({cols})")
 
 
-def _records_is_list(con: duckdb.DuckDBPyConnection, f: str) -> bool:
-    kind = con.execute("SELECT json_type(Records) FROM read_json($f, columns = {'Records': 'JSON'}, "
-                       "records = 'true', format = 'auto', maximum_object_size = 536870912)",
-                       {"f": [f]}).fetchone()
-    return kind is not None and kind[0] == "ARRAY"
-
-
 VALID_ROW = "event_id IS NOT NULL AND event_at IS NOT NULL AND event_name IS NOT NULL"  # else rejected
 
 
+# DuckDB raises UnicodeDecodeError (not duckdb.Error) when a parse-error excerpt cuts a multi-byte character:
+# that is a bad file too, not a crash of the run (the Spark extract's Parquet files, cloudtrail_parquet).
+PARSE_ERRORS = (duckdb.Error, UnicodeDecodeError)
+
+
 def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[str, tuple[str, str, str | None, int]],
-               inflated: Inflated | None = None) -> BatchResult:
+               decoded: Decoded | None = None) -> BatchResult:
     """Stage, dedupe and commit one batch of local trail files.
 
     `ledger` maps each local file to (source, key, etag, size_bytes) for the cloudtrail_files rows.
-    `inflated` is `inflate(files)` when the caller prepared it ahead (it is closed here either way).
+    `decoded` is `decode(files)` when the caller prepared it ahead.
     """
     ordered = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     # Less memory and CPU. Rows then land in any order within a batch; batches go oldest day first, and
     # DuckDB prunes by row group (~120k rows), so the time ranges still prune as well as with a sort.
     con.execute("SET preserve_insertion_order = false")
     try:
-        return _load_files(con, files, ledger, inflated or inflate(files))
+        return _load_files(con, ledger, decoded or decode(files))
     finally:
         con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
 
 
-def _load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[str, tuple[str, str, str | None, int]],
-                inflated: Inflated) -> BatchResult:
-    result = BatchResult()
-    read, result.no_codeartifact = inflated.read, inflated.quiet
-    try:
-        staged = _stage_checked(con, list(read), result) if read else []
-        if not read:
-            _create_empty(con, "ct_stage")
-    finally:
-        inflated.close()
-    # ct_stage names the inflated copies; the ledger rows and the caller name the original files.
-    by_read = {**{f: ledger[o] for f, o in read.items() if o in ledger}, **ledger}
-    commit_stage(con, staged + result.no_codeartifact, by_read, result)
-    result.bad = {read[f]: why for f, why in result.bad.items()}
-    result.events_per_file = {read.get(f, f): n for f, n in result.events_per_file.items()}
-    result.files_ok = [read[f] for f in staged] + result.no_codeartifact
+def _load_files(con: duckdb.DuckDBPyConnection, ledger: dict[str, tuple[str, str, str | None, int]],
+                decoded: Decoded) -> BatchResult:
+    result = BatchResult(bad=dict(decoded.bad), no_codeartifact=decoded.quiet)
+    # Each file's rows are named <its place in the batch>:<file>, so that an event delivered twice in the
+    # batch keeps its first file's copy (commit_stage orders copies by filename).
+    tags = {f"{i:06d}:{f}": f for i, (f, _) in enumerate(decoded.records)}
+    rows = batch_table([(t, events) for t, (_, events) in zip(tags, decoded.records, strict=True)])
+    result.events_per_file = {t: events.num_rows for t, (_, events) in zip(tags, decoded.records, strict=True)}
+    decoded.close()
+    by_tag = {**{t: ledger[f] for t, f in tags.items() if f in ledger}, **ledger}
+    commit_stage(con, list(tags) + result.no_codeartifact, by_tag, result, rows)
+    del rows
+    pa.default_memory_pool().release_unused()  # the batch's columns, back to the system (RSS, for the rollups)
+    result.events_per_file = {tags.get(f, f): n for f, n in result.events_per_file.items()}
+    result.files_ok = list(tags.values()) + result.no_codeartifact
     return result
 
 
 def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
-                 ledger: dict[str, tuple[str, str, str | None, int]], result: BatchResult) -> BatchResult:
-    """Dedupe the rows of the temp table ct_stage (EVENT_COLUMNS + filename) and commit them, with the ledger
-    rows of the `staged` files and the store version, in one transaction; drops ct_stage. Trail files and
-    Spark extracts (cloudtrail_parquet) both end here."""
-    result.rejected, lo, hi, repeats = con.execute(
-        f"SELECT count(*) FILTER (WHERE NOT ({VALID_ROW})), min(event_at) FILTER (WHERE event_id IS NOT NULL), "
-        f"max(event_at) FILTER (WHERE event_id IS NOT NULL), count(*) FILTER (WHERE {VALID_ROW}) - "
-        f"count(DISTINCT event_id) FILTER (WHERE {VALID_ROW}) FROM ct_stage").fetchone()
-    result.events_per_file = dict(con.execute(
-        "SELECT filename, count(*) FROM ct_stage GROUP BY filename").fetchall())
+                 ledger: dict[str, tuple[str, str, str | None, int]], result: BatchResult,
+                 rows: pa.Table | None = None) -> BatchResult:
+    """Dedupe a staged batch and commit it, with the ledger rows of the `staged` files and the store version,
+    in one transaction. The batch is the temp table ct_stage (EVENT_COLUMNS + filename; a Spark extract's,
+    dropped here) or `rows` (trail files: their decoded events in Arrow, with filename and row_no, read in
+    place as ct_stage and written to the lake as they are unless some rows must go)."""
+    if rows is not None:
+        con.register("ct_stage", rows)
+    try:
+        return _commit(con, staged, ledger, result, rows)
+    finally:
+        if rows is not None:
+            con.unregister("ct_stage")
+        else:
+            con.execute("DROP TABLE IF EXISTS ct_stage")
+
+
+def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str, tuple[str, str, str | None, int]],
+            result: BatchResult, rows: pa.Table | None) -> BatchResult:
+    if rows is None:
+        result.rejected, lo, hi, repeats = con.execute(
+            f"SELECT count(*) FILTER (WHERE NOT ({VALID_ROW})), min(event_at) FILTER (WHERE event_id IS NOT NULL), "
+            f"max(event_at) FILTER (WHERE event_id IS NOT NULL), count(*) FILTER (WHERE {VALID_ROW}) - "
+            f"count(DISTINCT event_id) FILTER (WHERE {VALID_ROW}) FROM ct_stage").fetchone()
+        result.events_per_file = dict(con.execute(
+            "SELECT filename, count(*) FROM ct_stage GROUP BY filename").fetchall())
+    else:  # the same figures from the Arrow columns, without a scan of them by DuckDB
+        valid = pc.and_(pc.and_(rows["event_id"].is_valid(), rows["event_at"].is_valid()), rows["event_name"].is_valid())
+        kept = pc.sum(valid).as_py() or 0
+        result.rejected = rows.num_rows - kept
+        span = pc.min_max(rows["event_at"].filter(rows["event_id"].is_valid()))
+        lo, hi = span["min"].as_py(), span["max"].as_py()
+        repeats = kept - pc.count_distinct(rows["event_id"].filter(valid)).as_py()
     # An event delivered twice in the batch keeps its copy from the first file. Only the repeated events go
     # through the window: a batch rarely holds many, and numbering every row cost more than the insert.
-    valid = f"SELECT {EVENT_COLUMNS}, filename FROM ct_stage WHERE {VALID_ROW}"
-    batch = valid if not repeats else f"""
-        WITH repeated AS (SELECT event_id FROM ct_stage WHERE {VALID_ROW} GROUP BY event_id HAVING count(*) > 1)
-        {valid} AND event_id NOT IN (SELECT event_id FROM repeated)
-        UNION ALL
-        SELECT * EXCLUDE (copy_no) FROM (
-            SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY filename) AS copy_no
-            FROM ({valid} AND event_id IN (SELECT event_id FROM repeated))
-        ) WHERE copy_no = 1"""
+    repeated = f"SELECT event_id FROM ct_stage WHERE {VALID_ROW} GROUP BY event_id HAVING count(*) > 1"
     with store.transaction(con):
         if lo is not None:
             con.complete()  # the last execute()'s result must be done before con.sql() runs
-            new = con.sql(f"SELECT {EVENT_COLUMNS} FROM ({batch}) WHERE event_id NOT IN "
-                          f"({lake.ids_between_sql(con, lo, hi)})", params={"lo": lo, "hi": hi}).to_arrow_table()
+            stored = lake.ids_between_sql(con, lo, hi)
+            if rows is not None:  # the batch is written as it came unless some rows must go (usually none)
+                known = con.sql(stored, params={"lo": lo, "hi": hi}).to_arrow_table().column(0)
+                keep = pc.and_(valid, pc.invert(pc.is_in(rows["event_id"], value_set=known.combine_chunks())))
+                if repeats:
+                    later = con.sql(f"""SELECT row_no FROM (
+                        SELECT row_no, row_number() OVER (PARTITION BY event_id ORDER BY filename, row_no) AS copy_no
+                        FROM ct_stage WHERE {VALID_ROW} AND event_id IN ({repeated})) WHERE copy_no > 1""").fetchnumpy()
+                    first = np.ones(rows.num_rows, bool)
+                    first[later["row_no"]] = False
+                    keep = pc.and_(keep, pa.array(first))
+                new = rows.select(EVENT_NAMES)
+                if not pc.all(keep).as_py():
+                    new = new.filter(keep)
+            else:
+                valid_rows = f"SELECT {EVENT_COLUMNS}, filename FROM ct_stage WHERE {VALID_ROW}"
+                batch = valid_rows if not repeats else f"""
+                    {valid_rows} AND event_id NOT IN ({repeated})
+                    UNION ALL
+                    SELECT * EXCLUDE (copy_no) FROM (
+                        SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY filename) AS copy_no
+                        FROM ({valid_rows} AND event_id IN ({repeated}))
+                    ) WHERE copy_no = 1"""
+                new = con.sql(f"SELECT {EVENT_COLUMNS} FROM ({batch}) WHERE event_id NOT IN ({stored})",
+                              params={"lo": lo, "hi": hi}).to_arrow_table()
             result.new_events = lake.append_events(con, new)  # the batch's new events, one file per UTC day
         if result.new_events:
             store.mark_days(con, "ct_stage", VALID_ROW)  # its rollups are recomputed before the next publish
         now = utc_now()
-        rows = [(*ledger[f], result.events_per_file.get(f, 0), now) for f in staged if f in ledger]
-        if rows:  # one statement: executemany costs a round trip per row
-            con.execute("INSERT INTO cloudtrail_files VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows)),
-                        [v for row in rows for v in row])
-        if rows or result.new_events:
+        files = [(*ledger[f], result.events_per_file.get(f, 0), now) for f in staged if f in ledger]
+        if files:  # one statement: executemany costs a round trip per row
+            con.execute("INSERT INTO cloudtrail_files VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(files)),
+                        [v for row in files for v in row])
+        if files or result.new_events:
             store.bump_version(con)
-    con.execute("DROP TABLE IF EXISTS ct_stage")
     return result
 
 
+def normalize_text(con: duckdb.DuckDBPyConnection, text: bytes, table: str) -> None:
+    """The temp table `table` (EVENT_COLUMNS + filename): the CodeArtifact events of a trail file's JSON text,
+    decoded and normalized as the collector does. Raises BadTrailFile."""
+    stage_records(con, [("text", parse_text(text))], table)
+
+
 def normalize_records(records: list[dict], con: duckdb.DuckDBPyConnection | None = None) -> list[dict]:
-    """Normalize in-memory CloudTrail records with the same SQL as trail files (LookupEvents, tests).
+    """Normalize in-memory CloudTrail records with the trail files' decoder and SQL (LookupEvents, tests).
 
     Returns one dict per CodeArtifact record, in input order, with the `events` columns.
     """
@@ -429,12 +464,7 @@ def normalize_records(records: list[dict], con: duckdb.DuckDBPyConnection | None
     con = con or duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
-        with scratch_folder("ct") as tmp:
-            path = Path(tmp) / "records.json.gz"
-            with gzip.open(path, "wt", encoding="utf-8") as fh:
-                json.dump({"Records": records}, fh, default=str)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE ct_norm AS {normalize_sql(strict=False)}",
-                        {"files": [str(path)], "structure": RECORDS_JSON_STRUCTURE})
+        normalize_text(con, json.dumps({"Records": records}, default=str).encode(), "ct_norm")
         cur = con.execute(f"SELECT {EVENT_COLUMNS} FROM ct_norm")
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -1,10 +1,10 @@
-"""The one trail-file driver: list -> fetch -> read (inflate) -> stage -> dedupe -> commit -> watermark.
+"""The one trail-file driver: list -> fetch -> read (decode) -> stage -> dedupe -> commit -> watermark.
 
 CloudTrail's gzip JSON files (collectors/cloudtrail.py) and Spark extracts as Parquet
 (collectors/cloudtrail_parquet.py) are both files under a source, `s3://bucket/prefix` or a local
 directory, each with a day. Each format gives the driver what differs: its listing, how a batch is read
-ahead (JSON inflates it; Parquet needs nothing) and how a batch is staged into `ct_stage`. The rest is
-here, once: the ledger check (a file already in `cloudtrail_files` with the same ETag, or size and mtime
+ahead (JSON inflates and decodes it; Parquet needs nothing) and how a batch is staged into `ct_stage`. The
+rest is here, once: the ledger check (a file already in `cloudtrail_files` with the same ETag, or size and mtime
 for a local file, is not fetched again), oldest-day-first batches, S3 objects fetched concurrently into
 a temporary directory one batch ahead of the load, the dedupe and commit (cloudtrail_load.commit_stage,
 called by each format's stage), publishing during long runs, and the watermark.
@@ -51,7 +51,7 @@ Ledger = dict[str, tuple[str, str, str | None, int]]  # local path -> (source, k
 class FileFormat:
     """What differs between trail formats, for `ingest`."""
 
-    read_ahead: Callable[[list[str]], Any]  # runs on the next batch while this one loads (JSON: inflate)
+    read_ahead: Callable[[list[str]], Any]  # runs on the next batch while this one loads (JSON: decode)
     load: Callable[[duckdb.DuckDBPyConnection, list[str], Ledger, Any], BatchResult]  # stage, dedupe, commit
     close: Callable[[Any], None]  # drops what read_ahead made, when a batch fails before its load
     rejected_why: str  # how rejected records are reported

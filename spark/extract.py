@@ -15,8 +15,8 @@ Writes: `<output>/day=YYYY-MM-DD/part-*.parquet`: exactly the columns of the `ev
 (UTC), the unit --since/--until select: a re-run overwrites only the days it extracts (dynamic partition
 overwrite), so re-running a day after late deliveries replaces that day, and no other day is touched.
 
-The rules are those of cloudtrail_load.NORMALIZE_SQL, the one definition the direct collector uses
-(tests/integration/test_spark_extract.py checks that both paths give identical `events` tables): keep
+The rules are those of cloudtrail_load.NORMALIZE_SQL, the one definition the direct collector's decoder is
+held to (tests/integration/test_spark_extract.py checks that both paths give identical `events` tables): keep
 eventSource = codeartifact.amazonaws.com; read both key spellings (domainName/domain, ...); strip '@'
 from npm scopes and split '@scope/name'; the asset is the last segment of requestUri unless it is empty,
 starts with maven-metadata.xml or equals the version, or the version is NULL (requestParameters.asset

@@ -124,12 +124,14 @@ def test_a_symlink_loop_is_skipped_and_reported_and_every_good_file_lands(tmp_pa
 def test_invalid_utf8_is_skipped_with_where_in_the_trail_file_and_no_scratch_path(tmp_path, capsys):
     files = trail_files(n_files=4, per_file=5)
     bad = sorted(k for k in files if "/CloudTrail/" in k)[1]
-    files[bad] = gzip.compress(gzip.decompress(files[bad]).replace(b'"eventName"', b'"event\xff\xfeName"', 1))
+    text = gzip.decompress(files[bad]).replace(b'"eventName"', b'"event\xff\xfeName"', 1)
+    files[bad] = gzip.compress(text)
     root = write_local(tmp_path / "trail", files)
     assert collect(tmp_path / "caa.duckdb", [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
     line = next(x for x in capsys.readouterr().err.splitlines() if bad in x)
-    assert line.endswith("not valid CloudTrail JSON at byte 178 of the uncompressed file: invalid UTF-8 encoding in "
-                         "string"), line
+    at = text.index(b"\xff")  # the first byte that is not UTF-8
+    assert line.endswith(f"not valid CloudTrail JSON at byte {at:,} of the uncompressed file: "
+                         "invalid UTF-8 in a string"), line
     assert "/dev/shm" not in line and "caa-json-" not in line and "/tmp/" not in line.split(bad)[1]
 
 

@@ -33,16 +33,16 @@ def gz(records: list[dict]) -> bytes:
 
 
 @pytest.fixture
-def staged(monkeypatch) -> list[str]:
-    """Every file the loader handed to the JSON parser."""
-    seen: list[str] = []
-    real = cloudtrail_load._stage
+def staged(monkeypatch) -> list[bytes]:
+    """The text of every file the loader handed to the JSON decoder."""
+    seen: list[bytes] = []
+    real = cloudtrail_load.parse_text
 
-    def spy(con, files, strict):
-        seen.extend(files)
-        return real(con, files, strict)
+    def spy(text):
+        seen.append(bytes(text))
+        return real(text)
 
-    monkeypatch.setattr(cloudtrail_load, "_stage", spy)
+    monkeypatch.setattr(cloudtrail_load, "parse_text", spy)
     return seen
 
 
@@ -52,7 +52,7 @@ def test_a_file_without_codeartifact_is_never_parsed_but_is_in_the_ledger(tmp_pa
     root = write_local(tmp_path / "trail", files)
     db = tmp_path / "caa.duckdb"
     assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
-    assert [f.rsplit("/", 1)[1] for f in staged] == ["000000-a_ca.json"]  # its inflated copy, in batch order
+    assert staged == [gzip.decompress(files[DAY + "a_ca.json.gz"])]
     assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == [record(1, AT)["eventID"],
                                                                             record(2, AT)["eventID"]]
     assert rows(db, "SELECT key, events FROM cloudtrail_files ORDER BY key") == [
@@ -104,7 +104,7 @@ def test_inflate_reads_every_gzip_member_and_finds_codeartifact_anywhere(tmp_pat
     assert cloudtrail_load.inflate_file(str(big)) == text
     truncated = tmp_path / "cut.json.gz"
     truncated.write_bytes(gzip.compress(text)[:1000])
-    assert cloudtrail_load.inflate_file(str(truncated)) is None  # DuckDB reads (and reports) the original
+    assert cloudtrail_load.inflate_file(str(truncated)) is None  # reported: not a complete gzip file
 
 
 def test_time_ordered_batches_still_store_each_event_once(tmp_path):

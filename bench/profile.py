@@ -24,7 +24,6 @@ from bench import datasets, floors
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = [  # (module, function, label): nested phases are also counted in their parent
     ("collectors.cloudtrail_load", "decode", "inflate (isal) + decode (native), both cores"),
-    ("collectors.cloudtrail_load", "stage_records", "normalize (DuckDB, from Arrow)"),
     ("collectors.cloudtrail_load", "commit_stage", "dedupe + lake write + ledger + commit"),
     ("core.lake", "append_events", "  of which: lake write (sort, Parquet per day, catalog)"),
     ("analytics.rollups", "refresh", "rollups of the loaded days (before each publish)"),

@@ -288,15 +288,14 @@ def sweep_scratch(where: str) -> None:
 
 
 def batch_table(records: list[tuple[str, pa.Table]]) -> pa.Table:
-    """The events of a batch's files in one table, with each row's file (a one-word dictionary per file) and
-    its place in the batch (row_no)."""
+    """The events of a batch's files in one table, in the batch's order, with each row's file (a one-word
+    dictionary per file)."""
     tables = [t.append_column("filename", pa.DictionaryArray.from_arrays(
         pa.array(np.zeros(t.num_rows, np.int32)), pa.array([name]))) for name, t in records if t.num_rows]
     if not tables:
         names = EVENT_NAMES + ["filename"]
         tables = [pa.table({c: pa.array([], UTC_MICROS if c == "event_at" else pa.string()) for c in names})]
-    rows = pa.concat_tables(tables, promote_options="permissive")
-    return rows.append_column("row_no", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def stage_records(con: duckdb.DuckDBPyConnection, records: list[tuple[str, pa.Table]], table: str) -> None:
@@ -376,8 +375,8 @@ def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
                  rows: pa.Table | None = None) -> BatchResult:
     """Dedupe a staged batch and commit it, with the ledger rows of the `staged` files and the store version,
     in one transaction. The batch is the temp table ct_stage (EVENT_COLUMNS + filename; a Spark extract's,
-    dropped here) or `rows` (trail files: their decoded events in Arrow, with filename and row_no, read in
-    place as ct_stage and written to the lake as they are unless some rows must go)."""
+    dropped here) or `rows` (trail files: their decoded events in Arrow, with filename, read in place as
+    ct_stage and written to the lake as they are unless some rows must go)."""
     if rows is not None:
         con.register("ct_stage", rows)
     try:
@@ -387,6 +386,17 @@ def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
             con.unregister("ct_stage")
         else:
             con.execute("DROP TABLE IF EXISTS ct_stage")
+
+
+def first_copies(ids: pa.ChunkedArray, valid: pa.ChunkedArray) -> pa.Array:
+    """For each row: valid, and the first valid row with its event_id. Rows are in the batch's order (its
+    files in order, each file's records in order), so the first copy is the first file's."""
+    codes = pc.dictionary_encode(ids.combine_chunks()).indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    at = np.flatnonzero(valid.to_numpy())
+    _, first = np.unique(codes[at], return_index=True)  # the index of each id's first valid row among `at`
+    keep = np.zeros(len(codes), bool)
+    keep[at[first]] = True
+    return pa.array(keep)
 
 
 def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str, tuple[str, str, str | None, int]],
@@ -400,13 +410,12 @@ def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str,
             "SELECT filename, count(*) FROM ct_stage GROUP BY filename").fetchall())
     else:  # the same figures from the Arrow columns, without a scan of them by DuckDB
         valid = pc.and_(pc.and_(rows["event_id"].is_valid(), rows["event_at"].is_valid()), rows["event_name"].is_valid())
-        kept = pc.sum(valid).as_py() or 0
-        result.rejected = rows.num_rows - kept
+        result.rejected = rows.num_rows - (pc.sum(valid).as_py() or 0)
         span = pc.min_max(rows["event_at"].filter(rows["event_id"].is_valid()))
         lo, hi = span["min"].as_py(), span["max"].as_py()
-        repeats = kept - pc.count_distinct(rows["event_id"].filter(valid)).as_py()
-    # An event delivered twice in the batch keeps its copy from the first file. Only the repeated events go
-    # through the window: a batch rarely holds many, and numbering every row cost more than the insert.
+        first = first_copies(rows["event_id"], valid)
+    # An event delivered twice in the batch keeps its copy from the first file (trail files: first_copies).
+    # Only the repeated events go through the window: numbering every row cost more than the insert.
     repeated = f"SELECT event_id FROM ct_stage WHERE {VALID_ROW} GROUP BY event_id HAVING count(*) > 1"
     with store.transaction(con):
         if lo is not None:
@@ -414,14 +423,7 @@ def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str,
             stored = lake.ids_between_sql(con, lo, hi)
             if rows is not None:  # the batch is written as it came unless some rows must go (usually none)
                 known = con.sql(stored, params={"lo": lo, "hi": hi}).to_arrow_table().column(0)
-                keep = pc.and_(valid, pc.invert(pc.is_in(rows["event_id"], value_set=known.combine_chunks())))
-                if repeats:
-                    later = con.sql(f"""SELECT row_no FROM (
-                        SELECT row_no, row_number() OVER (PARTITION BY event_id ORDER BY filename, row_no) AS copy_no
-                        FROM ct_stage WHERE {VALID_ROW} AND event_id IN ({repeated})) WHERE copy_no > 1""").fetchnumpy()
-                    first = np.ones(rows.num_rows, bool)
-                    first[later["row_no"]] = False
-                    keep = pc.and_(keep, pa.array(first))
+                keep = pc.and_(first, pc.invert(pc.is_in(rows["event_id"], value_set=known.combine_chunks())))
                 new = rows.select(EVENT_NAMES)
                 if not pc.all(keep).as_py():
                     new = new.filter(keep)

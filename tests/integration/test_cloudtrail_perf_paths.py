@@ -133,3 +133,27 @@ def test_scratch_folders_of_dead_collectors_are_swept_and_live_ones_kept(tmp_pat
         (d / "000000-x.json").write_bytes(b"{}")
     cloudtrail_load.sweep_scratch(str(tmp_path))
     assert not any(d.exists() for d in dead) and alive.exists() and all(d.exists() for d in others)
+
+
+def test_an_event_delivered_twice_keeps_the_first_files_copy_and_a_bad_copy_never_wins(tmp_path):
+    """The same eventID in three files of one batch (as when an organization trail and an account trail
+    both deliver it), differing in recipientAccountId: the first file's valid copy is stored. A copy with no
+    eventName (rejected, counted) in an earlier file does not count as the first."""
+    at = datetime(2026, 11, 3, 9, tzinfo=UTC)
+
+    def copy(account: str) -> dict:
+        r = record(500, at, recipientAccountId=account)
+        r["requestParameters"].pop("domainOwner")  # account_id is then the recipient's
+        return r
+
+    bad = copy("000000000000")
+    del bad["eventName"]
+    files = {DAY + "a.json.gz": gz([record(1, at), bad]),
+             DAY + "b.json.gz": gz([copy("444455556666"), record(2, at)]),
+             DAY + "c.json.gz": gz([copy("777788889999")])}
+    root = write_local(tmp_path / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    assert rows(db, "SELECT account_id FROM events WHERE event_id = ?", [bad["eventID"]]) == [("444455556666",)]
+    assert rows(db, "SELECT count(*) FROM events") == [(3,)]
+    assert rows(db, "SELECT skipped FROM collector_runs") == [(1,)]  # the rejected copy, counted

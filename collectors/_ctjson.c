@@ -322,13 +322,13 @@ static uint8_t *minify(const uint8_t *s, const uint8_t *e, uint8_t *o) {
                 continue;
             }
             uint8_t one[4];
-            const uint8_t *next = s + 6;
-            if (hex4(s + 2) >= 0xD800 && hex4(s + 2) <= 0xDBFF && e - next >= 6 && next[0] == '\\' && next[1] == 'u') {
-                uint32_t lo = hex4(next + 2);
-                if (lo >= 0xDC00 && lo <= 0xDFFF) next += 6;
+            const uint8_t *after = s + 6;
+            if (hex4(s + 2) >= 0xD800 && hex4(s + 2) <= 0xDBFF && e - after >= 6 && after[0] == '\\' && after[1] == 'u') {
+                uint32_t lo = hex4(after + 2);
+                if (lo >= 0xDC00 && lo <= 0xDFFF) after += 6;
             }
-            uint8_t *end = unescape(s, next, one);
-            s = next;
+            uint8_t *end = unescape(s, after, one);
+            s = after;
             if (end - one == 1 && (one[0] < 0x20 || one[0] == '"' || one[0] == '\\')) {
                 uint8_t ch = one[0];
                 *o++ = '\\';
@@ -391,41 +391,59 @@ static int literal(Parser *P, const char *word, size_t n) {
     return 0;
 }
 
-/* Skip (validating) the container at P->p: '{' or '['. */
-static int container(Parser *P, int depth) {
-    if (depth > MAX_DEPTH) return fail(P, P->p, "nested too deeply");
-    uint8_t close = *P->p == '{' ? '}' : ']';
-    int object = close == '}';
+/* The opening '{' or '[' at P->p and the whitespace after it: 1 when the container is empty (its close
+   consumed too), else 0. */
+static int opened(Parser *P, uint8_t close) {
     P->p++;
     ws(P);
     if (P->p < P->end && *P->p == close) {
         P->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A member's key and its ':' at P->p, with the whitespace around them: P->p is then at the value. */
+static int key(Parser *P, const uint8_t **s, uint32_t *n, int *esc) {
+    if (P->p >= P->end || *P->p != '"') return fail(P, P->p, "expected a key");
+    if (string(P, s, n, esc)) return -1;
+    ws(P);
+    if (P->p >= P->end || *P->p != ':') return fail(P, P->p, "expected ':'");
+    P->p++;
+    ws(P);
+    if (P->p >= P->end) return fail(P, P->p, "unexpected end of text");
+    return 0;
+}
+
+/* After a member: 1 when another follows (its ',' consumed), 0 at the end of the container (`close`
+   consumed), -1 on anything else. */
+static int next(Parser *P, uint8_t close) {
+    ws(P);
+    if (P->p < P->end && *P->p == ',') {
+        P->p++;
+        ws(P);
+        return 1;
+    }
+    if (P->p < P->end && *P->p == close) {
+        P->p++;
         return 0;
     }
+    return fail(P, P->p, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+}
+
+/* Skip (validating) the container at P->p: '{' or '['. */
+static int container(Parser *P, int depth) {
+    if (depth > MAX_DEPTH) return fail(P, P->p, "nested too deeply");
+    uint8_t close = *P->p == '{' ? '}' : ']';
+    if (opened(P, close)) return 0;
     for (;;) {
-        if (object) {
-            const uint8_t *s;
-            uint32_t n;
-            int esc;
-            if (P->p >= P->end || *P->p != '"') return fail(P, P->p, "expected a key");
-            if (string(P, &s, &n, &esc)) return -1;
-            ws(P);
-            if (P->p >= P->end || *P->p != ':') return fail(P, P->p, "expected ':'");
-            P->p++;
-            ws(P);
-        }
+        const uint8_t *s;
+        uint32_t n;
+        int esc;
+        if (close == '}' && key(P, &s, &n, &esc)) return -1;
         if (value(P, depth + 1)) return -1;
-        ws(P);
-        if (P->p < P->end && *P->p == ',') {
-            P->p++;
-            ws(P);
-            continue;
-        }
-        if (P->p < P->end && *P->p == close) {
-            P->p++;
-            return 0;
-        }
-        return fail(P, P->p, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        int more = next(P, close);
+        if (more <= 0) return more;
     }
 }
 
@@ -463,23 +481,12 @@ static int lookup(const Spec *spec, int nspec, const uint8_t *s, uint32_t n, int
 /* The object at P->p ('{'), its keys in spec filling P->slot. */
 static int fields(Parser *P, const Spec *spec, int nspec, int depth) {
     if (depth > MAX_DEPTH) return fail(P, P->p, "nested too deeply");
-    P->p++;
-    ws(P);
-    if (P->p < P->end && *P->p == '}') {
-        P->p++;
-        return 0;
-    }
+    if (opened(P, '}')) return 0;
     for (;;) {
         const uint8_t *s;
         uint32_t n;
         int esc;
-        if (P->p >= P->end || *P->p != '"') return fail(P, P->p, "expected a key");
-        if (string(P, &s, &n, &esc)) return -1;
-        ws(P);
-        if (P->p >= P->end || *P->p != ':') return fail(P, P->p, "expected ':'");
-        P->p++;
-        ws(P);
-        if (P->p >= P->end) return fail(P, P->p, "unexpected end of text");
+        if (key(P, &s, &n, &esc)) return -1;
         int i = lookup(spec, nspec, s, n, esc);
         if (i < 0) {
             if (value(P, depth + 1)) return -1;
@@ -509,17 +516,8 @@ static int fields(Parser *P, const Spec *spec, int nspec, int depth) {
                 return -1;
             }
         }
-        ws(P);
-        if (P->p < P->end && *P->p == ',') {
-            P->p++;
-            ws(P);
-            continue;
-        }
-        if (P->p < P->end && *P->p == '}') {
-            P->p++;
-            return 0;
-        }
-        return fail(P, P->p, "expected ',' or '}'");
+        int more = next(P, '}');
+        if (more <= 0) return more;
     }
 }
 
@@ -786,12 +784,7 @@ static int is_codeartifact(const Slot *s) {
 
 /* The Records list at P->p. */
 static int records(Parser *P) {
-    P->p++;
-    ws(P);
-    if (P->p < P->end && *P->p == ']') {
-        P->p++;
-        return 0;
-    }
+    if (opened(P, ']')) return 0;
     for (;;) {
         if (P->p >= P->end) return fail(P, P->p, "unexpected end of text");
         P->records++;
@@ -805,17 +798,8 @@ static int records(Parser *P) {
         } else if (value(P, 2)) {
             return -1;
         }
-        ws(P);
-        if (P->p < P->end && *P->p == ',') {
-            P->p++;
-            ws(P);
-            continue;
-        }
-        if (P->p < P->end && *P->p == ']') {
-            P->p++;
-            return 0;
-        }
-        return fail(P, P->p, "expected ',' or ']'");
+        int more = next(P, ']');
+        if (more <= 0) return more;
     }
 }
 
@@ -838,23 +822,12 @@ static int document(Parser *P) {
             continue;
         }
         if (*P->p != '{') return fail(P, P->p, "expected an object");
-        P->p++;
-        ws(P);
-        if (P->p < P->end && *P->p == '}') {
-            P->p++;
-            continue;
-        }
+        if (opened(P, '}')) continue;
         for (;;) {
             const uint8_t *s;
             uint32_t n;
             int esc;
-            if (P->p >= P->end || *P->p != '"') return fail(P, P->p, "expected a key");
-            if (string(P, &s, &n, &esc)) return -1;
-            ws(P);
-            if (P->p >= P->end || *P->p != ':') return fail(P, P->p, "expected ':'");
-            P->p++;
-            ws(P);
-            if (P->p >= P->end) return fail(P, P->p, "unexpected end of text");
+            if (key(P, &s, &n, &esc)) return -1;
             static const Spec TOP[] = {{"Records", 7, 0, NULL, 0, 0, 0}};
             if (lookup(TOP, 1, s, n, esc) == 0) {
                 if (*P->p == '[') {
@@ -869,17 +842,9 @@ static int document(Parser *P) {
             } else if (value(P, 1)) {
                 return -1;
             }
-            ws(P);
-            if (P->p < P->end && *P->p == ',') {
-                P->p++;
-                ws(P);
-                continue;
-            }
-            if (P->p < P->end && *P->p == '}') {
-                P->p++;
-                break;
-            }
-            return fail(P, P->p, "expected ',' or '}'");
+            int more = next(P, '}');
+            if (more < 0) return -1;
+            if (!more) break;
         }
     }
 }

@@ -274,6 +274,8 @@ def scratch_folder(kind: str, where: str | None = None) -> tempfile.TemporaryDir
     caa-<kind>-<pid>-<random>: a SIGKILL skips every cleanup, so a later collector's sweep_scratch removes
     it (S3 objects fetched)."""
     sweep_scratch(where or tempfile.gettempdir())
+    if os.path.isdir("/dev/shm"):  # inflated JSON went there before 2026-12-04: a killed collector's, in memory
+        sweep_scratch("/dev/shm")
     return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{kind}-{os.getpid()}-", dir=where)
 
 

@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -157,3 +158,15 @@ def test_an_event_delivered_twice_keeps_the_first_files_copy_and_a_bad_copy_neve
     assert rows(db, "SELECT account_id FROM events WHERE event_id = ?", [bad["eventID"]]) == [("444455556666",)]
     assert rows(db, "SELECT count(*) FROM events") == [(3,)]
     assert rows(db, "SELECT skipped FROM collector_runs") == [(1,)]  # the rejected copy, counted
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm")
+def test_a_killed_older_collectors_inflated_json_in_dev_shm_is_swept(tmp_path):
+    """Before the native decoder, batches were inflated into /dev/shm: a collector killed then left them in
+    memory. The next scratch folder sweeps them, once per process."""
+    dead = Path("/dev/shm") / "caa-json-999999999-old"
+    dead.mkdir(exist_ok=True)
+    (dead / "000000-x.json").write_bytes(b"{}")
+    cloudtrail_load.sweep_scratch.cache_clear()
+    with cloudtrail_load.scratch_folder("trail", str(tmp_path)):
+        assert not dead.exists()

@@ -76,6 +76,9 @@ RECORD_FIELDS: dict = {
 EVENT_COLUMNS = ("event_id, event_at, event_name, account_id, region, domain, domain_owner, repository, "
                  "format, namespace, package, version, asset, principal_arn, principal_type, source_ip, "
                  "user_agent, error_code, request_uri")
+EVENT_NAMES = [c.strip() for c in EVENT_COLUMNS.split(",")]
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+EVENTS_ARROW = pa.schema([(c, UTC_MICROS if c == "event_at" else pa.string()) for c in EVENT_NAMES])
 
 # Projection from `r` (a RECORD_FIELDS struct, decode_records) to the events columns: the specification the
 # decoder's events mode is held to. Rows with no eventID or an unparseable eventTime are rejected (counted).
@@ -193,10 +196,6 @@ def decode_records(text: bytes) -> pa.StructArray:
     return group(RECORD_FIELDS)
 
 
-EVENT_NAMES = [c.strip() for c in EVENT_COLUMNS.split(",")]
-UTC_MICROS = pa.timestamp("us", tz="UTC")
-
-
 def parse_text(text: bytes) -> pa.Table:
     """The CodeArtifact events of a trail file's JSON text, normalized (the EVENT_COLUMNS), by the native
     decoder (collectors/_ctjson.c): it validates the whole text, needs no GIL, and normalizes as NORMALIZE_SQL
@@ -295,8 +294,7 @@ def batch_table(records: list[tuple[str, pa.Table]]) -> pa.Table:
     tables = [t.append_column("filename", pa.DictionaryArray.from_arrays(
         pa.array(np.zeros(t.num_rows, np.int32)), pa.array([name]))) for name, t in records if t.num_rows]
     if not tables:
-        names = EVENT_NAMES + ["filename"]
-        tables = [pa.table({c: pa.array([], UTC_MICROS if c == "event_at" else pa.string()) for c in names})]
+        return EVENTS_ARROW.append(pa.field("filename", pa.string())).empty_table()
     return pa.concat_tables(tables, promote_options="permissive")
 
 
@@ -320,8 +318,7 @@ class BatchResult:
     events_per_file: dict[str, int] = field(default_factory=dict)
 
 
-_STAGE_TYPES = [(c.strip(), "TIMESTAMPTZ" if c.strip() == "event_at" else "VARCHAR")
-                for c in EVENT_COLUMNS.split(",")] + [("filename", "VARCHAR")]
+_STAGE_TYPES = [(c, "TIMESTAMPTZ" if c == "event_at" else "VARCHAR") for c in EVENT_NAMES] + [("filename", "VARCHAR")]
 
 
 def _create_empty(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -357,18 +354,15 @@ def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[st
 def _load_files(con: duckdb.DuckDBPyConnection, ledger: dict[str, tuple[str, str, str | None, int]],
                 decoded: Decoded) -> BatchResult:
     result = BatchResult(bad=dict(decoded.bad), no_codeartifact=decoded.quiet)
-    # Each file's rows are named <its place in the batch>:<file>, so that an event delivered twice in the
-    # batch keeps its first file's copy (commit_stage orders copies by filename).
-    tags = {f"{i:06d}:{f}": f for i, (f, _) in enumerate(decoded.records)}
-    rows = batch_table([(t, events) for t, (_, events) in zip(tags, decoded.records, strict=True)])
-    result.events_per_file = {t: events.num_rows for t, (_, events) in zip(tags, decoded.records, strict=True)}
+    read = [f for f, _ in decoded.records]
+    # in the batch's order (its files, each file's records): a twice-delivered event keeps its first copy
+    rows = pa.concat_tables([t for _, t in decoded.records if t.num_rows] or [EVENTS_ARROW.empty_table()])
+    result.events_per_file = {f: events.num_rows for f, events in decoded.records}
     decoded.close()
-    by_tag = {**{t: ledger[f] for t, f in tags.items() if f in ledger}, **ledger}
-    commit_stage(con, list(tags) + result.no_codeartifact, by_tag, result, rows)
+    commit_stage(con, read + result.no_codeartifact, ledger, result, rows)
     del rows
     pa.default_memory_pool().release_unused()  # the batch's columns, back to the system (RSS, for the rollups)
-    result.events_per_file = {tags.get(f, f): n for f, n in result.events_per_file.items()}
-    result.files_ok = list(tags.values()) + result.no_codeartifact
+    result.files_ok = read + result.no_codeartifact
     return result
 
 
@@ -377,8 +371,8 @@ def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
                  rows: pa.Table | None = None) -> BatchResult:
     """Dedupe a staged batch and commit it, with the ledger rows of the `staged` files and the store version,
     in one transaction. The batch is the temp table ct_stage (EVENT_COLUMNS + filename; a Spark extract's,
-    dropped here) or `rows` (trail files: their decoded events in Arrow, with filename, read in place as
-    ct_stage and written to the lake as they are unless some rows must go)."""
+    dropped here) or `rows` (trail files: their decoded events in Arrow, in the batch's order, read in place
+    as ct_stage and written to the lake as they are unless some rows must go)."""
     if rows is not None:
         con.register("ct_stage", rows)
     try:
@@ -411,14 +405,13 @@ def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str,
         result.events_per_file = dict(con.execute(
             "SELECT filename, count(*) FROM ct_stage GROUP BY filename").fetchall())
     else:  # the same figures from the Arrow columns, without a scan of them by DuckDB
-        valid = pc.and_(pc.and_(rows["event_id"].is_valid(), rows["event_at"].is_valid()), rows["event_name"].is_valid())
+        has_id = rows["event_id"].is_valid()
+        valid = pc.and_(pc.and_(has_id, rows["event_at"].is_valid()), rows["event_name"].is_valid())
         result.rejected = rows.num_rows - (pc.sum(valid).as_py() or 0)
-        span = pc.min_max(rows["event_at"].filter(rows["event_id"].is_valid()))
+        span = pc.min_max(rows["event_at"].filter(has_id))
         lo, hi = span["min"].as_py(), span["max"].as_py()
         first = first_copies(rows["event_id"], valid)
     # An event delivered twice in the batch keeps its copy from the first file (trail files: first_copies).
-    # Only the repeated events go through the window: numbering every row cost more than the insert.
-    repeated = f"SELECT event_id FROM ct_stage WHERE {VALID_ROW} GROUP BY event_id HAVING count(*) > 1"
     with store.transaction(con):
         if lo is not None:
             con.complete()  # the last execute()'s result must be done before con.sql() runs
@@ -429,7 +422,8 @@ def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str,
                 new = rows.select(EVENT_NAMES)
                 if not pc.all(keep).as_py():
                     new = new.filter(keep)
-            else:
+            else:  # only the repeated events go through the window: numbering every row cost more than the insert
+                repeated = f"SELECT event_id FROM ct_stage WHERE {VALID_ROW} GROUP BY event_id HAVING count(*) > 1"
                 valid_rows = f"SELECT {EVENT_COLUMNS}, filename FROM ct_stage WHERE {VALID_ROW}"
                 batch = valid_rows if not repeats else f"""
                     {valid_rows} AND event_id NOT IN ({repeated})

@@ -26,7 +26,7 @@ import duckdb
 
 from collectors import trailfiles
 from collectors.base import RunContext, ScopeResult
-from collectors.cloudtrail_load import EVENT_COLUMNS, PARSE_ERRORS, BatchResult, commit_stage
+from collectors.cloudtrail_load import EVENT_NAMES, PARSE_ERRORS, BatchResult, commit_stage
 from collectors.trailfiles import FileFormat, Ledger, Listed, TrailObject
 from core.aws import Scope, aws_errors
 from core.errors import first_line
@@ -36,7 +36,7 @@ BATCH_BYTES = 16 << 20  # Parquet bytes per statement and commit: ~500k events, 
 FIX = "fix: run spark_extract.py again for its day (--since/--until), or delete the file"
 
 _COLUMNS = ", ".join(f"CAST({c} AS {'TIMESTAMPTZ' if c == 'event_at' else 'VARCHAR'}) AS {c}"
-                     for c in (c.strip() for c in EVENT_COLUMNS.split(",")))
+                     for c in EVENT_NAMES)
 _STAGE_SQL = (f"CREATE OR REPLACE TEMP TABLE ct_stage AS SELECT {_COLUMNS}, filename "
               "FROM read_parquet($files, filename = true, hive_partitioning = false)")
 

@@ -558,34 +558,6 @@ static int reserve(Col *c, size_t more) {
     return 0;
 }
 
-static int emit(Parser *P) {
-    if (P->rows >= P->cap_rows && grow(P)) return -1;
-    Py_ssize_t r = P->rows;
-    for (int f = 0; f < NF; f++) {
-        Col *c = &P->col[f];
-        Slot *s = &P->slot[f];
-        if (s->kind == K_NULL) {
-            c->nulls++;
-        } else {
-            if (reserve(c, s->len)) return -1;
-            if (s->kind == K_ESCAPED)
-                c->len = (size_t)(unescape(s->p, s->p + s->len, c->data + c->len) - c->data);
-            else if (is_container(s))
-                c->len = (size_t)(minify(s->p, s->p + s->len, c->data + c->len) - c->data);
-            else {
-                memcpy(c->data + c->len, s->p, s->len);
-                c->len += s->len;
-            }
-            c->valid[r >> 3] |= (uint8_t)(1u << (r & 7));
-        }
-        if (c->len > 0x7fffffff) return -1;
-        c->off[r + 1] = (int32_t)c->len;
-    }
-    P->rows++;
-    return 0;
-}
-
-
 /* -- events mode: NORMALIZE_SQL (collectors/cloudtrail_load.py) in C; tests/unit/test_ctjson.py holds the two
    to the same rows. --------------------------------------------------------------------------------------- */
 
@@ -660,9 +632,8 @@ static int put(Col *c, Py_ssize_t r, Val v) {
     return 0;
 }
 
-static int emit_event(Parser *P) {
-    if (P->rows >= P->cap_rows && grow(P)) return -1;
-    Py_ssize_t r = P->rows;
+/* The record's fields as values (escapes decoded and containers minified into P->scratch). */
+static int values(Parser *P, Val v[NF]) {
     size_t need = 0;
     for (int f = 0; f < NF; f++)
         if (P->slot[f].kind == K_ESCAPED || is_container(&P->slot[f])) need += P->slot[f].len;
@@ -672,7 +643,6 @@ static int emit_event(Parser *P) {
         P->scratch = s;
         P->scratch_cap = need;
     }
-    Val v[NF];
     uint8_t *o = P->scratch;
     for (int f = 0; f < NF; f++) {
         Slot *s = &P->slot[f];
@@ -686,6 +656,24 @@ static int emit_event(Parser *P) {
             v[f].len = s->len;
         }
     }
+    return 0;
+}
+
+/* Raw mode: the record's FIELDS, one column each. */
+static int emit(Parser *P) {
+    Val v[NF];
+    if ((P->rows >= P->cap_rows && grow(P)) || values(P, v)) return -1;
+    for (int f = 0; f < NF; f++)
+        if (put(&P->col[f], P->rows, v[f])) return -1;
+    P->rows++;
+    return 0;
+}
+
+/* Events mode: the record normalized, one column per EVENT_NAMES, and event_at. */
+static int emit_event(Parser *P) {
+    Val v[NF];
+    if ((P->rows >= P->cap_rows && grow(P)) || values(P, v)) return -1;
+    Py_ssize_t r = P->rows;
     Val e[NE], none = {NULL, 0, 1};
     e[E_EVENT_ID] = v[F_EVENT_ID];
     e[E_EVENT_NAME] = v[F_EVENT_NAME];

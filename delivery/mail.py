@@ -409,6 +409,10 @@ def cost_chart(d: Digest):  # noqa: ANN201 - a plotly Figure
 # before kaleido_scopes.js has run (a ReferenceError; about 1 render in 15 on a loaded 2-core machine).
 # That race, and only that, gets a fresh browser; any other failure is reported at once.
 PAGE_RACE_ATTEMPTS = 3
+# One browser's start and renders. kaleido bounds each render (90 s) but not the wait for a tab: a Chromium
+# that exited while starting left that wait unanswered for ever (a suite on 2026-12-04 hung 20 minutes in
+# test_ses_transport_sends_the_raw_multipart_message, no browser left). A scheduled e-mail must end.
+RENDER_TIMEOUT_S = 180
 
 
 def render_pngs(figs: list) -> list[bytes]:
@@ -434,10 +438,14 @@ def render_pngs(figs: list) -> list[bytes]:
     try:
         for attempt in range(PAGE_RACE_ATTEMPTS):
             try:
-                return asyncio.run(render())
+                return asyncio.run(asyncio.wait_for(render(), RENDER_TIMEOUT_S))
             except Exception as e:  # noqa: BLE001 - only kaleido's page race is tried again, in a new browser
                 if "kaleido_scopes is not defined" not in str(e) or attempt == PAGE_RACE_ATTEMPTS - 1:
                     raise
+    except TimeoutError:
+        raise CaaError(f"cannot render the cost chart: Chromium gave no answer in {RENDER_TIMEOUT_S:g} s",
+                       where="e-mail chart", fix="run again; if it recurs, check that `chromium --version` runs and that "
+                       "the machine has free memory") from None
     except Exception as e:  # kaleido/choreographer raise RuntimeError subclasses with multi-line text
         raise CaaError(f"cannot render the cost chart: kaleido could not start Chromium ({first_line(e)})",
                        where="e-mail chart", fix=fix) from None

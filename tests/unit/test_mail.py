@@ -148,3 +148,39 @@ def test_kaleidos_page_race_gets_a_fresh_browser_and_any_other_failure_is_one_li
     with pytest.raises(CaaError, match=r"kaleido could not start Chromium \(Chromium crashed\)"):
         mail.render_pngs([go.Figure()])
     assert len(calls) == 1  # not tried again
+
+
+def test_a_browser_that_never_answers_ends_the_render_with_one_line(monkeypatch):
+    """A Chromium that exits while kaleido waits for its tab left render_pngs waiting for ever (kaleido times
+    a render, not that wait): the whole render is bounded (mail.RENDER_TIMEOUT_S), then a one-line error, and
+    it is not tried again."""
+    import asyncio
+    import time
+
+    import kaleido
+    import plotly.graph_objects as go
+
+    from core.errors import CaaError
+
+    entered = []
+
+    async def enter(self):  # no browser: the render below waits as kaleido's wait for a dead browser's tab did
+        entered.append(1)
+        return self
+
+    async def leave(self, *exc):
+        return None
+
+    async def never(self, fig, **kw):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(kaleido.Kaleido, "__aenter__", enter)
+    monkeypatch.setattr(kaleido.Kaleido, "__aexit__", leave)
+    monkeypatch.setattr(kaleido.Kaleido, "calc_fig", never)
+    monkeypatch.setattr(mail, "RENDER_TIMEOUT_S", 0.5)
+    t0 = time.monotonic()
+    with pytest.raises(CaaError) as err:
+        mail.render_pngs([go.Figure(go.Bar(x=[1], y=[2]))])
+    assert err.value.what == "cannot render the cost chart: Chromium gave no answer in 0.5 s"
+    assert "\n" not in str(err.value) and "chromium --version" in err.value.fix
+    assert time.monotonic() - t0 < 30 and entered == [1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -170,3 +171,22 @@ def test_a_killed_older_collectors_inflated_json_in_dev_shm_is_swept(tmp_path):
     cloudtrail_load.sweep_scratch.cache_clear()
     with cloudtrail_load.scratch_folder("trail", str(tmp_path)):
         assert not dead.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priority is a Linux feature")
+def test_the_decoder_threads_yield_to_the_commit_and_the_collector_keeps_its_priority(tmp_path, monkeypatch):
+    """The read-ahead decoder runs its threads at a lower priority than the commit (the pipeline's slower
+    stage); the collector itself, the main thread, keeps the priority it was started with."""
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen: list[int] = []
+    real = cloudtrail_load.parse_text
+    monkeypatch.setattr(cloudtrail_load, "parse_text", lambda text: seen.append(niceness()) or real(text))
+    base = niceness()
+    root = write_local(tmp_path / "trail", {DAY + f"{i}.json.gz": gz([record(i, AT)]) for i in range(6)})
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    assert seen == [min(19, base + cloudtrail_load.DECODER_NICE)] * 6
+    assert niceness() == base
+    assert rows(db, "SELECT count(*) FROM events") == [(6,)]

@@ -7,7 +7,7 @@
 -- Grain:   one row per UTC hour x principal x account x region x domain x error code (NULL: the successful
 --          token calls)
 INSERT INTO new_auth_hours (hour_at, principal_arn, error_code, events, token_sessions, account_id, region, domain)
-SELECT date_trunc('hour', event_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour_at,
+SELECT utc_instant(date_trunc('hour', utc_wall(event_at))) AS hour_at,
        coalesce(principal_arn, 'unknown') AS principal_arn, error_code, count(*) AS events,
        CASE WHEN error_code IS NULL THEN count(DISTINCT session_key(principal_arn, source_ip, event_at)) ELSE 0 END
            AS token_sessions,

@@ -11,7 +11,7 @@
 --          x asset x source_ip
 INSERT INTO new_download_ip_days
 WITH served AS (
-    SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, account_id, region, domain, repository, format,
+    SELECT CAST(utc_wall(event_at) AS DATE) AS day, account_id, region, domain, repository, format,
            namespace, package, version, asset, source_ip, count(*) AS downloads
     FROM downloads
     WHERE event_at >= $lo AND event_at < $hi

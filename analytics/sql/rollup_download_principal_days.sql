@@ -7,7 +7,7 @@
 -- Grain:   one row per day x account x region x domain x repository x format x namespace x package x version
 --          x principal_arn
 INSERT INTO new_download_principal_days
-SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, account_id, region, domain, repository, format,
+SELECT CAST(utc_wall(event_at) AS DATE) AS day, account_id, region, domain, repository, format,
        namespace, package, version, principal_arn, count(*) AS downloads
 FROM downloads
 WHERE event_at >= $lo AND event_at < $hi

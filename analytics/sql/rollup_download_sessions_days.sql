@@ -11,7 +11,7 @@
 INSERT INTO new_download_sessions_days (day, level, account_id, region, domain, repository, format, namespace,
                                     package, principal_arn, sessions, downloads, downloads_sq)
 WITH s AS MATERIALIZED (
-    SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, account_id, region, domain, repository, format,
+    SELECT CAST(utc_wall(event_at) AS DATE) AS day, account_id, region, domain, repository, format,
            namespace, package, coalesce(principal_arn, 'unknown') AS principal_arn,
            session_key(principal_arn, source_ip, event_at) AS session, count(*) AS n
     FROM downloads

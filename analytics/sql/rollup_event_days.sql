@@ -5,7 +5,7 @@
 -- Columns: the columns of event_days, in order (this is an INSERT into the refresh's TEMP table new_event_days)
 -- Grain:   one row per day x account x region x domain x repository x format x event name x ok
 INSERT INTO new_event_days
-SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, account_id, region, domain, repository, format,
+SELECT CAST(utc_wall(event_at) AS DATE) AS day, account_id, region, domain, repository, format,
        event_name, error_code IS NULL AS ok,
        count(*) AS events,
        count(*) FILTER (WHERE is_download(event_name, error_code, version, asset)) AS downloads,

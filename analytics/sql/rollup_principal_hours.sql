@@ -7,7 +7,7 @@
 INSERT INTO new_principal_hours (hour_at, account_id, region, principal_arn, requests, downloads, sessions, requests_sq,
                                  domain)
 WITH s AS (  -- one row per session (a session lies in one hour)
-    SELECT date_trunc('hour', event_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour_at, account_id, region,
+    SELECT utc_instant(date_trunc('hour', utc_wall(event_at))) AS hour_at, account_id, region,
            domain, coalesce(principal_arn, 'unknown') AS principal_arn, session_key(principal_arn, source_ip, event_at),
            count(*) AS n, count(*) FILTER (WHERE is_download(event_name, error_code, version, asset)) AS d
     FROM events

@@ -147,6 +147,42 @@ def test_rollups_follow_every_load_incremental_late_duplicate_and_rerun(tmp_path
     assert rows(db, "SELECT * FROM event_days ORDER BY ALL") == snapshot
 
 
+def test_a_backfill_is_refreshed_in_runs_of_days_within_the_event_budget(tmp_path, monkeypatch):
+    """A refresh reads its days in runs of consecutive days, across months, of at most SPAN_EVENTS events (a
+    day over it alone), and what it writes still equals a recomputation from `events`."""
+    from analytics import rollups
+
+    d = [date(2026, 10, 30) + timedelta(days=i) for i in range(6)]
+    sizes = {d[0]: 40, d[1]: 50, d[2]: 30, d[3]: 500, d[5]: 10}
+    assert rollups._spans([d[5], *d[:4]], sizes, 100) == [(d[0], d[1]), (d[2], d[2]), (d[3], d[3]), (d[5], d[5])]
+    assert rollups._spans(d[:3], sizes, 10**6) == [(d[0], d[2])]  # Oct 30 .. Nov 1: one run across the month
+
+    seen = []
+    spans = rollups._spans
+    monkeypatch.setattr(rollups, "_spans", lambda days, sizes, budget: seen.append(
+        [sum(sizes.get(first + timedelta(days=i), 0) for i in range((last - first).days + 1))
+         for first, last in spans(days, sizes, budget)]) or spans(days, sizes, budget))
+    monkeypatch.setattr(rollups, "SPAN_EVENTS", 1500)
+    db = tmp_path / "caa.duckdb"
+    write_local(tmp_path / "trail", trail_files(n_files=24 * 4, per_file=30))  # ~2,700 events over four days
+    assert collect(db, [cloudtrail.SPEC], make_settings(db=db), since=date(2026, 10, 30),
+                   source=str(tmp_path / "trail")) == 0
+    (events,), = rows(db, "SELECT count(*) FROM events")
+    assert len(seen) == 1 and len(seen[0]) >= 2 and all(n <= 1500 for n in seen[0]) and sum(seen[0]) == events
+    assert_rollups_match(db)
+
+
+def schema_up_to(tmp_path, last: int):
+    """A copy of the migrations up to `last`, with 018 (the UTC macros today's rollup SQL calls, which the
+    older store gets as it is simulated here running today's rollups): the schema of an older caa."""
+    folder = tmp_path / "schema"
+    folder.mkdir()
+    for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+        if int(f.name[:3]) <= last or f.name.startswith("018_"):
+            shutil.copy(f, folder / f.name)
+    return folder
+
+
 def test_an_older_store_gets_its_rollups_when_it_is_first_opened(tmp_path, monkeypatch):
     old_schema = tmp_path / "schema"
     old_schema.mkdir()
@@ -177,10 +213,7 @@ def test_a_store_from_before_the_domain_in_the_principal_rollups_is_rebuilt_with
     from analytics import rollups
     from core import lake
 
-    old_schema = tmp_path / "schema"
-    old_schema.mkdir()
-    for f in [f for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")) if int(f.name[:3]) <= 13]:
-        shutil.copy(f, old_schema / f.name)
+    old_schema = schema_up_to(tmp_path, 13)
     monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code of 013, as far as the rollups go:
     later = ("principal_hours", "auth_hours", "download_ip_days", "transfer_days")  # changed or added by 014-016
     monkeypatch.setattr(rollups, "TABLES", tuple(t for t in rollups.TABLES if t not in later))
@@ -220,10 +253,7 @@ def test_a_store_from_before_the_transfer_rollup_gets_it_before_its_next_publish
     from analytics import rollups
     from core import lake
 
-    old_schema = tmp_path / "schema"
-    old_schema.mkdir()
-    for f in [f for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")) if int(f.name[:3]) <= 14]:
-        shutil.copy(f, old_schema / f.name)
+    old_schema = schema_up_to(tmp_path, 14)
     monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code of 014
     later = ("download_ip_days", "transfer_days")  # added by 015 and 016
     monkeypatch.setattr(rollups, "TABLES", tuple(t for t in rollups.TABLES if t not in later))
@@ -263,10 +293,7 @@ def test_a_store_from_before_the_sized_transfer_rollups_is_sized_before_its_next
     from analytics import rollups
     from core import lake
 
-    old_schema = tmp_path / "schema"
-    old_schema.mkdir()
-    for f in [f for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")) if int(f.name[:3]) <= 15]:
-        shutil.copy(f, old_schema / f.name)
+    old_schema = schema_up_to(tmp_path, 15)
     monkeypatch.setattr(store, "SCHEMA_DIR", old_schema)  # the code of 015, as far as the rollups go
     monkeypatch.setattr(rollups, "TABLES", tuple(t for t in rollups.TABLES if t != "transfer_days"))
     monkeypatch.setattr(rollups, "CHECKS", {k: v for k, v in rollups.CHECKS.items() if k != "transfer_days"})
@@ -695,3 +722,25 @@ def test_auth_series_from_the_hour_rollup_equal_a_scan_of_events(demo_reader, ki
         pd.testing.assert_frame_equal(got, want, check_dtype=False)
     finally:
         Filters().apply(con)
+
+
+def test_the_utc_macros_agree_with_at_time_zone_utc_whatever_the_session_time_zone(tmp_path):
+    """Migration 018: the rollups read UTC days, hours and minutes through utc_wall and utc_instant instead
+    of ICU's AT TIME ZONE 'UTC'. On instants around DST changes, day ends, the epoch and a leap day, under a
+    session zone that is not UTC, each gives what AT TIME ZONE 'UTC' gives."""
+    db = tmp_path / "caa.duckdb"
+    with store.writer(db):
+        pass
+    con = duckdb.connect(str(db), read_only=True)
+    con.execute("SET TimeZone = 'America/New_York'")
+    instants = ["1969-12-31 23:59:59.999999+00", "1970-01-01 00:00:00+00", "2024-02-29 23:30:00.5+00",
+                "2026-03-08 06:59:59.999999+00", "2026-03-08 07:00:00+00", "2026-11-01 05:30:00+00",
+                "2026-11-01 06:30:00+00", "2026-12-31 23:59:59+00", "0001-01-01 00:00:01+00"]
+    got = con.execute(
+        "SELECT utc_wall(t) = t AT TIME ZONE 'UTC', "
+        "CAST(utc_wall(t) AS DATE) = CAST(t AT TIME ZONE 'UTC' AS DATE), "
+        "utc_instant(date_trunc('hour', utc_wall(t))) = date_trunc('hour', t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', "
+        "session_key('p', 'ip', t) = ('p', 'ip', date_trunc('minute', t AT TIME ZONE 'UTC')) "
+        "FROM (SELECT CAST(unnest($i) AS TIMESTAMPTZ) AS t)", {"i": instants}).fetchall()
+    con.close()
+    assert got == [(True, True, True, True)] * len(instants)

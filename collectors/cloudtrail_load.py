@@ -373,8 +373,7 @@ def _load_files(con: duckdb.DuckDBPyConnection, ledger: dict[str, tuple[str, str
     result.events_per_file = {f: events.num_rows for f, events in decoded.records}
     decoded.close()
     commit_stage(con, read + result.no_codeartifact, ledger, result, rows)
-    del rows
-    pa.default_memory_pool().release_unused()  # the batch's columns, back to the system (RSS, for the rollups)
+    del rows  # its memory stays with Arrow's allocator for the next batch (trailfiles.ingest returns it)
     result.files_ok = read + result.no_codeartifact
     return result
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from collectors.base import RunContext, ScopeResult
 from collectors.cloudtrail_load import BatchResult, scratch_folder
@@ -175,6 +176,7 @@ def ingest(ctx: RunContext, scope: Scope, fmt: FileFormat, listed: list[Listed],
                 newest_day = _record(result, got, ledger, days, newest_day, fmt.rejected_why)
                 advance(len(batch))
                 if time.monotonic() - published > PUBLISH_EVERY_S:
+                    release_batches()
                     store.publish_now(ctx.con)
                     published = time.monotonic()
         finally:
@@ -183,9 +185,17 @@ def ingest(ctx: RunContext, scope: Scope, fmt: FileFormat, listed: list[Listed],
                     fmt.close(pending.result()[2])
                 except Exception:  # noqa: BLE001 - its own failure is not the one being raised
                     pass
+    release_batches()
     if newest_day and newest_day != store.read_watermark(ctx.con, "cloudtrail", scope.source):
         set_watermark(ctx.con, scope.source, newest_day)
     return sum(o.size for o, _ in todo)
+
+
+def release_batches() -> None:
+    """Return the memory Arrow's allocator keeps from the batches (cli.py: MIMALLOC_PURGE_DELAY) to the
+    system before the rollups run: they are the run's peak (DuckDB's aggregations), and Arrow's pages kept
+    beside them took the bench ingest's peak RSS from ~850 MiB to 1.05 GB."""
+    pa.default_memory_pool().release_unused()
 
 
 def _record(result: ScopeResult, got: BatchResult, ledger: Ledger, days: dict[str, str | None],

@@ -35,6 +35,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -400,7 +401,14 @@ def first_copies(ids: pa.ChunkedArray, valid: pa.ChunkedArray) -> np.ndarray:
     """For each row: valid, and the first valid row with its event_id. Rows are in the batch's order (its
     files in order, each file's records in order), so the first copy is the first file's."""
     codes = pc.dictionary_encode(ids.combine_chunks()).indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    at = np.flatnonzero(valid.to_numpy())
+    ok = valid.to_numpy()
+    if ok.all():  # (nearly every batch) Arrow numbers the distinct ids in the order they first appear, so a
+        # row is its id's first exactly when its number is past every number before it: no sort
+        keep = np.empty(len(codes), bool)
+        keep[:1] = codes[:1] >= 0
+        keep[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
+        return keep
+    at = np.flatnonzero(ok)
     _, first = np.unique(codes[at], return_index=True)  # the index of each id's first valid row among `at`
     keep = np.zeros(len(codes), bool)
     keep[at[first]] = True
@@ -432,6 +440,11 @@ def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str,
                 known = con.sql(stored, params={"lo": lo, "hi": hi}).to_arrow_table().column(0)
                 keep = first & ~pc.is_in(rows["event_id"], value_set=known.combine_chunks()).to_numpy()
                 result.new_events = lake.append_events(con, rows.select(EVENT_NAMES), keep)
+                # the UTC days of the events written, for their rollups: from the columns in hand, not a
+                # DuckDB scan of the whole batch
+                at = rows["event_at"].cast(pa.int64()).fill_null(0).to_numpy()
+                store.mark_these_days(con, [lake.EPOCH_DAY + timedelta(days=int(d))
+                                            for d in np.unique(at[keep] // lake.US_PER_DAY)])
             else:  # only the repeated events go through the window: numbering every row cost more than the insert
                 repeated = f"SELECT event_id FROM ct_stage WHERE {VALID_ROW} GROUP BY event_id HAVING count(*) > 1"
                 valid_rows = f"SELECT {EVENT_COLUMNS}, filename FROM ct_stage WHERE {VALID_ROW}"
@@ -445,8 +458,8 @@ def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str,
                 new = con.sql(f"SELECT {EVENT_COLUMNS} FROM ({batch}) WHERE event_id NOT IN ({stored})",
                               params={"lo": lo, "hi": hi}).to_arrow_table()
                 result.new_events = lake.append_events(con, new)  # the batch's new events, one file per UTC day
-        if result.new_events:
-            store.mark_days(con, "ct_stage", VALID_ROW)  # its rollups are recomputed before the next publish
+                if result.new_events:  # its rollups are recomputed before the next publish
+                    store.mark_days(con, "ct_stage", VALID_ROW)
         now = utc_now()
         files = [(*ledger[f], result.events_per_file.get(f, 0), now) for f in staged if f in ledger]
         if files:  # one statement: executemany costs a round trip per row

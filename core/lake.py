@@ -57,6 +57,7 @@ NAMES = [c.strip() for c in COLUMNS.split(",")]  # the events columns, in order
 COMPACT_AT = 8  # an events day with this many live files is rewritten as one
 RETIRED_GRACE = timedelta(hours=1)
 DAY_SQL = "CAST(event_at AT TIME ZONE 'UTC' AS DATE)"
+EPOCH_DAY, US_PER_DAY = date(1970, 1, 1), 86_400_000_000  # a UTC day from microseconds since the epoch
 ROW_GROUP_ROWS = 122_880  # DuckDB's own row group: the files prune alike whoever wrote them
 # The events files' Parquet options (append_events): no dictionary for event_id, unique in every file (the
 # dictionary was all of the column, then its indices), and min/max for event_at alone, the one column whose
@@ -265,11 +266,11 @@ def append_events(con: duckdb.DuckDBPyConnection, rows: pa.Table, keep: np.ndarr
     root = root_of(con, EVENTS)
     rows = rows.take(pa.array(order))
     # UTC days: microseconds since the epoch, floored to days; sorted, so each day is one slice
-    days = at[order] // 86_400_000_000
+    days = at[order] // US_PER_DAY
     cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(days)]
     now, added = utc_now(), []
     for a, b in zip(cuts, cuts[1:], strict=False):
-        part, day = rows.slice(a, b - a), date(1970, 1, 1) + timedelta(days=int(days[a]))
+        part, day = rows.slice(a, b - a), EPOCH_DAY + timedelta(days=int(days[a]))
         rel = f"day={day}/{uuid.uuid4().hex}.parquet"
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(part, root / rel, compression="zstd", row_group_size=ROW_GROUP_ROWS,

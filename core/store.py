@@ -25,7 +25,7 @@ import fcntl
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -149,6 +149,12 @@ def mark_days(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -
     for the next publish. `table` and `where` are module constants of the caller."""
     con.execute("CREATE TEMP TABLE IF NOT EXISTS changed_days (day DATE NOT NULL)")
     con.execute(f"INSERT INTO changed_days SELECT DISTINCT {DAY_OF_EVENT} FROM {table} WHERE {where}")
+
+
+def mark_these_days(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
+    """mark_days for a loader that knows the UTC days of the events it committed."""
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS changed_days (day DATE NOT NULL)")
+    con.execute("INSERT INTO changed_days SELECT unnest($days::DATE[])", {"days": list(days)})
 
 
 def mark_inventory(con: duckdb.DuckDBPyConnection) -> None:

@@ -359,3 +359,33 @@ def test_cost_rows_are_unique_and_the_last_restatement_wins(pages):
     got = {(r["usage_date"], r["account_id"], r["usage_type"]): (r["cost_usd"], r["usage_quantity"], r["unit"])
            for r in rows}
     assert len(got) == len(rows) and got == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d", None]), st.booleans()), max_size=6),
+                max_size=5))
+def test_a_batch_keeps_the_first_valid_copy_of_each_event_and_nothing_else(files):
+    """first_copies over a batch of files (one Arrow chunk each): a row is kept exactly when it is valid
+    and no valid row before it (in this file or an earlier one) has its eventID; batches with every row
+    valid (most) and with rejected rows take different ways there, and must agree with this."""
+    import pyarrow as pa
+
+    from collectors.cloudtrail_load import first_copies
+
+    ids = pa.chunked_array([pa.array([i for i, _ in f], pa.string()) for f in files], pa.string())
+    valid = pa.chunked_array([pa.array([i is not None and ok for i, ok in f], pa.bool_()) for f in files],
+                             pa.bool_())
+    rows = [(i, i is not None and ok) for f in files for i, ok in f]
+    want, seen = [], set()
+    for i, ok in rows:
+        want.append(ok and i not in seen)
+        if ok:
+            seen.add(i)
+    assert first_copies(ids, valid).tolist() == want
+    every = pa.chunked_array([pa.array([True] * len(f), pa.bool_()) for f in files], pa.bool_())
+    named = pa.chunked_array([pa.array([i or "z" for i, _ in f], pa.string()) for f in files], pa.string())
+    firsts, seen = [], set()
+    for i, _ in rows:
+        firsts.append((i or "z") not in seen)
+        seen.add(i or "z")
+    assert first_copies(named, every).tolist() == firsts

@@ -273,7 +273,7 @@ def measure(n: int, runs: int = 3, increment: tuple[Path, int, date] | None = No
         lake_bytes = con.execute("SELECT sum(bytes) FROM lake_files WHERE retired_at IS NULL").fetchone()[0]
     disk = _du([db, store.snapshot_path(db), *lake.folders(db)])
     q = dashboard.query_times(db, runs=1)["queries"]
-    cleanup._FACTS.clear()  # the queries above judged this snapshot: time a first judging, as the CLI's
+    cleanup.forget_facts()  # the queries above judged this snapshot: time a first judging, as the CLI's
     with store.require_reader(db) as con:  # the cleanup report's judging of every version, as the page and
         t = time.perf_counter()            # `caa report cleanup` run it (Python over the query's rows)
         judged = len(cleanup.evaluate(con, load_settings(Path(os.devnull), db=db)))

@@ -308,3 +308,15 @@ def test_two_stores_at_one_path_and_version_are_never_taken_for_each_other(tmp_p
     assert keys[0] != keys[1]
     with writer(tmp_path / "w.duckdb") as con:
         assert cleanup._facts_key(con, None) is None
+
+
+def test_make_benchs_query_timer_computes_every_query_in_every_run(demo):
+    """`make bench` times every default load's queries over several runs and takes each one's median: the
+    facts a first judging keeps (cleanup.facts) must not let a later run skip cleanup_versions, which
+    crashed the bench after its first run."""
+    from bench import dashboard
+
+    got = dashboard.query_times(demo, runs=2)["queries"]
+    assert set(got) == {"unfiltered", "filtered"}
+    for times in got.values():
+        assert "cleanup_versions" in times and all(t > 0 for t in times.values())

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 # Arrow's allocator (mimalloc) hands freed pages back to the system 10 ms after they are freed, and the next
-# trail batch then faults fresh, zeroed pages in again for the same columns (about 150,000 faults, 1.5-2 s of a
+# trail batch then faults fresh, zeroed pages in again for the same columns (about 120,000 faults, 1.5-2 s of a
 # 4.9M-event ingest). 5 s keeps them for the next batch; the collector returns them before its rollups
 # (collectors/trailfiles.py ingest). Read by mimalloc when pyarrow loads, so set before anything imports it;
 # a value in the environment wins.

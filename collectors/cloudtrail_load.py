@@ -35,7 +35,6 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -252,9 +251,10 @@ DECODER_NICE = 10  # added to the collector's own niceness
 
 def _yield_to_the_commit() -> None:
     """Lower this decoder thread's priority (Linux: nice is per thread). The decoder reads the next batch
-    while the main thread commits this one, and the commit is the pipeline's slower stage: with two decoder
-    threads and the commit on two cores, the commit lost its core a third of the time. On the bench trail the
-    commits took 12.9 s instead of 13.4 (four alternating runs each)."""
+    while the main thread commits this one, and the commit was then the pipeline's slower stage: with two
+    decoder threads and the commit on two cores, the commit lost its core a third of the time. On the bench
+    trail the commits took 12.9 s instead of 13.4 (four alternating runs each). Since the commit's own CPU
+    fell (11d4c6c), nice 0 and 10 ingest alike (17.6 and 17.7 s, three pairs)."""
     try:
         me = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + DECODER_NICE))
@@ -439,12 +439,7 @@ def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str,
             if rows is not None:  # the first valid copy of each event not stored yet
                 known = con.sql(stored, params={"lo": lo, "hi": hi}).to_arrow_table().column(0)
                 keep = first & ~pc.is_in(rows["event_id"], value_set=known.combine_chunks()).to_numpy()
-                result.new_events = lake.append_events(con, rows.select(EVENT_NAMES), keep)
-                # the UTC days of the events written, for their rollups: from the columns in hand, not a
-                # DuckDB scan of the whole batch
-                at = rows["event_at"].cast(pa.int64()).fill_null(0).to_numpy()
-                store.mark_these_days(con, [lake.EPOCH_DAY + timedelta(days=int(d))
-                                            for d in np.unique(at[keep] // lake.US_PER_DAY)])
+                written = lake.append_events(con, rows.select(EVENT_NAMES), keep)
             else:  # only the repeated events go through the window: numbering every row cost more than the insert
                 repeated = f"SELECT event_id FROM ct_stage WHERE {VALID_ROW} GROUP BY event_id HAVING count(*) > 1"
                 valid_rows = f"SELECT {EVENT_COLUMNS}, filename FROM ct_stage WHERE {VALID_ROW}"
@@ -457,9 +452,10 @@ def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str,
                     ) WHERE copy_no = 1"""
                 new = con.sql(f"SELECT {EVENT_COLUMNS} FROM ({batch}) WHERE event_id NOT IN ({stored})",
                               params={"lo": lo, "hi": hi}).to_arrow_table()
-                result.new_events = lake.append_events(con, new)  # the batch's new events, one file per UTC day
-                if result.new_events:  # its rollups are recomputed before the next publish
-                    store.mark_days(con, "ct_stage", VALID_ROW)
+                written = lake.append_events(con, new)  # the batch's new events, one file per UTC day
+            result.new_events = sum(written.values())
+            if written:  # the days of the events written: their rollups are recomputed before the next publish
+                store.mark_these_days(con, written)
         now = utc_now()
         files = [(*ledger[f], result.events_per_file.get(f, 0), now) for f in staged if f in ledger]
         if files:  # one statement: executemany costs a round trip per row

@@ -230,7 +230,7 @@ def append(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset = EVENTS, mon
     root.mkdir(parents=True, exist_ok=True)
     if ds is EVENTS:
         con.complete()  # the caller's last execute() may hold a result: con.sql() needs the connection free
-        return append_events(con, con.sql(f"SELECT {COLUMNS} FROM {table}").to_arrow_table())
+        return sum(append_events(con, con.sql(f"SELECT {COLUMNS} FROM {table}").to_arrow_table()).values())
     cols = columns(con, ds)
     # a rollup with its own day column keeps it in the files; a derived day only names the folder (the files
     # hold exactly the columns of `ds`)
@@ -251,17 +251,18 @@ def append(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset = EVENTS, mon
     return _register(con, ds, root, written)
 
 
-def append_events(con: duckdb.DuckDBPyConnection, rows: pa.Table, keep: np.ndarray | None = None) -> int:
+def append_events(con: duckdb.DuckDBPyConnection, rows: pa.Table, keep: np.ndarray | None = None
+                  ) -> dict[date, int]:
     """Write `rows` (the events columns; with `keep`, a boolean per row, only the rows it marks) as new files,
     one per UTC day, sorted by event_at, with Arrow's Parquet writer (a third of the CPU of DuckDB's
     partitioned COPY for these text columns), and register them with their counts and time range. The rows
     kept are sorted (stably) and gathered in one take: a batch is a table of a chunk per trail file, and a
     filter then a sort of it cost four times as much. Call inside the caller's transaction. Returns the rows
-    added."""
+    added on each UTC day ({} when none)."""
     at = rows.column("event_at").cast(pa.int64()).to_numpy()
     order = np.flatnonzero(keep) if keep is not None else np.arange(len(at))
     if not len(order):
-        return 0
+        return {}
     order = order[np.argsort(at[order], kind="stable")]
     root = root_of(con, EVENTS)
     rows = rows.take(pa.array(order))
@@ -279,7 +280,7 @@ def append_events(con: duckdb.DuckDBPyConnection, rows: pa.Table, keep: np.ndarr
         added.append((EVENTS.name, rel, day, part.num_rows, lo, hi, (root / rel).stat().st_size, now))
     _catalog(con, added)
     rebuild_view(con, EVENTS)
-    return rows.num_rows
+    return {day: n for _, _, day, n, *_ in added}
 
 
 def _register(con: duckdb.DuckDBPyConnection, ds: Dataset, root: Path, written: list[str]) -> int:

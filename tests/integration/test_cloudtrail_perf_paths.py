@@ -108,6 +108,14 @@ def test_inflate_reads_every_gzip_member_and_finds_codeartifact_anywhere(tmp_pat
     truncated.write_bytes(gzip.compress(text)[:1000])
     assert cloudtrail_load.inflate_file(str(truncated)) is None  # reported: not a complete gzip file
 
+    # What gzip itself accepts after the last member (zero padding) still reads; anything else does not.
+    member = gzip.compress(text)
+    padded, trailing = tmp_path / "padded.json.gz", tmp_path / "trailing.json.gz"
+    padded.write_bytes(member + gzip.compress(b" ") + b"\0" * 512)
+    trailing.write_bytes(member + b"not gzip")
+    assert cloudtrail_load.inflate_file(str(padded)) == gzip.decompress(padded.read_bytes()) == text + b" "
+    assert cloudtrail_load.inflate_file(str(trailing)) is None
+
 
 def test_time_ordered_batches_still_store_each_event_once(tmp_path):
     """Files of several accounts and days, two per batch: duplicates across accounts and batches land once."""

@@ -41,10 +41,15 @@ downloads_per_version AS (  -- whole UTC days ($start_at and $end_at are UTC mid
     WHERE day >= CAST($start_at AT TIME ZONE 'UTC' AS DATE) AND day < CAST($end_at AT TIME ZONE 'UTC' AS DATE)
     GROUP BY ALL
 ),
+per_repository AS (  -- the rows of each asset in each repository (a GROUP BY and a join: a window
+                     -- partitioned by these keys sorted the 64-character sha256s, ~100 ms for 120,000 rows)
+    SELECT account_id, region, domain, asset_key, repository, count(*) AS rows_in_repository
+    FROM held
+    GROUP BY ALL
+),
 weighted AS (
     SELECT h.*, coalesce(d.downloads, 0) AS downloads,
-           1.0 / count(*) OVER (PARTITION BY h.account_id, h.region, h.domain, h.asset_key, h.repository)
-             AS equal_weight,
+           1.0 / r.rows_in_repository AS equal_weight,
            CASE WHEN row_number() OVER (
                          PARTITION BY h.account_id, h.region, h.domain, h.asset_key
                          ORDER BY (h.origin_type = 'INTERNAL') DESC NULLS LAST, h.published_at NULLS LAST,
@@ -53,6 +58,9 @@ weighted AS (
            sum(coalesce(d.downloads, 0)) OVER (PARTITION BY h.account_id, h.region, h.domain, h.asset_key)
              AS asset_downloads
     FROM held AS h
+    JOIN per_repository AS r
+      ON h.account_id = r.account_id AND h.region = r.region AND h.domain = r.domain
+     AND h.asset_key = r.asset_key AND h.repository = r.repository
     LEFT JOIN downloads_per_version AS d
       ON h.account_id = d.account_id AND h.region = d.region AND h.domain = d.domain
      AND h.repository = d.repository AND h.format = d.format
@@ -68,11 +76,16 @@ chosen AS (
            END AS weight
     FROM weighted
 ),
-attributed AS (
-    SELECT *,
-           size_bytes * weight / sum(weight) OVER (PARTITION BY account_id, region, domain, asset_key)
-             AS attributed_bytes
+per_asset AS (  -- each asset's weights summed (as per_repository: an aggregate and a join, not a window)
+    SELECT account_id, region, domain, asset_key, sum(weight) AS asset_weight
     FROM chosen
+    GROUP BY ALL
+),
+attributed AS (
+    SELECT c.*, c.size_bytes * c.weight / a.asset_weight AS attributed_bytes
+    FROM chosen AS c
+    JOIN per_asset AS a
+      ON c.account_id = a.account_id AND c.region = a.region AND c.domain = a.domain AND c.asset_key = a.asset_key
 ),
 shares AS (
     SELECT account_id, region, domain, repository, format, namespace, package, version, asset, sha256,

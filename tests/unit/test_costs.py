@@ -187,6 +187,20 @@ def test_first_publisher_is_the_earliest_when_neither_is_internal_and_download_s
     assert share["app"]["storage_usd"] == pytest.approx(3.75)  # no downloads: as 'equal'
 
 
+
+def test_equal_split_is_per_repository_when_one_repository_holds_an_asset_twice(tmp_path):
+    def fill(con):
+        shared_asset_store(con)  # and X again in cache, under version 2.0's second file: cache holds it twice
+        con.execute("INSERT INTO assets VALUES (?, 'us-east-1', 'acme', 'cache', 'npm', NULL, 'lib', '2.0', "
+                    "'lib-2.0-bundle.tgz', ?, 'X')", [A, 150 * GIB])
+    con = open_store(tmp_path, fill)
+    s = make_settings(costs={"shared_asset_split": "equal"})
+    repo = by(costs.cost_report(con, s, *JUNE, by="repository"), "repository")
+    assert repo["app"]["storage_usd"] == pytest.approx(3.75)  # X: 75 GiB to app, not a third of 150
+    assert repo["cache"]["storage_usd"] == pytest.approx(6.25)  # X: 75 GiB over its two rows; Y: 50 GiB
+    rows = costs.storage_attribution(con, s, *JUNE)
+    assert sorted(rows.loc[rows["sha256"] == "X", "attributed_bytes"] / GIB) == pytest.approx([37.5, 37.5, 75])
+
 @pytest.mark.parametrize("level", ["version", "package", "repository", "domain"])
 def test_storage_shares_summed_to_a_level_in_sql_are_the_asset_rows_summed(tmp_path, level):
     """A cost report reads the shares already summed to its level (a report by repository of a

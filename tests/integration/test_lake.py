@@ -4,6 +4,8 @@ leaves no file counted twice; the layout is plain day-partitioned Parquet that o
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import subprocess
 import sys
@@ -57,6 +59,15 @@ def test_events_are_day_partitioned_parquet_that_other_engines_read_as_is(tmp_pa
     catalog = {(str(folder / f), n, lo, hi) for f, n, lo, hi in rows(
         db, "SELECT file, rows, min_at, max_at FROM lake_files WHERE dataset = 'events' AND retired_at IS NULL")}
     assert {f[:4] for f in per_file} == catalog
+    # event_at (sorted) is delta-encoded, a standard encoding every engine reads, and reads back exactly
+    encodings = con.execute(f"SELECT DISTINCT encodings FROM parquet_metadata('{folder}/day=*/*.parquet') "
+                            "WHERE path_in_schema = 'event_at'").fetchall()
+    assert encodings and all("DELTA_BINARY_PACKED" in e for (e,) in encodings), encodings
+    times = {r["eventID"]: datetime.strptime(r["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+             for key, raw in files.items() if "/CloudTrail/" in key
+             for r in json.loads(gzip.decompress(raw))["Records"] if r.get("eventSource") == "codeartifact.amazonaws.com"}
+    stored = dict(con.execute(f"SELECT event_id, event_at FROM read_parquet('{folder}/day=*/*.parquet')").fetchall())
+    assert stored == times
 
 
 def test_the_snapshot_every_publish_copies_does_not_grow_with_the_events(tmp_path):

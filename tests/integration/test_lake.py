@@ -88,6 +88,130 @@ def test_the_snapshot_every_publish_copies_does_not_grow_with_the_events(tmp_pat
     assert snap_big < 1.25 * snap_small
 
 
+ASSETS_SQL = ("INSERT INTO assets SELECT '111122223333', 'us-east-1', 'acme', 'repo-' || (i % 7), 'npm', NULL, "
+              "'pkg-' || (i // 3), '1.0.' || (i % 3), 'pkg.tgz', 1000 + i, sha256('asset' || i) FROM range($n) t(i)")
+
+
+def tables(db: Path) -> dict[str, tuple]:
+    """Every table of the published snapshot: its row count and a hash of its rows."""
+    con = store.open_reader(db)
+    try:
+        names = [n for (n,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal "
+                                           "AND database_name = current_database()").fetchall()]
+        return {n: con.execute(f'SELECT count(*), sum(hash(t)) FROM "{n}" t').fetchone() for n in names}
+    finally:
+        con.close()
+
+
+def block_size(path: Path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
+
+
+def old_blocks(db: Path) -> None:
+    """Rewrite the store file as the code before 2026-12-05 created it: DuckDB's 256 KiB blocks."""
+    old = db.with_name("old.duckdb")
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH '{db}' AS s (READ_ONLY)")
+        con.execute(f"ATTACH '{old}' AS o (BLOCK_SIZE 262144)")
+        con.execute("COPY FROM DATABASE s TO o")
+    os.replace(old, db)
+    store.publish_snapshot(db)
+    assert block_size(db) == 262_144
+
+
+def bump(db: Path) -> None:
+    """A write session that changes something (a collection always does)."""
+    with writer(db) as con:
+        with store.transaction(con):
+            store.bump_version(con)
+
+
+def test_a_store_file_from_before_in_big_blocks_is_rewritten_once_smaller_with_every_row(tmp_path):
+    """Stores created before 2026-12-05 are in DuckDB's 256 KiB blocks; the next write session rewrites the
+    file once in 64 KiB blocks, so it and the snapshot every publish copies shrink; nothing is lost."""
+    db, files = collected(tmp_path)
+    with writer(db) as con:
+        with store.transaction(con):
+            con.execute(ASSETS_SQL, {"n": 20_000})
+            store.bump_version(con)
+    old_blocks(db)
+    before, big = tables(db), store.snapshot_path(db).stat().st_size
+    assert before["assets"][0] == 20_000
+
+    bump(db)
+    assert block_size(db) == store.BLOCK_SIZE
+    after = tables(db)
+    assert after.pop("store_meta") != before.pop("store_meta")  # the version bumped; every other table the same
+    assert after == before
+    assert rows(db, "SELECT count(*) FROM events") == [(len(unique_events(files)),)]
+    small = store.snapshot_path(db).stat().st_size
+    assert small < 0.85 * big, (small, big)
+    inode = db.stat().st_ino
+    bump(db)  # once: the next session does not rewrite it again
+    assert db.stat().st_ino == inode
+
+
+def compact_size(db: Path, into: Path) -> int:
+    """The bytes of the snapshot's rows rewritten into a fresh file of the store's blocks."""
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH '{store.snapshot_path(db)}' AS s (READ_ONLY)")
+        con.execute(f"ATTACH '{into}' AS c (BLOCK_SIZE {store.BLOCK_SIZE})")
+        con.execute("COPY FROM DATABASE s TO c")
+    return into.stat().st_size
+
+
+def test_a_store_whose_inventory_is_reloaded_publishes_a_snapshot_the_size_of_its_rows(tmp_path):
+    """The inventory collector replaces each repository's rows (a delete and an insert) on every run; DuckDB
+    reuses the freed blocks but keeps the file at its high-water mark. After each reload the snapshot is
+    about the size of its live rows, not of the rows deleted before."""
+    db, files = collected(tmp_path)
+    with writer(db) as con:
+        for r in range(7):
+            with store.transaction(con):
+                con.execute(ASSETS_SQL.replace("FROM range($n) t(i)", f"FROM range($n) t(i) WHERE i % 7 = {r}"),
+                            {"n": 150_000})
+                store.bump_version(con)
+    before = tables(db)
+    for run in range(3):
+        with writer(db) as con:
+            for r in range(7):
+                with store.transaction(con):
+                    con.execute(f"CREATE TEMP TABLE reloaded AS FROM assets WHERE repository = 'repo-{r}'")
+                    con.execute(f"DELETE FROM assets WHERE repository = 'repo-{r}'")
+                    con.execute("INSERT INTO assets FROM reloaded")
+                    con.execute("DROP TABLE reloaded")
+                    store.bump_version(con)
+        after = tables(db)
+        assert after.pop("store_meta") != before.pop("store_meta")
+        assert after == before
+        before = tables(db)
+        snap = store.snapshot_path(db).stat().st_size
+        compact = compact_size(db, tmp_path / f"compact{run}.duckdb")
+        assert snap <= 1.34 * compact + store.FREE_REWRITE_BYTES / 2, (run, snap, compact)
+
+
+def test_a_writer_killed_before_the_rewrite_replaces_the_file_leaves_the_store_as_it_was(tmp_path):
+    db, files = collected(tmp_path)
+    old_blocks(db)
+    before = tables(db)
+    code = "\n".join([
+        "import os, signal, sys", "from pathlib import Path", "from core import store",
+        "os.replace = lambda a, b: os.kill(os.getpid(), signal.SIGKILL)  # the rewrite's, before the publish's",
+        "with store.writer(Path(sys.argv[1])) as con:",
+        "    with store.transaction(con):", "        store.bump_version(con)"])
+    got = subprocess.run([sys.executable, "-c", code, str(db)], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert got.returncode == -9, got.stderr[-2000:]
+    assert block_size(db) == 262_144  # untouched
+    bump(db)
+    assert block_size(db) == store.BLOCK_SIZE
+    after = tables(db)
+    assert after.pop("store_meta") != before.pop("store_meta")
+    assert after == before
+    assert not db.with_name(db.name + ".rewrite").exists()
+
+
 def test_a_reader_keeps_its_version_while_a_writer_compacts(tmp_path):
     db, files = collected(tmp_path)
     reader = store.open_reader(db)

@@ -342,7 +342,7 @@ def writer(db: Path, before_publish: BeforePublish | None = None) -> Iterator[du
                 con.execute("CHECKPOINT")
                 if changed and not failed and _wasteful(con):
                     _HOOKS.pop(id(con), None)
-                    con = _rewrite(db, con)
+                    con = _compact(db, con)
             except (duckdb.Error, StoreError):
                 if not failed:
                     raise
@@ -384,6 +384,24 @@ def _wasteful(con: duckdb.DuckDBPyConnection) -> bool:
     block, total, free = con.execute("SELECT block_size, total_blocks, free_blocks FROM pragma_database_size() "
                                      "WHERE database_name = current_database()").fetchone()
     return block != BLOCK_SIZE or (free > FREE_SHARE_REWRITE * total and free * block >= FREE_REWRITE_BYTES)
+
+
+def _compact(db: Path, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """_rewrite a wasteful store file before it is published. Optional: when the rewrite fails (no disk
+    space for the copy, something in the way of its file), the file stays as it was and is published as it
+    is, as before the rewrite existed."""
+    try:
+        return _rewrite(db, con)
+    except (duckdb.Error, OSError):
+        try:
+            db.with_name(db.name + ".rewrite").unlink(missing_ok=True)
+        except OSError:
+            pass
+        try:
+            con.execute("DETACH DATABASE IF EXISTS caa_rewrite")
+            return con
+        except duckdb.Error:  # closed: the rename failed after the copy
+            return _connect(db, read_only=False)
 
 
 def _rewrite(db: Path, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, date, datetime, time, timedelta
@@ -150,6 +151,25 @@ def test_a_store_file_from_before_in_big_blocks_is_rewritten_once_smaller_with_e
     inode = db.stat().st_ino
     bump(db)  # once: the next session does not rewrite it again
     assert db.stat().st_ino == inode
+
+
+def test_a_rewrite_that_cannot_write_its_file_still_publishes_the_session(tmp_path):
+    """The rewrite needs room for a second file; when it cannot write it (a full disk, something in its
+    way), the session publishes what it committed, with the file as it was."""
+    db, files = collected(tmp_path)
+    old_blocks(db)
+    (db.with_name(db.name + ".rewrite") / "in-the-way").mkdir(parents=True)
+    with writer(db) as con:
+        with store.transaction(con):
+            con.execute(ASSETS_SQL, {"n": 100})
+            store.bump_version(con)
+    assert rows(db, "SELECT count(*) FROM assets") == [(100,)]
+    assert rows(db, "SELECT count(*) FROM events") == [(len(unique_events(files)),)]
+    assert block_size(db) == 262_144
+    shutil.rmtree(db.with_name(db.name + ".rewrite"))
+    bump(db)  # with room again, the next session rewrites it
+    assert block_size(db) == store.BLOCK_SIZE
+    assert rows(db, "SELECT count(*) FROM assets") == [(100,)]
 
 
 def compact_size(db: Path, into: Path) -> int:

@@ -63,6 +63,11 @@ def lock_path(db: Path) -> Path:
     return db.with_name(db.name + ".lock")
 
 
+def rewrite_path(db: Path) -> Path:
+    """Where _rewrite writes the compact copy of the store file before it replaces the file."""
+    return db.with_name(db.name + ".rewrite")
+
+
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         if not read_only and not path.exists():
@@ -394,7 +399,7 @@ def _compact(db: Path, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnect
         return _rewrite(db, con)
     except (duckdb.Error, OSError):
         try:
-            db.with_name(db.name + ".rewrite").unlink(missing_ok=True)
+            rewrite_path(db).unlink(missing_ok=True)
         except OSError:
             pass
         try:
@@ -408,7 +413,7 @@ def _rewrite(db: Path, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnect
     """Rewrite the store file with its live data only (DuckDB keeps the space of deleted rows), in
     BLOCK_SIZE blocks: after the events moved to the lake, the file and every snapshot copy shrink to the
     small tables. The old file is replaced atomically; a crash before that leaves it as it was."""
-    tmp = db.with_name(db.name + ".rewrite")
+    tmp = rewrite_path(db)
     tmp.unlink(missing_ok=True)
     name = con.execute("SELECT current_database()").fetchone()[0]
     con.execute("CHECKPOINT")

@@ -109,13 +109,19 @@ def block_size(path: Path) -> int:
         return con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
 
 
+def copy_in_blocks(src: Path, dst: Path, block: int) -> int:
+    """The rows of the store file `src` copied into a new file `dst` of `block`-byte blocks; its bytes."""
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH '{src}' AS s (READ_ONLY)")
+        con.execute(f"ATTACH '{dst}' AS d (BLOCK_SIZE {block})")
+        con.execute("COPY FROM DATABASE s TO d")
+    return dst.stat().st_size
+
+
 def old_blocks(db: Path) -> None:
     """Rewrite the store file as the code before 2026-12-05 created it: DuckDB's 256 KiB blocks."""
     old = db.with_name("old.duckdb")
-    with duckdb.connect() as con:
-        con.execute(f"ATTACH '{db}' AS s (READ_ONLY)")
-        con.execute(f"ATTACH '{old}' AS o (BLOCK_SIZE 262144)")
-        con.execute("COPY FROM DATABASE s TO o")
+    copy_in_blocks(db, old, 262_144)
     os.replace(old, db)
     store.publish_snapshot(db)
     assert block_size(db) == 262_144
@@ -158,7 +164,7 @@ def test_a_rewrite_that_cannot_write_its_file_still_publishes_the_session(tmp_pa
     way), the session publishes what it committed, with the file as it was."""
     db, files = collected(tmp_path)
     old_blocks(db)
-    (db.with_name(db.name + ".rewrite") / "in-the-way").mkdir(parents=True)
+    (store.rewrite_path(db) / "in-the-way").mkdir(parents=True)
     with writer(db) as con:
         with store.transaction(con):
             con.execute(ASSETS_SQL, {"n": 100})
@@ -166,19 +172,10 @@ def test_a_rewrite_that_cannot_write_its_file_still_publishes_the_session(tmp_pa
     assert rows(db, "SELECT count(*) FROM assets") == [(100,)]
     assert rows(db, "SELECT count(*) FROM events") == [(len(unique_events(files)),)]
     assert block_size(db) == 262_144
-    shutil.rmtree(db.with_name(db.name + ".rewrite"))
+    shutil.rmtree(store.rewrite_path(db))
     bump(db)  # with room again, the next session rewrites it
     assert block_size(db) == store.BLOCK_SIZE
     assert rows(db, "SELECT count(*) FROM assets") == [(100,)]
-
-
-def compact_size(db: Path, into: Path) -> int:
-    """The bytes of the snapshot's rows rewritten into a fresh file of the store's blocks."""
-    with duckdb.connect() as con:
-        con.execute(f"ATTACH '{store.snapshot_path(db)}' AS s (READ_ONLY)")
-        con.execute(f"ATTACH '{into}' AS c (BLOCK_SIZE {store.BLOCK_SIZE})")
-        con.execute("COPY FROM DATABASE s TO c")
-    return into.stat().st_size
 
 
 def test_a_store_whose_inventory_is_reloaded_publishes_a_snapshot_the_size_of_its_rows(tmp_path):
@@ -207,7 +204,7 @@ def test_a_store_whose_inventory_is_reloaded_publishes_a_snapshot_the_size_of_it
         assert after == before
         before = tables(db)
         snap = store.snapshot_path(db).stat().st_size
-        compact = compact_size(db, tmp_path / f"compact{run}.duckdb")
+        compact = copy_in_blocks(store.snapshot_path(db), tmp_path / f"compact{run}.duckdb", store.BLOCK_SIZE)
         assert snap <= 1.34 * compact + store.FREE_REWRITE_BYTES / 2, (run, snap, compact)
 
 
@@ -229,7 +226,7 @@ def test_a_writer_killed_before_the_rewrite_replaces_the_file_leaves_the_store_a
     after = tables(db)
     assert after.pop("store_meta") != before.pop("store_meta")
     assert after == before
-    assert not db.with_name(db.name + ".rewrite").exists()
+    assert not store.rewrite_path(db).exists()
 
 
 def test_a_reader_keeps_its_version_while_a_writer_compacts(tmp_path):

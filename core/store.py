@@ -366,15 +366,16 @@ def writer(db: Path, before_publish: BeforePublish | None = None) -> Iterator[du
 
 def _settle_lake(db: Path, con: duckdb.DuckDBPyConnection) -> tuple[duckdb.DuckDBPyConnection, bool]:
     """At the start of a write session: remove lake files no reader can need, move the events and rollups
-    of a store from before the lake into files (then rewrite the store file without their space, once),
-    and point the lake's views at this store's lake (it may have been moved). Returns the connection and
-    whether anything readers see changed. (Nothing to do for a schema from before the lake: tests of old code.)"""
+    of a store from before the lake into files (then rewrite the store file without their space, once, when
+    it can: _compact), and point the lake's views at this store's lake (it may have been moved). Returns the
+    connection and whether anything readers see changed. (Nothing to do for a schema from before the lake:
+    tests of old code.)"""
     if not lake.present(con):
         return con, False
     lake.sweep(con)
     moved = lake.move_rows(con)
     if moved:
-        con = _rewrite(db, con)
+        con = _compact(db, con)
     views = "SELECT list(sql ORDER BY view_name) FROM duckdb_views() WHERE view_name IN $names AND NOT internal"
     names = {"names": list(lake.DATASETS)}
     view = con.execute(views, names).fetchone()
@@ -392,9 +393,10 @@ def _wasteful(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def _compact(db: Path, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """_rewrite a wasteful store file before it is published. Optional: when the rewrite fails (no disk
-    space for the copy, something in the way of its file), the file stays as it was and is published as it
-    is, as before the rewrite existed."""
+    """_rewrite the store file: a wasteful one before it is published, and once after rows moved into the
+    lake. Optional: when the rewrite fails (no disk space for the copy, something in the way of its file),
+    its partial file is removed and the store file stays as it was, with everything committed to it, and is
+    published as it is (the rows moved are in the lake's files either way)."""
     try:
         return _rewrite(db, con)
     except (duckdb.Error, OSError):

@@ -178,6 +178,33 @@ def test_a_rewrite_that_cannot_write_its_file_still_publishes_the_session(tmp_pa
     assert rows(db, "SELECT count(*) FROM assets") == [(100,)]
 
 
+
+def test_rows_moved_into_the_lake_stay_there_when_the_store_file_cannot_be_rewritten(tmp_path):
+    """Rows in a `_rows` table (a store from before the lake, a test's inserts) move into lake files at the
+    start of the next write session, which then rewrites the store file without their space. When that
+    rewrite cannot write its file, the session goes on with the file as it was: every event is counted
+    once, from the lake, and the session's own work is published."""
+    db, files = collected(tmp_path)
+    with writer(db) as con:
+        with store.transaction(con):
+            con.execute(f"INSERT INTO event_rows ({lake.COLUMNS}) SELECT 'moved-' || i, TIMESTAMPTZ "
+                        "'2026-11-02 00:00:00+00' + i * INTERVAL 1 MINUTE, 'ReadFromRepository', '111122223333', "
+                        "'us-east-1', 'acme', '111122223333', 'npm-store', 'npm', NULL, 'moved', '1.0.0', "
+                        "'moved-1.0.0.tgz', NULL, NULL, NULL, NULL, NULL, NULL FROM range(3000) t(i)")
+            store.bump_version(con)
+    (store.rewrite_path(db) / "in-the-way").mkdir(parents=True)
+    with writer(db) as con:
+        assert con.execute("SELECT count(*) FROM event_rows").fetchone() == (0,)
+        with store.transaction(con):
+            con.execute(ASSETS_SQL, {"n": 10})
+            store.bump_version(con)
+    want = len(unique_events(files)) + 3000
+    assert rows(db, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(want, want)]
+    assert rows(db, "SELECT sum(rows) FROM lake_files WHERE dataset = 'events' AND retired_at IS NULL") == [(want,)]
+    assert rows(db, "SELECT count(*) FROM assets") == [(10,)]
+    assert rows(db, "SELECT sum(downloads) FROM download_days WHERE package = 'moved'") == [(3000,)]
+    assert store.rewrite_path(db).is_dir()  # not ours to remove: only a rewrite's own partial file is
+
 def test_a_store_whose_inventory_is_reloaded_publishes_a_snapshot_the_size_of_its_rows(tmp_path):
     """The inventory collector replaces each repository's rows (a delete and an insert) on every run; DuckDB
     reuses the freed blocks but keeps the file at its high-water mark. After each reload the snapshot is

@@ -119,8 +119,20 @@ def set_watermark(con: duckdb.DuckDBPyConnection, scope: str, value: str) -> Non
         store.write_watermark(con, "cloudtrail", scope, value)
 
 
-def known_files(con: duckdb.DuckDBPyConnection, source: str) -> set[tuple[str, str]]:
-    return set(con.execute("SELECT key, etag FROM cloudtrail_files WHERE source = ?", [source]).fetchall())
+def known_files(con: duckdb.DuckDBPyConnection, source: str, listed: list[Listed]) -> set[tuple[str, str | None]]:
+    """The (key, etag) of the `listed` files that the ledger already holds for `source`. The ledger keeps every
+    file of every run (a year of an organization's trail is millions of rows): it is matched against this
+    run's listing inside DuckDB, so the run holds the listing's keys, not the ledger's."""
+    if not listed:
+        return set()
+    con.complete()  # a caller's last execute() may hold a result: register() needs the connection free
+    con.register("listed_files", pa.table({"key": [o.key for o, _ in listed], "etag": [o.etag for o, _ in listed]}))
+    try:
+        return set(con.execute("SELECT l.key, l.etag FROM listed_files AS l SEMI JOIN cloudtrail_files AS c "
+                               "ON c.source = ? AND c.key = l.key AND c.etag IS NOT DISTINCT FROM l.etag",
+                               [source]).fetchall())
+    finally:
+        con.unregister("listed_files")
 
 
 def batches(todo: list[Listed], max_files: int, max_bytes: int | None) -> list[list[Listed]]:
@@ -143,7 +155,7 @@ def ingest(ctx: RunContext, scope: Scope, fmt: FileFormat, listed: list[Listed],
     no watermark). `client` is the S3 client for an s3:// source, else the files are local. Returns the bytes
     of the files it read."""
     kind, where, prefix = parse_source(scope.source)
-    known = known_files(ctx.con, scope.source)
+    known = known_files(ctx.con, scope.source, listed)
     # Oldest day first across every account and region: a batch then spans about a day of event time,
     # so its dedupe anti-join (restricted to the batch's time range) reads a day of `events`, not months.
     todo = sorted(((o, d) for o, d in listed if (o.key, o.etag) not in known), key=lambda od: (od[1] or "", od[0].key))

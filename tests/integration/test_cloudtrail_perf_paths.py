@@ -7,14 +7,16 @@ import gzip
 import json
 import os
 import threading
+import tracemalloc
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
 from collectors import cloudtrail, cloudtrail_load
+from core import store
 from tests.fixtures.trails import ACCOUNT, record, write_local
-from tests.helpers import collect, make_settings, rows
+from tests.helpers import collect, make_settings, rows, writer
 
 SINCE = date(2026, 10, 25)
 AT = datetime(2026, 11, 3, 12, tzinfo=UTC)
@@ -198,3 +200,29 @@ def test_the_decoder_threads_yield_to_the_commit_and_the_collector_keeps_its_pri
     assert seen == [min(19, base + cloudtrail_load.DECODER_NICE)] * 6
     assert niceness() == base
     assert rows(db, "SELECT count(*) FROM events") == [(6,)]
+
+
+def test_a_run_holds_the_files_it_lists_not_the_whole_ledger(tmp_path):
+    """The ledger keeps a row for every trail file ever read (a year of an organization's trail is millions).
+    A run checks only the files it lists against it: a store whose ledger holds a million older files
+    collects a new day's file without holding those million keys in memory (before: about 300 MB of Python
+    objects for them, on every scheduled run)."""
+    root = write_local(tmp_path / "trail", {DAY + f"{i}.json.gz": gz([record(i, AT)]) for i in range(4)})
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    with writer(db) as con:
+        with store.transaction(con):
+            con.execute("INSERT INTO cloudtrail_files SELECT ?, 'AWSLogs/' || ? || '/CloudTrail/us-east-1/2025/' || "
+                        "lpad(CAST(1 + i % 12 AS VARCHAR), 2, '0') || '/01/old-' || i || '.json.gz', 'etag-' || i, "
+                        "1000, 1, TIMESTAMPTZ '2025-12-31 00:00:00+00' FROM range(1000000) t(i)", [str(root), ACCOUNT])
+            store.bump_version(con)
+    write_local(root, {DAY + "new.json.gz": gz([record(100, AT), record(101, AT)])})
+    tracemalloc.start()
+    try:
+        assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rows(db, "SELECT count(*) FROM events") == [(6,)]
+    assert rows(db, "SELECT count(*) FROM cloudtrail_files WHERE key LIKE '%/new.json.gz'") == [(1,)]
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB of Python objects"

@@ -348,11 +348,11 @@ VALID_ROW = "event_id IS NOT NULL AND event_at IS NOT NULL AND event_name IS NOT
 PARSE_ERRORS = (duckdb.Error, UnicodeDecodeError)
 
 
-def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[str, tuple[str, str, str | None, int]],
+def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[str, tuple[str, str, str | None, int, str | None]],
                decoded: Decoded | None = None) -> BatchResult:
     """Stage, dedupe and commit one batch of local trail files.
 
-    `ledger` maps each local file to (source, key, etag, size_bytes) for the cloudtrail_files rows.
+    `ledger` maps each local file to (source, key, etag, size_bytes, day) for the cloudtrail_files rows.
     `decoded` is `decode(files)` when the caller prepared it ahead.
     """
     ordered = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
@@ -365,7 +365,7 @@ def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[st
         con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
 
 
-def _load_files(con: duckdb.DuckDBPyConnection, ledger: dict[str, tuple[str, str, str | None, int]],
+def _load_files(con: duckdb.DuckDBPyConnection, ledger: dict[str, tuple[str, str, str | None, int, str | None]],
                 decoded: Decoded) -> BatchResult:
     result = BatchResult(bad=dict(decoded.bad), no_codeartifact=decoded.quiet)
     read = [f for f, _ in decoded.records]
@@ -380,7 +380,7 @@ def _load_files(con: duckdb.DuckDBPyConnection, ledger: dict[str, tuple[str, str
 
 
 def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
-                 ledger: dict[str, tuple[str, str, str | None, int]], result: BatchResult,
+                 ledger: dict[str, tuple[str, str, str | None, int, str | None]], result: BatchResult,
                  rows: pa.Table | None = None) -> BatchResult:
     """Dedupe a staged batch and commit it, with the ledger rows of the `staged` files and the store version,
     in one transaction. The batch is the temp table ct_stage (EVENT_COLUMNS + filename; a Spark extract's,
@@ -415,7 +415,7 @@ def first_copies(ids: pa.ChunkedArray, valid: pa.ChunkedArray) -> np.ndarray:
     return keep
 
 
-def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str, tuple[str, str, str | None, int]],
+def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str, tuple[str, str, str | None, int, str | None]],
             result: BatchResult, rows: pa.Table | None) -> BatchResult:
     if rows is None:
         result.rejected, lo, hi, repeats = con.execute(
@@ -459,7 +459,8 @@ def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str,
         now = utc_now()
         files = [(*ledger[f], result.events_per_file.get(f, 0), now) for f in staged if f in ledger]
         if files:  # one statement: executemany costs a round trip per row
-            con.execute("INSERT INTO cloudtrail_files VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(files)),
+            con.execute("INSERT INTO cloudtrail_files_rows (source, key, etag, size_bytes, day, events, processed_at) "
+                        "VALUES " + ", ".join(["(?, ?, ?, ?, TRY_CAST(? AS DATE), ?, ?)"] * len(files)),
                         [v for row in files for v in row])
         if files or result.new_events:
             store.bump_version(con)

@@ -45,7 +45,7 @@ class TrailObject:
 
 
 Listed = tuple[TrailObject, str | None]  # a file and its day (YYYY-MM-DD; None when it has none)
-Ledger = dict[str, tuple[str, str, str | None, int]]  # local path -> (source, key, etag, size_bytes)
+Ledger = dict[str, tuple[str, str, str | None, int, str | None]]  # local path -> (source, key, etag, size_bytes, day)
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,15 @@ def known_files(con: duckdb.DuckDBPyConnection, source: str, listed: list[Listed
     con.complete()  # a caller's last execute() may hold a result: register() needs the connection free
     con.register("listed_files", pa.table({"key": [o.key for o, _ in listed], "etag": [o.etag for o, _ in listed]}))
     try:
+        # the ledger's rows of the listed days only (its files are a month each, its day in their statistics),
+        # and the rows without a day, when a listed file has none
+        days = sorted({d for _, d in listed if d})
+        span = "c.day BETWEEN TRY_CAST(? AS DATE) AND TRY_CAST(? AS DATE)" if days else "FALSE"
+        if any(d is None for _, d in listed):
+            span += " OR c.day IS NULL"
         return set(con.execute("SELECT l.key, l.etag FROM listed_files AS l SEMI JOIN cloudtrail_files AS c "
-                               "ON c.source = ? AND c.key = l.key AND c.etag IS NOT DISTINCT FROM l.etag",
-                               [source]).fetchall())
+                               f"ON c.source = ? AND ({span}) AND c.key = l.key AND c.etag IS NOT DISTINCT FROM l.etag",
+                               [source, *([days[0], days[-1]] if days else [])]).fetchall())
     finally:
         con.unregister("listed_files")
 
@@ -179,12 +185,12 @@ def ingest(ctx: RunContext, scope: Scope, fmt: FileFormat, listed: list[Listed],
                 pending = ahead.submit(prepare, work[i + 1]) if i + 1 < len(work) else None
                 for key, why in missing.items():
                     result.skip(key, why)
-                ledger = {f: (scope.source, o.key, o.etag, o.size) for f, o in local.items()}
+                days = {o.key: d for o, d in batch}
+                ledger = {f: (scope.source, o.key, o.etag, o.size, days[o.key]) for f, o in local.items()}
                 got = fmt.load(ctx.con, list(local), ledger, prepared)
                 if fetcher:
                     for f in local:
                         Path(f).unlink()
-                days = {o.key: d for o, d in batch}
                 newest_day = _record(result, got, ledger, days, newest_day, fmt.rejected_why)
                 advance(len(batch))
                 if time.monotonic() - published > PUBLISH_EVERY_S:

@@ -89,7 +89,10 @@ ROLLUPS |= {t: Dataset(t, f"{t}_rows", "CAST(hour_at AT TIME ZONE 'UTC' AS DATE)
             for t in ("principal_hours", "auth_hours")}
 ROLLUPS["download_months"] = Dataset("download_months", "download_months_rows", "month",
                                      "{stem}.rollups/download_months")  # one file a month
-DATASETS = {EVENTS.name: EVENTS, **ROLLUPS}
+# The trail-file ledger (migration 019): each batch inserts its rows in the store file; the rows of months
+# before the open month go into a file a month before each publish (move_closed), as a rollup's closed months
+LEDGER = Dataset("cloudtrail_files", "cloudtrail_files_rows", "day", "{stem}.rollups/cloudtrail_files")
+DATASETS = {EVENTS.name: EVENTS, **ROLLUPS, LEDGER.name: LEDGER}
 
 
 def _stem(db: Path) -> Path:
@@ -168,10 +171,18 @@ def columns(con: duckdb.DuckDBPyConnection, ds: Dataset) -> str:
         "ORDER BY column_index", [ds.rows]).fetchall())
 
 
+def in_store(con: duckdb.DuckDBPyConnection) -> list[Dataset]:
+    """The datasets whose `_rows` table the store has (the ledger's came with migration 019: tests of older
+    schemas write stores without it)."""
+    have = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                                      "current_database()").fetchall()}
+    return [ds for ds in DATASETS.values() if ds.rows in have]
+
+
 def rebuild_view(con: duckdb.DuckDBPyConnection, *datasets: Dataset) -> None:
     """Each dataset's view (default: all) = its live files + its `_rows` table. Call inside the transaction
     that changed the catalog."""
-    for ds in datasets or DATASETS.values():
+    for ds in datasets or in_store(con):
         root = root_of(con, ds)
         con.execute(f"CREATE OR REPLACE VIEW {ds.name} AS "
                     f"{_union(ds, [str(root / f) for f in _live(con, ds)], columns(con, ds))}")
@@ -385,8 +396,9 @@ def open_month(con: duckdb.DuckDBPyConnection) -> date | None:
 
 
 def compact(con: duckdb.DuckDBPyConnection, at: int = COMPACT_AT) -> int:
-    """Rewrite each events day that has `at` or more live files as one file, and each rollup table's closed
-    months (before open_month) that have more than one file as one file; returns the files written.
+    """Rewrite each events day that has `at` or more live files as one file, and each rollup table's (and the
+    ledger's) closed months (before open_month) that have more than one file as one file; returns the files
+    written.
     Each commits on its own (the old files stay readable until they are swept)."""
     if not present(con):
         return 0
@@ -396,7 +408,7 @@ def compact(con: duckdb.DuckDBPyConnection, at: int = COMPACT_AT) -> int:
         _merge(con, EVENTS, f"day={day}", _live(con, EVENTS, "day = ?", [day]))
         done += 1
     opened = open_month(con)
-    for ds in ROLLUPS.values() if opened else ():
+    for ds in [*ROLLUPS.values(), LEDGER] if opened else ():
         months = con.execute(
             "SELECT date_trunc('month', day) AS m FROM lake_files WHERE dataset = $ds AND retired_at IS NULL "
             "GROUP BY m HAVING count(*) > 1 AND m < $open ORDER BY m", {"ds": ds.name, "open": opened}).fetchall()
@@ -435,9 +447,30 @@ def sweep(con: duckdb.DuckDBPyConnection, grace: timedelta = RETIRED_GRACE) -> i
     return gone
 
 
+def move_closed(con: duckdb.DuckDBPyConnection) -> int:
+    """Move the ledger's rows of the months before open_month from the store file into a file a month, in one
+    transaction (a month's later rows make another file, which compaction merges); returns the rows moved."""
+    opened = open_month(con) if present(con) and LEDGER in in_store(con) else None
+    if opened is None or not con.execute(f"SELECT count(*) FROM {LEDGER.rows} WHERE day < ?", [opened]).fetchone()[0]:
+        return 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE closed_ledger AS SELECT * FROM {LEDGER.rows} WHERE day < ?", [opened])
+        n = append(con, "closed_ledger", LEDGER, months_before=opened)
+        con.execute(f"DELETE FROM {LEDGER.rows} WHERE day < ?", [opened])
+        con.execute("DROP TABLE closed_ledger")
+        con.execute("COMMIT")  # the same rows, elsewhere: nothing a reader sees changes, so neither does the version
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return n
+
+
 def move_rows(con: duckdb.DuckDBPyConnection) -> int:
-    """Move the rows of every `_rows` table (a store from before the lake) into files, in one transaction."""
-    todo = [ds for ds in DATASETS.values() if con.execute(f"SELECT count(*) FROM {ds.rows}").fetchone()[0]]
+    """Move the rows of every `_rows` table (a store from before the lake) into files, in one transaction. The
+    ledger's rows are not moved here: they stay in the store file until their month closes (move_closed)."""
+    todo = [ds for ds in in_store(con)
+            if ds is not LEDGER and con.execute(f"SELECT count(*) FROM {ds.rows}").fetchone()[0]]
     if not todo:
         return 0
     n = 0

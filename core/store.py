@@ -204,8 +204,8 @@ def take_inventory_mark(con: duckdb.DuckDBPyConnection) -> bool:
 
 def prepare_publish(con: duckdb.DuckDBPyConnection) -> bool:
     """Run the session's before-publish hook on the days marked since the last call, and move the store
-    version when the hook changed committed data (then True); then compact the lake (which moves the version
-    when it rewrites files). Publishing calls it; so does precompute, whose views read what the hook keeps
+    version when the hook changed committed data (then True); then move the ledger's closed months into the lake and
+    compact the lake (which moves the version when it rewrites files). Publishing calls it; so does precompute, whose views read what the hook keeps
     and are keyed on the version it leaves."""
     marked = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'changed_days'"
                          ).fetchone()[0]
@@ -220,6 +220,7 @@ def prepare_publish(con: duckdb.DuckDBPyConnection) -> bool:
     if changed:
         with transaction(con):
             bump_version(con)
+    lake.move_closed(con)
     lake.compact(con)
     return changed
 

@@ -212,9 +212,10 @@ def test_a_run_holds_the_files_it_lists_not_the_whole_ledger(tmp_path):
     assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
     with writer(db) as con:
         with store.transaction(con):
-            con.execute("INSERT INTO cloudtrail_files SELECT ?, 'AWSLogs/' || ? || '/CloudTrail/us-east-1/2025/' || "
-                        "lpad(CAST(1 + i % 12 AS VARCHAR), 2, '0') || '/01/old-' || i || '.json.gz', 'etag-' || i, "
-                        "1000, 1, TIMESTAMPTZ '2025-12-31 00:00:00+00' FROM range(1000000) t(i)", [str(root), ACCOUNT])
+            con.execute("INSERT INTO cloudtrail_files_rows SELECT ?, 'AWSLogs/' || ? || '/CloudTrail/us-east-1/2025/' "
+                        "|| lpad(CAST(1 + i % 12 AS VARCHAR), 2, '0') || '/01/old-' || i || '.json.gz', 'etag-' || i, "
+                        "1000, 1, TIMESTAMPTZ '2025-12-31 00:00:00+00', make_date(2025, 1 + i % 12, 1) "
+                        "FROM range(1000000) t(i)", [str(root), ACCOUNT])
             store.bump_version(con)
     write_local(root, {DAY + "new.json.gz": gz([record(100, AT), record(101, AT)])})
     tracemalloc.start()

@@ -18,7 +18,7 @@ import pytest
 
 from analytics.filters import Filters
 from analytics.queries import events_within
-from collectors import cloudtrail
+from collectors import cloudtrail, cloudtrail_load
 from core import lake, store
 from tests.fixtures.trails import TRAIL_NOW, trail_files, unique_events, write_local
 from tests.helpers import collect, rows, writer
@@ -88,6 +88,75 @@ def test_the_snapshot_every_publish_copies_does_not_grow_with_the_events(tmp_pat
     assert lake_big > 2.5 * lake_small
     assert snap_big < 1.25 * snap_small
 
+
+
+def test_the_trail_file_ledger_keeps_only_its_open_month_in_the_store_file(tmp_path, monkeypatch):
+    """The ledger holds a row for every trail file ever read. Its closed months (before the month of the newest
+    events) are a Parquet file a month in the lake, so the store file every publish copies holds one month of
+    it, whatever the store's age; the view still lists every file, and a re-run reads none of them again."""
+    files = trail_files(n_files=60, per_file=20, start=datetime(2026, 10, 30, tzinfo=UTC), seed=3)
+    root = write_local(tmp_path / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    trail = sorted(k for k in files if "/CloudTrail/" in k)
+    october = [k for k in trail if "/2026/10/" in k]
+    assert october and len(october) < len(trail)
+    assert rows(db, "SELECT count(*), count(DISTINCT key) FROM cloudtrail_files") == [(len(trail), len(trail))]
+    assert rows(db, "SELECT count(*), min(day) FROM cloudtrail_files_rows") == [(len(trail) - len(october),
+                                                                                  date(2026, 11, 1))]
+    [(ledger_file, in_file)] = rows(db, "SELECT file, rows FROM lake_files WHERE dataset = 'cloudtrail_files' "
+                                        "AND retired_at IS NULL")
+    assert ledger_file.startswith("month=2026-10/") and in_file == len(october)
+    with duckdb.connect() as con:  # plain Parquet, the ledger's columns, day included
+        got = con.execute(f"SELECT count(*), min(day), max(day) FROM "
+                          f"read_parquet('{lake.folder_of(db, lake.LEDGER) / ledger_file}')").fetchone()
+    assert got == (len(october), date(2026, 10, 30), date(2026, 10, 31))
+    with duckdb.connect(str(store.snapshot_path(db)), read_only=True) as con:  # what every publish copies
+        assert con.execute("SELECT count(*) FROM cloudtrail_files_rows").fetchone() == (len(trail) - len(october),)
+    events = rows(db, "SELECT count(*) FROM events")
+    assert events == [(len(unique_events(files)),)]
+    read: list[str] = []
+    real = cloudtrail_load.decode_file
+    monkeypatch.setattr(cloudtrail_load, "decode_file", lambda path: read.append(path) or real(path))
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    assert read == []  # every listed file, October's included, was found in the ledger
+    assert rows(db, "SELECT count(*) FROM events") == events
+    assert rows(db, "SELECT count(*) FROM cloudtrail_files") == [(len(trail),)]
+
+
+def test_a_store_from_before_the_ledger_lake_keeps_every_ledger_row_and_moves_its_closed_months(tmp_path,
+                                                                                                monkeypatch):
+    """Migration 019: the ledger table of an older store becomes the rows under the `cloudtrail_files` view,
+    each row's day read from its key (a trail's YYYY/MM/DD folder, an extract's day=YYYY-MM-DD folder, none
+    for any other key); the first publish after it moves the closed months' rows into the lake."""
+    old = tmp_path / "schema"
+    old.mkdir()
+    for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+        if int(f.name[:3]) <= 18:
+            shutil.copy(f, old / f.name)
+    monkeypatch.setattr(store, "SCHEMA_DIR", old)
+    db = tmp_path / "caa.duckdb"
+    keys = ["AWSLogs/111122223333/CloudTrail/us-east-1/2026/10/31/a.json.gz",
+            "AWSLogs/o-a1b2c3d4e5/111122223333/CloudTrail/eu-west-1/2026/11/02/b.json.gz",
+            "extract/day=2026-09-30/part-0.parquet", "odd/place.json.gz"]
+    with writer(db) as con:
+        with store.transaction(con):
+            con.execute("INSERT INTO cloudtrail_files SELECT 'src', k, 'etag', 10, 1, TIMESTAMPTZ '2026-11-03 00:00:00+00' "
+                        "FROM unnest(?::VARCHAR[]) t(k)", [keys])
+            con.execute(f"INSERT INTO event_rows ({lake.COLUMNS}) VALUES ('e1', TIMESTAMPTZ '2026-11-02 10:00:00+00', "
+                        "'GetAuthorizationToken', '111122223333', 'us-east-1', 'acme', NULL, NULL, NULL, NULL, NULL, "
+                        "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)")
+            store.mark_days(con, "event_rows")
+            store.bump_version(con)
+    monkeypatch.undo()
+    bump(db)
+    assert sorted(rows(db, "SELECT key, day FROM cloudtrail_files")) == sorted(
+        [(keys[0], date(2026, 10, 31)), (keys[1], date(2026, 11, 2)), (keys[2], date(2026, 9, 30)), (keys[3], None)])
+    assert sorted(rows(db, "SELECT key FROM cloudtrail_files_rows")) == [(keys[1],), (keys[3],)]
+    assert sorted(f for (f,) in rows(db, "SELECT file FROM lake_files WHERE dataset = 'cloudtrail_files' AND "
+                                         "retired_at IS NULL"))[0].startswith("month=2026-09/")
+    assert rows(db, "SELECT sum(rows) FROM lake_files WHERE dataset = 'cloudtrail_files' AND retired_at IS NULL"
+                ) == [(2,)]
 
 ASSETS_SQL = ("INSERT INTO assets SELECT '111122223333', 'us-east-1', 'acme', 'repo-' || (i % 7), 'npm', NULL, "
               "'pkg-' || (i // 3), '1.0.' || (i % 3), 'pkg.tgz', 1000 + i, sha256('asset' || i) FROM range($n) t(i)")

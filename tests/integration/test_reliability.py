@@ -539,7 +539,8 @@ def kill_child() -> None:
 def run_killable_publish(db: Path, root: Path, kill_at: int | None = None, mode: str = "before", seed: int = 0
                          ) -> tuple[int, list[str]]:
     """run_killable's collections, with the statements of the session's publish counted (and the kill landing
-    there) instead: the rollups' refresh into new lake files and the compaction of every events day."""
+    there) instead: the rollups' refresh into new lake files, the ledger's closed months moved into the lake
+    and the compaction of every events day."""
     s = kill_settings()
     fake = FakeCodeArtifact(hostile_estate((A,), hostile_repositories=False, labels=KILL_LABELS), NOW)
     counting = CountingConnection(None, kill_at, mode, seed)
@@ -548,8 +549,9 @@ def run_killable_publish(db: Path, root: Path, kill_at: int | None = None, mode:
         counting._con = con
         return rollups.before_publish(counting, days)
 
-    compact = lake.compact
+    compact, move_closed = lake.compact, lake.move_closed
     with mock.patch.object(lake, "compact", lambda con, at=lake.COMPACT_AT: compact(counting, at=1)), \
+            mock.patch.object(lake, "move_closed", lambda con: move_closed(counting)), \
             store.writer(db, before_publish=hook) as con:
         ctx = RunContext(s, con, now=NOW, since=SINCE, source=str(root), clients=FakeCodeArtifactClients(s, fake),
                          show_progress=False)
@@ -654,18 +656,24 @@ def _kill_then_rerun(folder: Path, root: Path, kill_at: int, mode: str = "before
 
 @pytest.mark.slow
 def test_sigkill_in_the_publish_then_rerun_equals_an_uninterrupted_run(tmp_path):
-    """Killed while the session publishes (rollup files written and registered, events days compacted, the
-    old files retired), the next session leaves the same events and rollups as a run never killed, and
-    no lake file outside the catalog."""
-    root = write_local(tmp_path / "trail", trail_files(n_files=14, per_file=15, seed=8))
+    """Killed while the session publishes (rollup files written and registered, the ledger's closed month
+    moved into the lake, events days compacted, the old files retired), the next session leaves the same
+    events, ledger and rollups as a run never killed, and no lake file outside the catalog."""
+    root = write_local(tmp_path / "trail", trail_files(n_files=14, per_file=15, seed=8,  # October's last hours too
+                                                       start=datetime(2026, 10, 31, 18, tzinfo=UTC)))
     code, statements = run_killable_publish(tmp_path / "clean.duckdb", root)
     assert code == 0
     assert any(s.startswith("COPY (SELECT day") for s in statements)  # rollup files written in the publish
+    assert any(s.startswith("DELETE FROM cloudtrail_files_rows") for s in statements)  # and October's ledger moved
     assert any(s.startswith("UPDATE lake_files SET retired_at") for s in statements)  # and old files retired
     reference = tables(tmp_path / "clean.duckdb")
     assert reference["event_days"] and reference["download_sessions_days"]
     rng = random.Random(2027)
-    for seed, kill_at in enumerate(sorted(rng.sample(range(1, len(statements) + 1), 10))):
+    # 10 random points, and every statement of the ledger's move (its transaction, from the copy of the rows)
+    first = next(k for k, sql in enumerate(statements, 1) if "closed_ledger AS SELECT" in sql)
+    last = next(k for k, sql in enumerate(statements, 1) if k > first and sql.startswith("COMMIT"))
+    points = sorted(rng.sample(range(1, len(statements) + 1), 10)) + list(range(first, last + 1))
+    for seed, kill_at in enumerate(points):
         mode = "during" if seed % 2 else "before"
         db = _kill_then_rerun(tmp_path / f"seed{seed}", root, kill_at, mode, seed, child_entry="kill_publish_child")
         got = tables(db)

@@ -173,12 +173,13 @@ def test_a_backfill_is_refreshed_in_runs_of_days_within_the_event_budget(tmp_pat
 
 
 def schema_up_to(tmp_path, last: int):
-    """A copy of the migrations up to `last`, with 018 (the UTC macros today's rollup SQL calls, which the
-    older store gets as it is simulated here running today's rollups): the schema of an older caa."""
+    """A copy of the migrations up to `last`, with 018 and 019 (the UTC macros today's rollup SQL calls, and the
+    ledger's rows table today's collector writes, which the older store gets as it is simulated here running
+    today's rollups and collector): the schema of an older caa."""
     folder = tmp_path / "schema"
     folder.mkdir()
     for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
-        if int(f.name[:3]) <= last or f.name.startswith("018_"):
+        if int(f.name[:3]) <= last or f.name.startswith(("018_", "019_")):
             shutil.copy(f, folder / f.name)
     return folder
 

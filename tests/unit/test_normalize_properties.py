@@ -135,7 +135,7 @@ def test_load_files_stores_or_rejects_every_codeartifact_record(con, recs, junk)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "t.json.gz")
         Path(path).write_bytes(gzip.compress(json.dumps({"Records": [*junk, *recs]}).encode()))
-        got = load_files(con, [path], {path: ("src", "key", "etag", 1)})
+        got = load_files(con, [path], {path: ("src", "key", "etag", 1, None)})
     assert got.bad == {}
     assert got.new_events + got.rejected == sum(map(is_codeartifact, recs))
     assert con.execute("SELECT count(*) FROM events").fetchone()[0] == got.new_events

@@ -122,6 +122,14 @@ def test_the_trail_file_ledger_keeps_only_its_open_month_in_the_store_file(tmp_p
     assert read == []  # every listed file, October's included, was found in the ledger
     assert rows(db, "SELECT count(*) FROM events") == events
     assert rows(db, "SELECT count(*) FROM cloudtrail_files") == [(len(trail),)]
+    late = october[-1].rsplit("/", 1)[0] + "/late.json.gz"  # a file delivered late for the closed month
+    write_local(root, {late: gzip.compress(json.dumps({"Records": [json.loads(gzip.decompress(
+        files[october[-1]]))["Records"][0] | {"eventID": "late-1"}]}).encode())})
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    assert read == [str(root / late)]
+    assert rows(db, "SELECT count(*) FROM cloudtrail_files") == [(len(trail) + 1,)]
+    assert rows(db, "SELECT count(*), sum(rows) FROM lake_files WHERE dataset = 'cloudtrail_files' AND retired_at IS "
+                    "NULL") == [(1, len(october) + 1)]  # its second file merged into the month's one
 
 
 def test_a_store_from_before_the_ledger_lake_keeps_every_ledger_row_and_moves_its_closed_months(tmp_path,

@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             big, _ = q.demo_estate(BASE, q.SEEDS[0], args.dashboard_events)
             quality["scale"] = {"pages": q.page_times(big, list(PAGES)), **dash.query_times(big, args.runs)}
 
-    scaled = []
+    scaled, ledger = [], None
     if args.scale_sizes:
         from bench import scale
 
@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: a store of {n:,} events (increment, publish, disk, queries)", flush=True)
             scaled.append(scale.measure(n, args.runs, (incr_trails, incr_events, incr_day)))
         print(scale.render(scaled), flush=True)
+        print("bench: a year of the trail-file ledger (publish, listing)", flush=True)
+        ledger = scale.ledger_figure(args.runs)
     med = {k: statistics.median(v) for k, v in r.items()}
     sizes = {"pure": {"files": len(pure_files), "events": events, **_bytes(fl)},
              "mixed": {"files": len(mixed_files), "events": mixed_truth["events_unique"], **_bytes(mfl)},
@@ -227,12 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     if scaled:
         from bench import scale
 
-        rows += scale.rows(scaled)
+        rows += scale.rows(scaled) + (scale.ledger_rows(ledger) if ledger else [])
     info["load_avg_per_round"] = r["load_avg"]
     text = render(rows, info, args)
     print(text)
     out = {"machine": info, "args": vars(args), "data": sizes, "runs": r, "median": med, "inventory": inv,
-           "quality": quality, "scale": scaled, "table": rows}
+           "quality": quality, "scale": scaled, "ledger": ledger, "table": rows}
     (BASE / "latest.json").write_text(json.dumps(out, indent=2, default=str))
     print(f"bench: wrote {BASE / 'latest.json'}")
     return 0

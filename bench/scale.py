@@ -16,6 +16,8 @@ are hard-linked: they are never changed):
   hour) over its data (the live lake files + the store file);
 - queries: bench/dashboard.query_times (every default load of every page, unfiltered and with a domain
   and 90-day filter; the slowest call of each).
+Then the trail-file ledger of a year (ledger_figure): what a publish copies with its closed months in the lake
+against all of it in the store file, and one day's listing matched against it.
 
 Run alone: `python -m bench.scale [--sizes 5000000,50000000]`. Reads and writes data/bench/scale/.
 """
@@ -290,6 +292,80 @@ def measure(n: int, runs: int = 3, increment: tuple[Path, int, date] | None = No
             "slowest_filtered_query": max(q["filtered"], key=q["filtered"].get, default="")}
 
 
+# The trail-file ledger of a year of an estate's trail: 4 account-regions, a file about every 5 minutes each
+# (what CloudTrail delivers while there is activity), whatever the number of events. Its last day is mid-month,
+# so the open month's rows in the store file are half a month's, a typical day.
+LEDGER_FILES_PER_DAY = 4 * 288
+LEDGER_LAST_DAY = date(2026, 6, 15)
+LEDGER_SQL = """
+INSERT INTO cloudtrail_files_rows (source, key, etag, size_bytes, events, processed_at, day)
+SELECT 's3://trail', 'AWSLogs/o-a1b2c3d4e5/1111222233' || lpad(CAST(i % 4 AS VARCHAR), 2, '0') || '/CloudTrail/'
+       || CASE WHEN i % 4 < 3 THEN 'us-east-1' ELSE 'eu-west-1' END || '/' || strftime(day, '%Y/%m/%d') || '/'
+       || '1111222233' || lpad(CAST(i % 4 AS VARCHAR), 2, '0') || '_CloudTrail_' || strftime(day, '%Y%m%d') || 'T'
+       || lpad(CAST(i // 4 % 288 AS VARCHAR), 4, '0') || 'Z_' || md5(CAST(i AS VARCHAR))[:16] || '.json.gz',
+       md5('etag' || i), 20000 + hash(i) % 30000, hash(i) % 50, $processed, day
+FROM (SELECT i, CAST($first AS DATE) + CAST(i // $per_day AS INTEGER) AS day FROM range($n) t(i))
+"""
+
+
+def ledger_figure(runs: int = 3) -> dict:
+    """A year of the trail-file ledger (LEDGER_FILES_PER_DAY files a day): the store file a publish copies and
+    the publish's time, with the ledger's closed months in the lake (migration 019), against the same rows all
+    in the store file (as before it: a store without events has no open month, so nothing moves); and one
+    day's listing matched against the ledger (trailfiles.known_files)."""
+    from collectors.trailfiles import TrailObject, known_files
+
+    first = LEDGER_LAST_DAY - timedelta(days=364)
+    n = 365 * LEDGER_FILES_PER_DAY
+    out: dict = {"files": n, "per_day": LEDGER_FILES_PER_DAY}
+    for label, moved in (("lake", True), ("store", False)):
+        folder = BASE / "scale" / "ledger" / label
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        db = folder / "caa.duckdb"
+        with rollups.writer(db) as con:
+            with store.transaction(con):
+                con.execute(LEDGER_SQL, {"n": n, "per_day": LEDGER_FILES_PER_DAY, "first": first,
+                                         "processed": datetime.combine(LEDGER_LAST_DAY, datetime.min.time(), UTC)})
+                if moved:  # one event on the last day: its month is the open one
+                    con.execute(f"INSERT INTO event_rows ({lake.COLUMNS}) SELECT 'e', ?, 'GetAuthorizationToken', "
+                                "'111122223300', 'us-east-1', 'domain-0', " + ", ".join(["NULL"] * 13),
+                                [datetime.combine(LEDGER_LAST_DAY, datetime.min.time(), UTC)])
+                    store.mark_days(con, "event_rows")
+                store.bump_version(con)
+        publish = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            store.publish_snapshot(db)
+            publish.append(time.perf_counter() - t)
+        with store.require_reader(db) as con:
+            in_file = con.execute("SELECT count(*) FROM cloudtrail_files_rows").fetchone()[0]
+            day = LEDGER_LAST_DAY - timedelta(days=40)  # a day of a closed month, re-listed (a --since re-run)
+            listed = [(TrailObject(k, 1, e), day.isoformat()) for k, e in con.execute(
+                "SELECT key, etag FROM cloudtrail_files WHERE day = ?", [day]).fetchall()]
+            t = time.perf_counter()
+            known = known_files(con, "s3://trail", listed)
+            match = time.perf_counter() - t
+        assert len(known) == len(listed) == LEDGER_FILES_PER_DAY, (len(known), len(listed))
+        out[label] = {"snapshot_bytes": store.snapshot_path(db).stat().st_size, "publish_secs": statistics.median(publish),
+                      "rows_in_store_file": in_file, "match_secs": match}
+    return out
+
+
+def ledger_rows(fig: dict) -> list[dict]:
+    a, b = fig["lake"], fig["store"]
+    return [{"figure": f"Trail-file ledger of a year ({fig['files']:,} files: {fig['per_day']:,} a day), publish",
+             "value": f"{a['publish_secs'] * 1000:.0f} ms, {a['snapshot_bytes'] / 2**20:.1f} MiB copied "
+                      f"({a['rows_in_store_file']:,} rows in the store file, the open month)",
+             "floor": f"all rows in the store file (before migration 019): {b['publish_secs'] * 1000:.0f} ms, "
+                      f"{b['snapshot_bytes'] / 2**20:.1f} MiB", "ratio": None,
+             "target": "publish does not grow with the store's age", "ok": a["rows_in_store_file"] <= 31 *
+             fig["per_day"]},
+            {"figure": "One day's listing (a closed month's) matched against that ledger",
+             "value": f"{a['match_secs'] * 1000:.0f} ms", "floor": f"rows in the store file: {b['match_secs'] * 1000:.0f} ms",
+             "ratio": None, "target": "report", "ok": None}]
+
+
 def render(results: list[dict]) -> str:
     head = ("| events | increment (60k) | publish | snapshot | lake | disk / data | slowest default query | "
             "slowest filtered query | cleanup report |\n|---|---|---|---|---|---|---|---|---|")
@@ -346,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(measure(n))
         print(render(results[-1:]), flush=True)
     print(render(results))
+    for row in ledger_rows(ledger_figure()):
+        print(f"{row['figure']}: {row['value']} ({row['floor']})")
     (BASE / "scale" / "latest.json").write_text(json.dumps(results, indent=2))
     return 0
 

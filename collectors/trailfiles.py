@@ -130,15 +130,23 @@ def known_files(con: duckdb.DuckDBPyConnection, source: str, listed: list[Listed
     try:
         # the ledger's rows of the listed days only (its files are a month each, its day in their statistics),
         # and the rows without a day, when a listed file has none
-        days = sorted({d for _, d in listed if d})
-        span = "c.day BETWEEN TRY_CAST(? AS DATE) AND TRY_CAST(? AS DATE)" if days else "FALSE"
-        if any(d is None for _, d in listed):
+        days = sorted({day for _, d in listed if (day := _date(d))})
+        span = "c.day BETWEEN ? AND ?" if days else "FALSE"
+        if any(_date(d) is None for _, d in listed):  # its ledger row has no day either
             span += " OR c.day IS NULL"
         return set(con.execute("SELECT l.key, l.etag FROM listed_files AS l SEMI JOIN cloudtrail_files AS c "
                                f"ON c.source = ? AND ({span}) AND c.key = l.key AND c.etag IS NOT DISTINCT FROM l.etag",
                                [source, *([days[0], days[-1]] if days else [])]).fetchall())
     finally:
         con.unregister("listed_files")
+
+
+def _date(day: str | None) -> date | None:
+    """A listed file's day folder as a date; None for none, or for a folder that is no date (2026/02/30)."""
+    try:
+        return date.fromisoformat(day) if day else None
+    except ValueError:
+        return None
 
 
 def batches(todo: list[Listed], max_files: int, max_bytes: int | None) -> list[list[Listed]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from collectors import cloudtrail, cloudtrail_load
+from collectors.trailfiles import TrailObject, known_files
 from core import store
 from tests.fixtures.trails import ACCOUNT, record, write_local
 from tests.helpers import collect, make_settings, rows, writer
@@ -227,3 +228,22 @@ def test_a_run_holds_the_files_it_lists_not_the_whole_ledger(tmp_path):
     assert rows(db, "SELECT count(*) FROM events") == [(6,)]
     assert rows(db, "SELECT count(*) FROM cloudtrail_files WHERE key LIKE '%/new.json.gz'") == [(1,)]
     assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB of Python objects"
+
+
+def test_a_file_in_a_folder_that_is_no_date_is_still_found_in_the_ledger(tmp_path):
+    """An S3 key's day folder is taken as it is listed (2026/02/30 is listed like any other): its ledger row has
+    no day, and the next run still finds it there, beside files of real days, instead of reading it again."""
+    root = write_local(tmp_path / "trail", {DAY + "0.json.gz": gz([record(0, AT)])})
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    odd = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/02/30/odd.json.gz"
+    with writer(db) as con:
+        with store.transaction(con):
+            con.execute("INSERT INTO cloudtrail_files_rows (source, key, etag, size_bytes, events, processed_at, day) "
+                        "VALUES (?, ?, 'e1', 1, 1, TIMESTAMPTZ '2026-11-03 00:00:00+00', TRY_CAST('2026-02-30' AS DATE))",
+                        [str(root), odd])
+            store.bump_version(con)
+        (known_key, known_etag), = rows(db, "SELECT key, etag FROM cloudtrail_files WHERE key LIKE '%/0.json.gz'")
+        listed = [(TrailObject(odd, 1, "e1"), "2026-02-30"), (TrailObject(known_key, 1, known_etag), "2026-11-03"),
+                  (TrailObject(DAY + "new.json.gz", 1, "e2"), "2026-11-03")]
+        assert known_files(con, str(root), listed) == {(odd, "e1"), (known_key, known_etag)}

@@ -35,7 +35,12 @@ def test_readers_never_fail_and_the_collection_never_fails_because_of_them(tmp_p
     cmd = [sys.executable, "-m", "cli", "collect", "cloudtrail", "--source", str(root), "--since", str(SINCE),
            "--db", str(db)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.8)
+    # the second collector starts once the first holds the store (its lock file names it): a fixed head start
+    # was not always enough on a loaded machine, and the second then took the lock and refused the first
+    deadline = time.monotonic() + 60
+    while not store.lock_path(db).read_text().startswith(f"pid {proc.pid} ") and proc.poll() is None:
+        assert time.monotonic() < deadline, "the first collector never took the store's lock"
+        time.sleep(0.01)
     second = subprocess.run(cmd, env=env, capture_output=True, text=True)
     counts, errors = [], []
     while proc.poll() is None:

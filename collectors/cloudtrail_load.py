@@ -35,6 +35,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -74,6 +75,9 @@ RECORD_FIELDS: dict = {
 }
 
 
+# local path of a trail file -> (source, key, etag, size_bytes, day): its cloudtrail_files row (day: its day
+# folder, None when the folder is none or no date)
+Ledger = dict[str, tuple[str, str, str | None, int, date | None]]
 EVENT_COLUMNS, EVENT_NAMES = lake.COLUMNS, lake.NAMES  # the events table's columns, one list (core/lake.py)
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 EVENTS_ARROW = pa.schema([(c, UTC_MICROS if c == "event_at" else pa.string()) for c in EVENT_NAMES])
@@ -348,7 +352,7 @@ VALID_ROW = "event_id IS NOT NULL AND event_at IS NOT NULL AND event_name IS NOT
 PARSE_ERRORS = (duckdb.Error, UnicodeDecodeError)
 
 
-def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[str, tuple[str, str, str | None, int, str | None]],
+def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: Ledger,
                decoded: Decoded | None = None) -> BatchResult:
     """Stage, dedupe and commit one batch of local trail files.
 
@@ -365,7 +369,7 @@ def load_files(con: duckdb.DuckDBPyConnection, files: list[str], ledger: dict[st
         con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
 
 
-def _load_files(con: duckdb.DuckDBPyConnection, ledger: dict[str, tuple[str, str, str | None, int, str | None]],
+def _load_files(con: duckdb.DuckDBPyConnection, ledger: Ledger,
                 decoded: Decoded) -> BatchResult:
     result = BatchResult(bad=dict(decoded.bad), no_codeartifact=decoded.quiet)
     read = [f for f, _ in decoded.records]
@@ -380,7 +384,7 @@ def _load_files(con: duckdb.DuckDBPyConnection, ledger: dict[str, tuple[str, str
 
 
 def commit_stage(con: duckdb.DuckDBPyConnection, staged: list[str],
-                 ledger: dict[str, tuple[str, str, str | None, int, str | None]], result: BatchResult,
+                 ledger: Ledger, result: BatchResult,
                  rows: pa.Table | None = None) -> BatchResult:
     """Dedupe a staged batch and commit it, with the ledger rows of the `staged` files and the store version,
     in one transaction. The batch is the temp table ct_stage (EVENT_COLUMNS + filename; a Spark extract's,
@@ -415,7 +419,7 @@ def first_copies(ids: pa.ChunkedArray, valid: pa.ChunkedArray) -> np.ndarray:
     return keep
 
 
-def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str, tuple[str, str, str | None, int, str | None]],
+def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: Ledger,
             result: BatchResult, rows: pa.Table | None) -> BatchResult:
     if rows is None:
         result.rejected, lo, hi, repeats = con.execute(
@@ -460,7 +464,7 @@ def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: dict[str,
         files = [(*ledger[f], result.events_per_file.get(f, 0), now) for f in staged if f in ledger]
         if files:  # one statement: executemany costs a round trip per row
             con.execute("INSERT INTO cloudtrail_files_rows (source, key, etag, size_bytes, day, events, processed_at) "
-                        "VALUES " + ", ".join(["(?, ?, ?, ?, TRY_CAST(? AS DATE), ?, ?)"] * len(files)),
+                        "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(files)),
                         [v for row in files for v in row])
         if files or result.new_events:
             store.bump_version(con)

@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from collectors.base import RunContext, ScopeResult
-from collectors.cloudtrail_load import BatchResult, scratch_folder
+from collectors.cloudtrail_load import BatchResult, Ledger, scratch_folder
 from core import store
 from core.aws import Scope, translate
 
@@ -45,7 +45,6 @@ class TrailObject:
 
 
 Listed = tuple[TrailObject, str | None]  # a file and its day (YYYY-MM-DD; None when it has none)
-Ledger = dict[str, tuple[str, str, str | None, int, str | None]]  # local path -> (source, key, etag, size_bytes, day)
 
 
 @dataclass(frozen=True)
@@ -130,9 +129,10 @@ def known_files(con: duckdb.DuckDBPyConnection, source: str, listed: list[Listed
     try:
         # the ledger's rows of the listed days only (its files are a month each, its day in their statistics),
         # and the rows without a day, when a listed file has none
-        days = sorted({day for _, d in listed if (day := _date(d))})
+        parsed = [_date(d) for _, d in listed]
+        days = sorted({d for d in parsed if d})
         span = "c.day BETWEEN ? AND ?" if days else "FALSE"
-        if any(_date(d) is None for _, d in listed):  # its ledger row has no day either
+        if None in parsed:  # its ledger row has no day either
             span += " OR c.day IS NULL"
         return set(con.execute("SELECT l.key, l.etag FROM listed_files AS l SEMI JOIN cloudtrail_files AS c "
                                f"ON c.source = ? AND ({span}) AND c.key = l.key AND c.etag IS NOT DISTINCT FROM l.etag",
@@ -194,7 +194,7 @@ def ingest(ctx: RunContext, scope: Scope, fmt: FileFormat, listed: list[Listed],
                 for key, why in missing.items():
                     result.skip(key, why)
                 days = {o.key: d for o, d in batch}
-                ledger = {f: (scope.source, o.key, o.etag, o.size, days[o.key]) for f, o in local.items()}
+                ledger = {f: (scope.source, o.key, o.etag, o.size, _date(days[o.key])) for f, o in local.items()}
                 got = fmt.load(ctx.con, list(local), ledger, prepared)
                 if fetcher:
                     for f in local:

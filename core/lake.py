@@ -135,6 +135,28 @@ def _quote(path: Path | str) -> str:
     return str(path).replace("'", "''")
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, or ROLLBACK when the block raises (anything, Ctrl+C included). The store's
+    (core/store.py re-exports it): here because the lake's own moves and merges commit on their own."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        rollback_quietly(con)
+        raise
+
+
+def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back an open transaction; never mask the error that got us here (a failed write may already
+    have aborted the transaction, so ROLLBACK itself can fail)."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
 def _live(con: duckdb.DuckDBPyConnection, ds: Dataset, where: str = "TRUE", params: list | None = None) -> list[str]:
     return [f for (f,) in con.execute(f"SELECT file FROM lake_files WHERE dataset = ? AND retired_at IS NULL AND "
                                       f"{where} ORDER BY day, file", [ds.name, *(params or [])]).fetchall()]
@@ -367,8 +389,7 @@ def _write(con: duckdb.DuckDBPyConnection, ds: Dataset, root: Path, folder: str,
 def _merge(con: duckdb.DuckDBPyConnection, ds: Dataset, folder: str, files: list[str]) -> None:
     """Rewrite `files` of `ds` as one file under `folder` and retire them, in one transaction."""
     root = root_of(con, ds)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         rel, size = _write(con, ds, root, folder, files)
         n, lo, hi, day = con.execute(
             "SELECT sum(rows), min(min_at), max(max_at), min(day) FROM lake_files WHERE dataset = ? AND retired_at "
@@ -379,10 +400,6 @@ def _merge(con: duckdb.DuckDBPyConnection, ds: Dataset, folder: str, files: list
         _catalog(con, [(ds.name, rel, day, n, lo, hi, size, now)])
         rebuild_view(con, ds)
         con.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'store_version'")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def open_month(con: duckdb.DuckDBPyConnection) -> date | None:
@@ -453,16 +470,11 @@ def move_closed(con: duckdb.DuckDBPyConnection) -> int:
     opened = open_month(con) if present(con) and LEDGER in in_store(con) else None
     if opened is None or not con.execute(f"SELECT count(*) FROM {LEDGER.rows} WHERE day < ?", [opened]).fetchone()[0]:
         return 0
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):  # the same rows, elsewhere: nothing a reader sees changes, so neither does the version
         con.execute(f"CREATE OR REPLACE TEMP TABLE closed_ledger AS SELECT * FROM {LEDGER.rows} WHERE day < ?", [opened])
         n = append(con, "closed_ledger", LEDGER, months_before=opened)
         con.execute(f"DELETE FROM {LEDGER.rows} WHERE day < ?", [opened])
         con.execute("DROP TABLE closed_ledger")
-        con.execute("COMMIT")  # the same rows, elsewhere: nothing a reader sees changes, so neither does the version
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return n
 
 
@@ -474,16 +486,11 @@ def move_rows(con: duckdb.DuckDBPyConnection) -> int:
     if not todo:
         return 0
     n = 0
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for ds in todo:
             n += append(con, ds.rows, ds)
             con.execute(f"DELETE FROM {ds.rows}")
             rebuild_view(con, ds)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return n
 
 

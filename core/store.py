@@ -37,6 +37,7 @@ import pyarrow as pa
 from core import lake
 from core.clock import utc_now
 from core.errors import StoreBusyError, StoreError, first_line
+from core.lake import rollback_quietly, transaction  # the store's transactions (re-exported)
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
 # The store file's block. DuckDB's default, 256 KiB, suits big tables; this file holds only small ones (the
@@ -137,18 +138,6 @@ def store_identity(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int]:
 def bump_version(con: duckdb.DuckDBPyConnection) -> None:
     """Mark that committed data changed; call inside the load transaction."""
     con.execute("UPDATE store_meta SET value = value + 1 WHERE key = 'store_version'")
-
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """BEGIN ... COMMIT, or ROLLBACK when the block raises (anything, Ctrl+C included)."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield con
-        con.execute("COMMIT")
-    except BaseException:
-        rollback_quietly(con)
-        raise
 
 
 @contextmanager
@@ -439,15 +428,6 @@ def copy_store(src: Path, dst: Path) -> Path:
         if a.exists():
             shutil.copytree(a, b)
     return dst
-
-
-def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
-    """Roll back an open transaction; never mask the error that got us here (a failed write may already
-    have aborted the transaction, so ROLLBACK itself can fail)."""
-    try:
-        con.execute("ROLLBACK")
-    except duckdb.Error:
-        pass
 
 
 DISK_FULL = ("No space left", "File too large", "Disk quota", "Read-only file system")

@@ -130,7 +130,7 @@ INVENTORY_SQL = [
               package, version, CASE WHEN h % 50 = 0 THEN 'Unlisted' ELSE 'Published' END, 'rev-' || (h % 100000),
               CASE WHEN h % 5 = 0 THEN 'EXTERNAL' ELSE 'INTERNAL' END, published_at, published_at, $end
        FROM syn_ver""",
-    """INSERT INTO assets SELECT account_id, region, 'domain-' || acct, 'repo-' || repo, format, NULL, package,
+    """INSERT INTO assets_rows SELECT account_id, region, 'domain-' || acct, 'repo-' || repo, format, NULL, package,
               version, 'pkg.tgz', 20000 + CAST(pow((h // 7 % 10000) / 10000.0, 4) * 20000000 AS BIGINT),
               sha256(package || '@' || version) FROM syn_ver""",
     """UPDATE domains SET asset_size_bytes = (SELECT sum(size_bytes) FROM assets a WHERE a.domain = domains.domain)""",

@@ -34,7 +34,7 @@ from collectors.inventory_normalize import (
     repository_rows,
     snapshot_row,
 )
-from core import store
+from core import lake, store
 from core.aws import Scope, aws_errors, paginate
 
 SERVICE = "codeartifact"
@@ -55,6 +55,7 @@ COLUMNS: dict[str, dict[str, pa.DataType]] = {
                              "dependency_package": _S, "dependency_type": _S, "version_requirement": _S},
 }
 REPO_TABLES = ("packages", "package_versions", "assets", "package_dependencies")
+WRITE_TO = {"assets": lake.ASSETS.rows}  # `assets` is a view over the lake's file and this table (core/lake.py)
 
 
 # -- fetch: the only code that calls boto3 ---------------------------------------------------------------
@@ -159,12 +160,13 @@ def load_repository(con: duckdb.DuckDBPyConnection, rows: RepositoryRows) -> Non
     """Replace one repository's rows in every inventory table, in one transaction."""
     key = [rows.repository[k] for k in REPO_KEY]
     with store.load_transaction(con):
+        lake.thaw(con)  # the assets' file back into the store file; the publish writes them out again
         for table in REPO_TABLES:
-            con.execute(f"DELETE FROM {table} WHERE account_id = ? AND region = ? AND domain = ? "
+            con.execute(f"DELETE FROM {WRITE_TO.get(table, table)} WHERE account_id = ? AND region = ? AND domain = ? "
                         "AND repository = ?", key)
         _upsert_repository(con, rows.repository)
         for table in REPO_TABLES:
-            store.insert_rows(con, table, getattr(rows, table), COLUMNS[table])
+            store.insert_rows(con, WRITE_TO.get(table, table), getattr(rows, table), COLUMNS[table])
         store.mark_inventory(con)  # downloads of assets it brings are sized at the next publish
 
 
@@ -195,8 +197,9 @@ def remove_vanished_repositories(con: duckdb.DuckDBPyConnection, account_id: str
     if not gone:
         return
     with store.load_transaction(con):
+        lake.thaw(con)
         for table in ("repositories", *REPO_TABLES):
-            con.execute(f"DELETE FROM {table} WHERE account_id = ? AND region = ? AND domain = ? "
+            con.execute(f"DELETE FROM {WRITE_TO.get(table, table)} WHERE account_id = ? AND region = ? AND domain = ? "
                         "AND list_contains(?::VARCHAR[], repository)", [account_id, region, domain, gone])
 
 

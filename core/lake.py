@@ -16,6 +16,10 @@ days writes the open month's (that of the newest events) as one new file a day a
 `month=YYYY-MM/<uuid>.parquet`, and retires the files it replaces; once a month is over, its leftover day
 files are compacted into one month file, so a year is about 12 files a table plus the current month's days.
 
+The trail-file ledger's closed months (LEDGER) and the inventory's assets (ASSETS: one file, taken back into
+the store file while an inventory session replaces rows, thaw, and written out again before its publish,
+freeze) live under `<stem>.rollups/` too.
+
 The catalog is the store's table `lake_files` (dataset, file relative to the dataset's folder, first day,
 rows, min_at, max_at, bytes, added_at, retired_at; live while retired_at is NULL). It commits in the same
 transaction as the rows that depend on it (the trail-file ledger, the watermark), so a file is part of
@@ -92,7 +96,12 @@ ROLLUPS["download_months"] = Dataset("download_months", "download_months_rows", 
 # The trail-file ledger (migration 019): each batch inserts its rows in the store file; the rows of months
 # before the open month go into a file a month before each publish (move_closed), as a rollup's closed months
 LEDGER = Dataset("cloudtrail_files", "cloudtrail_files_rows", "day", "{stem}.rollups/cloudtrail_files")
-DATASETS = {EVENTS.name: EVENTS, **ROLLUPS, LEDGER.name: LEDGER}
+# The inventory's assets (migration 020): one file, `<uuid>.parquet` in its folder, written again whenever the
+# inventory changed (freeze, before a publish); a session that replaces rows first takes the file's rows back
+# into the store file (thaw). Not by day: its catalog row's day is the day it was written.
+ASSETS = Dataset("assets", "assets_rows", "NULL", "{stem}.rollups/assets")
+ASSETS_ORDER = "account_id, region, domain, repository, format, namespace, package, version, asset"
+DATASETS = {EVENTS.name: EVENTS, **ROLLUPS, LEDGER.name: LEDGER, ASSETS.name: ASSETS}
 
 
 def _stem(db: Path) -> Path:
@@ -453,7 +462,7 @@ def sweep(con: duckdb.DuckDBPyConnection, grace: timedelta = RETIRED_GRACE) -> i
             gone += 1
         if old:
             con.execute("DELETE FROM lake_files WHERE dataset = ? AND retired_at <= ?", [ds.name, cutoff])
-        for path in [*root.glob("day=*/*"), *root.glob("month=*/*")]:
+        for path in [*root.glob("day=*/*"), *root.glob("month=*/*"), *(root.glob("*.parquet") if ds is ASSETS else ())]:
             rel = path.relative_to(root).as_posix()
             if rel not in known:
                 path.unlink(missing_ok=True)
@@ -478,11 +487,60 @@ def move_closed(con: duckdb.DuckDBPyConnection) -> int:
     return n
 
 
+def thaw(con: duckdb.DuckDBPyConnection) -> int:
+    """Take the rows of the assets file back into `assets_rows` and retire the file, so that the session can
+    replace some of them (a DELETE reaches only the table); the next publish writes them all as one file again
+    (freeze). Readers see the same rows throughout. Call inside the caller's transaction, before it changes
+    `assets_rows`. Returns the rows taken back (0 when there is no file, as after an earlier thaw)."""
+    if not present(con) or ASSETS not in in_store(con):
+        return 0
+    files = _live(con, ASSETS)
+    if not files:
+        return 0
+    root = root_of(con, ASSETS)
+    listed = ", ".join(f"'{_quote(root / f)}'" for f in files)
+    n = con.execute(f"INSERT INTO {ASSETS.rows} SELECT {columns(con, ASSETS)} FROM read_parquet([{listed}], "
+                    "hive_partitioning = false)").fetchone()[0]
+    con.execute("UPDATE lake_files SET retired_at = ? WHERE dataset = ? AND retired_at IS NULL",
+                [utc_now(), ASSETS.name])
+    rebuild_view(con, ASSETS)
+    return n
+
+
+def freeze(con: duckdb.DuckDBPyConnection) -> int:
+    """When `assets_rows` has rows (an inventory session, a store from before migration 020): write every row
+    of `assets` (any live file's and the table's) as one new file sorted by its key, retire the old file and
+    empty the table, in one transaction. Readers see the same rows, so the store version stays. Returns the
+    rows written (0 when there was nothing to move)."""
+    if not present(con) or ASSETS not in in_store(con):
+        return 0
+    if not con.execute(f"SELECT count(*) FROM {ASSETS.rows}").fetchone()[0]:
+        return 0
+    root = root_of(con, ASSETS)
+    with transaction(con):
+        old = _live(con, ASSETS)
+        rel = f"{uuid.uuid4().hex}.parquet"
+        root.mkdir(parents=True, exist_ok=True)
+        cols = columns(con, ASSETS)
+        n = con.execute(f"COPY (SELECT {cols} FROM ({_union(ASSETS, [str(root / f) for f in old], cols)}) "
+                        f"ORDER BY {ASSETS_ORDER}) TO '{_quote(root / rel)}' (FORMAT parquet, COMPRESSION zstd, "
+                        f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchone()[0]
+        now = utc_now()
+        if old:
+            con.execute("UPDATE lake_files SET retired_at = ? WHERE dataset = ? AND retired_at IS NULL",
+                        [now, ASSETS.name])
+        _catalog(con, [(ASSETS.name, rel, now.date(), n, None, None, (root / rel).stat().st_size, now)])
+        con.execute(f"DELETE FROM {ASSETS.rows}")
+        rebuild_view(con, ASSETS)
+    return n
+
+
 def move_rows(con: duckdb.DuckDBPyConnection) -> int:
     """Move the rows of every `_rows` table (a store from before the lake) into files, in one transaction. The
-    ledger's rows are not moved here: they stay in the store file until their month closes (move_closed)."""
+    ledger's rows are not moved here: they stay in the store file until their month closes (move_closed);
+    nor are the assets' (freeze, before each publish)."""
     todo = [ds for ds in in_store(con)
-            if ds is not LEDGER and con.execute(f"SELECT count(*) FROM {ds.rows}").fetchone()[0]]
+            if ds not in (LEDGER, ASSETS) and con.execute(f"SELECT count(*) FROM {ds.rows}").fetchone()[0]]
     if not todo:
         return 0
     n = 0

@@ -51,7 +51,8 @@ BLOCK_SIZE = 65_536
 # when at least FREE_REWRITE_BYTES and more than FREE_SHARE_REWRITE of it are free blocks. DuckDB frees the
 # blocks of deleted row groups and reuses them, but keeps the file at its high-water mark: the inventory
 # collector replaces each repository's rows, and a reload of an unchanged 150,000-asset inventory left
-# the file 1.3-1.9x its live blocks, every publish copying the difference.
+# the file 1.3-1.9x its live blocks, every publish copying the difference. (Since migration 020 the assets,
+# most of those rows, leave the file at each publish; a session that moved them always rewrites it.)
 FREE_SHARE_REWRITE = 1 / 3
 FREE_REWRITE_BYTES = 4 * 2**20
 
@@ -158,6 +159,9 @@ def load_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPy
 # refuses to publish marked days without a hook rather than publish events without their rollups.
 BeforePublish = Callable[[duckdb.DuckDBPyConnection, list[date]], bool]
 _HOOKS: dict[int, BeforePublish | None] = {}  # id(write connection) -> its session's hook
+# id(write connection) of the sessions whose publish wrote the assets into the lake (lake.freeze): their rows left
+# the store file, so the session ends by rewriting it without their space, as after move_rows
+_FROZEN: set[int] = set()
 DAY_OF_EVENT = "CAST(event_at AT TIME ZONE 'UTC' AS DATE)"
 
 
@@ -193,8 +197,8 @@ def take_inventory_mark(con: duckdb.DuckDBPyConnection) -> bool:
 
 def prepare_publish(con: duckdb.DuckDBPyConnection) -> bool:
     """Run the session's before-publish hook on the days marked since the last call, and move the store
-    version when the hook changed committed data (then True); then move the ledger's closed months into the lake and
-    compact the lake (which moves the version when it rewrites files). Publishing calls it; so does precompute, whose views read what the hook keeps
+    version when the hook changed committed data (then True); then move the ledger's closed months and the
+    assets the session loaded into the lake and compact the lake (which moves the version when it rewrites files). Publishing calls it; so does precompute, whose views read what the hook keeps
     and are keyed on the version it leaves."""
     marked = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'changed_days'"
                          ).fetchone()[0]
@@ -210,6 +214,8 @@ def prepare_publish(con: duckdb.DuckDBPyConnection) -> bool:
         with transaction(con):
             bump_version(con)
     lake.move_closed(con)
+    if lake.freeze(con):
+        _FROZEN.add(id(con))
     lake.compact(con)
     return changed
 
@@ -306,7 +312,8 @@ def publish_now(con: duckdb.DuckDBPyConnection) -> Path:
 @contextmanager
 def writer(db: Path, before_publish: BeforePublish | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """Exclusive write session: lock, migrate, yield, run the before-publish hook, checkpoint, rewrite the
-    file compact if it is wasteful (_wasteful), publish the snapshot if changed. A session that loads
+    file compact if it is wasteful (_wasteful) or its assets moved into the lake (_FROZEN), publish the
+    snapshot if changed. A session that loads
     events passes rollups.before_publish (see mark_days).
 
     Also when the session ends with an exception (Ctrl+C, a failed AWS call): what was committed
@@ -335,14 +342,17 @@ def writer(db: Path, before_publish: BeforePublish | None = None) -> Iterator[du
                 prepare_publish(con)
                 changed = changed or store_version(con) != before
                 con.execute("CHECKPOINT")
-                if changed and not failed and _wasteful(con):
+                frozen = id(con) in _FROZEN
+                if changed and not failed and (frozen or _wasteful(con)):
                     _HOOKS.pop(id(con), None)
+                    _FROZEN.discard(id(con))
                     con = _compact(db, con)
             except (duckdb.Error, StoreError):
                 if not failed:
                     raise
             finally:
                 _HOOKS.pop(id(con), None)
+                _FROZEN.discard(id(con))
                 con.close()
             if changed or not snapshot_path(db).exists():
                 try:

@@ -434,7 +434,7 @@ def test_duplicates_count_once_and_bytes_come_from_the_store_not_the_file(estate
     with writer(db) as con, store.load_transaction(con):  # 1.0.0 and 1.0.1 share one 2 GiB asset
         for v, sha, size in (("1.0.0", "shared", 2 * 1024**3), ("1.0.1", "shared", 2 * 1024**3),
                              ("1.0.2", "own2", 1024**3), ("1.0.3", "own3", 1024**3)):
-            con.execute("INSERT INTO assets VALUES (?, ?, ?, ?, 'npm', 'acme', 'web', ?, 'a.tgz', ?, ?)",
+            con.execute("INSERT INTO assets_rows VALUES (?, ?, ?, ?, 'npm', 'acme', 'web', ?, 'a.tgz', ?, ?)",
                         [ACCT, REGION, DOMAIN, REPO, v, size, sha])
     report = write_report(tmp_path / "forged.csv", [*versions[:2], versions[0], versions[0]])
     df = read_table(report)

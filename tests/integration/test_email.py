@@ -133,7 +133,7 @@ def build_hostile_store(db: Path) -> None:
                             "version, status, origin_type, published_at, first_seen_at, last_seen_at) VALUES "
                             "(?, 'us-east-1', 'acme', ?, ?, ?, ?, 'Published', 'INTERNAL', ?, ?, ?)",
                             [A, repo, fmt, pkg, version, t(2025, 1, 1 + minor), t(2025, 11, 1), t(2026, 6, 20)])
-                con.execute("INSERT INTO assets VALUES (?, 'us-east-1', 'acme', ?, ?, NULL, ?, ?, ?, ?, ?)",
+                con.execute("INSERT INTO assets_rows VALUES (?, 'us-east-1', 'acme', ?, ?, NULL, ?, ?, ?, ?, ?)",
                             [A, repo, fmt, pkg, version, f"{version}.tgz", size, f"sha-{repo}-{version}"])
         cols = ("event_id, event_at, event_name, account_id, region, domain, domain_owner, repository, format, "
                 "package, version, asset, principal_arn, source_ip, user_agent")

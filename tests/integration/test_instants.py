@@ -58,7 +58,7 @@ def build_store(db, now: datetime) -> None:
                         "version, status, origin_type, published_at, first_seen_at, last_seen_at) VALUES "
                         "(?, 'us-east-1', 'acme', 'shared', 'npm', 'left-pad', ?, 'Published', 'INTERNAL', ?, ?, ?)",
                         [A, version, now - timedelta(days=400), now - timedelta(days=400), now])
-            con.execute("INSERT INTO assets VALUES (?, 'us-east-1', 'acme', 'shared', 'npm', NULL, 'left-pad', ?, ?, "
+            con.execute("INSERT INTO assets_rows VALUES (?, 'us-east-1', 'acme', 'shared', 'npm', NULL, 'left-pad', ?, ?, "
                         "?, ?)", [A, version, f"{version}.tgz", GIB, f"sha-{version}"])
         cols = ("event_id, event_at, event_name, account_id, region, domain, domain_owner, repository, format, "
                 "package, version, asset, principal_arn, source_ip, user_agent")

@@ -166,16 +166,20 @@ def test_a_store_from_before_the_ledger_lake_keeps_every_ledger_row_and_moves_it
     assert rows(db, "SELECT sum(rows) FROM lake_files WHERE dataset = 'cloudtrail_files' AND retired_at IS NULL"
                 ) == [(2,)]
 
-ASSETS_SQL = ("INSERT INTO assets SELECT '111122223333', 'us-east-1', 'acme', 'repo-' || (i % 7), 'npm', NULL, "
+ASSETS_SQL = ("INSERT INTO assets_rows SELECT '111122223333', 'us-east-1', 'acme', 'repo-' || (i % 7), 'npm', NULL, "
               "'pkg-' || (i // 3), '1.0.' || (i % 3), 'pkg.tgz', 1000 + i, sha256('asset' || i) FROM range($n) t(i)")
 
 
 def tables(db: Path) -> dict[str, tuple]:
-    """Every table of the published snapshot: its row count and a hash of its rows."""
+    """Every table of the published snapshot and every lake dataset's view (events, rollups, ledger, assets):
+    its row count and a hash of its rows."""
     con = store.open_reader(db)
     try:
         names = [n for (n,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal "
                                            "AND database_name = current_database()").fetchall()]
+        names += [n for (n,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal AND "
+                                            "database_name = current_database() AND view_name IN $names",
+                                            {"names": list(lake.DATASETS)}).fetchall()]
         return {n: con.execute(f'SELECT count(*), sum(hash(t)) FROM "{n}" t').fetchone() for n in names}
     finally:
         con.close()
@@ -209,6 +213,32 @@ def bump(db: Path) -> None:
     with writer(db) as con:
         with store.transaction(con):
             store.bump_version(con)
+
+
+def test_a_store_from_before_the_assets_lake_keeps_every_asset_and_its_file_shrinks(tmp_path, monkeypatch):
+    """Migration 020: the `assets` table of an older store becomes the rows under a view of its name; the first
+    publish after it writes them as the lake's assets file, and the store file (what every publish copies) is
+    rewritten without their space."""
+    old = tmp_path / "schema"
+    old.mkdir()
+    for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+        if int(f.name[:3]) <= 19:
+            shutil.copy(f, old / f.name)
+    monkeypatch.setattr(store, "SCHEMA_DIR", old)
+    db = tmp_path / "caa.duckdb"
+    with writer(db) as con:
+        with store.transaction(con):
+            con.execute(ASSETS_SQL.replace("assets_rows", "assets"), {"n": 60_000})
+            store.bump_version(con)
+    monkeypatch.undo()
+    want = rows(db, "SELECT count(*), sum(hash(a)) FROM assets a")
+    assert want[0][0] == 60_000
+    big = store.snapshot_path(db).stat().st_size
+    bump(db)
+    assert rows(db, "SELECT count(*), sum(hash(a)) FROM assets a") == want
+    assert rows(db, "SELECT count(*) FROM assets_rows") == [(0,)]
+    assert rows(db, "SELECT rows FROM lake_files WHERE dataset = 'assets' AND retired_at IS NULL") == [(60_000,)]
+    assert store.snapshot_path(db).stat().st_size < big / 3, big
 
 
 def test_a_store_file_from_before_in_big_blocks_is_rewritten_once_smaller_with_every_row(tmp_path):
@@ -282,34 +312,44 @@ def test_rows_moved_into_the_lake_stay_there_when_the_store_file_cannot_be_rewri
     assert rows(db, "SELECT sum(downloads) FROM download_days WHERE package = 'moved'") == [(3000,)]
     assert store.rewrite_path(db).is_dir()  # not ours to remove: only a rewrite's own partial file is
 
-def test_a_store_whose_inventory_is_reloaded_publishes_a_snapshot_the_size_of_its_rows(tmp_path):
-    """The inventory collector replaces each repository's rows (a delete and an insert) on every run; DuckDB
-    reuses the freed blocks but keeps the file at its high-water mark. After each reload the snapshot is
-    about the size of its live rows, not of the rows deleted before."""
+def test_the_inventorys_assets_live_in_the_lake_so_a_publish_does_not_copy_them(tmp_path):
+    """The assets (a row per file of each version, with its SHA-256: 150,000 here) were most of the store file,
+    and every publish copied them. After an inventory session they are one Parquet file of the lake, and the
+    snapshot is as small as without them. A later inventory session replaces each repository's rows (the
+    collector's delete and insert, after lake.thaw): readers see the new rows, again from one file, and the
+    old file is retired."""
     db, files = collected(tmp_path)
+    bump(db)
+    bare = store.snapshot_path(db).stat().st_size
     with writer(db) as con:
         for r in range(7):
             with store.transaction(con):
                 con.execute(ASSETS_SQL.replace("FROM range($n) t(i)", f"FROM range($n) t(i) WHERE i % 7 = {r}"),
                             {"n": 150_000})
                 store.bump_version(con)
+    assert rows(db, "SELECT count(*), count(DISTINCT sha256), sum(size_bytes) FROM assets") == [
+        (150_000, 150_000, sum(1000 + i for i in range(150_000)))]
+    assert rows(db, "SELECT count(*) FROM assets_rows") == [(0,)]
+    live = rows(db, "SELECT file, rows FROM lake_files WHERE dataset = 'assets' AND retired_at IS NULL")
+    assert len(live) == 1 and live[0][1] == 150_000
+    assert (lake.folder_of(db, lake.ASSETS) / live[0][0]).stat().st_size > 4_000_000  # the hashes: 32 bytes each
+    snap = store.snapshot_path(db).stat().st_size
+    assert snap <= bare + 2 * store.BLOCK_SIZE, (snap, bare)  # its catalog row: nothing of the 150,000
     before = tables(db)
-    for run in range(3):
-        with writer(db) as con:
-            for r in range(7):
-                with store.transaction(con):
-                    con.execute(f"CREATE TEMP TABLE reloaded AS FROM assets WHERE repository = 'repo-{r}'")
-                    con.execute(f"DELETE FROM assets WHERE repository = 'repo-{r}'")
-                    con.execute("INSERT INTO assets FROM reloaded")
-                    con.execute("DROP TABLE reloaded")
-                    store.bump_version(con)
-        after = tables(db)
-        assert after.pop("store_meta") != before.pop("store_meta")
-        assert after == before
-        before = tables(db)
-        snap = store.snapshot_path(db).stat().st_size
-        compact = copy_in_blocks(store.snapshot_path(db), tmp_path / f"compact{run}.duckdb", store.BLOCK_SIZE)
-        assert snap <= 1.34 * compact + store.FREE_REWRITE_BYTES / 2, (run, snap, compact)
+    with writer(db) as con:
+        for r in range(7):  # each repository reloaded: its versions 1.0.0 gone, the rest the same
+            with store.transaction(con):
+                lake.thaw(con)
+                con.execute(f"DELETE FROM assets_rows WHERE repository = 'repo-{r}' AND version = '1.0.0'")
+                store.bump_version(con)
+    after = tables(db)
+    assert rows(db, "SELECT count(*), sum(size_bytes), count(*) FILTER (WHERE version = '1.0.0') FROM assets") == [
+        (100_000, sum(1000 + i for i in range(150_000) if i % 3), 0)]
+    assert after["events"] == before["events"]
+    assert rows(db, "SELECT count(*) FROM assets_rows") == [(0,)]
+    assert rows(db, "SELECT count(*) FILTER (WHERE retired_at IS NULL), count(*) FROM lake_files "
+                    "WHERE dataset = 'assets'") == [(1, 2)]
+    assert store.snapshot_path(db).stat().st_size <= bare + 2 * store.BLOCK_SIZE
 
 
 def test_a_writer_killed_before_the_rewrite_replaces_the_file_leaves_the_store_as_it_was(tmp_path):

@@ -539,8 +539,8 @@ def kill_child() -> None:
 def run_killable_publish(db: Path, root: Path, kill_at: int | None = None, mode: str = "before", seed: int = 0
                          ) -> tuple[int, list[str]]:
     """run_killable's collections, with the statements of the session's publish counted (and the kill landing
-    there) instead: the rollups' refresh into new lake files, the ledger's closed months moved into the lake
-    and the compaction of every events day."""
+    there) instead: the rollups' refresh into new lake files, the ledger's closed months and the inventory's
+    assets moved into the lake and the compaction of every events day."""
     s = kill_settings()
     fake = FakeCodeArtifact(hostile_estate((A,), hostile_repositories=False, labels=KILL_LABELS), NOW)
     counting = CountingConnection(None, kill_at, mode, seed)
@@ -549,9 +549,10 @@ def run_killable_publish(db: Path, root: Path, kill_at: int | None = None, mode:
         counting._con = con
         return rollups.before_publish(counting, days)
 
-    compact, move_closed = lake.compact, lake.move_closed
+    compact, move_closed, freeze = lake.compact, lake.move_closed, lake.freeze
     with mock.patch.object(lake, "compact", lambda con, at=lake.COMPACT_AT: compact(counting, at=1)), \
             mock.patch.object(lake, "move_closed", lambda con: move_closed(counting)), \
+            mock.patch.object(lake, "freeze", lambda con: freeze(counting)), \
             store.writer(db, before_publish=hook) as con:
         ctx = RunContext(s, con, now=NOW, since=SINCE, source=str(root), clients=FakeCodeArtifactClients(s, fake),
                          show_progress=False)
@@ -665,14 +666,20 @@ def test_sigkill_in_the_publish_then_rerun_equals_an_uninterrupted_run(tmp_path)
     assert code == 0
     assert any(s.startswith("COPY (SELECT day") for s in statements)  # rollup files written in the publish
     assert any(s.startswith("DELETE FROM cloudtrail_files_rows") for s in statements)  # and October's ledger moved
+    assert any(s.startswith("DELETE FROM assets_rows") for s in statements)  # and the assets written as their file
     assert any(s.startswith("UPDATE lake_files SET retired_at") for s in statements)  # and old files retired
     reference = tables(tmp_path / "clean.duckdb")
     assert reference["event_days"] and reference["download_sessions_days"]
     rng = random.Random(2027)
-    # 10 random points, and every statement of the ledger's move (its transaction, from the copy of the rows)
+    # 10 random points, every statement of the ledger's move (its transaction, from the copy of the rows) and
+    # every statement of the assets' (lake.freeze: from its BEGIN to its COMMIT)
     first = next(k for k, sql in enumerate(statements, 1) if "closed_ledger AS SELECT" in sql)
     last = next(k for k, sql in enumerate(statements, 1) if k > first and sql.startswith("COMMIT"))
-    points = sorted(rng.sample(range(1, len(statements) + 1), 10)) + list(range(first, last + 1))
+    written = next(k for k, sql in enumerate(statements, 1) if sql.startswith("COPY (SELECT") and "assets" in sql)
+    begin = max(k for k, sql in enumerate(statements[:written], 1) if sql.startswith("BEGIN"))
+    commit = next(k for k, sql in enumerate(statements, 1) if k > written and sql.startswith("COMMIT"))
+    points = (sorted(rng.sample(range(1, len(statements) + 1), 10)) + list(range(first, last + 1))
+              + list(range(begin, commit + 1)))
     for seed, kill_at in enumerate(points):
         mode = "during" if seed % 2 else "before"
         db = _kill_then_rerun(tmp_path / f"seed{seed}", root, kill_at, mode, seed, child_entry="kill_publish_child")
@@ -683,6 +690,36 @@ def test_sigkill_in_the_publish_then_rerun_equals_an_uninterrupted_run(tmp_path)
         on_disk = {f"{ds.name}/{p.relative_to(lake.folder_of(db, ds)).as_posix()}" for ds in lake.DATASETS.values()
                    if lake.folder_of(db, ds).exists() for p in lake.folder_of(db, ds).rglob("*.parquet")}
         assert on_disk <= listed, (seed, kill_at, sorted(on_disk - listed)[:3])  # the killed session's files swept
+
+
+@pytest.mark.slow
+def test_sigkill_while_a_second_inventory_takes_the_assets_file_back_then_rerun_equals_an_uninterrupted_run(
+        tmp_path):
+    """A store whose assets are a lake file (lake.freeze, at the publish of the first run); the next inventory
+    run takes the file's rows back into the store file before it replaces the first repository's (lake.thaw).
+    Killed at every statement of that transaction, the rerun publishes the same assets as one live file, and
+    leaves no lake file the catalog does not list."""
+    root = write_local(tmp_path / "trail", trail_files(n_files=4, per_file=5, seed=8))
+    first = tmp_path / "first.duckdb"
+    assert run_killable(first, root)[0] == 0
+    assert rows(first, "SELECT count(*) FROM lake_files WHERE dataset = 'assets' AND retired_at IS NULL") == [(1,)]
+    reference = tables(first)
+    assert reference["assets"]
+    store.copy_store(first, tmp_path / "second" / "killed.duckdb")
+    code, statements = run_killable(tmp_path / "second" / "killed.duckdb", root)
+    assert code == 0 and tables(tmp_path / "second" / "killed.duckdb") == reference
+    taken = next(k for k, sql in enumerate(statements, 1) if sql.startswith("INSERT INTO assets_rows SELECT"))
+    begin = max(k for k, sql in enumerate(statements[:taken], 1) if sql.startswith("BEGIN"))
+    commit = next(k for k, sql in enumerate(statements, 1) if k > taken and sql.startswith("COMMIT"))
+    for seed, kill_at in enumerate(range(begin, commit + 1)):
+        folder = tmp_path / f"seed{seed}"
+        store.copy_store(first, folder / "killed.duckdb")
+        db = _kill_then_rerun(folder, root, kill_at, "during" if seed % 2 else "before", seed)
+        assert tables(db) == reference, (kill_at, statements[kill_at - 1][:80])
+        assert rows(db, "SELECT count(*) FROM lake_files WHERE dataset = 'assets' AND retired_at IS NULL") == [(1,)]
+        listed = {f for (f,) in rows(db, "SELECT file FROM lake_files WHERE dataset = 'assets'")}
+        on_disk = {p.name for p in lake.folder_of(db, lake.ASSETS).glob("*.parquet")}
+        assert on_disk <= listed, (kill_at, sorted(on_disk - listed))
 
 
 def test_killed_after_the_last_trail_batch_the_rerun_still_sets_the_watermark(tmp_path):

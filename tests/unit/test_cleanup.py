@@ -65,7 +65,7 @@ class Estate:
             con.executemany("INSERT INTO package_versions (account_id, region, domain, repository, format, "
                             "namespace, package, version, status, origin_type, published_at, first_seen_at, "
                             "last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), now())", self.versions)
-            con.executemany("INSERT INTO assets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.assets)
+            con.executemany("INSERT INTO assets_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.assets)
             if self.deps:
                 con.executemany("INSERT INTO package_dependencies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                 self.deps)

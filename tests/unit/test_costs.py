@@ -148,7 +148,7 @@ def shared_asset_store(con, published_b=datetime(2024, 2, 1, tzinfo=UTC), origin
                     "'Published', 'r1', ?, ?, ?, ?)", [A, repo, ver, origin, pub, t0, t0])
     for repo, ver, asset, sha, gib in (("app", "1.0", "lib-1.0.tgz", "X", 150), ("cache", "1.0", "lib-1.0.tgz", "X", 150),
                                        ("cache", "2.0", "lib-2.0.tgz", "Y", 50)):
-        con.execute("INSERT INTO assets VALUES (?, 'us-east-1', 'acme', ?, 'npm', NULL, 'lib', ?, ?, ?, ?)",
+        con.execute("INSERT INTO assets_rows VALUES (?, 'us-east-1', 'acme', ?, 'npm', NULL, 'lib', ?, ?, ?, ?)",
                     [A, repo, ver, asset, gib * GIB, sha])
     for repo, n in zip(("app", "cache"), downloads, strict=True):
         if n:
@@ -191,7 +191,7 @@ def test_first_publisher_is_the_earliest_when_neither_is_internal_and_download_s
 def test_equal_split_is_per_repository_when_one_repository_holds_an_asset_twice(tmp_path):
     def fill(con):
         shared_asset_store(con)  # and X again in cache, under version 2.0's second file: cache holds it twice
-        con.execute("INSERT INTO assets VALUES (?, 'us-east-1', 'acme', 'cache', 'npm', NULL, 'lib', '2.0', "
+        con.execute("INSERT INTO assets_rows VALUES (?, 'us-east-1', 'acme', 'cache', 'npm', NULL, 'lib', '2.0', "
                     "'lib-2.0-bundle.tgz', ?, 'X')", [A, 150 * GIB])
     con = open_store(tmp_path, fill)
     s = make_settings(costs={"shared_asset_split": "equal"})

@@ -132,17 +132,23 @@ def test_the_trail_file_ledger_keeps_only_its_open_month_in_the_store_file(tmp_p
                     "NULL") == [(1, len(october) + 1)]  # its second file merged into the month's one
 
 
+def older_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, last: int) -> None:
+    """Stores written in this test (until monkeypatch.undo()) get the migrations up to `last` only: an older
+    caa's schema."""
+    old = tmp_path / "schema"
+    old.mkdir()
+    for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+        if int(f.name[:3]) <= last:
+            shutil.copy(f, old / f.name)
+    monkeypatch.setattr(store, "SCHEMA_DIR", old)
+
+
 def test_a_store_from_before_the_ledger_lake_keeps_every_ledger_row_and_moves_its_closed_months(tmp_path,
                                                                                                 monkeypatch):
     """Migration 019: the ledger table of an older store becomes the rows under the `cloudtrail_files` view,
     each row's day read from its key (a trail's YYYY/MM/DD folder, an extract's day=YYYY-MM-DD folder, none
     for any other key); the first publish after it moves the closed months' rows into the lake."""
-    old = tmp_path / "schema"
-    old.mkdir()
-    for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
-        if int(f.name[:3]) <= 18:
-            shutil.copy(f, old / f.name)
-    monkeypatch.setattr(store, "SCHEMA_DIR", old)
+    older_schema(tmp_path, monkeypatch, 18)
     db = tmp_path / "caa.duckdb"
     keys = ["AWSLogs/111122223333/CloudTrail/us-east-1/2026/10/31/a.json.gz",
             "AWSLogs/o-a1b2c3d4e5/111122223333/CloudTrail/eu-west-1/2026/11/02/b.json.gz",
@@ -219,12 +225,7 @@ def test_a_store_from_before_the_assets_lake_keeps_every_asset_and_its_file_shri
     """Migration 020: the `assets` table of an older store becomes the rows under a view of its name; the first
     publish after it writes them as the lake's assets file, and the store file (what every publish copies) is
     rewritten without their space."""
-    old = tmp_path / "schema"
-    old.mkdir()
-    for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
-        if int(f.name[:3]) <= 19:
-            shutil.copy(f, old / f.name)
-    monkeypatch.setattr(store, "SCHEMA_DIR", old)
+    older_schema(tmp_path, monkeypatch, 19)
     db = tmp_path / "caa.duckdb"
     with writer(db) as con:
         with store.transaction(con):

@@ -210,6 +210,11 @@ def in_store(con: duckdb.DuckDBPyConnection) -> list[Dataset]:
     return [ds for ds in DATASETS.values() if ds.rows in have]
 
 
+def _holds(con: duckdb.DuckDBPyConnection, ds: Dataset) -> bool:
+    """Whether the store has the catalog and the `_rows` table of `ds` (tests write stores of older schemas)."""
+    return present(con) and ds in in_store(con)
+
+
 def rebuild_view(con: duckdb.DuckDBPyConnection, *datasets: Dataset) -> None:
     """Each dataset's view (default: all) = its live files + its `_rows` table. Call inside the transaction
     that changed the catalog."""
@@ -476,7 +481,7 @@ def sweep(con: duckdb.DuckDBPyConnection, grace: timedelta = RETIRED_GRACE) -> i
 def move_closed(con: duckdb.DuckDBPyConnection) -> int:
     """Move the ledger's rows of the months before open_month from the store file into a file a month, in one
     transaction (a month's later rows make another file, which compaction merges); returns the rows moved."""
-    opened = open_month(con) if present(con) and LEDGER in in_store(con) else None
+    opened = open_month(con) if _holds(con, LEDGER) else None
     if opened is None or not con.execute(f"SELECT count(*) FROM {LEDGER.rows} WHERE day < ?", [opened]).fetchone()[0]:
         return 0
     with transaction(con):  # the same rows, elsewhere: nothing a reader sees changes, so neither does the version
@@ -492,7 +497,7 @@ def thaw(con: duckdb.DuckDBPyConnection) -> int:
     replace some of them (a DELETE reaches only the table); the next publish writes them all as one file again
     (freeze). Readers see the same rows throughout. Call inside the caller's transaction, before it changes
     `assets_rows`. Returns the rows taken back (0 when there is no file, as after an earlier thaw)."""
-    if not present(con) or ASSETS not in in_store(con):
+    if not _holds(con, ASSETS):
         return 0
     files = _live(con, ASSETS)
     if not files:
@@ -509,26 +514,20 @@ def thaw(con: duckdb.DuckDBPyConnection) -> int:
 
 def freeze(con: duckdb.DuckDBPyConnection) -> int:
     """When `assets_rows` has rows (an inventory session, a store from before migration 020): write every row
-    of `assets` (any live file's and the table's) as one new file sorted by its key, retire the old file and
-    empty the table, in one transaction. Readers see the same rows, so the store version stays. Returns the
-    rows written (0 when there was nothing to move)."""
-    if not present(con) or ASSETS not in in_store(con):
-        return 0
-    if not con.execute(f"SELECT count(*) FROM {ASSETS.rows}").fetchone()[0]:
+    of `assets` as one new file sorted by its key and empty the table, in one transaction (a live file beside
+    the rows, as after rows written without a thaw, is thawed into them first and retired). Readers see the
+    same rows, so the store version stays. Returns the rows written (0 when there was nothing to move)."""
+    if not _holds(con, ASSETS) or not con.execute(f"SELECT count(*) FROM {ASSETS.rows}").fetchone()[0]:
         return 0
     root = root_of(con, ASSETS)
     with transaction(con):
-        old = _live(con, ASSETS)
+        thaw(con)
         rel = f"{uuid.uuid4().hex}.parquet"
         root.mkdir(parents=True, exist_ok=True)
-        cols = columns(con, ASSETS)
-        n = con.execute(f"COPY (SELECT {cols} FROM ({_union(ASSETS, [str(root / f) for f in old], cols)}) "
-                        f"ORDER BY {ASSETS_ORDER}) TO '{_quote(root / rel)}' (FORMAT parquet, COMPRESSION zstd, "
-                        f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchone()[0]
+        n = con.execute(f"COPY (SELECT {columns(con, ASSETS)} FROM {ASSETS.rows} ORDER BY {ASSETS_ORDER}) TO "
+                        f"'{_quote(root / rel)}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+                        ).fetchone()[0]
         now = utc_now()
-        if old:
-            con.execute("UPDATE lake_files SET retired_at = ? WHERE dataset = ? AND retired_at IS NULL",
-                        [now, ASSETS.name])
         _catalog(con, [(ASSETS.name, rel, now.date(), n, None, None, (root / rel).stat().st_size, now)])
         con.execute(f"DELETE FROM {ASSETS.rows}")
         rebuild_view(con, ASSETS)

@@ -4,6 +4,8 @@ parse(text) walks the JSON once, validates all of it (grammar, escapes, UTF-8 in
 record whose eventSource is "codeartifact.amazonaws.com" appends the FIELDS below to one Arrow string column
 each (validity bitmap, int32 offsets, data). Everything else in a record is checked and skipped, never
 materialized. It runs without the GIL, so the collector's threads decode files on every core.
+events(text) gives the same records normalized (the events table's columns); those whose values repeat
+within a file (DICTIONARY: account, region, principal, user agent...) come as Arrow dictionary columns.
 
 A field holding a string gives its text (escapes decoded; a lone surrogate becomes U+FFFD); null or a missing
 key gives NULL; a number, true or false gives its text as it stands in the file, an object or array its JSON
@@ -23,6 +25,7 @@ RECORD_FIELDS, flattened; FIELDS below is checked against it at import.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* getentropy */
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -36,6 +39,22 @@ enum {
     F_P_ASSET,
     F_REQUEST_URI,
     NF
+};
+
+/* events mode: the normalized columns (EVENT_NAMES) */
+enum {
+    E_EVENT_ID, E_EVENT_NAME, E_ACCOUNT, E_REGION, E_DOMAIN, E_DOMAIN_OWNER, E_REPOSITORY, E_FORMAT,
+    E_NAMESPACE, E_PACKAGE, E_VERSION, E_ASSET, E_PRINCIPAL_ARN, E_PRINCIPAL_TYPE, E_SOURCE_IP, E_USER_AGENT,
+    E_ERROR_CODE, E_REQUEST_URI,
+    NE
+};
+
+/* The columns written as dictionaries: those whose values repeat within a trail file. event_id is unique,
+   version, asset and request_uri vary with the package: plain. */
+static const uint8_t DICTIONARY[NE] = {
+    [E_EVENT_NAME] = 1, [E_ACCOUNT] = 1, [E_REGION] = 1, [E_DOMAIN] = 1, [E_DOMAIN_OWNER] = 1,
+    [E_REPOSITORY] = 1, [E_FORMAT] = 1, [E_NAMESPACE] = 1, [E_PACKAGE] = 1, [E_PRINCIPAL_ARN] = 1,
+    [E_PRINCIPAL_TYPE] = 1, [E_SOURCE_IP] = 1, [E_USER_AGENT] = 1, [E_ERROR_CODE] = 1,
 };
 
 static const char *FIELD_NAMES[NF] = {
@@ -98,6 +117,20 @@ typedef struct {
     Py_ssize_t nulls;
 } Col;
 
+/* Events mode, a DICTIONARY column: its distinct values (data, off) and each row's index into them (idx), as
+   an Arrow dictionary array. A file's records repeat these values (its account, region, principals, user
+   agents), so the batch carries 4 bytes a row instead of the text: its take and the Parquet writer's
+   dictionary work on indices. Open addressing over a seeded hash; the previous row's value is tried first. */
+typedef struct {
+    int32_t *idx;
+    uint8_t *data;
+    size_t len, cap;
+    int32_t *off;
+    uint32_t *hash;
+    int32_t n, cap_values, last;
+    uint32_t *slot, mask; /* slot: value index + 1, 0 = empty; mask + 1 = the table's size, a power of 2 */
+} Dict;
+
 typedef struct {
     const uint8_t *start, *p, *end;
     const char *msg;
@@ -117,6 +150,7 @@ typedef struct {
     Col odd;           /* events mode: the eventTime of rows whose time is not canonical, for DuckDB to read */
     int32_t *odd_rows;
     Py_ssize_t n_odd, cap_odd;
+    Dict dict[NE];  /* events mode: the DICTIONARY columns */
 } Parser;
 
 static int fail(Parser *P, const uint8_t *at, const char *msg) {
@@ -542,6 +576,13 @@ static int grow(Parser *P) {
         if (!valid) return -1;
         memset(valid + (P->cap_rows + 7) / 8, 0, (size_t)((cap + 7) / 8 - (P->cap_rows + 7) / 8));
         P->when_valid = valid;
+        for (int i = 0; i < NE; i++) {
+            if (!DICTIONARY[i]) continue;
+            int32_t *idx = realloc(P->dict[i].idx, sizeof(int32_t) * (size_t)cap);
+            if (!idx) return -1;
+            P->dict[i].idx = idx;
+            if (!P->cap_rows) P->dict[i].last = -1;
+        }
     }
     P->cap_rows = cap;
     return 0;
@@ -561,12 +602,6 @@ static int reserve(Col *c, size_t more) {
 /* -- events mode: NORMALIZE_SQL (collectors/cloudtrail_load.py) in C; tests/unit/test_ctjson.py holds the two
    to the same rows. --------------------------------------------------------------------------------------- */
 
-enum {
-    E_EVENT_ID, E_EVENT_NAME, E_ACCOUNT, E_REGION, E_DOMAIN, E_DOMAIN_OWNER, E_REPOSITORY, E_FORMAT,
-    E_NAMESPACE, E_PACKAGE, E_VERSION, E_ASSET, E_PRINCIPAL_ARN, E_PRINCIPAL_TYPE, E_SOURCE_IP, E_USER_AGENT,
-    E_ERROR_CODE, E_REQUEST_URI,
-    NE
-};
 
 static const char *EVENT_NAMES[NE] = {
     "event_id", "event_name", "account_id", "region", "domain", "domain_owner", "repository", "format",
@@ -630,6 +665,104 @@ static int put(Col *c, Py_ssize_t r, Val v) {
     if (c->len > 0x7fffffff) return -1;
     c->off[r + 1] = (int32_t)c->len;
     return 0;
+}
+
+static uint64_t SEED = 0x9E3779B97F4A7C15ull; /* set from the system's entropy at import: values are hostile */
+
+static inline uint32_t hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = SEED ^ (n * 0x9E3779B97F4A7C15ull), w;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    if (n) {
+        w = 0;
+        memcpy(&w, p, n);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+    }
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    return (uint32_t)h;
+}
+
+static inline int same(const Dict *d, int32_t k, Val v) {
+    return (size_t)(d->off[k + 1] - d->off[k]) == v.len && memcmp(d->data + d->off[k], v.p, v.len) == 0;
+}
+
+/* A new value for row r: appended to the dictionary, its index into free slot i of the table. */
+static int dict_add(Dict *d, Py_ssize_t r, Val v, uint32_t h, uint32_t i) {
+    if (d->n >= d->cap_values) {
+        int32_t cap = d->cap_values ? d->cap_values * 2 : 64;
+        int32_t *off = realloc(d->off, sizeof(int32_t) * ((size_t)cap + 1));
+        if (!off) return -1;
+        d->off = off;
+        uint32_t *hash = realloc(d->hash, sizeof(uint32_t) * (size_t)cap);
+        if (!hash) return -1;
+        d->hash = hash;
+        d->cap_values = cap;
+    }
+    if (d->len + v.len > d->cap) {
+        size_t cap = d->cap ? d->cap : 1024;
+        while (cap < d->len + v.len) cap *= 2;
+        uint8_t *data = realloc(d->data, cap);
+        if (!data) return -1;
+        d->data = data;
+        d->cap = cap;
+    }
+    if (d->len + v.len > 0x7fffffff) return -1;
+    memcpy(d->data + d->len, v.p, v.len);
+    d->len += v.len;
+    int32_t k = d->n++;
+    d->off[k + 1] = (int32_t)d->len;
+    d->hash[k] = h;
+    d->slot[i] = (uint32_t)k + 1;
+    d->idx[r] = d->last = k;
+    if ((uint32_t)d->n * 2 > d->mask) { /* over half full: double the table */
+        uint32_t size = (d->mask + 1) * 2, *slot = calloc(size, sizeof(uint32_t));
+        if (!slot) return -1;
+        for (int32_t j = 0; j < d->n; j++) {
+            uint32_t at = d->hash[j] & (size - 1);
+            while (slot[at]) at = (at + 1) & (size - 1);
+            slot[at] = (uint32_t)j + 1;
+        }
+        free(d->slot);
+        d->slot = slot;
+        d->mask = size - 1;
+    }
+    return 0;
+}
+
+/* Row r's value of a DICTIONARY column: its index, the value added when new. */
+static int dict_put(Col *c, Dict *d, Py_ssize_t r, Val v) {
+    if (v.null) {
+        c->nulls++;
+        d->idx[r] = 0;
+        return 0;
+    }
+    c->valid[r >> 3] |= (uint8_t)(1u << (r & 7));
+    if (d->last >= 0 && same(d, d->last, v)) {
+        d->idx[r] = d->last;
+        return 0;
+    }
+    if (!d->slot) {
+        if (!(d->slot = calloc(64, sizeof(uint32_t))) || !(d->off = malloc(sizeof(int32_t) * 65)) ||
+            !(d->hash = malloc(sizeof(uint32_t) * 64)))
+            return -1;
+        d->mask = 63;
+        d->cap_values = 64;
+        d->off[0] = 0;
+    }
+    uint32_t h = hash_bytes(v.p, v.len), i = h & d->mask;
+    for (uint32_t s; (s = d->slot[i]) != 0; i = (i + 1) & d->mask) {
+        int32_t k = (int32_t)s - 1;
+        if (d->hash[k] == h && same(d, k, v)) {
+            d->idx[r] = d->last = k;
+            return 0;
+        }
+    }
+    return dict_add(d, r, v, h, i);
 }
 
 /* The record's fields as values (escapes decoded and containers minified into P->scratch). */
@@ -725,7 +858,7 @@ static int emit_event(Parser *P) {
     e[E_ERROR_CODE] = v[F_ERROR_CODE];
     e[E_REQUEST_URI] = uri;
     for (int i = 0; i < NE; i++)
-        if (put(&P->col[i], r, e[i])) return -1;
+        if (DICTIONARY[i] ? dict_put(&P->col[i], &P->dict[i], r, e[i]) : put(&P->col[i], r, e[i])) return -1;
     int64_t us = 0;
     Val t = v[F_EVENT_TIME];
     if (t.null) {
@@ -849,6 +982,13 @@ static void release(Parser *P) {
     free(P->odd.data);
     free(P->odd.off);
     free(P->odd_rows);
+    for (int i = 0; i < NE; i++) {
+        free(P->dict[i].idx);
+        free(P->dict[i].data);
+        free(P->dict[i].off);
+        free(P->dict[i].hash);
+        free(P->dict[i].slot);
+    }
 }
 
 static PyObject *bytes_of(const void *p, size_t n) {
@@ -859,6 +999,16 @@ static PyObject *column(Parser *P, Col *c) {
     PyObject *valid = c->nulls ? bytes_of(c->valid, (size_t)(P->rows + 7) / 8) : (Py_INCREF(Py_None), Py_None);
     return Py_BuildValue("(NNNn)", valid, bytes_of(c->off, sizeof(int32_t) * (size_t)(P->rows + 1)),
                          bytes_of(c->data, c->len), c->nulls);
+}
+
+/* A DICTIONARY column: (validity or None, int32 indices, null count, int32 offsets, data) of its values. A
+   column of nulls alone gets one value, "", so that every index is one of its values. */
+static PyObject *dict_column(Parser *P, Col *c, Dict *d) {
+    static const int32_t EMPTY[2] = {0, 0};
+    PyObject *valid = c->nulls ? bytes_of(c->valid, (size_t)(P->rows + 7) / 8) : (Py_INCREF(Py_None), Py_None);
+    return Py_BuildValue("(NNnNN)", valid, bytes_of(d->idx, sizeof(int32_t) * (size_t)P->rows), c->nulls,
+                         d->n ? bytes_of(d->off, sizeof(int32_t) * ((size_t)d->n + 1)) : bytes_of(EMPTY, sizeof EMPTY),
+                         bytes_of(d->data, d->len));
 }
 
 static PyObject *run(PyObject *arg, int events) {
@@ -899,7 +1049,7 @@ static PyObject *run(PyObject *arg, int events) {
     cols = PyTuple_New(n);
     if (!cols) goto done;
     for (int f = 0; f < n; f++) {
-        PyObject *item = column(P, &P->col[f]);
+        PyObject *item = events && DICTIONARY[f] ? dict_column(P, &P->col[f], &P->dict[f]) : column(P, &P->col[f]);
         if (!item) goto done;
         PyTuple_SET_ITEM(cols, f, item);
     }
@@ -944,7 +1094,8 @@ static PyMethodDef METHODS[] = {
      "a list ('not_list')."},
     {"events", events, METH_O,
      "events(text) -> (rows, records, columns, event_at, odd): the same records normalized as NORMALIZE_SQL does, "
-     "one string column per name in EVENTS; event_at is (validity or None, int64 microseconds, null count) for "
+     "one string column per name in EVENTS (a name in DICTIONARY: (validity or None, int32 indices, null "
+     "count, int32 offsets, data) of a dictionary array); event_at is (validity or None, int64 microseconds, null count) for "
      "times spelled YYYY-MM-DDTHH:MM:SSZ, and odd, when some other spelling was found, (int32 rows, int32 "
      "offsets, data, count): those texts, whose event_at is NULL here, for the caller's TRY_CAST."},
     {NULL, NULL, 0, NULL}};
@@ -968,6 +1119,20 @@ PyMODINIT_FUNC PyInit__ctjson(void) {
         Py_DECREF(events_names);
         goto error;
     }
+    PyObject *dictionary = PyTuple_New(0);
+    for (int i = 0; dictionary && i < NE; i++) {
+        PyObject *name = DICTIONARY[i] ? PyUnicode_FromString(EVENT_NAMES[i]) : NULL;
+        if (name && _PyTuple_Resize(&dictionary, PyTuple_GET_SIZE(dictionary) + 1) == 0)
+            PyTuple_SET_ITEM(dictionary, PyTuple_GET_SIZE(dictionary) - 1, name);
+        else
+            Py_XDECREF(name);
+    }
+    if (!dictionary || PyModule_AddObject(m, "DICTIONARY", dictionary) < 0) {
+        Py_XDECREF(dictionary);
+        goto error;
+    }
+    uint64_t seed;
+    if (getentropy(&seed, sizeof seed) == 0) SEED ^= seed;
     return m;
 error:
     Py_DECREF(m);

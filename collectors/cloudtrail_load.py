@@ -80,7 +80,10 @@ RECORD_FIELDS: dict = {
 Ledger = dict[str, tuple[str, str, str | None, int, date | None]]
 EVENT_COLUMNS, EVENT_NAMES = lake.COLUMNS, lake.NAMES  # the events table's columns, one list (core/lake.py)
 UTC_MICROS = pa.timestamp("us", tz="UTC")
-EVENTS_ARROW = pa.schema([(c, UTC_MICROS if c == "event_at" else pa.string()) for c in EVENT_NAMES])
+DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+# the decoded batch: the columns whose values repeat within a trail file come as dictionaries (_ctjson.DICTIONARY)
+EVENTS_ARROW = pa.schema([(c, UTC_MICROS if c == "event_at" else DICTIONARY if c in _ctjson.DICTIONARY
+                           else pa.string()) for c in EVENT_NAMES])
 
 # Projection from `r` (a RECORD_FIELDS struct, decode_records) to the events columns: the specification the
 # decoder's events mode is held to. Rows with no eventID or an unparseable eventTime are rejected (counted).
@@ -175,6 +178,16 @@ def _buffers(columns: tuple, rows: int) -> list[pa.Array]:
             for v, o, d, nulls in columns]
 
 
+def _dictionary(column: tuple, rows: int) -> pa.DictionaryArray:
+    """A DICTIONARY column of the decoder (its values repeat within a file) as an Arrow dictionary array: the
+    take and the Parquet writer then move 4-byte indices, not the text (core/lake.py append_events)."""
+    valid, indices, nulls, offsets, data = column
+    values = pa.Array.from_buffers(pa.string(), len(offsets) // 4 - 1, [None, pa.py_buffer(offsets),
+                                                                      pa.py_buffer(data)])
+    return pa.DictionaryArray.from_buffers(DICTIONARY, rows, [pa.py_buffer(valid) if valid is not None else None,
+                                                              pa.py_buffer(indices)], values, null_count=nulls)
+
+
 def _decoded(call, text: bytes):
     try:
         return call(text)
@@ -208,7 +221,8 @@ def parse_text(text: bytes) -> pa.Table:
                                                   pa.py_buffer(at_values)], null_count=at_nulls)
     if odd is not None:
         at = _odd_times(at, odd)
-    arrays = dict(zip(_ctjson.EVENTS, _buffers(columns, rows), strict=True))
+    arrays = {name: _dictionary(col, rows) if len(col) == 5 else _buffers([col], rows)[0]
+              for name, col in zip(_ctjson.EVENTS, columns, strict=True)}
     arrays["event_at"] = at
     return pa.table({c: arrays[c] for c in EVENT_NAMES})
 

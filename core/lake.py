@@ -328,7 +328,7 @@ def append_events(con: duckdb.DuckDBPyConnection, rows: pa.Table, keep: np.ndarr
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(part, root / rel, compression="zstd", row_group_size=ROW_GROUP_ROWS,
                        use_dictionary=DICTIONARY_COLUMNS, write_statistics=STATISTICS_COLUMNS,
-                       column_encoding=ENCODINGS)
+                       column_encoding=ENCODINGS, store_schema=False)
         lo, hi = part.column("event_at")[0].as_py(), part.column("event_at")[-1].as_py()
         added.append((EVENTS.name, rel, day, part.num_rows, lo, hi, (root / rel).stat().st_size, now))
     _catalog(con, added)

@@ -242,3 +242,39 @@ def test_the_decoders_normalized_columns_are_normalize_sqls(duck, recs, ascii_on
     finally:
         duck.unregister("got")
     assert got == sql_normalized(duck, text)
+
+
+def test_a_file_of_thousands_of_distinct_values_keeps_every_rows_own_value(duck):
+    """The columns whose values repeat within a file come out as dictionaries (_ctjson.DICTIONARY), built as the
+    decoder reads: a file with thousands of distinct values in each, near-identical ones (a shared prefix,
+    a last byte apart, past the hash's 8-byte words, "" beside null), hostile names and columns of nulls
+    alone gives every row its own value, as NORMALIZE_SQL reads the same records, and the stored rows."""
+    hostile = list(HOSTILE.values())
+    recs = []
+    for i in range(6000):
+        k = (i * 7919) % 2500  # values come back out of order, and most of them many times
+        recs.append({
+            "eventSource": CA, "eventID": f"id-{i}", "eventTime": "2026-11-03T12:00:00Z",
+            "eventName": ["ReadFromRepository", "GetAuthorizationToken", ""][k % 3],
+            "awsRegion": f"region-{k % 40}", "sourceIPAddress": f"10.{k // 250}.{k % 250}.{k % 7}",
+            "userAgent": "npm/10.2.4 node/v20.11.0 linux x64 workspaces/false ci/github-actions " + "x" * (k % 19),
+            "errorCode": None if k % 5 else hostile[k % len(hostile)],
+            "userIdentity": {"type": "AssumedRole", "arn": f"arn:aws:sts::1:assumed-role/ci/{k}" if k % 11 else ""},
+            "requestParameters": {"domainName": f"d{k % 3}", "domainOwner": "111122223333",
+                                  "repositoryName": hostile[k % len(hostile)], "packageFormat": "npm",
+                                  "packageName": f"@scope-{k % 97}/pkg-{k}", "packageVersion": "1.0.0"},
+        })
+    text = json.dumps({"Records": recs}).encode()
+    decoded = parse_text(text)
+    assert all(pa.types.is_dictionary(decoded.schema.field(c).type) for c in _ctjson.DICTIONARY)
+    assert len(set(decoded.column("package").to_pylist())) == 2500
+    keys = [(i * 7919) % 2500 for i in range(12)]
+    assert decoded.column("namespace").to_pylist()[:12] == [f"scope-{k % 97}" for k in keys]
+    assert decoded.column("principal_arn").to_pylist()[:12] == [f"arn:aws:sts::1:assumed-role/ci/{k}" if k % 11 else ""
+                                                               for k in keys]
+    duck.register("got", decoded)
+    try:
+        got = duck.execute(f"SELECT {EVENT_COLUMNS} FROM got").fetchall()
+    finally:
+        duck.unregister("got")
+    assert got == sql_normalized(duck, text)

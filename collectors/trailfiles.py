@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -149,6 +150,9 @@ def _date(day: str | None) -> date | None:
         return None
 
 
+READ_AHEAD = 2  # batches prepared ahead of the one loading (one at a time, in order)
+
+
 def batches(todo: list[Listed], max_files: int, max_bytes: int | None) -> list[list[Listed]]:
     """`todo` cut into batches of at most `max_files` files and (when set) `max_bytes` bytes."""
     out: list[list[Listed]] = []
@@ -186,11 +190,12 @@ def ingest(ctx: RunContext, scope: Scope, fmt: FileFormat, listed: list[Listed],
                 {str(Path(where) / o.key): o for o, _ in batch}, {})
             return local, missing, fmt.read_ahead(list(local))
 
-        pending = ahead.submit(prepare, work[0]) if work else None
+        queued = deque(ahead.submit(prepare, b) for b in work[:READ_AHEAD])
         try:
             for i, batch in enumerate(work):
-                local, missing, prepared = pending.result()
-                pending = ahead.submit(prepare, work[i + 1]) if i + 1 < len(work) else None
+                local, missing, prepared = queued.popleft().result()
+                if i + READ_AHEAD < len(work):
+                    queued.append(ahead.submit(prepare, work[i + READ_AHEAD]))
                 for key, why in missing.items():
                     result.skip(key, why)
                 days = {o.key: d for o, d in batch}
@@ -206,7 +211,7 @@ def ingest(ctx: RunContext, scope: Scope, fmt: FileFormat, listed: list[Listed],
                     store.publish_now(ctx.con)
                     published = time.monotonic()
         finally:
-            if pending is not None:  # a batch failed: drop what was read ahead for the next one
+            for pending in queued:  # a batch failed: drop what was read ahead for the next ones
                 try:
                     fmt.close(pending.result()[2])
                 except Exception:  # noqa: BLE001 - its own failure is not the one being raised

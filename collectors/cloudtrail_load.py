@@ -10,14 +10,15 @@ them in Spark SQL, and tests/integration/test_spark_extract.py holds the two pat
 
 load decodes the batch's files on every core: each is inflated with isal and, when its text mentions
 `codeartifact.amazonaws.com`, decoded: the whole text is validated and the events columns of its CodeArtifact
-records come out as Arrow columns. Both steps release the GIL, so threads use every core, and nothing is
-written to scratch. A file whose text never mentions CodeArtifact is not parsed, yet is recorded in the
-ledger; a file that cannot be inflated or decoded is skipped with why. The batch's Arrow table is then read
-in place: duplicate eventIDs are dropped inside the batch and against `events` (stored ids in the batch's
-time range only: the same event always carries the same eventTime), and the new events (the rows kept,
-gathered in time order by one take, core/lake.py append_events), the days they fall on (for the rollups,
-recomputed before the next publish), the file ledger rows and the store version are committed in one
-transaction. LookupEvents results go through the same decoder.
+records come out as Arrow columns (those whose values repeat within a file, such as the account, principal and
+user agent, as dictionaries: the take and the Parquet writer then move indices). Both steps release the GIL,
+so threads use every core, and nothing is written to scratch. A file whose text never mentions CodeArtifact is
+not parsed, yet is recorded in the ledger; a file that cannot be inflated or decoded is skipped with why. The
+batch's Arrow table is then read in place: duplicate eventIDs are dropped inside the batch and against
+`events` (stored ids in the batch's time range only: the same event always carries the same eventTime), and
+the new events (the rows kept, gathered in time order by one take, core/lake.py append_events), the days they
+fall on (for the rollups, recomputed before the next publish), the file ledger rows and the store version are
+committed in one transaction. LookupEvents results go through the same decoder.
 
 Reads: trail files. Writes: events (marking their days for the rollups, analytics/rollups.py), cloudtrail_files,
 store_meta.

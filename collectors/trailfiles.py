@@ -185,7 +185,7 @@ def ingest(ctx: RunContext, scope: Scope, fmt: FileFormat, listed: list[Listed],
         fetcher = S3Fetcher(ctx, scope, client, where, prefix, Path(tmp)) if kind == "s3" else None
 
         def prepare(batch: list[Listed]) -> tuple[dict[str, TrailObject], dict[str, str], Any]:
-            """Fetch (S3) and read ahead one batch; runs while DuckDB loads the one before it."""
+            """Fetch (S3) and read ahead one batch; runs while DuckDB loads an earlier one (READ_AHEAD)."""
             local, missing = fetcher.fetch([o for o, _ in batch]) if fetcher else (
                 {str(Path(where) / o.key): o for o, _ in batch}, {})
             return local, missing, fmt.read_ahead(list(local))

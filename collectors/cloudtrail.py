@@ -168,7 +168,7 @@ JSON_FILES = FileFormat(read_ahead=decode, load=load_files, close=Decoded.close,
 
 
 BYTES_PER_EVENT = 190  # compressed trail bytes per CodeArtifact event in the demo trail (37.7 MB, 198,624 events)
-BENCH_EVENTS_PER_S = 66_000  # `make bench` on the 2-core machine, slow day of 2026-12-02 (README: Performance)
+BENCH_EVENTS_PER_S = 300_000  # `make bench` on the 2-core machine, 2026-12-05: 363-429k (README: Performance)
 
 
 def backfill_hint(ctx: RunContext, source: str, older: list[TrailObject], start: date, rows: int, read_bytes: int,

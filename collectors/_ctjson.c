@@ -602,7 +602,6 @@ static int reserve(Col *c, size_t more) {
 /* -- events mode: NORMALIZE_SQL (collectors/cloudtrail_load.py) in C; tests/unit/test_ctjson.py holds the two
    to the same rows. --------------------------------------------------------------------------------------- */
 
-
 static const char *EVENT_NAMES[NE] = {
     "event_id", "event_name", "account_id", "region", "domain", "domain_owner", "repository", "format",
     "namespace", "package", "version", "asset", "principal_arn", "principal_type", "source_ip", "user_agent",

@@ -323,7 +323,7 @@ def append_events(con: duckdb.DuckDBPyConnection, rows: pa.Table, keep: np.ndarr
     cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(days)]
     now, added = utc_now(), []
     for a, b in zip(cuts, cuts[1:], strict=False):
-        part, day = rows.slice(a, b - a), EPOCH_DAY + timedelta(days=int(days[a]))
+        part, day = _tight(rows.slice(a, b - a)), EPOCH_DAY + timedelta(days=int(days[a]))
         rel = f"day={day}/{uuid.uuid4().hex}.parquet"
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(part, root / rel, compression="zstd", row_group_size=ROW_GROUP_ROWS,
@@ -334,6 +334,18 @@ def append_events(con: duckdb.DuckDBPyConnection, rows: pa.Table, keep: np.ndarr
     _catalog(con, added)
     rebuild_view(con, EVENTS)
     return {day: n for _, _, day, n, *_ in added}
+
+
+def _tight(part: pa.Table) -> pa.Table:
+    """`part` with each dictionary column (the decoder's, collectors/_ctjson.c) whose dictionary holds more values
+    than `part` has rows as plain text: the writer stores a dictionary column's dictionary whole, and a day file
+    of a few late events would carry its batch's every source IP and user agent."""
+    for i, field in enumerate(part.schema):
+        if pa.types.is_dictionary(field.type):
+            column = part.column(i)
+            if sum(len(chunk.dictionary) for chunk in column.chunks) > part.num_rows:
+                part = part.set_column(i, field.name, column.cast(pa.string()))
+    return part
 
 
 def _register(con: duckdb.DuckDBPyConnection, ds: Dataset, root: Path, written: list[str]) -> int:

@@ -71,6 +71,31 @@ def test_events_are_day_partitioned_parquet_that_other_engines_read_as_is(tmp_pa
     assert stored == times
 
 
+def test_a_day_file_of_a_few_late_events_holds_only_their_values(tmp_path):
+    """The decoder gives a batch dictionary columns (source IP, user agent...), and the Parquet writer stores a
+    column's dictionary whole: a day file of 3 late events of a batch with 2,000 source IPs must not carry all
+    2,000 (on a real trail, every file a batch writes for the day before). Its rows read back as they were."""
+    def record(i: int, at: str) -> dict:
+        return {"eventSource": "codeartifact.amazonaws.com", "eventName": "ReadFromRepository", "eventID": f"e{i}",
+                "eventTime": at, "awsRegion": "eu-west-1", "sourceIPAddress": f"10.0.{i // 250}.{i % 250}",
+                "userAgent": f"npm/{i}", "requestParameters": {"domainName": "d", "domainOwner": "111122223333",
+                                                              "repositoryName": "r", "packageFormat": "npm",
+                                                              "packageName": f"p{i}", "packageVersion": "1.0.0"}}
+    late = [record(i, f"2026-11-01T23:59:0{i}Z") for i in range(3)]
+    day = [record(i, f"2026-11-02T10:{i % 60:02d}:00Z") for i in range(3, 2003)]
+    batch = cloudtrail_load.parse_text(json.dumps({"Records": late + day}).encode())
+    db = tmp_path / "caa.duckdb"
+    with writer(db) as con, store.transaction(con):
+        assert lake.append_events(con, batch) == {date(2026, 11, 1): 3, date(2026, 11, 2): 2000}
+    (small,) = (lake.lake_dir(db) / "day=2026-11-01").glob("*.parquet")
+    sizes = dict(duckdb.connect().execute(f"SELECT path_in_schema, sum(total_uncompressed_size) "
+                                          f"FROM parquet_metadata('{small}') GROUP BY ALL").fetchall())
+    assert max(sizes["source_ip"], sizes["user_agent"]) < 500, sizes  # with the batch's dictionary: over 20 kB
+    assert rows(db, "SELECT event_id, source_ip, user_agent FROM events WHERE event_at < '2026-11-02' ORDER BY 1") == [
+        ("e0", "10.0.0.0", "npm/0"), ("e1", "10.0.0.1", "npm/1"), ("e2", "10.0.0.2", "npm/2")]
+    assert rows(db, "SELECT count(*), count(DISTINCT source_ip) FROM events") == [(2003, 2003)]
+
+
 def test_the_snapshot_every_publish_copies_does_not_grow_with_the_events(tmp_path):
     """Two stores over the same days, one with four times the events: the lake grows with them, the store
     file (rollups, small tables) that each publish copies does not."""

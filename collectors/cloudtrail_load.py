@@ -173,18 +173,18 @@ def inflate_file(path: str) -> bytes | None:
     return b""
 
 
-def _buffers(columns: tuple, rows: int) -> list[pa.Array]:
-    return [pa.Array.from_buffers(pa.string(), rows, [pa.py_buffer(v) if v is not None else None, pa.py_buffer(o),
-                                                      pa.py_buffer(d)], null_count=nulls)
-            for v, o, d, nulls in columns]
+def _text(column: tuple, rows: int) -> pa.Array:
+    """A string column of the decoder, (validity or None, int32 offsets, data, null count), as an Arrow array."""
+    valid, offsets, data, nulls = column
+    return pa.Array.from_buffers(pa.string(), rows, [pa.py_buffer(valid) if valid is not None else None,
+                                                     pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls)
 
 
 def _dictionary(column: tuple, rows: int) -> pa.DictionaryArray:
     """A DICTIONARY column of the decoder (its values repeat within a file) as an Arrow dictionary array: the
     take and the Parquet writer then move 4-byte indices, not the text (core/lake.py append_events)."""
     valid, indices, nulls, offsets, data = column
-    values = pa.Array.from_buffers(pa.string(), len(offsets) // 4 - 1, [None, pa.py_buffer(offsets),
-                                                                      pa.py_buffer(data)])
+    values = _text((None, offsets, data, 0), len(offsets) // 4 - 1)
     return pa.DictionaryArray.from_buffers(DICTIONARY, rows, [pa.py_buffer(valid) if valid is not None else None,
                                                               pa.py_buffer(indices)], values, null_count=nulls)
 
@@ -203,7 +203,7 @@ def decode_records(text: bytes) -> pa.StructArray:
     """The CodeArtifact records of a trail file's JSON text, as RECORD_ARROW structs (the fields of
     RECORD_FIELDS, not yet normalized): what NORMALIZE_SQL reads. Raises BadTrailFile."""
     rows, _, columns = _decoded(_ctjson.parse, text)
-    arrays = iter(_buffers(columns, rows))
+    arrays = (_text(column, rows) for column in columns)
 
     def group(spec: dict) -> pa.StructArray:
         children = [next(arrays) if isinstance(v, str) else group(v) for v in spec.values()]
@@ -222,8 +222,8 @@ def parse_text(text: bytes) -> pa.Table:
                                                   pa.py_buffer(at_values)], null_count=at_nulls)
     if odd is not None:
         at = _odd_times(at, odd)
-    arrays = {name: _dictionary(col, rows) if len(col) == 5 else _buffers([col], rows)[0]
-              for name, col in zip(_ctjson.EVENTS, columns, strict=True)}
+    arrays = {name: (_dictionary if name in _ctjson.DICTIONARY else _text)(column, rows)
+              for name, column in zip(_ctjson.EVENTS, columns, strict=True)}
     arrays["event_at"] = at
     return pa.table({c: arrays[c] for c in EVENT_NAMES})
 
@@ -231,7 +231,7 @@ def parse_text(text: bytes) -> pa.Table:
 def _odd_times(at: pa.Array, odd: tuple) -> pa.Array:
     """`at` with the rows whose eventTime the decoder left to DuckDB: TRY_CAST(text AS TIMESTAMPTZ), in UTC."""
     where, offsets, data, n = odd
-    texts = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    texts = _text((None, offsets, data, 0), n)
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         con.register("odd_times", pa.table({"t": texts}))

@@ -11,11 +11,10 @@ DuckDB lets one process write a file or many processes read it, never both. So w
 demo, apply) take an exclusive flock and work on the store itself; when a write session changed
 anything, the store is checkpointed and copied to the snapshot with an atomic rename. The events and
 their rollups live outside the file, in Parquet files written once (core/lake.py), so that copy holds
-the small tables (the inventory except its assets, ledgers, the lake's catalog) and grows with them, not with the history.
-Readers (the
-dashboard, `caa sql`, reports) only ever open the snapshot read-only. A collection never fails
-because the dashboard is open, and the dashboard keeps answering from the last committed state while
-a collection runs.
+the small tables (the inventory except its assets, ledgers, the lake's catalog) and grows with them, not
+with the history. Readers (the dashboard, `caa sql`, reports) only ever open the snapshot read-only. A
+collection never fails because the dashboard is open, and the dashboard keeps answering from the last
+committed state while a collection runs.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ PHASES = [  # (module, function, label): nested phases are also counted in their
     ("collectors.cloudtrail_load", "commit_stage", "dedupe + lake write + ledger + commit"),
     ("core.lake", "append_events", "  of which: lake write (sort, Parquet per day, catalog)"),
     ("analytics.rollups", "refresh", "rollups of the loaded days (before each publish)"),
+    ("core.lake", "replace_days", "  of which: rollup files (retire, COPY, register)"),
+    ("core.lake", "_register", "    of which: catalog rows of the files written"),
     ("core.lake", "compact", "lake compaction (before each publish)"),
     ("core.store", "publish_snapshot", "publish (copy of the small tables)"),
 ]

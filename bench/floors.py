@@ -80,12 +80,12 @@ def _parse(paths: list[str]) -> tuple[int, int, int]:
 
 def _raise_malloc_threshold() -> None:
     """In each floor worker: free one 30 MiB block, which raises glibc's dynamic mmap threshold to its size (and
-    the trim threshold to twice that; glibc raises it for a freed block of at most 32 MiB), past any inflated
-    trail file, so the inflate buffers come from the heap and are reused instead of being mapped and faulted in
-    again for every file. The workers are forked and inherited whatever the forking process had done: from a
-    fresh process the floor took 6.0-6.3 s, from one that had freed a large block (`bench.run` reads the 7.8 MB
-    ground truth first) 5.3-5.5 s, and with this 5.3-5.6 s from either (2026-12-05). The floor is the fast
-    state, whoever measures it."""
+    the trim threshold to twice that; glibc raises it for a freed block of at most 32 MiB), past every inflated
+    file of the bench trail (1.4 MiB on average, 3.3 at most), so the inflate buffers come from the heap and are
+    reused instead of being mapped and faulted in again for every file. The workers are forked and inherited
+    whatever the forking process had done: from a fresh process the floor took 6.0-6.3 s, from one that had
+    freed a large block (`bench.run` reads the 7.8 MB ground truth first) 5.3-5.5 s, and with this 5.3-5.6 s
+    from either (2026-12-05). The floor is the fast state, whoever measures it."""
     block = bytearray(30 << 20)
     del block
 

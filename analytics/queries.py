@@ -13,14 +13,19 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 
 from analytics import filters
 from core import lake
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported by the first frame, not with this module: the collectors read only sql() (the rollups),
+# and importing pandas took 170 ms of a collector's one-core start
 
 SQL_DIR = Path(__file__).parent / "sql"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -51,13 +56,20 @@ def run_objects(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pd.
     """run's result with its text columns as Python str objects, for the large frames a caller iterates
     (cleanup's 120,000 versions): pandas' Arrow-backed strings cost ~0.5 us an element to iterate (5M
     iterations judging them, 3 s)."""
+    import pandas as pd
+
     df = run(con, name, **params)
     return df.astype({c: object for c, t in df.dtypes.items() if isinstance(t, pd.StringDtype)})
 
 
-_NULLABLE = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
-             pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
-             pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(), pa.bool_(): pd.BooleanDtype()}
+@cache
+def _nullable() -> dict[pa.DataType, pd.api.extensions.ExtensionDtype]:
+    """Arrow's integer and boolean types -> pandas' nullable dtypes."""
+    import pandas as pd
+
+    return {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+            pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+            pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
 def frame(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pd.DataFrame:
@@ -67,6 +79,9 @@ def frame(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pd.DataFrame:
     when the column holds no value at all), decimals and HUGEINT sums float, dates datetime64[us], integers
     and booleans with NULLs pandas' nullable types; a result with any other type (lists, structs, intervals)
     or a repeated column name is converted by DuckDB itself."""
+    import pandas as pd
+
+    nullable = _nullable()
     names = table.column_names
     if len(set(names)) < len(names):
         return con.from_arrow(table).df()
@@ -80,8 +95,8 @@ def frame(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pd.DataFrame:
             cols[name] = col.cast(pa.float64()).to_pandas()
         elif pa.types.is_date32(t):
             cols[name] = col.cast(pa.timestamp("us")).to_pandas()
-        elif t in _NULLABLE and col.null_count:
-            cols[name] = col.to_pandas(types_mapper=_NULLABLE.get)
+        elif t in nullable and col.null_count:
+            cols[name] = col.to_pandas(types_mapper=nullable.get)
         elif (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
               or pa.types.is_timestamp(t)):
             cols[name] = col.to_pandas()

@@ -9,25 +9,23 @@ Reads: the settings' accounts, roles and endpoints (never storing credentials). 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-)
-
 from core.errors import AwsAccessError, CaaError, CredentialsError
 
-if TYPE_CHECKING:  # (core.settings needs nothing from here; the name is for annotations)
+if TYPE_CHECKING:  # (core.settings needs nothing from here; the names are for annotations)
+    import boto3
+    from botocore.config import Config
+
     from core.settings import Settings
+
+# boto3 and botocore are imported when the first client is made, not with this module: every caa command
+# imports it (the collectors' Scope and aws_errors), and most never call AWS (a local trail folder, the
+# dashboard, a report). The import took 90 ms of a collector's one-core start.
 
 # IAM action for an API operation where it is not simply "<prefix>:<OperationName>".
 IAM_PREFIX = {"monitoring": "cloudwatch", "cloudwatch": "cloudwatch"}
@@ -83,6 +81,8 @@ class Clients:
         self._lock = threading.Lock()
 
     def config(self) -> Config:
+        from botocore.config import Config
+
         aws = self.settings.aws
         return Config(retries={"mode": aws.retry_mode, "max_attempts": aws.max_attempts},
                       user_agent_extra="caa/0.1", max_pool_connections=32)
@@ -95,6 +95,8 @@ class Clients:
             return self._sessions[key]
 
     def _make_session(self, scope: Scope) -> boto3.session.Session:
+        import boto3
+
         base = boto3.session.Session()
         if not scope.role_arn:
             return base
@@ -109,6 +111,8 @@ class Clients:
         )
 
     def client(self, scope: Scope, service: str, region: str | None = None) -> Any:
+        from botocore.exceptions import NoRegionError
+
         session = self.session(scope)
         region = region or scope.region or session.region_name or "us-east-1"
         try:
@@ -142,8 +146,11 @@ class aws_errors:  # noqa: N801 - used as `with aws_errors(scope, "s3"):`
 
 
 def translate(exc: BaseException, scope: Scope, service: str, what: str = "") -> CaaError | None:
+    botocore = sys.modules.get("botocore.exceptions")
+    if botocore is None:  # botocore was never imported, so `exc` is none of its failures
+        return None
     where = scope.label + (f" {what}" if what else "")
-    if isinstance(exc, ClientError):
+    if isinstance(exc, botocore.ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         op = exc.operation_name
         if code in DENIED:
@@ -157,13 +164,13 @@ def translate(exc: BaseException, scope: Scope, service: str, what: str = "") ->
         msg = exc.response.get("Error", {}).get("Message", "")
         return AwsAccessError(f"{op} failed: {code} {msg}".strip(), where=where,
                               fix="check the resource names in caa.toml; run with --debug for details")
-    if isinstance(exc, NoCredentialsError):
+    if isinstance(exc, botocore.NoCredentialsError):
         return CredentialsError("no AWS credentials found", where=where,
                               fix="configure a profile (AWS_PROFILE), SSO, environment variables or an instance role")
-    if isinstance(exc, EndpointConnectionError):
+    if isinstance(exc, botocore.EndpointConnectionError):
         return AwsAccessError(f"cannot reach {exc.kwargs.get('endpoint_url', 'the AWS endpoint')}", where=where,
                               fix="check the network, the region and any [aws] endpoints in caa.toml")
-    if isinstance(exc, BotoCoreError):
+    if isinstance(exc, botocore.BotoCoreError):
         return AwsAccessError(f"AWS call failed: {exc}", where=where, fix="run with --debug for details")
     return None
 

@@ -24,8 +24,9 @@ from core import lake
 if TYPE_CHECKING:
     import pandas as pd
 
-# pandas is imported by the first frame, not with this module: the collectors read only sql() (the rollups),
-# and importing pandas took 170 ms of a collector's one-core start
+# pandas is imported by the first frame, not with this module (170 ms of one core): the collectors read only
+# sql() (the rollups). pyarrow still imports it the first time it builds an array from Python or numpy values,
+# which a collector that loads anything does; a command that builds neither skips it.
 
 SQL_DIR = Path(__file__).parent / "sql"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")

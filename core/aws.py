@@ -9,11 +9,18 @@ Reads: the settings' accounts, roles and endpoints (never storing credentials). 
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 from core.errors import AwsAccessError, CaaError, CredentialsError
 
@@ -23,9 +30,10 @@ if TYPE_CHECKING:  # (core.settings needs nothing from here; the names are for a
 
     from core.settings import Settings
 
-# boto3 and botocore are imported when the first client is made, not with this module: every caa command
-# imports it (the collectors' Scope and aws_errors), and most never call AWS (a local trail folder, the
-# dashboard, a report). The import took 90 ms of a collector's one-core start.
+# boto3 and botocore's client machinery (botocore.config) are imported when the first client is made, not with
+# this module: every caa command imports it (the collectors' Scope and aws_errors), and most never call AWS (a
+# local trail folder, the dashboard, a report). That import took 90 ms of a collector's one-core start;
+# botocore's exceptions, imported here, take a few ms.
 
 # IAM action for an API operation where it is not simply "<prefix>:<OperationName>".
 IAM_PREFIX = {"monitoring": "cloudwatch", "cloudwatch": "cloudwatch"}
@@ -111,8 +119,6 @@ class Clients:
         )
 
     def client(self, scope: Scope, service: str, region: str | None = None) -> Any:
-        from botocore.exceptions import NoRegionError
-
         session = self.session(scope)
         region = region or scope.region or session.region_name or "us-east-1"
         try:
@@ -146,11 +152,8 @@ class aws_errors:  # noqa: N801 - used as `with aws_errors(scope, "s3"):`
 
 
 def translate(exc: BaseException, scope: Scope, service: str, what: str = "") -> CaaError | None:
-    botocore = sys.modules.get("botocore.exceptions")
-    if botocore is None:  # botocore was never imported, so `exc` is none of its failures
-        return None
     where = scope.label + (f" {what}" if what else "")
-    if isinstance(exc, botocore.ClientError):
+    if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         op = exc.operation_name
         if code in DENIED:
@@ -164,13 +167,13 @@ def translate(exc: BaseException, scope: Scope, service: str, what: str = "") ->
         msg = exc.response.get("Error", {}).get("Message", "")
         return AwsAccessError(f"{op} failed: {code} {msg}".strip(), where=where,
                               fix="check the resource names in caa.toml; run with --debug for details")
-    if isinstance(exc, botocore.NoCredentialsError):
+    if isinstance(exc, NoCredentialsError):
         return CredentialsError("no AWS credentials found", where=where,
                               fix="configure a profile (AWS_PROFILE), SSO, environment variables or an instance role")
-    if isinstance(exc, botocore.EndpointConnectionError):
+    if isinstance(exc, EndpointConnectionError):
         return AwsAccessError(f"cannot reach {exc.kwargs.get('endpoint_url', 'the AWS endpoint')}", where=where,
                               fix="check the network, the region and any [aws] endpoints in caa.toml")
-    if isinstance(exc, botocore.BotoCoreError):
+    if isinstance(exc, BotoCoreError):
         return AwsAccessError(f"AWS call failed: {exc}", where=where, fix="run with --debug for details")
     return None
 

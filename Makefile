@@ -7,16 +7,29 @@ DB     ?= data/caa.duckdb
 PORT   ?= 8501
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test bench lint collect dashboard clean
+.PHONY: help demo test bench lint collect dashboard clean lock
 
 help: ## list every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml collectors/_ctjson.c # the install compiles the trail decoder (gcc, Python headers)
+# The install takes the exact releases of constraints.txt (pip, the build's setuptools, every package), the set
+# the suite last passed with, so a clean clone installs what was tested, not whatever came out since. `make lock`
+# moves them to the newest releases pyproject.toml allows; run `make test` before committing the new file.
+LOCK := constraints.txt
+$(STAMP): pyproject.toml $(LOCK) collectors/_ctjson.c # the install compiles the trail decoder (gcc, Python headers)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --upgrade -c $(LOCK) pip
+	$(BIN)/python -m pip install --quiet -c $(LOCK) --build-constraint $(LOCK) -e '.[test]'
 	touch $(STAMP)
+
+LOCK_VENV := data/lock-venv
+lock: ## resolve the newest releases pyproject.toml allows into constraints.txt (then run make test)
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip 'setuptools>=74.1'
+	$(LOCK_VENV)/bin/python -m pip install --quiet --no-build-isolation -e '.[test]'
+	{ echo "# Written by make lock on $$(date -u +%F) (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())')): the releases make installs."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v '^wheel=='; } > $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 demo: $(STAMP) ## build the seeded demo estate, run the real collectors over it, serve the dashboard
 	$(BIN)/caa demo --db $(DB) --port $(PORT)

@@ -38,3 +38,18 @@ def test_a_garbage_snapshot_is_named_and_caa_refresh_repairs_it(tmp_path, monkey
     code, out, err = run_in_process(monkeypatch, capsys, "sql", "SELECT count(*) AS n FROM events", "--format", "csv",
                                     "--db", str(db))
     assert code == 0 and int(out.split()[1]) > 5000, err
+
+
+def test_a_file_that_is_no_store_is_named_not_reported_as_empty(tmp_path, monkeypatch, capsys):
+    """A mistyped --db (a CSV report, a folder) is said to be no store, with the --db fix: "no data yet, run
+    caa collect" would send the user to collect into it."""
+    report = tmp_path / "cleanup.csv"
+    report.write_text("domain,repository,package,version\nacme,npm-store,left-pad,1.0.0\n")
+    for wrong in (report, tmp_path):
+        code, _, err = run_in_process(monkeypatch, capsys, "report", "costs", "--db", str(wrong))
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        assert f"{wrong} is not a caa store" in err and "pass --db the store" in err, err
+        assert "no data yet" not in err
+    assert report.read_text().startswith("domain,repository")  # read, never written
+    code, _, err = run_in_process(monkeypatch, capsys, "report", "costs", "--db", str(tmp_path / "new.duckdb"))
+    assert code == 1 and "no data yet" in err and "caa collect" in err, err  # a path with nothing yet: collect

@@ -691,8 +691,39 @@ def schedule(
     jobs.serve(settings)
 
 
+def check_bind(address: str, port: int) -> None:
+    """Raise a one-line CaaError when the dashboard could not listen on `address`:`port` (the port taken, an
+    address of no interface here, a name that does not resolve): Streamlit would say it with a traceback, or
+    after a demo build. Binds and closes a probe socket, with SO_REUSEADDR as the server binds."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise CaaError(f"cannot serve the dashboard on {address}: {first_line(e)}", where="--address",
+                       fix="give an address of this machine (keep 127.0.0.1 unless behind an authenticating "
+                           "proxy, README)") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(where)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise CaaError(f"port {port} is already in use on {address}", where="--port",
+                               fix="stop what serves on it (another `caa dashboard`?) or pass --port another "
+                                   f"port, e.g. --port {port + 1 if port < 65535 else 8501}") from None
+            if e.errno == errno.EACCES:
+                raise CaaError(f"no permission to listen on port {port}", where="--port",
+                               fix="pass a port from 1024 up, e.g. --port 8501") from None
+            raise CaaError(f"cannot serve the dashboard on {address}:{port} ({e.strerror})", where="--address",
+                           fix="give an address of this machine (keep 127.0.0.1 unless behind an authenticating "
+                               "proxy, README)") from None
+
+
 def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> NoReturn:
     """Become `streamlit run dashboard.py` bound to `address` (127.0.0.1 by default) over the store `db`."""
+    check_bind(address, port)
     script = find_spec("dashboard").origin
     env = dict(os.environ, CAA_DB=str(Path(db).resolve()))
     cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.address", address,
@@ -710,12 +741,13 @@ def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> NoReturn
 @app.command()
 def dashboard(
     db: DbOption = None,
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 8501,
     address: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless behind an "
                                               "authenticating proxy (README).")] = "127.0.0.1",
 ) -> None:
     """Serve the Streamlit dashboard over the store (binds to 127.0.0.1)."""
     settings = _settings(db)
+    check_bind(address, port)  # before the store's upgrade
     _upgrade(settings.db)
     serve_dashboard(settings.db, port, address)
 
@@ -739,12 +771,14 @@ def demo(
     events: Annotated[int, typer.Option(help="Approximate number of CloudTrail events to generate.")] = 1_200_000,
     db: DbOption = None,
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the dashboard afterwards.")] = True,
-    port: Annotated[int, typer.Option(help="Dashboard port.")] = 8501,
+    port: Annotated[int, typer.Option(help="Dashboard port.", min=1, max=65535)] = 8501,
 ) -> None:
     """Build the seeded demo estate, run the real collectors over it, then serve the dashboard."""
     from demo.run import run_demo
 
     settings = _settings(db)
+    if serve:
+        check_bind("127.0.0.1", port)  # before the build, not a minute later
     code = run_demo(settings.db, seed=seed, events=events, debug=State.debug)
     if code == 0 and serve:
         serve_dashboard(settings.db, port)

@@ -255,3 +255,24 @@ def test_readers_open_at_the_same_time_are_each_utc_and_locked(small_db, monkeyp
     finally:
         monkeypatch.undo()
         time_mod.tzset()
+
+
+def test_a_port_or_address_the_dashboard_cannot_use_is_one_line_before_any_work(tmp_path):
+    """`caa dashboard` and `caa demo` on a port another server holds, an address of no interface here or a
+    port out of range: one line naming the option, no traceback, and the demo builds nothing first."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_line_error(caa("dashboard", "--port", str(port), "--db", str(tmp_path / "caa.duckdb")))
+        assert f"port {port} is already in use" in line and "--port" in line, line
+        demo_db = tmp_path / "demo" / "caa.duckdb"
+        line = one_line_error(caa("demo", "--port", str(port), "--db", str(demo_db)))
+        assert f"port {port} is already in use" in line, line
+        assert not demo_db.parent.exists()  # refused before the build
+    line = one_line_error(caa("dashboard", "--address", "192.0.2.1", "--db", str(tmp_path / "caa.duckdb")))
+    assert "cannot serve the dashboard on 192.0.2.1" in line and "--address" in line, line  # TEST-NET-1
+    out = caa("dashboard", "--port", "99999", "--db", str(tmp_path / "caa.duckdb"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "--port" in out.stderr, out.stderr

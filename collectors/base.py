@@ -126,7 +126,8 @@ def resolve_account(ctx: RunContext, scope: Scope) -> Scope:
 def _default_regions() -> list[str]:
     import boto3
 
-    return [boto3.session.Session().region_name or "us-east-1"]
+    with aws_errors(Scope(), "sts"):  # a session reads the profile (AWS_PROFILE): it may be missing
+        return [boto3.session.Session().region_name or "us-east-1"]
 
 
 def _start_run(con: duckdb.DuckDBPyConnection, collector: str, scope: Scope) -> int:

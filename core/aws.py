@@ -20,6 +20,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
+    ProfileNotFound,
 )
 
 from core.errors import AwsAccessError, CaaError, CredentialsError
@@ -99,7 +100,10 @@ class Clients:
         key = (scope.account_id, scope.role_arn)
         with self._lock:
             if key not in self._sessions:
-                self._sessions[key] = self._make_session(scope)
+                try:
+                    self._sessions[key] = self._make_session(scope)
+                except BotoCoreError as e:  # a session is made before any call: a missing profile, a bad config
+                    raise translate(e, scope, "sts") from None
             return self._sessions[key]
 
     def _make_session(self, scope: Scope) -> boto3.session.Session:
@@ -167,6 +171,10 @@ def translate(exc: BaseException, scope: Scope, service: str, what: str = "") ->
         msg = exc.response.get("Error", {}).get("Message", "")
         return AwsAccessError(f"{op} failed: {code} {msg}".strip(), where=where,
                               fix="check the resource names in caa.toml; run with --debug for details")
+    if isinstance(exc, ProfileNotFound):
+        return CredentialsError(f"the AWS profile {exc.kwargs.get('profile')!r} is not configured", where="AWS_PROFILE",
+                                fix="set AWS_PROFILE to a profile of ~/.aws/config (`aws configure list-profiles`), "
+                                    "or unset it to use the default chain")
     if isinstance(exc, NoCredentialsError):
         return CredentialsError("no AWS credentials found", where=where,
                               fix="configure a profile (AWS_PROFILE), SSO, environment variables or an instance role")

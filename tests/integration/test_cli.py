@@ -276,3 +276,20 @@ def test_a_port_or_address_the_dashboard_cannot_use_is_one_line_before_any_work(
     assert "cannot serve the dashboard on 192.0.2.1" in line and "--address" in line, line  # TEST-NET-1
     out = caa("dashboard", "--port", "99999", "--db", str(tmp_path / "caa.duckdb"))
     assert out.returncode == 2 and "Traceback" not in out.stderr and "--port" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("config", ["", '[[accounts]]\nid = "444455556666"\n'
+                                        'role_arn = "arn:aws:iam::444455556666:role/caa-collect"\n'
+                                        'regions = ["us-east-1"]\n'])
+def test_an_aws_profile_that_does_not_exist_is_one_line_naming_it(tmp_path, config):
+    """AWS_PROFILE naming a profile the AWS config lacks (a typo, another machine's name) fails at the first
+    session, for the caller's own account and for an account reached by a role: one line with the profile's
+    name and how to list the real ones, not an "internal error"."""
+    aws_config = tmp_path / "aws-config"
+    aws_config.write_text("[profile real]\nregion = us-east-1\n")
+    (tmp_path / "caa.toml").write_text(config)
+    env = {"AWS_PROFILE": "typo-profile", "AWS_CONFIG_FILE": str(aws_config),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "CAA_CONFIG": str(tmp_path / "caa.toml")}
+    line = one_line_error(caa("collect", "inventory", "--db", str(tmp_path / "caa.duckdb"), env=env))
+    assert "the AWS profile 'typo-profile' is not configured" in line and "aws configure list-profiles" in line, line
+    assert "internal error" not in line

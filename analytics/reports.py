@@ -15,6 +15,7 @@ Reads/writes: the report file given to it.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -76,9 +77,21 @@ def _writing(out: Path) -> Iterator[None]:
         yield
     except OSError as e:  # pyarrow's carries no strerror, only "... Detail: [errno 28] No space left on device"
         code = re.search(r"\[errno (\d+)\]", str(e), re.IGNORECASE)
-        why = os.strerror(int(code.group(1))) if code else e.strerror or first_line(e)
-        raise OutputError(f"cannot write the report {out}: {why}", fix="free disk space, or pass --out a path on a "
-                          "disk with room that you can write to") from None
+        number = int(code.group(1)) if code else e.errno
+        why = os.strerror(number) if number else first_line(e)
+        raise OutputError(f"cannot write the report {out}: {why}", fix=_OUTPUT_FIX.get(
+            number, "free disk space, or pass --out a path on a disk with room that you can write to")) from None
+
+
+_OUTPUT_FIX = {  # the fix for a report that cannot be written, by errno (else: the disk's)
+    errno.EISDIR: "--out names a folder: give a file path in it, e.g. --out FOLDER/cleanup.csv",
+    errno.ENOTDIR: "a part of the --out path is a file, not a folder: pass --out a path under a folder",
+    errno.EEXIST: "a part of the --out path is a file, not a folder: pass --out a path under a folder",
+    errno.ENOENT: "pass --out a path in a folder you can write to",
+    errno.EACCES: "pass --out a path you can write to",
+    errno.EPERM: "pass --out a path you can write to",
+    errno.EROFS: "the disk is read-only: pass --out a path on a disk you can write to",
+}
 
 
 def write_table(df: pd.DataFrame, out: Path, fmt: str | None = None, sheet: str = "report") -> Path:

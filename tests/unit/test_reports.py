@@ -83,9 +83,17 @@ def test_a_several_table_report_on_a_full_disk_is_one_line(fmt):
 
 
 def test_a_report_where_a_folder_is_cannot_be_written_and_says_so(tmp_path):
+    """The fix fits the cause: a folder at --out, or a file where the path needs a folder, is not a full
+    disk (the message said "free disk space" for both)."""
     (tmp_path / "r.csv").mkdir()
-    with pytest.raises(OutputError, match=r"cannot write the report .*r\.csv: Is a directory"):
+    with pytest.raises(OutputError, match=r"cannot write the report .*r\.csv: Is a directory: fix: --out names a "
+                                          r"folder: give a file path in it") as got:
         write_table(frame(), tmp_path / "r.csv")
+    assert "free disk space" not in str(got.value)
+    (tmp_path / "plain").write_text("")
+    with pytest.raises(OutputError, match=r"fix: a part of the --out path is a file, not a folder") as got:
+        write_table(frame(), tmp_path / "plain" / "r.csv")
+    assert "free disk space" not in str(got.value)
 
 
 @pytest.mark.parametrize("fmt", ["json", "parquet"])

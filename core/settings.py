@@ -26,7 +26,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from core.errors import ConfigError
+from core.errors import ConfigError, first_line
 
 DEFAULT_DB = Path("data/caa.duckdb")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -298,6 +298,10 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     if path.exists():
         try:
             tomllib.loads(path.read_bytes().decode("utf-8"))
+        except OSError as e:  # a folder, no permission
+            raise ConfigError(f"cannot read the config file {path} ({e.strerror or first_line(e)})",
+                              where="CAA_CONFIG" if "CAA_CONFIG" in os.environ else None,
+                              fix="point CAA_CONFIG at a caa.toml file you can read, or unset it") from None
         except UnicodeDecodeError as e:
             raise ConfigError(f"{path} is not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x})",
                               fix="save the file as UTF-8") from None

@@ -82,6 +82,8 @@ def test_bad_settings_fail_at_startup_naming_the_key(tmp_path):
     line = one_line_error(caa("sql", "SELECT 1", env={"CAA_PRICES__STORAGE_USD_PER_GB_MONTH": "-1",
                                                       "CAA_CONFIG": str(tmp_path / "none.toml")}))
     assert "config error" in line
+    line = one_line_error(caa("sql", "SELECT 1", env={"CAA_CONFIG": str(tmp_path)}))  # a folder: was an internal error
+    assert f"cannot read the config file {tmp_path}" in line and "CAA_CONFIG" in line, line
 
 
 def test_debug_shows_the_traceback(tmp_path):

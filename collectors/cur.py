@@ -65,6 +65,12 @@ REQUIRED = {
     "line_item_operation": "the operation", "line_item_usage_amount": "the usage amount",
     "line_item_unblended_cost": "the unblended cost",
 }
+# A legacy CUR's layouts: Parquet in <report>/<report>/year=YYYY/month=M/, CSV in <report>/YYYYMMDD-YYYYMMDD/
+LEGACY_RE = re.compile(r"(?:^|/)(?:year=\d{4}/month=\d{1,2}|\d{8}-\d{8})/")
+FIX_LEGACY = ("caa reads the CUR 2.0 table of AWS Data Exports (Billing and Cost Management > Data Exports > "
+              "Create > Standard data export, CUR 2.0, Parquet, include resource IDs); create one, point [cur] "
+              "sources at it, and collect again (README: the bill). Until it delivers, caa prices from Cost "
+              "Explorer (`caa collect costs`)")
 FIX_EXPORT = ("point [cur] sources at an AWS Data Exports export of the 'CUR 2.0' table (Parquet), "
               "created with its standard columns (see README: the bill)")
 
@@ -348,8 +354,14 @@ def load_period(con: duckdb.DuckDBPyConnection, source: str, period: date, files
 def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
     src = Source(ctx, scope)
     result = ScopeResult()
-    found = periods(src.list())
+    listed = src.list()
+    found = periods(listed)
     if not found:
+        legacy = next((f.key for f in listed if LEGACY_RE.search(f.key)), None)
+        if legacy is not None:
+            raise ConfigError("the source holds a legacy Cost and Usage Report (its year=/month= or "
+                              f"YYYYMMDD-YYYYMMDD folders, e.g. {legacy[:120]}), not a CUR 2.0 export",
+                              fix=FIX_LEGACY)
         result.window = "no BILLING_PERIOD=YYYY-MM folders under the source (nothing exported yet?)"
         return result
     read = unchanged = 0

@@ -220,3 +220,20 @@ def test_a_missing_folder_is_one_line(tmp_path):
                           "--db", str(tmp_path / "caa.duckdb")], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "does not exist" in out.stderr
+
+
+@pytest.mark.parametrize("legacy", ["cur/acme-cur/acme-cur/year=2026/month=11/acme-cur-00001.snappy.parquet",
+                                    "acme-cur/20261101-20261201/acme-cur-Manifest.json"])
+def test_a_legacy_cur_is_named_with_how_to_make_a_cur_2_export(tmp_path, legacy):
+    """A legacy Cost and Usage Report (Parquet in year=/month= folders, CSV in YYYYMMDD-YYYYMMDD ones) is what
+    most accounts have: it was "no BILLING_PERIOD folders (nothing exported yet?)", a success with no rows."""
+    path = tmp_path / "export" / legacy
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PAR1")
+    out = subprocess.run([sys.executable, "-m", "cli", "collect", "cur", "--source", str(tmp_path / "export"),
+                          "--db", str(tmp_path / "caa.duckdb"), "--no-refresh"], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    said = out.stderr + out.stdout
+    assert "legacy Cost and Usage Report" in said and "Data Exports" in said and "CUR 2.0" in said, said
+    assert "nothing exported yet" not in said

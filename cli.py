@@ -31,7 +31,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer  # noqa: E402 - after the allocator's setting
 
-from core.errors import CaaError, ConfigError, StoreBusyError, StoreError, first_line
+from core.errors import CaaError, ConfigError, StoreBusyError, StoreError, first_line, printable
 
 app = typer.Typer(help="CodeArtifact Analytics: where your CodeArtifact storage and request money goes.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -253,10 +253,10 @@ def _print_rows(cols: list[str], rows: list[tuple], fmt: OutFormat) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        t = Table(*cols)
+        t = Table(*map(printable, cols))
         for r in rows:
-            t.add_row(*("" if v is None else str(v) for v in r))
-        Console().print(t)
+            t.add_row(*("" if v is None else printable(str(v)) for v in r))
+        Console(markup=False, emoji=False, highlight=False).print(t)  # values from the data are text, never markup
 
 
 report_app = typer.Typer(help="Reports over the store: costs, forecast, reconcile, focus, transfer, cleanup, spikes, "
@@ -322,9 +322,10 @@ def _show(df, title: str, limit: int = 12) -> None:  # noqa: ANN001 - a DataFram
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(*map(str, df.columns), title=title)
+    t = Table(*(printable(str(c)) for c in df.columns), title=title)
     for row in df.head(limit).itertuples(index=False):
-        t.add_row(*("" if v is None or v != v else f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row))
+        t.add_row(*("" if v is None or v != v else f"{v:,.2f}" if isinstance(v, float) else printable(str(v))
+                    for v in row))
     Console(markup=False, emoji=False, highlight=False).print(t)
     if len(df) > limit:
         print(f"... {len(df) - limit:,} more rows in the file")
@@ -616,7 +617,7 @@ def apply_cmd(
         raise ConfigError("--all acts on every row of the report and needs --yes", where="caa apply",
                           fix="mark rows in the approve column instead, or pass --all --yes")
     settings = _settings(db)
-    ask = (lambda text: typer.prompt(text, default="", show_default=False)) if sys.stdin.isatty() else None
+    ask = (lambda text: typer.prompt(printable(text), default="", show_default=False)) if sys.stdin.isatty() else None
     code = run_apply(settings, report, action.value, execute=execute, yes=yes, select_all=all_rows,
                      min_archived_days=min_archived_days, clients=Clients(settings), ask=ask)
     raise typer.Exit(code)
@@ -793,7 +794,7 @@ def main() -> None:
     except CaaError as e:
         if State.debug:
             raise
-        print(f"caa: {e.kind}: {e}", file=sys.stderr)
+        print(f"caa: {e.kind}: {printable(str(e))}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("caa: interrupted; committed data is kept and the next run resumes", file=sys.stderr)
@@ -803,11 +804,11 @@ def main() -> None:
 
         full = disk_error(e) or damage_error(e)
         if full and not State.debug:
-            print(f"caa: {full.kind}: {full}", file=sys.stderr)
+            print(f"caa: {full.kind}: {printable(str(full))}", file=sys.stderr)
             sys.exit(1)
         if State.debug:
             raise
-        print(f"caa: internal error: {type(e).__name__}: {first_line(e, 300)} "
+        print(f"caa: internal error: {type(e).__name__}: {printable(first_line(e, 300))} "
               "(run with --debug for the traceback)", file=sys.stderr)
         sys.exit(1)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from collectors.base import PARTIAL_EXIT
 from core.clock import utc_now
+from core.errors import printable
 from core.settings import Settings
 
 log = logging.getLogger("caa.schedule")
@@ -203,10 +204,17 @@ def build_scheduler(settings: Settings, scheduler_cls: Any = None) -> Any:
     return sched
 
 
+class _PrintableFormatter(logging.Formatter):
+    """A job's line names files and packages from the data: printed as text, one line per event."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def setup_logging() -> None:
     """One line per event on stderr with a UTC time stamp; APScheduler's own chatter only from WARNING."""
     handler = logging.StreamHandler(sys.stderr)
-    fmt = logging.Formatter("%(asctime)sZ %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
+    fmt = _PrintableFormatter("%(asctime)sZ %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
     fmt.converter = time.gmtime
     handler.setFormatter(fmt)
     log.addHandler(handler)

@@ -26,7 +26,7 @@ import duckdb
 from core import store
 from core.aws import Clients, Scope, aws_errors
 from core.clock import utc_now
-from core.errors import CaaError, CredentialsError, first_line
+from core.errors import CaaError, CredentialsError, first_line, printable
 from core.settings import Settings
 
 log = logging.getLogger("caa")
@@ -161,7 +161,8 @@ def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def echo(line: str, err: bool = False) -> None:
-    print(line, file=sys.stderr if err else sys.stdout, flush=True)
+    """A line of a run's report (it names files, keys and packages from the data: printed as text)."""
+    print(printable(line), file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def run_collectors(specs: Iterable[CollectorSpec], ctx: RunContext) -> int:

@@ -1,4 +1,5 @@
-"""The one error family of caa, and `first_line`, the one way to show a foreign exception in one line.
+"""The one error family of caa; `first_line`, the one way to show a foreign exception in one line; and
+`printable`, the one way to put text from the data (package names, S3 keys) on a terminal or in a log.
 
 Every error a user can cause (configuration, AWS access, bad data, a busy or unwritable store) is a
 CaaError whose str() is a single line: what failed, where, and the fix. The CLI prints that line and
@@ -8,6 +9,8 @@ Reads and writes nothing.
 """
 
 from __future__ import annotations
+
+import re
 
 
 class CaaError(Exception):
@@ -65,3 +68,22 @@ def first_line(exc: BaseException, limit: int | None = None) -> str:
     messages run to many lines), cut to `limit` characters; its type name when it has no message."""
     line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
     return line[:limit] if limit else line
+
+
+# What a terminal or a log would act on rather than show: C0 controls but the tab (ESC starts the sequences
+# that recolour, retitle or hide), DEL, C1 controls (0x9b is a one-byte CSI) and the bidirectional overrides
+# that reorder what is shown ("Trojan Source"). Newlines are kept only where a caller allows several lines.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE_KEEP_NEWLINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(m: re.Match) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def printable(text: str, newlines: bool = False) -> str:
+    """`text` safe to print: every character a terminal or log reader would act on (ESC sequences, other
+    controls, bidirectional overrides) written as its escape (\\x1b, \\u202e), so hostile names from the data
+    show as what they are and a one-line message stays one line. `newlines`: keep line breaks."""
+    return (_UNPRINTABLE_KEEP_NEWLINES if newlines else _UNPRINTABLE).sub(_escape, text)

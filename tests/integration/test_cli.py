@@ -295,3 +295,31 @@ def test_an_aws_profile_that_does_not_exist_is_one_line_naming_it(tmp_path, conf
     line = one_line_error(caa("collect", "inventory", "--db", str(tmp_path / "caa.duckdb"), env=env))
     assert "the AWS profile 'typo-profile' is not configured" in line and "aws configure list-profiles" in line, line
     assert "internal error" not in line
+
+
+def test_names_from_the_data_reach_the_terminal_as_text(small_db, tmp_path):
+    """Package names and trail keys are hostile input on a terminal too: an ESC sequence recolours or clears
+    it, a bidi override reorders the line, a newline breaks a one-line report, and Rich read "[/bold]" as
+    markup (caa sql ended in an internal error). Each now shows as its escape, and the rest as written."""
+    from tests.fixtures.hostile import HOSTILE
+
+    names = {"ansi": HOSTILE["ansi"], "rtl": HOSTILE["rtl-override"], "newline": HOSTILE["newline"],
+             "markup": "[/bold]pkg[link=http://evil.example]x[/link]"}
+    values = ", ".join(f"'{v}' AS {k}" for k, v in names.items())
+    out = caa("sql", f"SELECT {values}", "--db", str(small_db), env={"COLUMNS": "300"})  # one line a row
+    assert out.returncode == 0, out.stderr
+    shown = out.stdout
+    assert "\x1b" not in shown and "\u202e" not in shown
+    assert "\\x1b[31mred\\x1b[0m\\x1b[2J" in shown and "\\u202egpj.exe" in shown and "line1\\x0aline2" in shown
+    assert "[/bold]pkg[link=http://evil.example]x[/link]" in shown
+
+    # a trail file whose key carries an ESC sequence and a newline, skipped as corrupt: its line names it as text
+    root = tmp_path / "trail"
+    day = root / "AWSLogs" / "111111111111" / "CloudTrail" / "us-east-1" / "2026" / "11" / "20"
+    day.mkdir(parents=True)
+    (day / "evil\x1b]0;owned\x07\nname.json.gz").write_bytes(b"not gzip")
+    out = caa("collect", "cloudtrail", "--source", str(root), "--since", "2026-11-01", "--no-refresh",
+              "--db", str(tmp_path / "skip.duckdb"))
+    assert "\x1b" not in out.stdout + out.stderr and "\x07" not in out.stdout + out.stderr
+    skipped = [ln for ln in out.stderr.splitlines() if "skipped" in ln and "evil" in ln]
+    assert skipped and "evil\\x1b]0;owned\\x07\\x0aname.json.gz" in skipped[0], out.stderr

@@ -168,6 +168,19 @@ def _parse_date(value: str | None, flag: str) -> date | None:
                        ) from None
 
 
+def _parse_window(since: str | None, until: str | None) -> tuple[date | None, date | None]:
+    """--since and --until as dates (either may be absent), refused in one line when they are reversed."""
+    first, last = _parse_date(since, "--since"), _parse_date(until, "--until")
+    _check_window(first, last)
+    return first, last
+
+
+def _check_window(first: date | None, last: date | None) -> None:
+    if first is not None and last is not None and first > last:
+        raise CaaError(f"--since {first} is after --until {last}", fix="give --since on or before --until (the last "
+                       "day is included; without --until it is the last full day of data)")
+
+
 def _reader(settings):  # noqa: ANN001, ANN202 - a read-only connection to the store's snapshot
     from core import store
 
@@ -375,10 +388,10 @@ def report_costs(
             if by == CostLevel.principal:
                 raise ConfigError("billed cost has no principal level (storage has no principal)", where="--by",
                                   fix="use --basis modeled for principals, or another --by")
-            df, tax = billed.billed_report(con, settings, _parse_date(since, "--since"), _parse_date(until, "--until"),
+            df, tax = billed.billed_report(con, settings, *_parse_window(since, until),
                                            by=by.value)
         else:
-            df = costs.cost_report(con, settings, _parse_date(since, "--since"), _parse_date(until, "--until"),
+            df = costs.cost_report(con, settings, *_parse_window(since, until),
                                    by=by.value)
     path = write_table(df, _report_path(out, f"costs-{basis.value}-by-{by.value}" if basis == Basis.billed
                                         else f"costs-by-{by.value}", fmt), fmt.value)
@@ -416,7 +429,7 @@ def report_transfer(
 
     settings = _settings(db)
     with _reader(settings) as con:
-        first, last = costs.default_window(con, _parse_date(since, "--since"), _parse_date(until, "--until"))
+        first, last = costs.default_window(con, *_parse_window(since, until))
         df = transfer.by_repository(con, settings, first, last, level=by.value, per_day=False)
         lines = billing.lines(con, first, last) if billing.has_bill(con) else None
     path = write_table(df, _report_path(out, f"transfer-by-{by.value}", fmt), fmt.value)
@@ -450,7 +463,7 @@ def report_focus(
 
     settings = _settings(db)
     with _reader(settings) as con:
-        df = focus.rows(con, settings, _parse_date(since, "--since"), _parse_date(until, "--until"), by=by.value)
+        df = focus.rows(con, settings, *_parse_window(since, until), by=by.value)
     path = focus.write(df, out or _report_path(None, "focus", ReportFormat(fmt.value)), fmt.value)
     periods = df.groupby(["BillingAccountId", "BillingPeriodStart"])["BilledCost"].sum()
     print(f"wrote {len(df):,} FOCUS 1.2 rows to {path}: BilledCost ${df['BilledCost'].sum():,.2f} over "
@@ -500,7 +513,7 @@ def report_reconcile(
     from analytics.reports import write_table
 
     settings = _settings(db)
-    first, last = _parse_date(since, "--since"), _parse_date(until, "--until")
+    first, last = _parse_window(since, until)
     with _reader(settings) as con:
         if source is None:
             source = ReconcileSource.cur if billing.has_bill(con) else ReconcileSource.costexplorer
@@ -565,8 +578,10 @@ def report_usage(
         when = overview.as_of(con)
         if when is None:
             raise StoreError(f"no events yet in {settings.db}", fix="run `caa collect cloudtrail` first")
-        last = _parse_date(until, "--until") or when.day
-        first = _parse_date(since, "--since") or last - timedelta(days=29)
+        first, last = _parse_window(since, until)
+        last = last or when.day
+        first = first or last - timedelta(days=29)
+        _check_window(first, last)
         tables = usage.usage_report(con, settings, first, last + timedelta(days=1), top=top)
     default = _report_path(None, "usage", fmt)  # several tables: CSV and Parquet make a folder
     path = write_tables(tables, out or (default.with_suffix("") if fmt.value in ("csv", "parquet") else default),

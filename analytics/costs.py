@@ -34,7 +34,7 @@ import pandas as pd
 
 from analytics.queries import events_within, run
 from core.clock import utc_midnight, utc_now
-from core.errors import ConfigError
+from core.errors import ConfigError, DataError
 from core.settings import Settings
 
 GIB = 1024**3
@@ -122,7 +122,8 @@ def default_window(con: duckdb.DuckDBPyConnection, since: date | None, until: da
     if since is None:
         since = until.replace(day=1)
     if since > until:
-        raise ValueError(f"since {since} is after until {until}")
+        raise DataError(f"--since {since} is after the window's last day {until}",
+                        fix="give --since on or before --until (without --until, the last full day of data)")
     return since, until
 
 

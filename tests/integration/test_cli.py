@@ -323,3 +323,12 @@ def test_names_from_the_data_reach_the_terminal_as_text(small_db, tmp_path):
     assert "\x1b" not in out.stdout + out.stderr and "\x07" not in out.stdout + out.stderr
     skipped = [ln for ln in out.stderr.splitlines() if "skipped" in ln and "evil" in ln]
     assert skipped and "evil\\x1b]0;owned\\x07\\x0aname.json.gz" in skipped[0], out.stderr
+
+
+@pytest.mark.parametrize("report", ["costs", "transfer", "focus", "reconcile", "usage"])
+def test_a_reversed_window_is_one_line(small_db, tmp_path, report):
+    """--since after --until was an internal error (costs, transfer: a ValueError) or an empty report."""
+    line = one_line_error(caa("report", report, "--since", "2026-11-20", "--until", "2026-11-01",
+                              "--out", str(tmp_path / "r.csv"), "--db", str(small_db)))
+    assert "--since 2026-11-20 is after --until 2026-11-01" in line and "fix:" in line, line
+    assert not (tmp_path / "r.csv").exists()

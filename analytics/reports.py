@@ -15,11 +15,9 @@ Reads/writes: the report file given to it.
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import math
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.errors import ConfigError, DataError, OutputError, first_line
+from core.errors import ConfigError, DataError, first_line, output_error
 
 FORMULA_STARTERS = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("csv", "xlsx", "json", "parquet")
@@ -75,23 +73,8 @@ def _writing(out: Path) -> Iterator[None]:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         yield
-    except OSError as e:  # pyarrow's carries no strerror, only "... Detail: [errno 28] No space left on device"
-        code = re.search(r"\[errno (\d+)\]", str(e), re.IGNORECASE)
-        number = int(code.group(1)) if code else e.errno
-        why = os.strerror(number) if number else first_line(e)
-        raise OutputError(f"cannot write the report {out}: {why}", fix=_OUTPUT_FIX.get(
-            number, "free disk space, or pass --out a path on a disk with room that you can write to")) from None
-
-
-_OUTPUT_FIX = {  # the fix for a report that cannot be written, by errno (else: the disk's)
-    errno.EISDIR: "--out names a folder: give a file path in it, e.g. --out FOLDER/cleanup.csv",
-    errno.ENOTDIR: "a part of the --out path is a file, not a folder: pass --out a path under a folder",
-    errno.EEXIST: "a part of the --out path is a file, not a folder: pass --out a path under a folder",
-    errno.ENOENT: "pass --out a path in a folder you can write to",
-    errno.EACCES: "pass --out a path you can write to",
-    errno.EPERM: "pass --out a path you can write to",
-    errno.EROFS: "the disk is read-only: pass --out a path on a disk you can write to",
-}
+    except OSError as e:
+        raise output_error(f"the report {out}", e) from None
 
 
 def write_table(df: pd.DataFrame, out: Path, fmt: str | None = None, sheet: str = "report") -> Path:

@@ -10,6 +10,8 @@ Reads and writes nothing.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 
 
@@ -53,6 +55,28 @@ class OutputError(CaaError):
     """A report, export or e-mail attachment file could not be written (a full disk, no permission)."""
 
     kind = "output error"
+
+
+# The fix for a file caa cannot write (a report, the e-mail outbox), by errno; else the disk's
+_OUTPUT_FIX = {
+    errno.EISDIR: "--out names a folder: give a file path in it, e.g. --out FOLDER/cleanup.csv",
+    errno.ENOTDIR: "a part of the --out path is a file, not a folder: pass --out a path under a folder",
+    errno.EEXIST: "a part of the --out path is a file, not a folder: pass --out a path under a folder",
+    errno.ENOENT: "pass --out a path in a folder you can write to",
+    errno.EACCES: "pass --out a path you can write to",
+    errno.EPERM: "pass --out a path you can write to",
+    errno.EROFS: "the disk is read-only: pass --out a path on a disk you can write to",
+}
+
+
+def output_error(what: str, exc: OSError) -> OutputError:
+    """The one line for a file that could not be written (`what`: "the report /x/r.csv"), with the fix for its
+    cause. pyarrow's errors carry no errno, only "... Detail: [errno 28] No space left on device"."""
+    code = re.search(r"\[errno (\d+)\]", str(exc), re.IGNORECASE)
+    number = int(code.group(1)) if code else exc.errno
+    why = os.strerror(number) if number else first_line(exc)
+    return OutputError(f"cannot write {what}: {why}", fix=_OUTPUT_FIX.get(
+        number, "free disk space, or pass --out a path on a disk with room that you can write to"))
 
 
 class StoreBusyError(StoreError):

@@ -10,6 +10,7 @@ environment variable, and every library exception is replaced (`from None`) by a
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import smtplib
@@ -22,7 +23,7 @@ from typing import Any
 
 from core.aws import Scope
 from core.clock import utc_now
-from core.errors import CaaError
+from core.errors import CaaError, OutputError, output_error
 from core.settings import Settings
 from delivery.secrets import smtp_login
 
@@ -36,14 +37,20 @@ def outbox_dir(settings: Settings, out: Path | None) -> Path:
 
 def write_outbox(messages: list[EmailMessage], folder: Path, prefix: str = "cost") -> list[Path]:
     """Each message as <folder>/<prefix>-<UTC time>-<n>-<first recipient>.eml (bytes as they would be sent)."""
-    folder.mkdir(parents=True, exist_ok=True)
     stamp = f"{utc_now():%Y%m%dT%H%M%SZ}"
     paths = []
-    for i, msg in enumerate(messages, 1):
-        who = re.sub(r"[^A-Za-z0-9@._-]+", "_", (msg["To"] or "nobody").split(",")[0].strip())[:80]
-        path = folder / f"{prefix}-{stamp}-{i:02d}-{who}.eml"
-        path.write_bytes(msg.as_bytes())
-        paths.append(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, msg in enumerate(messages, 1):
+            who = re.sub(r"[^A-Za-z0-9@._-]+", "_", (msg["To"] or "nobody").split(",")[0].strip())[:80]
+            path = folder / f"{prefix}-{stamp}-{i:02d}-{who}.eml"
+            path.write_bytes(msg.as_bytes())
+            paths.append(path)
+    except OSError as e:  # --out is a file, a read-only folder, a full disk
+        if e.errno in (errno.EEXIST, errno.ENOTDIR) and folder.is_file():
+            raise OutputError(f"cannot write the e-mails to {folder}: it is a file", where="--out",
+                              fix="--out is the folder the .eml files go in: pass a folder's path") from None
+        raise output_error(f"the e-mails to {folder}", e) from None
     return paths
 
 

@@ -349,3 +349,10 @@ def test_dry_run_writes_eml_files_and_a_missing_browser_is_a_one_line_error(host
     (line,) = res.stderr.strip().splitlines()
     assert "cannot render the cost chart" in line and "apt-get install -y chromium" in line
     assert not (tmp_path / "none").exists()  # no mail without its chart
+
+    (tmp_path / "a-file").write_text("kept")  # --out naming a file: was an internal error (FileExistsError)
+    res = _caa("email", "send", "--dry-run", "--out", str(tmp_path / "a-file"), db=hostile_db)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert f"cannot write the e-mails to {tmp_path / 'a-file'}: it is a file" in line and "--out" in line, line
+    assert (tmp_path / "a-file").read_text() == "kept"

@@ -205,10 +205,11 @@ def build_scheduler(settings: Settings, scheduler_cls: Any = None) -> Any:
 
 
 class _PrintableFormatter(logging.Formatter):
-    """A job's line names files and packages from the data: printed as text, one line per event."""
+    """A job's line names files and packages from the data: printed as text, one line per event (a traceback
+    that follows it keeps its lines)."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        return printable(super().format(record))
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return printable(super().formatMessage(record))
 
 
 def setup_logging() -> None:

@@ -95,10 +95,9 @@ def first_line(exc: BaseException, limit: int | None = None) -> str:
 
 
 # What a terminal or a log would act on rather than show: C0 controls but the tab (ESC starts the sequences
-# that recolour, retitle or hide), DEL, C1 controls (0x9b is a one-byte CSI) and the bidirectional overrides
-# that reorder what is shown ("Trojan Source"). Newlines are kept only where a caller allows several lines.
+# that recolour, retitle or hide; a newline breaks a one-line message), DEL, C1 controls (0x9b is a one-byte
+# CSI) and the bidirectional marks and overrides that reorder what is shown ("Trojan Source").
 _UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_UNPRINTABLE_KEEP_NEWLINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape(m: re.Match) -> str:
@@ -106,8 +105,8 @@ def _escape(m: re.Match) -> str:
     return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
 
 
-def printable(text: str, newlines: bool = False) -> str:
+def printable(text: str) -> str:
     """`text` safe to print: every character a terminal or log reader would act on (ESC sequences, other
     controls, bidirectional overrides) written as its escape (\\x1b, \\u202e), so hostile names from the data
-    show as what they are and a one-line message stays one line. `newlines`: keep line breaks."""
-    return (_UNPRINTABLE_KEEP_NEWLINES if newlines else _UNPRINTABLE).sub(_escape, text)
+    show as what they are and a one-line message stays one line."""
+    return _UNPRINTABLE.sub(_escape, text)

@@ -111,3 +111,19 @@ def test_a_job_that_skipped_bad_input_is_partial_not_failed(setup, caplog):
     assert result.status == "partial", result.line
     assert "job=cloudtrail partial" in caplog.text and "1 input item(s) skipped" in result.line
     assert rows(db, "SELECT count(*) > 0 FROM events") == [(True,)]  # the good files landed
+
+
+def test_the_schedule_log_shows_names_from_the_data_as_text(capsys):
+    """A job's line names trail keys and packages: an ESC sequence or a newline in one is logged as its escape,
+    so the log stays one line per event and a terminal tailing it is not driven by the data."""
+    log = logging.getLogger("caa.schedule")
+    before = list(log.handlers)
+    jobs.setup_logging()
+    try:
+        log.info("collect: skipped AWSLogs/evil\x1b]0;owned\x07\nname.json.gz")
+    finally:
+        for handler in log.handlers[len(before):]:
+            log.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and len(err.strip().splitlines()) == 1, err
+    assert "skipped AWSLogs/evil\\x1b]0;owned\\x07\\x0aname.json.gz" in err

@@ -25,6 +25,18 @@ CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AW
 CA = "codeartifact.amazonaws.com"
 
 
+def _die_with_the_bench() -> None:
+    """In the server's child before exec (Linux): SIGTERM when the bench process that started it dies, also by
+    SIGKILL, which skips stop(); elsewhere nothing."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class MotoS3:
     def __init__(self, log: Path):
         with socket.socket() as s:
@@ -35,7 +47,8 @@ class MotoS3:
         self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, **CREDS}
         self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=_die_with_the_bench)  # only a prctl between fork and exec
         self.env = {**CREDS, "CAA_AWS__ENDPOINTS": json.dumps({"s3": self.url})}
         self.source = f"s3://{BUCKET}/{PREFIX}"
         self.client = boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",

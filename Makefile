@@ -22,15 +22,6 @@ $(STAMP): pyproject.toml $(LOCK) collectors/_ctjson.c # the install compiles the
 	$(BIN)/python -m pip install --quiet -c $(LOCK) --build-constraint $(LOCK) -e '.[test]'
 	touch $(STAMP)
 
-LOCK_VENV := data/lock-venv
-lock: ## resolve the newest releases pyproject.toml allows into constraints.txt (then run make test)
-	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
-	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip 'setuptools>=74.1'
-	$(LOCK_VENV)/bin/python -m pip install --quiet --no-build-isolation -e '.[test]'
-	{ echo "# Written by make lock on $$(date -u +%F) (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())')): the releases make installs."; \
-	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v '^wheel=='; } > $(LOCK)
-	rm -rf $(LOCK_VENV)
-
 demo: $(STAMP) ## build the seeded demo estate, run the real collectors over it, serve the dashboard
 	$(BIN)/caa demo --db $(DB) --port $(PORT)
 
@@ -65,3 +56,12 @@ clean: ## remove the venv, caches and everything under data/
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build collectors/_ctjson*.so
 	find data -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+LOCK_VENV := data/lock-venv
+lock: ## resolve the newest releases pyproject.toml allows into constraints.txt (then run make test)
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip 'setuptools>=74.1'
+	$(LOCK_VENV)/bin/python -m pip install --quiet --no-build-isolation -e '.[test]'
+	{ echo "# Written by make lock on $$(date -u +%F) (Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())')): the releases make installs."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -v '^wheel=='; } > $(LOCK)
+	rm -rf $(LOCK_VENV)

@@ -168,6 +168,11 @@ def translate(exc: BaseException, scope: Scope, service: str, what: str = "") ->
             return CredentialsError(f"AWS credentials expired or are invalid ({code})", where=where,
                                   fix="refresh them (e.g. `aws sso login`) and run again; "
                                       "committed data is kept and the re-run resumes")
+        if code == "NoSuchBucket":  # a typo in a source, or a bucket of another account or partition
+            bucket = exc.response.get("Error", {}).get("BucketName") or "of the source"
+            return AwsAccessError(f"the S3 bucket {bucket} does not exist ({op})", where=where,
+                                  fix="check the bucket name in the source (caa.toml sources, or --source "
+                                      "s3://bucket/prefix)")
         msg = exc.response.get("Error", {}).get("Message", "")
         return AwsAccessError(f"{op} failed: {code} {msg}".strip(), where=where,
                               fix="check the resource names in caa.toml; run with --debug for details")

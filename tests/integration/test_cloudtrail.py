@@ -222,3 +222,16 @@ def test_s3_listing_is_one_flat_listing_per_region_and_matches_the_local_walk(tm
     flat = [c for c in calls if "delimiter" not in c]
     assert len(flat) == 1  # one account, one region: one listing for the three days
     assert len(calls) <= 4  # AWSLogs/, the org folder, CloudTrail/ regions, then the flat listing
+
+
+def test_a_source_bucket_that_does_not_exist_is_named_with_the_fix(tmp_path, s3_trail, monkeypatch, capsys):
+    """A typo in the bucket of a source: the line names the bucket and the source to correct, not a generic
+    "check the resource names"; the store keeps the run as failed."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    db = tmp_path / "caa.duckdb"
+    settings = make_settings(db=db)
+    assert collect(db, [cloudtrail.SPEC], settings, clients=Clients(settings), since=SINCE,
+                   source="s3://org-trial/cloudtrail") == 1
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "failed cloudtrail" in ln]
+    assert "the S3 bucket org-trial does not exist" in line and "--source" in line, line
+    assert rows(db, "SELECT status FROM collector_runs") == [("failed",)]

@@ -31,7 +31,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer  # noqa: E402 - after the allocator's setting
 
-from core.errors import CaaError, ConfigError, StoreBusyError, StoreError, first_line, printable
+from core.errors import CaaError, ConfigError, StoreBusyError, StoreError, echo, first_line, printable
 
 app = typer.Typer(help="CodeArtifact Analytics: where your CodeArtifact storage and request money goes.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -578,10 +578,9 @@ def report_usage(
         when = overview.as_of(con)
         if when is None:
             raise StoreError(f"no events yet in {settings.db}", fix="run `caa collect cloudtrail` first")
-        first, last = _parse_window(since, until)
-        last = last or when.day
-        first = first or last - timedelta(days=29)
-        _check_window(first, last)
+        last = _parse_date(until, "--until") or when.day
+        first = _parse_date(since, "--since") or last - timedelta(days=29)
+        _check_window(first, last)  # after the defaults: a --since after the data's last day too
         tables = usage.usage_report(con, settings, first, last + timedelta(days=1), top=top)
     default = _report_path(None, "usage", fmt)  # several tables: CSV and Parquet make a folder
     path = write_tables(tables, out or (default.with_suffix("") if fmt.value in ("csv", "parquet") else default),
@@ -809,7 +808,7 @@ def main() -> None:
     except CaaError as e:
         if State.debug:
             raise
-        print(f"caa: {e.kind}: {printable(str(e))}", file=sys.stderr)
+        echo(f"caa: {e.kind}: {e}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         print("caa: interrupted; committed data is kept and the next run resumes", file=sys.stderr)
@@ -819,12 +818,12 @@ def main() -> None:
 
         full = disk_error(e) or damage_error(e)
         if full and not State.debug:
-            print(f"caa: {full.kind}: {printable(str(full))}", file=sys.stderr)
+            echo(f"caa: {full.kind}: {full}", err=True)
             sys.exit(1)
         if State.debug:
             raise
-        print(f"caa: internal error: {type(e).__name__}: {printable(first_line(e, 300))} "
-              "(run with --debug for the traceback)", file=sys.stderr)
+        echo(f"caa: internal error: {type(e).__name__}: {first_line(e, 300)} (run with --debug for the traceback)",
+             err=True)
         sys.exit(1)
 
 

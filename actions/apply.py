@@ -54,7 +54,7 @@ from analytics.reports import read_table, write_table
 from core import store
 from core.aws import DENIED, EXPIRED, Scope, paginate, translate
 from core.clock import utc_now
-from core.errors import ConfigError, DataError, first_line, printable
+from core.errors import ConfigError, DataError, echo, first_line
 from core.settings import Settings
 
 SERVICE = "codeartifact"
@@ -403,14 +403,9 @@ def execute_batches(clients: Any, settings: Settings, rows: list[Row], log: Log,
                 echo(f"  failed {r.label}: {r.error_code} {r.message or ''}".rstrip())
 
 
-def say(line: str) -> None:
-    """A line of the apply's report on stdout (it names packages and files from the data: printed as text)."""
-    print(printable(line), flush=True)
-
-
 def run_apply(settings: Settings, report: Path, action: str, *, execute: bool = False, yes: bool = False,
               select_all: bool = False, min_archived_days: int = 30, clients: Any = None,
-              ask: Callable[[str], str] | None = None, echo: Callable[[str], None] = say) -> int:
+              ask: Callable[[str], str] | None = None, echo: Callable[[str], None] = echo) -> int:
     """The whole of `caa apply`; returns the exit code (1 when any version failed)."""
     if action not in (*ACTIONS, "staged"):
         raise ConfigError(f"unknown action {action!r}", fix="use unlist, archive, dispose, delete or staged")

@@ -24,9 +24,9 @@ from typing import Any
 import duckdb
 
 from core import store
-from core.aws import Clients, Scope, aws_errors
+from core.aws import Clients, Scope, aws_errors, default_session
 from core.clock import utc_now
-from core.errors import CaaError, CredentialsError, first_line, printable
+from core.errors import CaaError, CredentialsError, echo, first_line
 from core.settings import Settings
 
 log = logging.getLogger("caa")
@@ -124,10 +124,7 @@ def resolve_account(ctx: RunContext, scope: Scope) -> Scope:
 
 
 def _default_regions() -> list[str]:
-    import boto3
-
-    with aws_errors(Scope(), "sts"):  # a session reads the profile (AWS_PROFILE): it may be missing
-        return [boto3.session.Session().region_name or "us-east-1"]
+    return [default_session().region_name or "us-east-1"]
 
 
 def _start_run(con: duckdb.DuckDBPyConnection, collector: str, scope: Scope) -> int:
@@ -158,11 +155,6 @@ def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
     if n:
         store.bump_version(con)
     return n
-
-
-def echo(line: str, err: bool = False) -> None:
-    """A line of a run's report (it names files, keys and packages from the data: printed as text)."""
-    print(printable(line), file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def run_collectors(specs: Iterable[CollectorSpec], ctx: RunContext) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors import cloudtrail_parquet
-from collectors.base import CollectorSpec, RunContext, ScopeResult, account_region_scopes, echo
+from collectors.base import CollectorSpec, RunContext, ScopeResult, account_region_scopes
 from collectors.cloudtrail_load import Decoded, decode, load_files, normalize_records, scratch_folder
 from collectors.trailfiles import (
     FileFormat,
@@ -41,7 +41,7 @@ from collectors.trailfiles import (
 )
 from core import store
 from core.aws import Scope, aws_errors
-from core.errors import ConfigError
+from core.errors import ConfigError, echo
 
 LOOKUP_MIN_INTERVAL_S = 0.5  # LookupEvents allows 2 calls/s per account and region
 

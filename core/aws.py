@@ -100,18 +100,15 @@ class Clients:
         key = (scope.account_id, scope.role_arn)
         with self._lock:
             if key not in self._sessions:
-                try:
-                    self._sessions[key] = self._make_session(scope)
-                except BotoCoreError as e:  # a session is made before any call: a missing profile, a bad config
-                    raise translate(e, scope, "sts") from None
+                self._sessions[key] = self._make_session(scope)
             return self._sessions[key]
 
     def _make_session(self, scope: Scope) -> boto3.session.Session:
-        import boto3
-
-        base = boto3.session.Session()
+        base = default_session(scope)
         if not scope.role_arn:
             return base
+        import boto3
+
         sts = base.client("sts", config=self.config(), endpoint_url=self.settings.aws.endpoints.get("sts"),
                           region_name=scope.region or base.region_name or "us-east-1")
         with aws_errors(scope, "sts"):
@@ -131,6 +128,15 @@ class Clients:
         except NoRegionError:
             raise CaaError("no AWS region configured", where=scope.label,
                            fix="set regions in caa.toml [[accounts]] or AWS_DEFAULT_REGION") from None
+
+
+def default_session(scope: Scope | None = None) -> boto3.session.Session:
+    """boto3's session from the default chain (AWS_PROFILE, the environment, SSO, an instance role). Making
+    it reads the profile, before any call: a missing one is a one-line error here."""
+    import boto3
+
+    with aws_errors(scope or Scope(), "sts"):
+        return boto3.session.Session()
 
 
 def _role_text(scope: Scope) -> str:

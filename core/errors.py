@@ -1,11 +1,12 @@
 """The one error family of caa; `first_line`, the one way to show a foreign exception in one line; and
-`printable`, the one way to put text from the data (package names, S3 keys) on a terminal or in a log.
+`printable`, the one way to put text from the data (package names, S3 keys) on a terminal or in a log, and
+`echo`, which prints a line through it.
 
 Every error a user can cause (configuration, AWS access, bad data, a busy or unwritable store) is a
 CaaError whose str() is a single line: what failed, where, and the fix. The CLI prints that line and
 exits non-zero; tracebacks only appear with --debug.
 
-Reads and writes nothing.
+Reads nothing; writes only the lines `echo` prints (stdout or stderr).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import sys
 
 
 class CaaError(Exception):
@@ -110,3 +112,8 @@ def printable(text: str) -> str:
     controls, bidirectional overrides) written as its escape (\\x1b, \\u202e), so hostile names from the data
     show as what they are and a one-line message stays one line."""
     return _UNPRINTABLE.sub(_escape, text)
+
+
+def echo(line: str, err: bool = False) -> None:
+    """Print a line for the user (it may name files, keys and packages from the data: printed as text)."""
+    print(printable(line), file=sys.stderr if err else sys.stdout, flush=True)

@@ -487,25 +487,25 @@ def open_reader(db: Path) -> duckdb.DuckDBPyConnection | None:
 def no_data_error(db: Path) -> StoreError:
     """The one "nothing collected yet" error, for every command that needs data; when `db` is a folder or a
     file that is not a DuckDB database (a mistyped --db), that instead: collecting would not help."""
-    if _not_a_store(Path(db)):
-        what = "a folder" if Path(db).is_dir() else "not a DuckDB database file"
+    what = _not_a_store(Path(db))
+    if what:
         return StoreError(f"{db} is not a caa store (it is {what})", where=str(db),
                           fix="pass --db the store `caa collect` writes (default data/caa.duckdb, or env CAA_DB); "
                               "if it was one, restore it from a backup (README: backing up the store)")
     return StoreError(f"no data yet in {db}", fix="run `make demo` or `caa collect` first")
 
 
-def _not_a_store(db: Path) -> bool:
-    """True when `db` is a folder, or a file with bytes whose header lacks DuckDB's magic (an empty file is
-    a store not yet written)."""
+def _not_a_store(db: Path) -> str | None:
+    """What `db` is when it cannot be a store: a folder, or a file with bytes whose header lacks DuckDB's
+    magic (an empty file is a store not yet written); else None."""
     if db.is_dir():
-        return True
+        return "a folder"
     try:
         with open(db, "rb") as fh:
             head = fh.read(12)
     except OSError:
-        return False  # missing or unreadable: "no data yet" (an unreadable one fails on its own when opened)
-    return bool(head) and head[8:12] != b"DUCK"
+        return None  # missing or unreadable: "no data yet" (an unreadable one fails on its own when opened)
+    return "not a DuckDB database file" if head and head[8:12] != b"DUCK" else None
 
 
 def require_reader(db: Path) -> duckdb.DuckDBPyConnection:

@@ -23,11 +23,11 @@ from pathlib import Path
 
 from analytics import rollups
 from collectors import cloudtrail, cloudwatch, costexplorer, cur, inventory
-from collectors.base import RunContext, echo, run_collectors
+from collectors.base import RunContext, run_collectors
 from core import lake, store
 from core.aws import Scope
 from core.clock import utc_now
-from core.errors import StoreError
+from core.errors import StoreError, echo
 from core.settings import load_settings
 from demo import cur as demo_cur
 from demo import moto_seed

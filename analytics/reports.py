@@ -158,8 +158,7 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"report file {path} does not exist", where=str(path), fix="check the path")
     try:
         if fmt == "csv":  # the csv module keeps a bare CR inside a quoted cell, pandas' parser does not
-            with path.open(newline="", encoding="utf-8") as fh:
-                header, *body = list(csv.reader(fh))
+            header, *body = _csv_rows(path)
             return pd.DataFrame([[restore(v) if v != "" else None for v in row] for row in body], columns=header)
         if fmt == "xlsx":
             df = pd.read_excel(path, dtype=str, keep_default_na=False, na_values=[""])
@@ -171,6 +170,29 @@ def read_table(path: Path) -> pd.DataFrame:
     except (ValueError, OSError, KeyError) as e:
         raise DataError(f"cannot read report {path}: {first_line(e)}", where=str(path),
                         fix="pass a file written by `caa report` (CSV, XLSX, JSON or Parquet)") from None
+
+
+CSV_DELIMITERS = (",", ";", "\t")  # ours; a spreadsheet's in a locale whose decimal mark is a comma; Unicode Text
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    """The rows of a CSV report as a reviewer's spreadsheet may have saved it: UTF-8 with or without the
+    byte-order mark Excel's "CSV UTF-8" writes, or UTF-16 ("Unicode Text"); cells separated by commas, or by
+    the semicolons (or tabs) of spreadsheets in locales whose decimal mark is a comma, whichever splits the
+    header into the most cells. Raises DataError for an empty file or text in another encoding."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-16") if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"the report is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start:,})",
+                        where=str(path), fix="save it from the spreadsheet as CSV UTF-8 (or pass the XLSX report)"
+                        ) from None
+    if not text.strip():
+        raise DataError("the report is empty", where=str(path),
+                        fix="pass a file written by `caa report` (CSV, XLSX, JSON or Parquet)")
+    first = text.lstrip("\r\n").splitlines()[0]
+    delimiter = max(CSV_DELIMITERS, key=lambda d: len(next(csv.reader([first], delimiter=d))))
+    return [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if row]
 
 
 def flatten_lists(df: pd.DataFrame, sep: str = "; ") -> pd.DataFrame:

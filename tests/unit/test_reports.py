@@ -105,3 +105,35 @@ def test_json_and_parquet_round_trip(tmp_path, fmt):
 def test_unknown_format_is_a_one_line_error(tmp_path):
     with pytest.raises(DataError, match="unknown report format 'txt'.*fix: use one of csv, xlsx, json, parquet"):
         write_table(frame(), tmp_path / "r.txt")
+
+
+@pytest.mark.parametrize("save", ["utf-8 with a BOM", "semicolons", "utf-16 with tabs"])
+def test_a_csv_as_a_spreadsheet_saves_it_reads_back_the_same(tmp_path, save):
+    """Excel's "CSV UTF-8" starts with a byte-order mark, Excel in a locale whose decimal mark is a comma
+    separates cells with semicolons, and its "Unicode Text" is UTF-16 with tabs: a reviewed cleanup report comes
+    back in any of them, and every name (commas, semicolons, quotes and newlines in them too) reads as written."""
+    df = frame().assign(package=[*HOSTILE[:-2], "a,b;c", 'q"uote'])
+    ours = read_table(write_table(df, tmp_path / "ours.csv"))
+    with (tmp_path / "ours.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    encoding, delimiter = {"utf-8 with a BOM": ("utf-8-sig", ","), "semicolons": ("utf-8", ";"),
+                           "utf-16 with tabs": ("utf-16", "\t")}[save]
+    with (tmp_path / "saved.csv").open("w", newline="", encoding=encoding) as fh:
+        csv.writer(fh, delimiter=delimiter).writerows(rows)
+    back = read_table(tmp_path / "saved.csv")
+    assert list(back.columns) == list(ours.columns) == list(df.columns)
+    assert back.equals(ours) and list(back["package"]) == list(df["package"])
+
+
+@pytest.mark.parametrize(("content", "message", "fix"), [
+    (b"", "the report is empty", "pass a file written by `caa report`"),
+    (b"\n\n", "the report is empty", "pass a file written by `caa report`"),
+    ("package,approve\ncaf\u00e9,yes\n".encode("cp1252"), "the report is not UTF-8 text (byte 0xe9 at offset 19)",
+     "save it from the spreadsheet as CSV UTF-8"),
+])
+def test_an_empty_or_non_utf8_csv_says_what_it_is_and_how_to_save_it(tmp_path, content, message, fix):
+    path = tmp_path / "r.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as e:
+        read_table(path)
+    assert e.value.what == message and e.value.where == str(path) and fix in e.value.fix

@@ -95,7 +95,7 @@ def resolve_regions(con: duckdb.DuckDBPyConnection, rows: list[Row], path: Path)
     found: dict[tuple[str, str], list[str]] = {}
     for acct, dom, region in con.execute("SELECT DISTINCT account_id, domain, region FROM domains").fetchall():
         found.setdefault((acct, dom), []).append(region)
-    for r in rows:
+    for r in (r for r in rows if r.open):  # a row skipped on reading (its names changed) has no region to find
         regions = sorted(found.get((r.account_id, r.domain), []))
         if not regions:
             raise DataError(f"domain {r.domain} of account {r.account_id} is not in the store (row {r.line})",
@@ -114,6 +114,7 @@ def plan_actions(con: duckdb.DuckDBPyConnection, rows: list[Row], action: str, m
     if action == "staged":
         archived = {tuple(k[:8]): (k[8], k[9]) for k in con.execute(ARCHIVED_SQL).fetchall()}
     by_region: dict[tuple[str, str], list[Row]] = {}
+    rows = [r for r in rows if r.open]
     for r in rows:
         by_region.setdefault((r.account_id, r.region), []).append(r)
     stored: dict[int, tuple[str, str | None]] = {}
@@ -170,7 +171,7 @@ def _check_staged_window(con: duckdb.DuckDBPyConnection, rows: list[Row], since:
 def skip_duplicates(rows: list[Row]) -> None:
     """A version approved twice is acted on once: later rows with the same key are skipped."""
     first: dict[tuple, int] = {}
-    for r in rows:
+    for r in (r for r in rows if r.open):
         key = (r.account_id, r.domain, r.repository, r.format, r.namespace, r.package, r.version)
         if key in first:
             r.skip(f"duplicate of row {first[key]}", "DUPLICATE")

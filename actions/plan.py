@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from analytics.cleanup import ROW_NAMES, row_key
 from core.errors import DataError
 
 BATCH_SIZE = 100  # the model's limit on `versions` for every write operation
@@ -157,6 +158,7 @@ def rows_from_frame(df: pd.DataFrame, path: Path, select_all: bool) -> list[Row]
                         fix="mark rows yes/true/x in an approve column, or pass --all --yes")
     has_revision = "revision" in df.columns
     has_last = "last_downloaded_at" in df.columns
+    has_key = "row_key" in df.columns  # a row added by hand has none: nothing to check it against
     out = []
     for i, rec in enumerate(df.to_dict(orient="records"), start=1):
         if not select_all and not is_approved(rec.get("approve")):
@@ -172,6 +174,11 @@ def rows_from_frame(df: pd.DataFrame, path: Path, select_all: bool) -> list[Row]
                   last_downloaded_at=parse_time(rec.get("last_downloaded_at")) if has_last else None,
                   reclaimable_bytes=_number(rec.get("reclaimable_bytes"), int),
                   monthly_savings_usd=_number(rec.get("monthly_savings_usd"), float))
+        token = _text(rec.get("row_key")) if has_key else None
+        if token and token.strip() != row_key(*(values[c] for c in ROW_NAMES)):
+            row.skip("its names are not the ones the report wrote (a spreadsheet saves version 1.10 as 1.1, or "
+                     "account 012345678901 as 12345678901): open the CSV with every column as text, or review "
+                     "the XLSX report", "CHANGED")
         out.append(row)
     return out
 

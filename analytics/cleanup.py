@@ -26,6 +26,7 @@ control blocks upstream: the next request re-ingests them, so their savings are 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
@@ -56,8 +57,22 @@ GONE = ("Disposed", "Deleted")  # statuses whose assets are no longer stored
 REPORT_COLUMNS = [
     "account_id", "domain", "repository", "format", "namespace", "package", "version", "status", "origin_type",
     "published_at", "last_downloaded_at", "downloads_90d", "size_bytes", "reclaimable_bytes",
-    "monthly_savings_usd", "refetchable", "reason", "approve", "generated_at", "policy",
-]  # generated_at: the store's as-of the report judged by; policy: its rules as JSON (caa apply re-judges by them)
+    "monthly_savings_usd", "refetchable", "reason", "approve", "generated_at", "policy", "row_key",
+]  # generated_at: the store's as-of the report judged by; policy: its rules as JSON (caa apply re-judges by them);
+# row_key: a digest of the row's names (row_key), by which caa apply refuses a row a spreadsheet changed
+ROW_NAMES = ["account_id", "domain", "repository", "format", "namespace", "package", "version"]
+
+
+def row_key(account_id: str, domain: str, repository: str, format: str, namespace: str | None, package: str,
+            version: str) -> str:
+    """The report row's `row_key`: 'k1-' and 20 hex digits of the SHA-256 of its names (ROW_NAMES). A
+    reviewer's spreadsheet can rewrite a name as it saves: version 1.10 as 1.1 (another version, perhaps a
+    candidate too), 2.0 as 2, account 012345678901 as 12345678901 or 1.23457E+10. caa apply recomputes the
+    digest from the names it reads and skips a row whose names no longer give it. Text that no spreadsheet
+    reads as a number or a formula."""
+    names = [v if isinstance(v, str) else "" if v is None or pd.isna(v) else str(v)
+             for v in (account_id, domain, repository, format, namespace, package, version)]
+    return "k1-" + hashlib.sha256("\x1f".join(names).encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
 def policy(settings: Settings, **overrides: Any) -> Cleanup:
@@ -555,6 +570,8 @@ def _report_frame(rows: pd.DataFrame) -> pd.DataFrame:
     out["generated_at"] = pd.Series([rows.attrs.get("as_of")] * len(out), index=out.index, dtype=object)
     out["policy"] = pd.Series([policy_json(rows.attrs["policy"]) if "policy" in rows.attrs else None] * len(out),
                               index=out.index, dtype=object)
+    out["row_key"] = pd.Series([row_key(*names) for names in out[ROW_NAMES].itertuples(index=False, name=None)],
+                               index=out.index, dtype=object)
     out = out.set_index(pd.Index(out["region"], name="region"))[REPORT_COLUMNS]
     out.attrs = dict(rows.attrs)
     return out

@@ -23,7 +23,7 @@ COLUMNS = {
     "reclaimable_bytes": st.column_config.NumberColumn("Reclaimable (bytes)", format="localized"),
     "monthly_savings_usd": st.column_config.NumberColumn("$/month", format="$%.4f"),
     "refetchable": "Refetchable", "reason": st.column_config.TextColumn("Reason", width="large"),
-    "approve": None,
+    "approve": None, "row_key": None,  # the file's digest of the names, for caa apply alone
 }
 
 

@@ -16,6 +16,7 @@ import pytest
 from botocore.stub import Stubber
 
 from actions.apply import run_apply
+from analytics import cleanup as C
 from analytics.cleanup import REPORT_COLUMNS
 from analytics.reports import read_table, write_table
 from core import store
@@ -450,6 +451,24 @@ def test_duplicates_count_once_and_bytes_come_from_the_store_not_the_file(estate
     assert "931,322" not in out
     assert pd.Series(rows(db, "SELECT result FROM apply_log")).value_counts().to_dict() == {("planned",): 2,
                                                                                             ("skipped",): 2}
+
+
+def test_a_row_whose_names_a_spreadsheet_changed_is_skipped_not_acted_on_under_its_new_name(estate, tmp_path):
+    """A spreadsheet that opens the CSV with General columns saves version 1.10 as 1.1: here 1.1 exists and is
+    a candidate too, so without row_key caa apply would have planned 1.1, a version nobody approved."""
+    versions = [(None, "lib", v, "Published", f"r{v}", "INTERNAL") for v in ("1.1", "1.10", "2.0.0", "3.0.0")]
+    db, report, settings = estate(versions, report_versions=versions[1:3])
+    df = read_table(report)
+    df["row_key"] = [C.row_key(*n) for n in df[C.ROW_NAMES].itertuples(index=False, name=None)]
+    write_table(df, report)
+    text = report.read_text(encoding="utf-8")
+    assert text.count(",1.10,") == 1
+    report.write_text(text.replace(",1.10,", ",1.1,"), encoding="utf-8")  # what the spreadsheet saved
+    code, out = apply(settings, report, "unlist", clients=NoAws())
+    assert code == 0
+    assert [(r[0], r[2], r[3]) for r in log(db)] == [("1.1", "skipped", "CHANGED"), ("2.0.0", "planned", None)]
+    assert "skipped row 1 corp/app npm lib@1.1: its names are not the ones the report wrote" in out
+    assert f"{ACCT} {REGION} {DOMAIN}: 1 versions" in out
 
 
 def test_a_report_without_its_policy_is_refused(estate, tmp_path):

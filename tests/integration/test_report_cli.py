@@ -14,7 +14,7 @@ from analytics.reports import read_table
 CLEANUP_COLUMNS = ["account_id", "domain", "repository", "format", "namespace", "package", "version", "status",
                    "origin_type", "published_at", "last_downloaded_at", "downloads_90d", "size_bytes",
                    "reclaimable_bytes", "monthly_savings_usd", "refetchable", "reason", "approve", "generated_at",
-                   "policy"]
+                   "policy", "row_key"]
 
 
 def caa(*args: str, db) -> subprocess.CompletedProcess:

@@ -351,7 +351,7 @@ def test_report_columns_and_hostile_names_survive_every_format(build, tmp_path):
     assert list(report.columns) == [
         "account_id", "domain", "repository", "format", "namespace", "package", "version", "status",
         "origin_type", "published_at", "last_downloaded_at", "downloads_90d", "size_bytes", "reclaimable_bytes",
-        "monthly_savings_usd", "refetchable", "reason", "approve", "generated_at", "policy"]
+        "monthly_savings_usd", "refetchable", "reason", "approve", "generated_at", "policy", "row_key"]
     assert report["approve"].isna().all() and report["reason"].notna().all()
     # the report records what `caa apply` re-judges it by: the store's as-of and the policy's rules
     assert json.loads(report["policy"].iloc[0])["keep_latest"] == 1 and report["policy"].nunique() == 1
@@ -363,6 +363,9 @@ def test_report_columns_and_hostile_names_survive_every_format(build, tmp_path):
         assert list(back.columns) == C.REPORT_COLUMNS
         assert sorted(back["package"]) == sorted(HOSTILE), fmt
         assert set(back["policy"]) == set(report["policy"]), fmt  # the JSON survives every format
+        # each row's key is the digest of its names as read back, so caa apply finds every row unchanged
+        assert [C.row_key(*n) for n in back[C.ROW_NAMES].itertuples(index=False, name=None)] == list(
+            back["row_key"]) == list(report["row_key"]), fmt
     with (tmp_path / "cleanup.csv").open(newline="", encoding="utf-8") as fh:
         cells = [c for row in csv.reader(fh) for c in row]
     assert not any(c.startswith(("=", "+", "-", "@")) for c in cells)

@@ -20,10 +20,10 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
-    TomlConfigSettingsSource,
 )
 
 from core.errors import ConfigError, first_line
@@ -269,7 +269,7 @@ class Settings(BaseSettings):
     spikes: Spikes = Field(default_factory=Spikes)
     alerts: Alerts = Field(default_factory=Alerts)
 
-    _toml_file: Path | None = None
+    _toml_data: dict[str, Any] | None = None  # caa.toml as load_settings read it
 
     @classmethod
     def settings_customise_sources(
@@ -281,8 +281,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls._toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
+        if cls._toml_data is not None:  # what pydantic-settings' TOML source does with the file it reads
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=cls._toml_data))
         return tuple(sources)
 
 
@@ -295,9 +295,10 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     path = path or config_path()
     overrides = {k: v for k, v in overrides.items() if v is not None}
     toml_file: Path | None = None
+    toml_data: dict[str, Any] | None = None
     if path.exists():
-        try:
-            tomllib.loads(path.read_bytes().decode("utf-8"))
+        try:  # utf-8-sig: Windows editors start a UTF-8 file with a byte-order mark, which TOML's parser refuses
+            toml_data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
         except OSError as e:  # a folder, no permission
             raise ConfigError(f"cannot read the config file {path} ({e.strerror or first_line(e)})",
                               where="CAA_CONFIG" if "CAA_CONFIG" in os.environ else None,
@@ -311,7 +312,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     elif "CAA_CONFIG" in os.environ:
         raise ConfigError(f"config file {path} does not exist", where="CAA_CONFIG",
                           fix="point CAA_CONFIG at an existing caa.toml or unset it")
-    Settings._toml_file = toml_file
+    Settings._toml_data = toml_data
     try:
         return Settings(**overrides)
     except SettingsError as e:  # a CAA_* variable whose value is not the JSON its setting needs
@@ -324,7 +325,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         what, where, fix = _describe(e.errors(), toml_file)
         raise ConfigError(what, where=where, fix=fix) from None
     finally:
-        Settings._toml_file = None
+        Settings._toml_data = None
 
 
 def _describe(errors: list[dict], toml_file: Path | None) -> tuple[str, ...]:

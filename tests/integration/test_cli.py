@@ -12,6 +12,7 @@ import pytest
 
 from collectors import cloudtrail
 from core import store
+from core.settings import load_settings
 from tests.fixtures.trails import TRAIL_NOW, trail_files, write_local
 from tests.helpers import collect, writer
 
@@ -84,6 +85,18 @@ def test_bad_settings_fail_at_startup_naming_the_key(tmp_path):
     assert "config error" in line
     line = one_line_error(caa("sql", "SELECT 1", env={"CAA_CONFIG": str(tmp_path)}))  # a folder: was an internal error
     assert f"cannot read the config file {tmp_path}" in line and "CAA_CONFIG" in line, line
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read_and_the_environment_still_overrides_it(tmp_path, monkeypatch):
+    """Windows editors start a UTF-8 file with a byte-order mark; TOML's parser refused it as an 'Invalid
+    statement (at line 1, column 1)'."""
+    config = tmp_path / "caa.toml"
+    config.write_bytes("\ufeff[cleanup]\r\nunused_days = 120\r\nkeep_latest = 7\r\n".encode())
+    monkeypatch.setenv("CAA_CLEANUP__KEEP_LATEST", "2")
+    s = load_settings(config)
+    assert (s.cleanup.unused_days, s.cleanup.keep_latest) == (120, 2)
+    monkeypatch.delenv("CAA_CLEANUP__KEEP_LATEST")
+    assert load_settings(config).cleanup.keep_latest == 7
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -1,16 +1,19 @@
 """CUR 2.0 collector ("cur"): the CodeArtifact rows of an AWS Data Exports "CUR 2.0" export, as billed.
 
-The export (Parquet) sits in a local folder or under `s3://bucket/prefix` (read through boto3; DuckDB
-reads the Parquet). AWS writes it as `<prefix>/<export-name>/data/BILLING_PERIOD=YYYY-MM/*.parquet`,
+The export (Parquet, or gzip text/csv: the two formats Data Exports offers) sits in a local folder or
+under `s3://bucket/prefix` (read through boto3; DuckDB reads the files). AWS writes it as
+`<prefix>/<export-name>/data/BILLING_PERIOD=YYYY-MM/*.parquet` (or `*.csv.gz`),
 with `metadata/BILLING_PERIOD=YYYY-MM/<export-name>-Manifest.json`, and re-delivers a period (several
 times a day while it is open, and when the bill is restated) by replacing that period's files. So:
 - every BILLING_PERIOD folder under the source is a unit: when its files (key, ETag; size and mtime for
   a local file) are those of the ledger `cur_files`, it is not read again;
 - otherwise all of the period's current files are read (those the period's manifest lists, when it has
-  one; else every Parquet file of the folder) and the period's rows in `cur_line_items` are replaced,
+  one; else every data file of the folder) and the period's rows in `cur_line_items` are replaced,
   with its ledger rows, in one transaction, so a re-delivery never adds to the old rows;
 - a file that cannot be read (not Parquet, another table, a missing column) is skipped, counted and
   reported with the fix, and its period keeps the rows of the last good delivery.
+A CSV file is read as text, column by column (an account id keeps its leading zeros); its times are ISO
+8601 (UTC unless they carry an offset) and its maps (resource_tags) JSON objects.
 
 Columns, from AWS's CUR 2.0 table dictionary (AWS Data Exports User Guide, "Data Exports table
 dictionary" > "Cost and usage report (CUR) 2.0": line item, bill, product, pricing and resource tags
@@ -71,7 +74,8 @@ FIX_LEGACY = ("caa reads the CUR 2.0 table of AWS Data Exports (Billing and Cost
               "Create > Standard data export, CUR 2.0, Parquet, include resource IDs); create one, point [cur] "
               "sources at it, and collect again (README: the bill). Until it delivers, caa prices from Cost "
               "Explorer (`caa collect costs`)")
-FIX_EXPORT = ("point [cur] sources at an AWS Data Exports export of the 'CUR 2.0' table (Parquet), "
+DATA_SUFFIXES = (".parquet", ".csv.gz", ".csv")  # the export's data files (Parquet, or gzip text/csv)
+FIX_EXPORT = ("point [cur] sources at an AWS Data Exports export of the 'CUR 2.0' table (Parquet or CSV), "
               "created with its standard columns (see README: the bill)")
 
 
@@ -124,8 +128,8 @@ def list_s3(client: Any, bucket: str, prefix: str) -> list[TrailObject]:
 
 
 def periods(listed: list[TrailObject]) -> list[Period]:
-    """Group an export listing by (export folder, BILLING_PERIOD); data files are *.parquet, the manifest
-    is the period's *Manifest.json under metadata/."""
+    """Group an export listing by (export folder, BILLING_PERIOD); data files are *.parquet or *.csv.gz
+    (DATA_SUFFIXES), the manifest is the period's *Manifest.json under metadata/."""
     found: dict[tuple[str, date], Period] = {}
     for f in listed:
         period = _period_of(f.key)
@@ -134,7 +138,7 @@ def periods(listed: list[TrailObject]) -> list[Period]:
         export = _export_of(f.key)
         p = found.setdefault((export, period), Period(export, period, []))
         name = f.key.rsplit("/", 1)[-1]
-        if name.endswith(".parquet") and "/metadata/" not in f"/{f.key}":
+        if name.lower().endswith(DATA_SUFFIXES) and "/metadata/" not in f"/{f.key}":
             p.files.append(f)
         elif name.lower().endswith("manifest.json"):
             p.manifest = f
@@ -155,7 +159,8 @@ def current_files(p: Period, manifest: dict[str, Any] | None) -> list[TrailObjec
     export versions" puts each delivery in its own sub-folder of the period, so the sub-folder written
     last wins; files right in the period folder ("overwrite") are one delivery of their own. Deliveries
     are never added up."""
-    named = {_in_period(s) for s in _strings(manifest) if s.endswith(".parquet")} - {None} if manifest else set()
+    named = ({_in_period(s) for s in _strings(manifest) if s.lower().endswith(DATA_SUFFIXES)} - {None}
+             if manifest else set())
     keep = [f for f in p.files if _in_period(f.key) in named]
     if keep:
         return sorted(keep, key=lambda f: f.key)
@@ -223,12 +228,20 @@ class BadFile(Exception):  # noqa: N818 - a reason to skip one file, reported wi
     pass
 
 
+def reader(path: Path) -> str:
+    """The table function that reads export file `path` (bound as $path): Parquet, or a CSV file as text."""
+    if path.name.lower().endswith((".csv.gz", ".csv")):
+        return "read_csv($path, header = true, all_varchar = true)"
+    return "read_parquet($path)"
+
+
 def columns(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
+    kind = "Parquet" if reader(path).startswith("read_parquet") else "CSV"
     try:
-        rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
-    except duckdb.Error as e:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {reader(path)}", {"path": str(path)}).fetchall()
+    except (duckdb.Error, UnicodeDecodeError) as e:
         why = re.sub(r"\s*'[^']*'?", "", first_line(e)).split(": ", 1)[-1][:100]  # without the file's path
-        raise BadFile(f"not a readable Parquet file ({why}); fix: let AWS re-deliver the period "
+        raise BadFile(f"not a readable {kind} file ({why}); fix: let AWS re-deliver the period "
                       "or remove the file") from None
     return {name: typ for name, typ, *_ in rows}
 
@@ -279,8 +292,9 @@ def _tags(cols: dict[str, str]) -> str:
 ARN_RE = r"^arn:aws[a-z-]*:codeartifact:[a-z0-9-]*:\d*:(domain|repository)/([^/]+)(?:/(.+))?$"
 
 
-def select_sql(cols: dict[str, str]) -> str:
-    """The SELECT that turns one export file ($path) into cur_line_items rows ($source, $period)."""
+def select_sql(cols: dict[str, str], read: str = "read_parquet($path)") -> str:
+    """The SELECT that turns one export file ($path, read by `read`: reader()) into cur_line_items rows
+    ($source, $period)."""
     region = ("coalesce(nullif(CAST(product_region_code AS VARCHAR), ''), nullif(regexp_extract("
               "line_item_resource_id, '^arn:aws[a-z-]*:codeartifact:([a-z0-9-]+):', 1), ''))"
               if "line_item_resource_id" in cols else _text(cols, "product_region_code"))
@@ -311,7 +325,7 @@ SELECT $source AS source, CAST($period AS DATE) AS billing_period,
        {_text(cols, 'line_item_currency_code')} AS currency_code,
        {_text(cols, 'line_item_line_item_description')} AS description,
        {_tags(cols)} AS resource_tags
-FROM read_parquet($path)
+FROM {read}
 WHERE {keep}"""
 
 
@@ -322,11 +336,11 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, source: str, period: 
     """Append one export file's CodeArtifact rows to the temp table cur_stage; returns their count."""
     cols = columns(con, path)
     check_table(cols)
-    sql = select_sql(cols)
+    sql = select_sql(cols, reader(path))
     try:
         return con.execute(f"INSERT INTO {STAGE} {sql}", {"source": source, "period": period, "path": str(path)}
                            ).fetchone()[0]
-    except duckdb.Error as e:
+    except (duckdb.Error, UnicodeDecodeError) as e:
         raise BadFile(f"its values do not fit the CUR 2.0 types ({first_line(e, 160)}); fix: {FIX_EXPORT}") from None
 
 
@@ -376,7 +390,7 @@ def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
                 try:
                     manifest = json.loads(src.read_bytes(p.manifest))
                 except (ValueError, UnicodeDecodeError):
-                    result.skip(p.manifest.key, "the manifest is not JSON; every Parquet file of the period is read")
+                    result.skip(p.manifest.key, "the manifest is not JSON; every data file of the period is read")
             files = current_files(p, manifest)
             if not files:
                 continue

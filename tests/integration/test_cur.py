@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import boto3
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
@@ -71,6 +72,38 @@ def test_an_export_lands_every_codeartifact_line_and_nothing_else(tmp_path):
         if "user_team" in tags and arn in tagged:
             assert tagged[arn] == tags["user_team"]
     assert tagged
+
+
+def as_csv_export(root: Path) -> None:
+    """Rewrite every Parquet file of the export under `root` as the gzip text/csv Data Exports also writes
+    (times ISO 8601 in UTC, maps as JSON objects), and point the manifests at the new names."""
+    con = duckdb.connect()
+    for path in sorted(root.rglob("*.parquet")):
+        cols = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+        exprs = [f"strftime({n}, '%Y-%m-%dT%H:%M:%SZ') AS {n}" if t.startswith("TIMESTAMP")
+                 else f"to_json({n}) AS {n}" if t.startswith("MAP") else n for n, t, *_ in cols]
+        target = path.with_name(path.name.removesuffix(".snappy.parquet") + ".csv.gz")
+        con.execute(f"COPY (SELECT {', '.join(exprs)} FROM read_parquet('{path}')) TO '{target}' "
+                    "(FORMAT csv, HEADER, COMPRESSION gzip)")
+        path.unlink()
+    for manifest in root.rglob("*Manifest.json"):
+        manifest.write_text(manifest.read_text().replace(".snappy.parquet", ".csv.gz"))
+
+
+def test_a_csv_export_lands_the_same_rows_as_its_parquet_twin(tmp_path):
+    """Data Exports writes CUR 2.0 as Parquet or as gzip text/csv; the CSV one read nothing (read=0, no word)."""
+    parquet, csv = write_export(tmp_path / "parquet"), write_export(tmp_path / "csv")
+    as_csv_export(csv.root)
+    assert not list(csv.root.rglob("*.parquet")) and list(csv.root.rglob("*.csv.gz"))
+    for export in (parquet, csv):
+        assert collect_cur(tmp_path / f"{export.root.name}.duckdb", str(export.root)) == 0
+    db = tmp_path / "csv.duckdb"
+    assert_totals_match(db, csv.truth)
+    every = "SELECT * EXCLUDE (source) FROM cur_line_items ORDER BY ALL"
+    assert rows(db, every) == rows(tmp_path / "parquet.duckdb", every)
+    assert rows(db, "SELECT count(*) FROM cur_line_items WHERE cardinality(resource_tags) > 0") != [(0,)]
+    assert collect_cur(db, str(csv.root)) == 0  # a second run reads nothing again
+    assert rows(db, every) == rows(tmp_path / "parquet.duckdb", every)
 
 
 def test_collecting_again_reads_nothing_and_changes_nothing(tmp_path, capfd):

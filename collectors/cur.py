@@ -42,7 +42,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,7 @@ class Period:
     period: date
     files: list[TrailObject]
     manifest: TrailObject | None = None
+    other: list[TrailObject] = field(default_factory=list)  # its other data files (a format caa cannot read)
 
 
 def scopes(ctx: RunContext) -> list[Scope]:
@@ -142,6 +143,8 @@ def periods(listed: list[TrailObject]) -> list[Period]:
             p.files.append(f)
         elif name.lower().endswith("manifest.json"):
             p.manifest = f
+        elif "/metadata/" not in f"/{f.key}":
+            p.other.append(f)
     return [found[k] for k in sorted(found)]
 
 
@@ -393,6 +396,8 @@ def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
                     result.skip(p.manifest.key, "the manifest is not JSON; every data file of the period is read")
             files = current_files(p, manifest)
             if not files:
+                for f in p.other:  # a period of files caa cannot read would otherwise pass without a word
+                    result.skip(f.key, f"not a CUR 2.0 data file (*.parquet or *.csv.gz); fix: {FIX_EXPORT}")
                 continue
             if {(f.key, f.etag) for f in files} == _ledger(con, source, p.period):
                 unchanged += 1

@@ -270,3 +270,17 @@ def test_a_legacy_cur_is_named_with_how_to_make_a_cur_2_export(tmp_path, legacy)
     said = out.stderr + out.stdout
     assert "legacy Cost and Usage Report" in said and "Data Exports" in said and "CUR 2.0" in said, said
     assert "nothing exported yet" not in said
+
+
+def test_a_period_of_files_caa_cannot_read_is_named_not_passed_over(tmp_path):
+    """A period whose data are in a format caa does not read (here zipped CSV) was passed over without a word."""
+    export = write_export(tmp_path / "export", periods=("2026-10", "2026-11"))
+    for path in (export.root / export.truth["final_files"]["2026-11"][0]).parent.glob("*.parquet"):
+        path.rename(path.with_name(path.name.replace(".snappy.parquet", ".csv.zip")))
+    db = tmp_path / "caa.duckdb"
+    out = subprocess.run([sys.executable, "-m", "cli", "collect", "cur", "--source", str(export.root), "--db", str(db),
+                          "--no-refresh"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 3, out.stderr  # partial: the other period is collected
+    skipped = [ln for ln in out.stderr.splitlines() if "skipped" in ln and ".csv.zip" in ln]
+    assert skipped and "not a CUR 2.0 data file (*.parquet or *.csv.gz)" in skipped[0] and "fix:" in skipped[0]
+    assert rows(db, "SELECT DISTINCT strftime(billing_period, '%Y-%m') FROM cur_line_items") == [("2026-10",)]

@@ -1,8 +1,8 @@
 """The cloudtrail collector: CodeArtifact events from trail files (S3 or a local copy) or LookupEvents.
 
 A source is `s3://bucket/prefix` or a local directory with the same layout
-(`[prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`). Listing starts at
-`--since`, else the watermark minus a lag, else `cloudtrail.backfill_days` ago: a local tree is walked
+(`[prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`, or `*.json` that a copy
+left uncompressed). Listing starts at `--since`, else the watermark minus a lag, else `cloudtrail.backfill_days` ago: a local tree is walked
 by date folder, an S3 region prefix is listed once, flat, from that day (S3 returns keys in order).
 Digest and Insight files live under other folders and are never listed. Files already in the
 `cloudtrail_files` ledger with the same ETag are not fetched again, so a file delivered late is still
@@ -43,6 +43,7 @@ from core import store
 from core.aws import Scope, aws_errors
 from core.errors import ConfigError, echo
 
+TRAIL_SUFFIXES = (".json.gz", ".json")  # as CloudTrail delivers them, and as a tool that gunzipped a copy left them
 LOOKUP_MIN_INTERVAL_S = 0.5  # LookupEvents allows 2 calls/s per account and region
 
 
@@ -56,7 +57,7 @@ class LocalTree:
 
     def files(self, prefix: str) -> list[TrailObject]:
         out = [local_object(prefix, name, st) for name, st in scan_dir(self.root / prefix, prefix, self.bad)
-               if st is not None and name.endswith(".json.gz")]
+               if st is not None and name.endswith(TRAIL_SUFFIXES)]
         return sorted(out, key=lambda o: o.key)
 
     def day_files(self, base: str, start: date, end: date) -> Iterator[TrailObject]:
@@ -106,7 +107,7 @@ class S3Tree:
                     continue
                 if day > end.isoformat():
                     return
-                if key.endswith(".json.gz") and day >= start.isoformat():
+                if key.endswith(TRAIL_SUFFIXES) and day >= start.isoformat():
                     yield s3_object(o, cut)
 
 

@@ -152,14 +152,18 @@ class BadTrailFile(Exception):
 
 
 def inflate_file(path: str) -> bytes | None:
-    """The decompressed text of trail file `path` (every gzip member, with isal), b"" when it is a complete
+    """The decompressed text of trail file `path` (every gzip member, with isal; a file that is JSON text
+    already, as it is), b"" when it is a complete
     `{"Records": [...]}` that never mentions codeartifact.amazonaws.com (nothing for caa: never parsed, yet
     recorded in the ledger), or None when it cannot be inflated (truncated, not gzip). Any doubt about a file
     goes to the parser."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
-        text = _gunzip(raw) if raw else None  # an empty file is not gzip (isal would answer b"")
+        if raw[:2] != b"\x1f\x8b" and raw[:64].lstrip()[:1] == b"{":
+            text = raw  # a trail file kept uncompressed (*.json: gunzipped by a copy or sync tool)
+        else:
+            text = _gunzip(raw) if raw else None  # an empty file is not gzip (isal would answer b"")
     except OSError as e:
         if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
             raise BadTrailFile(f"cannot be read ({e.strerror})") from None

@@ -104,6 +104,21 @@ def test_corrupt_files_are_skipped_reported_and_retried(tmp_path, capsys):
     assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == sorted(expected)
 
 
+def test_trail_files_a_copy_left_uncompressed_land_like_the_gzipped_ones(tmp_path, capsys):
+    """A local copy whose files some tool gunzipped (*.json) was passed over: rows=0, skipped=0."""
+    files = trail_files(n_files=12, per_file=20)
+    plain = {k.removesuffix(".gz") if i % 2 and "/CloudTrail/" in k else k: gzip.decompress(v) if i % 2 and
+             "/CloudTrail/" in k else v for i, (k, v) in enumerate(sorted(files.items()))}
+    assert sum(k.endswith(".json") for k in plain) >= 5
+    root = write_local(tmp_path / "trail", plain)
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
+    assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == sorted(unique_events(files))
+    assert rows(db, "SELECT skipped FROM collector_runs") == [(0,)]
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0  # the ledger knows them
+    assert rows(db, "SELECT sum(rows) FROM collector_runs") == [(len(unique_events(files)),)]
+
+
 def test_a_symlink_loop_is_skipped_and_reported_and_every_good_file_lands(tmp_path, capsys):
     files = trail_files(n_files=8, per_file=20)
     root = write_local(tmp_path / "trail", files)

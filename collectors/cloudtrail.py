@@ -111,17 +111,65 @@ class S3Tree:
                     yield s3_object(o, cut)
 
 
-def list_trail_files(tree: LocalTree | S3Tree, start: date, end: date) -> Iterator[TrailObject]:
-    """Every trail file under AWSLogs/ whose date folder is in [start, end]."""
+def list_trail_files(tree: LocalTree | S3Tree, start: date, end: date, within: str = "AWSLogs/"
+                     ) -> Iterator[TrailObject]:
+    """Every trail file under AWSLogs/ whose date folder is in [start, end]; with `within` (a folder inside
+    AWSLogs/ the source named: an organisation's, an account's, its CloudTrail/ or a region's), only those
+    under it."""
+    def under(folder: str) -> bool:
+        return folder.startswith(within) or within.startswith(folder)
+
     accounts: list[str] = []
     for name in tree.children("AWSLogs/"):
-        if name.startswith("o-"):
-            accounts += [f"AWSLogs/{name}/{acct}/" for acct in tree.children(f"AWSLogs/{name}/") if acct.isdigit()]
-        elif name.isdigit():
+        if name.startswith("o-") and under(f"AWSLogs/{name}/"):
+            accounts += [f"AWSLogs/{name}/{acct}/" for acct in tree.children(f"AWSLogs/{name}/")
+                         if acct.isdigit() and under(f"AWSLogs/{name}/{acct}/")]
+        elif name.isdigit() and under(f"AWSLogs/{name}/"):
             accounts.append(f"AWSLogs/{name}/")
     for acct in accounts:
         for region in tree.children(acct + "CloudTrail/"):
-            yield from tree.day_files(f"{acct}CloudTrail/{region}/", start, end)
+            if under(f"{acct}CloudTrail/{region}/"):
+                yield from tree.day_files(f"{acct}CloudTrail/{region}/", start, end)
+
+
+def split_at_awslogs(kind: str, where: str, prefix: str) -> tuple[str, str, str]:
+    """(where, prefix, within) for a source that names a folder inside AWSLogs/ (`s3://bucket/AWSLogs/`, a
+    local copy's `.../AWSLogs/123456789012/CloudTrail/us-east-1`): the tree starts at the folder holding
+    AWSLogs/, and `within` is the part of the layout the source named ("AWSLogs/" when it named none)."""
+    parts = (prefix if kind == "s3" else where).replace("\\", "/").strip("/").split("/")
+    if "AWSLogs" not in parts:
+        return where, prefix, "AWSLogs/"
+    i = parts.index("AWSLogs")
+    within = "/".join(["AWSLogs", *[p for p in parts[i + 1:] if p]]) + "/"
+    head = "/".join(parts[:i])
+    if kind == "s3":
+        return where, head + "/" if head else "", within
+    root = ("/" if where.startswith("/") else "") + head
+    return root or ".", prefix, within
+
+
+def no_trail_note(tree: LocalTree | S3Tree, source: str) -> str | None:
+    """When the source holds no AWSLogs/ folder: a note saying so, with a local folder below it that does
+    hold one (three levels down at most), and what to point the source at."""
+    if tree.children("AWSLogs/"):
+        return None
+    below = _awslogs_below(tree) if isinstance(tree, LocalTree) else None
+    there = f" (there is one in {source.rstrip('/')}/{below})" if below else ""
+    return (f"note: no AWSLogs/ folder in {source}{there}: point --source or cloudtrail.sources at the folder, or "
+            "s3://bucket/prefix, that holds AWSLogs/ (or CloudTrail has not delivered there yet)")
+
+
+def _awslogs_below(tree: LocalTree, depth: int = 3) -> str | None:
+    level = [""]
+    for _ in range(depth):
+        deeper = []
+        for rel in level:
+            for name in tree.children(rel):
+                if name == "AWSLogs" and rel:
+                    return rel.rstrip("/")
+                deeper.append(f"{rel}{name}/")
+        level = deeper[:500]  # a wide tree is not searched whole
+    return None
 
 
 def _day_of(key: str) -> str | None:
@@ -137,6 +185,7 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
     if cloudtrail_parquet.is_extract(ctx, scope):
         return cloudtrail_parquet.collect_extract(ctx, scope)
     kind, where, prefix = parse_source(scope.source)
+    where, prefix, within = split_at_awslogs(kind, where, prefix)
     client = ctx.clients.client(Scope(region=None), "s3") if kind == "s3" else None
     if kind == "local":
         if not Path(where).is_dir():
@@ -150,14 +199,18 @@ def collect_files(ctx: RunContext, scope: Scope) -> ScopeResult:
     t0 = time.monotonic()
     result = ScopeResult(window=f"{start}..{end}")
     with aws_errors(scope, "s3", what="listing"):
-        listed = [(o, _day_of(o.key)) for o in list_trail_files(tree, start, end)]
+        listed = [(o, _day_of(o.key)) for o in list_trail_files(tree, start, end, within)]
+        note = None if listed else no_trail_note(tree, scope.source)
     for key, why in getattr(tree, "bad", []):
         result.skip(key, why)
+    if note:
+        echo(note)
     read = sum(o.size for o, _ in listed)
-    ingest(ctx, scope, JSON_FILES, listed, result, client)
+    ingest(ctx, scope, JSON_FILES, listed, result, client, root=f"s3://{where}/{prefix}" if kind == "s3" else where)
     if first_run:
         with aws_errors(scope, "s3", what="listing"):
-            hint = backfill_hint(ctx, scope.source, list(list_trail_files(tree, date(1970, 1, 1), start - timedelta(days=1))),
+            hint = backfill_hint(ctx, scope.source, list(list_trail_files(tree, date(1970, 1, 1), start - timedelta(days=1),
+                                                                           within)),
                                  start, result.rows, read, time.monotonic() - t0)
         if hint:
             echo(hint)

@@ -167,12 +167,13 @@ def batches(todo: list[Listed], max_files: int, max_bytes: int | None) -> list[l
 
 
 def ingest(ctx: RunContext, scope: Scope, fmt: FileFormat, listed: list[Listed], result: ScopeResult,
-           client: Any = None) -> int:
+           client: Any = None, root: str | None = None) -> int:
     """Load every listed file not yet in the ledger, oldest day first, and move the source's watermark to
     the newest day loaded (files already in the ledger count too: a run killed after its last batch left
-    no watermark). `client` is the S3 client for an s3:// source, else the files are local. Returns the bytes
-    of the files it read."""
-    kind, where, prefix = parse_source(scope.source)
+    no watermark). `client` is the S3 client for an s3:// source, else the files are local. The files' keys
+    are relative to `root` (default the source; the folder holding AWSLogs/ when the source named one inside
+    it). Returns the bytes of the files it read."""
+    kind, where, prefix = parse_source(root or scope.source)
     known = known_files(ctx.con, scope.source, listed)
     # Oldest day first across every account and region: a batch then spans about a day of event time,
     # so its dedupe anti-join (restricted to the batch's time range) reads a day of `events`, not months.

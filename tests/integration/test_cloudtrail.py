@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from collectors import cloudtrail
 from core.aws import Clients
-from tests.fixtures.trails import record, trail_files, unique_events, write_local
+from tests.fixtures.trails import ACCOUNT, record, trail_files, unique_events, write_local
 from tests.helpers import collect, counting_gets, make_settings, rows, table
 
 SINCE = date(2026, 10, 25)
@@ -43,6 +43,37 @@ def test_s3_trail_lands_every_codeartifact_event_once(tmp_path, s3_trail, monkey
     assert rows(db, "SELECT count(*) FROM cloudtrail_files") == [(30,)]
 
 
+@pytest.mark.parametrize(("inside", "accounts"), [
+    ("AWSLogs/", 1), ("AWSLogs/o-a1b2c3d4e5", 1), ("AWSLogs/o-a1b2c3d4e5/111122223333/CloudTrail/us-east-1/", 1),
+    ("AWSLogs/o-a1b2c3d4e5/999999999999/", 0)])
+def test_a_source_that_names_a_folder_inside_awslogs_reads_that_part_of_the_trail(
+        tmp_path, s3_trail, monkeypatch, capsys, inside, accounts):
+    """`s3://bucket/AWSLogs/` is how many people write a trail bucket; it (and an account's or a region's
+    folder) listed AWSLogs/AWSLogs/... and read nothing, without a word."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3, files = s3_trail
+    db = tmp_path / "caa.duckdb"
+    settings = make_settings(db=db)
+    assert collect(db, [cloudtrail.SPEC], settings, clients=Clients(settings), since=SINCE,
+                   source=f"s3://org-trail/cloudtrail/{inside}") == 0
+    want = unique_events(files) if accounts else set()
+    assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == sorted(want)
+    assert "no AWSLogs/ folder" not in capsys.readouterr().out
+
+
+def test_a_source_above_the_folder_that_holds_awslogs_says_where_it_is(tmp_path, capsys):
+    files = trail_files(n_files=6, per_file=10)
+    write_local(tmp_path / "copy" / "trail", files)
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(tmp_path / "copy")) == 0
+    out = capsys.readouterr().out
+    assert f"note: no AWSLogs/ folder in {tmp_path / 'copy'} (there is one in {tmp_path / 'copy' / 'trail'})" in out
+    assert rows(db, "SELECT count(*) FROM events") == [(0,)]
+    region = tmp_path / "copy" / "trail" / "AWSLogs" / "o-a1b2c3d4e5" / ACCOUNT / "CloudTrail" / "us-east-1"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(region)) == 0  # a local region folder
+    assert sorted(r[0] for r in rows(db, "SELECT event_id FROM events")) == sorted(unique_events(files))
+
+
 def test_known_s3_objects_are_not_fetched_again(tmp_path, s3_trail, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     db = tmp_path / "caa.duckdb"
@@ -62,8 +93,8 @@ def test_object_deleted_between_list_and_get_is_skipped_and_the_rest_lands(tmp_p
     victim = sorted(k for k in files if "/CloudTrail/" in k)[3]
     real_list = cloudtrail.list_trail_files
 
-    def list_then_delete(tree, start, end):
-        listed = list(real_list(tree, start, end))
+    def list_then_delete(tree, start, end, *within):
+        listed = list(real_list(tree, start, end, *within))
         s3.delete_object(Bucket="org-trail", Key=f"cloudtrail/{victim}")
         return iter(listed)
 

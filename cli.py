@@ -31,7 +31,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer  # noqa: E402 - after the allocator's setting
 
-from core.errors import CaaError, ConfigError, StoreBusyError, StoreError, echo, first_line, printable
+from core.errors import (
+    CaaError,
+    ConfigError,
+    StoreBusyError,
+    StoreError,
+    drop_output,
+    echo,
+    first_line,
+    printable,
+)
 
 app = typer.Typer(help="CodeArtifact Analytics: where your CodeArtifact storage and request money goes.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -813,6 +822,9 @@ def main() -> None:
     except KeyboardInterrupt:
         print("caa: interrupted; committed data is kept and the next run resumes", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # the reader of the output went away (`caa sql ... | head`): end quietly, with
+        drop_output(sys.stdout)  # click's code for it (it handles the commands' own output so)
+        sys.exit(1)
     except Exception as e:  # a bug: one line, the traceback with --debug
         from core.store import damage_error, disk_error
 

@@ -54,7 +54,7 @@ from collectors.trailfiles import TrailObject, local_object, parse_source, s3_ob
 from core import store
 from core.aws import Scope, aws_errors
 from core.clock import utc_now
-from core.errors import ConfigError, first_line
+from core.errors import ConfigError, echo, first_line
 
 NAME = "cur"
 PRODUCT_CODE = "AWSCodeArtifact"
@@ -354,10 +354,22 @@ def _ledger(con: duckdb.DuckDBPyConnection, source: str, period: date) -> set[tu
         "SELECT key, etag FROM cur_files WHERE source = ? AND billing_period = ?", [source, period]).fetchall()}
 
 
+# The same payer's bill for a period held from another source: the same export under another spelling (a
+# relative path, `.../data`, a local copy of the bucket) or a second export of it (one filtered to
+# CodeArtifact beside the full one). Readers add up every row, so it would be billed twice.
+OTHER_SOURCES = ("FROM cur_line_items WHERE billing_period = $period AND source <> $source AND payer_account_id IN "
+                 f"(SELECT payer_account_id FROM {STAGE})")
+
+
 def load_period(con: duckdb.DuckDBPyConnection, source: str, period: date, files: list[tuple[TrailObject, int]]
-                ) -> int:
-    """Replace the period's rows and ledger with the staged ones, in one transaction. Returns rows loaded."""
+                ) -> tuple[int, list[str]]:
+    """Replace the period's rows and ledger with the staged ones, in one transaction, and the rows of the
+    same payers' bill for the period held from other sources (OTHER_SOURCES; their ledger stays, so they are
+    read again only when AWS delivers them again). Returns (rows loaded, the other sources replaced)."""
     with store.load_transaction(con):
+        params = {"period": period, "source": source}
+        others = [s for (s,) in con.execute(f"SELECT DISTINCT source {OTHER_SOURCES} ORDER BY 1", params).fetchall()]
+        con.execute(f"DELETE {OTHER_SOURCES}", params)
         con.execute("DELETE FROM cur_line_items WHERE source = ? AND billing_period = ?", [source, period])
         con.execute(f"INSERT INTO cur_line_items SELECT * FROM {STAGE}")
         con.execute("DELETE FROM cur_files WHERE source = ? AND billing_period = ?", [source, period])
@@ -365,7 +377,7 @@ def load_period(con: duckdb.DuckDBPyConnection, source: str, period: date, files
         for f, rows in files:
             con.execute("INSERT INTO cur_files VALUES (?, ?, ?, ?, ?, ?, ?)",
                         [source, period, f.key, f.etag, f.size, rows, now])
-        return con.execute(f"SELECT count(*) FROM {STAGE}").fetchone()[0]
+        return con.execute(f"SELECT count(*) FROM {STAGE}").fetchone()[0], others
 
 
 def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
@@ -412,8 +424,13 @@ def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
                     result.skip(f.key, f"{e}; {label} keeps its previous rows")
                     break
             else:
-                result.rows += load_period(con, source, p.period, staged)
+                rows, others = load_period(con, source, p.period, staged)
+                result.rows += rows
                 read += 1
+                for other in others:
+                    echo(f"note: {label} of {source} replaces the same payer's bill for {p.period:%Y-%m} "
+                         f"collected from {other} (the same export under another name, or a second export of "
+                         "it): it is counted once; drop one of the two from [cur] sources")
             con.execute(f"DROP TABLE IF EXISTS {STAGE}")
     result.window = f"periods={len(found)} read={read} unchanged={unchanged}"
     return result

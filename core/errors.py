@@ -15,6 +15,7 @@ import errno
 import os
 import re
 import sys
+from typing import TextIO
 
 
 class CaaError(Exception):
@@ -115,5 +116,21 @@ def printable(text: str) -> str:
 
 
 def echo(line: str, err: bool = False) -> None:
-    """Print a line for the user (it may name files, keys and packages from the data: printed as text)."""
-    print(printable(line), file=sys.stderr if err else sys.stdout, flush=True)
+    """Print a line for the user (it may name files, keys and packages from the data: printed as text).
+    When the reader of the output has gone (`caa collect ... | head -1`), the rest of the output is dropped
+    and the work goes on: a collector does not stop half way because nobody reads its notes."""
+    stream = sys.stderr if err else sys.stdout
+    try:
+        print(printable(line), file=stream, flush=True)
+    except BrokenPipeError:
+        drop_output(stream)
+
+
+def drop_output(stream: TextIO) -> None:
+    """Send whatever `stream` (stdout or stderr) still gets to /dev/null: its reader closed the pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (a test's capture): nothing more to do
+        pass

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import boto3
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
@@ -20,7 +21,7 @@ from analytics import billing
 from collectors import cur
 from core import store
 from core.aws import Clients, iam_action
-from tests.fixtures.cur2_export import write_corrupt_parquet, write_export, write_foreign_table
+from tests.fixtures.cur2_export import PAYER_ID, write_corrupt_parquet, write_export, write_foreign_table
 from tests.helpers import collect, make_settings, rows, table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -284,3 +285,49 @@ def test_a_period_of_files_caa_cannot_read_is_named_not_passed_over(tmp_path):
     skipped = [ln for ln in out.stderr.splitlines() if "skipped" in ln and ".csv.zip" in ln]
     assert skipped and "not a CUR 2.0 data file (*.parquet or *.csv.gz)" in skipped[0] and "fix:" in skipped[0]
     assert rows(db, "SELECT DISTINCT strftime(billing_period, '%Y-%m') FROM cur_line_items") == [("2026-10",)]
+
+
+def test_the_same_bill_from_a_second_source_replaces_it_and_says_so(tmp_path, capfd):
+    """The same export under two spellings (its data/ folder, then the export; a relative path, then an
+    absolute one; a local copy and the bucket) was stored twice, and every billed figure doubled."""
+    export = write_export(tmp_path / "export")
+    db = tmp_path / "caa.duckdb"
+    assert collect_cur(db, str(export.root / "caa-cur2" / "data")) == 0
+    assert_totals_match(db, export.truth)
+    capfd.readouterr()
+    assert collect_cur(db, str(export.root)) == 0
+    assert_totals_match(db, export.truth)  # once, not twice
+    notes = [ln for ln in capfd.readouterr().out.splitlines() if "replaces the same payer's bill" in ln]
+    assert len(notes) == 2 and notes[0].startswith("note: caa-cur2/BILLING_PERIOD=2026-10 of ")
+    assert f"collected from {export.root / 'caa-cur2' / 'data'}" in notes[0]
+    assert collect_cur(db, str(export.root / "caa-cur2" / "data")) == 0  # its ledger: unchanged, not read again
+    assert_totals_match(db, export.truth)
+    assert rows(db, "SELECT DISTINCT source FROM cur_line_items") == [(f"{export.root}/caa-cur2",)]
+
+
+def test_two_payers_bills_from_two_sources_are_both_kept(tmp_path, capfd):
+    first, second = write_export(tmp_path / "a"), write_export(tmp_path / "b", seed=2)
+    for path in second.root.rglob("*.parquet"):  # another organisation: another payer
+        t = pq.read_table(path)
+        i = t.schema.get_field_index("bill_payer_account_id")
+        pq.write_table(t.set_column(i, "bill_payer_account_id", pa.array(["222233334444"] * t.num_rows)), path)
+    db = tmp_path / "caa.duckdb"
+    assert collect_cur(db, str(first.root)) == 0 and collect_cur(db, str(second.root)) == 0
+    assert "replaces the same payer's bill" not in capfd.readouterr().out
+    assert rows(db, "SELECT payer_account_id, count(DISTINCT source) FROM cur_line_items GROUP BY 1 ORDER BY 1") == [
+        ("222233334444", 1), (PAYER_ID, 1)]
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_collector(tmp_path):
+    """`caa collect cur | head -1`: the notes hit a closed pipe, and the run died half way as an
+    'internal error BrokenPipeError', leaving some periods unread."""
+    export = write_export(tmp_path / "export", periods=("2026-09", "2026-10", "2026-11"))
+    db = tmp_path / "caa.duckdb"
+    assert collect_cur(db, str(export.root / "caa-cur2" / "data")) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "collect", "cur", "--source", str(export.root), "--db",
+                             str(db), "--no-refresh"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first note
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 0, err
+    assert "Error" not in err
+    assert rows(db, "SELECT DISTINCT source FROM cur_line_items") == [(f"{export.root}/caa-cur2",)]

@@ -2,8 +2,9 @@
 
 A source is `s3://bucket/prefix` or a local directory with the same layout
 (`[prefix/]AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`, or `*.json` that a copy
-left uncompressed). Listing starts at `--since`, else the watermark minus a lag, else `cloudtrail.backfill_days` ago: a local tree is walked
-by date folder, an S3 region prefix is listed once, flat, from that day (S3 returns keys in order).
+left uncompressed); a source that names a folder inside AWSLogs/ reads that part of it (split_at_awslogs).
+Listing starts at `--since`, else the watermark minus a lag, else `cloudtrail.backfill_days` ago: a local
+tree is walked by date folder, an S3 region prefix is listed once, flat, from that day (S3 returns keys in order).
 Digest and Insight files live under other folders and are never listed. Files already in the
 `cloudtrail_files` ledger with the same ETag are not fetched again, so a file delivered late is still
 picked up. The fetch, read-ahead, dedupe, commit and watermark are the trail-file driver's
@@ -151,7 +152,7 @@ def split_at_awslogs(kind: str, where: str, prefix: str) -> tuple[str, str, str]
 def no_trail_note(tree: LocalTree | S3Tree, source: str) -> str | None:
     """When the source holds no AWSLogs/ folder: a note saying so, with a local folder below it that does
     hold one (three levels down at most), and what to point the source at."""
-    if tree.children("AWSLogs/"):
+    if "AWSLogs" in tree.children(""):  # the layout is there (its window may just hold no file)
         return None
     below = _awslogs_below(tree) if isinstance(tree, LocalTree) else None
     there = f" (there is one in {source.rstrip('/')}/{below})" if below else ""
@@ -165,7 +166,7 @@ def _awslogs_below(tree: LocalTree, depth: int = 3) -> str | None:
         deeper = []
         for rel in level:
             for name in tree.children(rel):
-                if name == "AWSLogs" and rel:
+                if name == "AWSLogs":
                     return rel.rstrip("/")
                 deeper.append(f"{rel}{name}/")
         level = deeper[:500]  # a wide tree is not searched whole

@@ -402,11 +402,27 @@ def report_costs(
         else:
             df = costs.cost_report(con, settings, *_parse_window(since, until),
                                    by=by.value)
+        empty = _costs_empty_note(con, basis) if df.empty else None
     path = write_table(df, _report_path(out, f"costs-{basis.value}-by-{by.value}" if basis == Basis.billed
                                         else f"costs-by-{by.value}", fmt), fmt.value)
     _show(df, f"{basis.value.capitalize()} cost by {by.value}")
+    if empty:
+        echo(f"note: {empty}")
     print(f"wrote {len(df):,} rows to {path}: total ${df['cost_usd'].sum():,.2f}"
           + (f" (billed after credits and discounts; tax ${tax:,.2f} not allocated)" if tax is not None else ""))
+
+
+def _costs_empty_note(con, basis: Basis) -> str | None:  # noqa: ANN001 - a DuckDB connection
+    """Why a cost report has no row: what the store covers, and what to run (a $0.00 total read as 'free')."""
+    from analytics import billing, costs
+
+    cov = costs.coverage(con)
+    if cov.first_day is None:
+        bill = " (the bill collected is `--basis billed`)" if basis == Basis.modeled and billing.has_bill(con) else ""
+        return ("nothing to price yet: the store has no storage snapshots or events; run `caa collect inventory` "
+                f"and `caa collect cloudtrail`{bill}")
+    last = cov.last_full_day or cov.last_snapshot_date
+    return f"no cost in this window: the store's usage covers {cov.first_day}..{last} (--since/--until)"
 
 
 class ReconcileSource(StrEnum):
@@ -526,6 +542,7 @@ def report_reconcile(
     with _reader(settings) as con:
         if source is None:
             source = ReconcileSource.cur if billing.has_bill(con) else ReconcileSource.costexplorer
+        empty = None  # why the bill and the model share no day (CUR)
         if source == ReconcileSource.costexplorer:
             daily = costs.reconcile(con, settings, first, last)
             summary = costs.reconcile_summary(daily)
@@ -540,6 +557,7 @@ def report_reconcile(
                                               "repository": ["domain", "repository"]}[grain.value])
             days = billing.window(con, first, last)
             adjust = billing.adjustments(con, settings, *days) if days else None
+            empty = billing.window_note(con, first, last)
     name = "reconcile" if source == ReconcileSource.costexplorer else f"reconcile-cur-{grain.value}"
     path = write_table(daily, _report_path(out, name, fmt), fmt.value)
     _show(summary, "Modeled vs Cost Explorer" if source == ReconcileSource.costexplorer
@@ -547,6 +565,8 @@ def report_reconcile(
     if adjust is not None and len(adjust):
         _show(adjust.groupby("kind", as_index=False)[["lines", "usage_amount", "amount_usd", "list_value_usd"]].sum(),
               "Not usage: free tier, credits, discounts, tax (same days)")
+    if empty:
+        echo(f"note: {empty}")
     print(f"wrote {len(daily):,} daily rows to {path}")
 
 

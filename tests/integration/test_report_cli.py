@@ -115,3 +115,27 @@ def test_spikes_and_usage_reports_are_written(demo_store, tmp_path):
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "not the file usage.csv" in res.stderr and f"--out {tmp_path / 'usage'}" in res.stderr
     assert not (tmp_path / "usage.csv").exists()
+
+
+def test_cost_and_reconcile_reports_without_a_model_say_what_the_store_covers(tmp_path, demo_store):
+    """A FinOps user who collected only the bill got 'wrote 0 rows ... total $0.00' from `report costs` and
+    an empty reconcile table, as if CodeArtifact cost nothing."""
+    from collectors import cur
+    from tests.fixtures.cur2_export import write_export
+    from tests.helpers import collect, make_settings
+
+    export = write_export(tmp_path / "export")
+    bill_only = tmp_path / "bill.duckdb"
+    assert collect(bill_only, [cur.SPEC], make_settings(db=bill_only, cur={"sources": [str(export.root)]})) == 0
+    res = caa("report", "costs", "--out", str(tmp_path / "c.csv"), db=bill_only)
+    assert res.returncode == 0, res.stderr
+    assert ("note: nothing to price yet: the store has no storage snapshots or events; run `caa collect inventory` "
+            "and `caa collect cloudtrail` (the bill collected is `--basis billed`)") in res.stdout
+    res = caa("report", "reconcile", "--out", str(tmp_path / "r.csv"), db=bill_only)
+    assert res.returncode == 0, res.stderr
+    assert "note: no day to reconcile: the bill covers 2026-10-01..2026-11-30, the model none" in res.stdout
+    db, _ = demo_store(11, 20_000)  # a model, and a window outside it
+    res = caa("report", "costs", "--since", "2020-01-01", "--until", "2020-01-31", "--out", str(tmp_path / "d.csv"),
+              db=db)
+    assert "note: no cost in this window: the store's usage covers " in res.stdout
+    assert "note:" not in caa("report", "costs", "--out", str(tmp_path / "e.csv"), db=db).stdout

@@ -97,5 +97,7 @@ def pct(value: float) -> str:
     return "n/a" if value != value else f"{round(value, 1) + 0.0:,.1f}%"  # + 0.0: never "-0.0%"
 
 
-def no_data() -> None:
-    st.info(NO_DATA)
+def no_data(instead: str | None = None) -> None:
+    """The empty state: NO_DATA, or `instead` when the store holds something the page cannot show yet (the
+    bill without the usage that prices it: views.bill_only)."""
+    st.info(instead or NO_DATA)

@@ -398,6 +398,17 @@ class BillView:
     transfer: pd.DataFrame = field(default_factory=pd.DataFrame)  # modeled bytes per repository by class
 
 
+def bill_only(con: duckdb.DuckDBPyConnection, settings: Settings) -> str | None:
+    """For the Costs page when nothing is modeled: what the collected bill covers and what the model needs,
+    or None without a bill (then the page says there is no data)."""
+    bill = billing.coverage(con)
+    if not bill.lines:
+        return None
+    return (f"The bill is collected ({bill.first_date:%Y-%m-%d} to {bill.last_date:%Y-%m-%d}, {bill.periods} billing "
+            "period(s)), but the cost model needs usage to price and to allocate it: run `caa collect inventory` "
+            "and `caa collect cloudtrail`. Until then `caa report focus` writes the bill's lines.")
+
+
 def bill_view(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | None, until: date | None
               ) -> BillView:
     if not billing.has_bill(con):
@@ -420,7 +431,7 @@ Load = Callable[..., Any]  # (con, settings, *args) -> what the page shows
 # name -> load. The name keys the cache (ui/cache.py page_key); ui/common.View.load only runs these.
 LOADS: dict[str, Load] = {f.__name__: f for f in (
     filter_options, overview_view, overview_costs, health_view,
-    cost_window, cost_report, daily_cost, forecast_with_cleanup, reconcile, bill_view,
+    cost_window, cost_report, daily_cost, forecast_with_cleanup, reconcile, bill_view, bill_only,
     usage_window, usage_view, downloads_over_time,
     spikes_view,
     cleanup_view, cleanup_backtest,

@@ -86,6 +86,26 @@ def test_an_empty_store_shows_the_hint_on_every_page(tmp_path, monkeypatch, page
     assert [i.value for i in at.info] == [NO_DATA]
 
 
+@pytest.mark.parametrize("page", ["overview", "costs"])
+def test_a_store_with_only_the_bill_says_what_the_cost_pages_need(tmp_path, monkeypatch, page):
+    """A FinOps user who collected the bill first read 'No data yet: run make demo or caa collect', after
+    running caa collect."""
+    from collectors import cur
+    from tests.fixtures.cur2_export import write_export
+    from tests.helpers import collect, make_settings
+
+    db = tmp_path / "caa.duckdb"
+    export = write_export(tmp_path / "export")
+    assert collect(db, [cur.SPEC], make_settings(db=db, cur={"sources": [str(export.root)]})) == 0
+    monkeypatch.setenv("CAA_DB", str(db))
+    (tmp_path / "caa.toml").write_text("")
+    monkeypatch.setenv("CAA_CONFIG", str(tmp_path / "caa.toml"))
+    (info,) = [i.value for i in run_page(page=page).info]
+    assert info.startswith("The bill is collected (2026-10-01 to 2026-11-30, 2 billing period(s)), but the cost "
+                           "model needs usage") and "`caa collect inventory` and `caa collect cloudtrail`" in info
+    assert [i.value for i in run_page(page="usage").info] == [NO_DATA]  # nothing of the bill to show there
+
+
 # ---------------------------------------------------------------- each page's numbers = analytics/ directly
 
 def direct(db: Path, fn, filters: Filters | None = None):  # noqa: ANN001 - fn(con, settings)

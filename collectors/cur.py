@@ -394,6 +394,7 @@ def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
         result.window = "no BILLING_PERIOD=YYYY-MM folders under the source (nothing exported yet?)"
         return result
     read = unchanged = 0
+    coarse = False  # a monthly export was named (once a run)
     con = ctx.con
     with tempfile.TemporaryDirectory(prefix="caa-cur-") as tmp, ctx.progress("cur: billing periods", len(found)) as advance:
         for p in found:
@@ -424,6 +425,12 @@ def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
                     result.skip(f.key, f"{e}; {label} keeps its previous rows")
                     break
             else:
+                if not coarse and con.execute(f"SELECT count(*) FROM {STAGE} WHERE line_item_type = 'Usage' AND "
+                                              "usage_end_at - usage_start_at > INTERVAL 1 DAY").fetchone()[0]:
+                    coarse = True
+                    echo(f"note: {label} of {source} has usage lines longer than a day (a monthly export): caa "
+                         "puts a line on the UTC day its usage starts, so the bill's daily figures gather on the "
+                         "1st; create the export with daily or hourly granularity (README: the bill)")
                 rows, others = load_period(con, source, p.period, staged)
                 result.rows += rows
                 read += 1

@@ -8,11 +8,13 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
@@ -331,3 +333,22 @@ def test_a_reader_that_goes_away_does_not_stop_the_collector(tmp_path):
     assert proc.wait() == 0, err
     assert "Error" not in err
     assert rows(db, "SELECT DISTINCT source FROM cur_line_items") == [(f"{export.root}/caa-cur2",)]
+
+
+def test_a_monthly_export_is_named_with_the_granularity_to_choose(tmp_path, capfd):
+    """Data Exports offers hourly, daily and monthly lines; a monthly line sits on the 1st of its month, so
+    the daily reconcile and a window that leaves out the 1st read the bill wrongly, without a word."""
+    daily = write_export(tmp_path / "daily", periods=("2026-10",))
+    assert collect_cur(tmp_path / "daily.duckdb", str(daily.root)) == 0
+    assert "usage lines longer than a day" not in capfd.readouterr().out
+    monthly = write_export(tmp_path / "monthly", periods=("2026-10", "2026-11"))
+    for path in monthly.root.rglob("*.parquet"):
+        t = pq.read_table(path)
+        start = pc.floor_temporal(t["line_item_usage_start_date"], unit="month")
+        end = pc.add(start, pa.scalar(timedelta(days=31)))  # whole months (October has 31 days)
+        t = t.set_column(t.schema.get_field_index("line_item_usage_start_date"), "line_item_usage_start_date", start)
+        pq.write_table(t.set_column(t.schema.get_field_index("line_item_usage_end_date"), "line_item_usage_end_date",
+                                    end.cast(t.schema.field("line_item_usage_end_date").type)), path)
+    assert collect_cur(tmp_path / "monthly.duckdb", str(monthly.root)) == 0
+    notes = [ln for ln in capfd.readouterr().out.splitlines() if "usage lines longer than a day" in ln]
+    assert len(notes) == 1 and "create the export with daily or hourly granularity" in notes[0]

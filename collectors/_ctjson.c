@@ -147,6 +147,8 @@ typedef struct {
     Py_ssize_t when_nulls;
     uint8_t *scratch;  /* events mode: the escaped fields of the record, decoded */
     size_t scratch_cap;
+    uint8_t *norm;     /* events mode: the record's normalized package name and namespace (normalize_names) */
+    size_t norm_cap;
     Col odd;           /* events mode: the eventTime of rows whose time is not canonical, for DuckDB to read */
     int32_t *odd_rows;
     Py_ssize_t n_odd, cap_odd;
@@ -801,6 +803,45 @@ static int emit(Parser *P) {
     return 0;
 }
 
+static inline int is_text(Val v, const char *s, size_t n) { return !v.null && v.len == n && !memcmp(v.p, s, n); }
+
+/* `v` as CodeArtifact stores the name, written at *o: ASCII letters lowercased and, with pep503, each run
+   of '-', '_' and '.' one '-'. */
+static Val normal_name(Val v, int pep503, uint8_t **o) {
+    uint8_t *start = *o, *w = *o;
+    int run = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        uint8_t b = v.p[i];
+        if (pep503 && (b == '-' || b == '_' || b == '.')) {
+            if (!run) *w++ = '-';
+            run = 1;
+            continue;
+        }
+        *w++ = (b >= 'A' && b <= 'Z') ? (uint8_t)(b + 32) : b;
+        run = 0;
+    }
+    *o = w;
+    return (Val){start, (size_t)(w - start), 0};
+}
+
+/* NORMALIZE_SQL's names of the formats CodeArtifact stores normalized: pypi as PEP 503, nuget lowercase,
+   swift the name and the namespace lowercase. */
+static int normalize_names(Parser *P, Val fmt, Val *ns, Val *pkg) {
+    int pypi = is_text(fmt, "pypi", 4), swift = is_text(fmt, "swift", 5);
+    if (!pypi && !swift && !is_text(fmt, "nuget", 5)) return 0;
+    size_t need = (pkg->null ? 0 : pkg->len) + (swift && !ns->null ? ns->len : 0);
+    if (need > P->norm_cap) {
+        uint8_t *b = realloc(P->norm, need);
+        if (!b) return -1;
+        P->norm = b;
+        P->norm_cap = need;
+    }
+    uint8_t *o = P->norm;
+    if (!pkg->null) *pkg = normal_name(*pkg, pypi, &o);
+    if (swift && !ns->null) *ns = normal_name(*ns, 0, &o);
+    return 0;
+}
+
 /* Events mode: the record normalized, one column per EVENT_NAMES, and event_at. */
 static int emit_event(Parser *P) {
     Val v[NF];
@@ -832,6 +873,7 @@ static int emit_event(Parser *P) {
         e[E_NAMESPACE] = none;
         e[E_PACKAGE] = pkg;
     }
+    if (normalize_names(P, e[E_FORMAT], &e[E_NAMESPACE], &e[E_PACKAGE])) return -1;
     Val ver = v[F_P_PACKAGE_VERSION], uri = v[F_REQUEST_URI];
     e[E_VERSION] = ver;
     /* the asset: the parameter, else the last segment of the request URI, when it names a file of the version */
@@ -978,6 +1020,7 @@ static void release(Parser *P) {
     free(P->when);
     free(P->when_valid);
     free(P->scratch);
+    free(P->norm);
     free(P->odd.data);
     free(P->odd.off);
     free(P->odd_rows);

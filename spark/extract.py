@@ -105,7 +105,8 @@ _CANONICAL_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5
 
 # cloudtrail_load.NORMALIZE_SQL in Spark SQL, clause for clause, over the records of {records} (columns
 # r, day, file and the eventTime parts t1..t8 of _TIME_RE). regexp_extract('[^/]*$') is
-# substring_index(.., '/', -1), LIKE '@%/%' is a leading '@' with a '/' after it, strpos is instr.
+# substring_index(.., '/', -1), LIKE '@%/%' is a leading '@' with a '/' after it, strpos is instr, and
+# Spark's regexp_replace replaces every match, as DuckDB's does with 'g'.
 NORMALIZE_SQL = """
 SELECT
     r.eventID AS event_id,

@@ -766,17 +766,22 @@ static int dict_put(Col *c, Dict *d, Py_ssize_t r, Val v) {
     return dict_add(d, r, v, h, i);
 }
 
+/* A per-record buffer (*buf, of *cap bytes) grown to hold `need` bytes; -1 when memory runs out. */
+static int room(uint8_t **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return 0;
+    uint8_t *b = realloc(*buf, need);
+    if (!b) return -1;
+    *buf = b;
+    *cap = need;
+    return 0;
+}
+
 /* The record's fields as values (escapes decoded and containers minified into P->scratch). */
 static int values(Parser *P, Val v[NF]) {
     size_t need = 0;
     for (int f = 0; f < NF; f++)
         if (P->slot[f].kind == K_ESCAPED || is_container(&P->slot[f])) need += P->slot[f].len;
-    if (need > P->scratch_cap) {
-        uint8_t *s = realloc(P->scratch, need);
-        if (!s) return -1;
-        P->scratch = s;
-        P->scratch_cap = need;
-    }
+    if (room(&P->scratch, &P->scratch_cap, need)) return -1;
     uint8_t *o = P->scratch;
     for (int f = 0; f < NF; f++) {
         Slot *s = &P->slot[f];
@@ -830,12 +835,7 @@ static int normalize_names(Parser *P, Val fmt, Val *ns, Val *pkg) {
     int pypi = is_text(fmt, "pypi", 4), swift = is_text(fmt, "swift", 5);
     if (!pypi && !swift && !is_text(fmt, "nuget", 5)) return 0;
     size_t need = (pkg->null ? 0 : pkg->len) + (swift && !ns->null ? ns->len : 0);
-    if (need > P->norm_cap) {
-        uint8_t *b = realloc(P->norm, need);
-        if (!b) return -1;
-        P->norm = b;
-        P->norm_cap = need;
-    }
+    if (room(&P->norm, &P->norm_cap, need)) return -1;
     uint8_t *o = P->norm;
     if (!pkg->null) *pkg = normal_name(*pkg, pypi, &o);
     if (swift && !ns->null) *ns = normal_name(*ns, 0, &o);

@@ -399,12 +399,12 @@ class BillView:
 
 
 def bill_only(con: duckdb.DuckDBPyConnection, settings: Settings) -> str | None:
-    """For the Costs page when nothing is modeled: what the collected bill covers and what the model needs,
-    or None without a bill (then the page says there is no data)."""
+    """For the Overview and Costs pages when nothing is modeled: what the collected bill covers and what the
+    model needs, or None without a bill (then the pages say there is no data)."""
     bill = billing.coverage(con)
     if not bill.lines:
         return None
-    return (f"The bill is collected ({bill.first_date:%Y-%m-%d} to {bill.last_date:%Y-%m-%d}, {bill.periods} billing "
+    return (f"The bill is collected ({bill.first_date} to {bill.last_date}, {bill.periods} billing "
             "period(s)), but the cost model needs usage to price and to allocate it: run `caa collect inventory` "
             "and `caa collect cloudtrail`. Until then `caa report focus` writes the bill's lines.")
 

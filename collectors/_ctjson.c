@@ -147,8 +147,6 @@ typedef struct {
     Py_ssize_t when_nulls;
     uint8_t *scratch;  /* events mode: the escaped fields of the record, decoded */
     size_t scratch_cap;
-    uint8_t *norm;     /* events mode: the record's normalized package name and namespace (normalize_names) */
-    size_t norm_cap;
     Col odd;           /* events mode: the eventTime of rows whose time is not canonical, for DuckDB to read */
     int32_t *odd_rows;
     Py_ssize_t n_odd, cap_odd;
@@ -766,22 +764,17 @@ static int dict_put(Col *c, Dict *d, Py_ssize_t r, Val v) {
     return dict_add(d, r, v, h, i);
 }
 
-/* A per-record buffer (*buf, of *cap bytes) grown to hold `need` bytes; -1 when memory runs out. */
-static int room(uint8_t **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return 0;
-    uint8_t *b = realloc(*buf, need);
-    if (!b) return -1;
-    *buf = b;
-    *cap = need;
-    return 0;
-}
-
 /* The record's fields as values (escapes decoded and containers minified into P->scratch). */
 static int values(Parser *P, Val v[NF]) {
     size_t need = 0;
     for (int f = 0; f < NF; f++)
         if (P->slot[f].kind == K_ESCAPED || is_container(&P->slot[f])) need += P->slot[f].len;
-    if (room(&P->scratch, &P->scratch_cap, need)) return -1;
+    if (need > P->scratch_cap) {
+        uint8_t *s = realloc(P->scratch, need);
+        if (!s) return -1;
+        P->scratch = s;
+        P->scratch_cap = need;
+    }
     uint8_t *o = P->scratch;
     for (int f = 0; f < NF; f++) {
         Slot *s = &P->slot[f];
@@ -805,40 +798,6 @@ static int emit(Parser *P) {
     for (int f = 0; f < NF; f++)
         if (put(&P->col[f], P->rows, v[f])) return -1;
     P->rows++;
-    return 0;
-}
-
-static inline int is_text(Val v, const char *s, size_t n) { return !v.null && v.len == n && !memcmp(v.p, s, n); }
-
-/* `v` as CodeArtifact stores the name, written at *o: ASCII letters lowercased and, with pep503, each run
-   of '-', '_' and '.' one '-'. */
-static Val normal_name(Val v, int pep503, uint8_t **o) {
-    uint8_t *start = *o, *w = *o;
-    int run = 0;
-    for (size_t i = 0; i < v.len; i++) {
-        uint8_t b = v.p[i];
-        if (pep503 && (b == '-' || b == '_' || b == '.')) {
-            if (!run) *w++ = '-';
-            run = 1;
-            continue;
-        }
-        *w++ = (b >= 'A' && b <= 'Z') ? (uint8_t)(b + 32) : b;
-        run = 0;
-    }
-    *o = w;
-    return (Val){start, (size_t)(w - start), 0};
-}
-
-/* NORMALIZE_SQL's names of the formats CodeArtifact stores normalized: pypi as PEP 503, nuget lowercase,
-   swift the name and the namespace lowercase. */
-static int normalize_names(Parser *P, Val fmt, Val *ns, Val *pkg) {
-    int pypi = is_text(fmt, "pypi", 4), swift = is_text(fmt, "swift", 5);
-    if (!pypi && !swift && !is_text(fmt, "nuget", 5)) return 0;
-    size_t need = (pkg->null ? 0 : pkg->len) + (swift && !ns->null ? ns->len : 0);
-    if (room(&P->norm, &P->norm_cap, need)) return -1;
-    uint8_t *o = P->norm;
-    if (!pkg->null) *pkg = normal_name(*pkg, pypi, &o);
-    if (swift && !ns->null) *ns = normal_name(*ns, 0, &o);
     return 0;
 }
 
@@ -873,7 +832,6 @@ static int emit_event(Parser *P) {
         e[E_NAMESPACE] = none;
         e[E_PACKAGE] = pkg;
     }
-    if (normalize_names(P, e[E_FORMAT], &e[E_NAMESPACE], &e[E_PACKAGE])) return -1;
     Val ver = v[F_P_PACKAGE_VERSION], uri = v[F_REQUEST_URI];
     e[E_VERSION] = ver;
     /* the asset: the parameter, else the last segment of the request URI, when it names a file of the version */
@@ -1020,7 +978,6 @@ static void release(Parser *P) {
     free(P->when);
     free(P->when_valid);
     free(P->scratch);
-    free(P->norm);
     free(P->odd.data);
     free(P->odd.off);
     free(P->odd_rows);

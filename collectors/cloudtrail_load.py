@@ -88,10 +88,6 @@ EVENTS_ARROW = pa.schema([(c, UTC_MICROS if c == "event_at" else DICTIONARY if c
 
 # Projection from `r` (a RECORD_FIELDS struct, decode_records) to the events columns: the specification the
 # decoder's events mode is held to. Rows with no eventID or an unparseable eventTime are rejected (counted).
-# The names of the formats CodeArtifact stores normalized (its user guide, "package name normalization") are
-# normalized as it does, so a name as a client sent it matches the inventory's: pypi as PEP 503 (lowercase,
-# each run of '-', '_' and '.' one '-'), nuget lowercase, swift the name and the namespace lowercase (ASCII
-# letters: package names are ASCII; the decoder lowers bytes A-Z alone, and so does translate here).
 NORMALIZE_SQL = r"""
 SELECT
     r.eventID AS event_id,
@@ -102,10 +98,11 @@ SELECT
     COALESCE(p.domainName, p.domain) AS domain,
     p.domainOwner AS domain_owner,
     COALESCE(p.repositoryName, p.repository) AS repository,
-    fmt AS format,
-    CASE WHEN fmt = 'swift' THEN translate(ns0, '{upper}', '{lower}') ELSE ns0 END AS namespace,
-    CASE WHEN fmt = 'pypi' THEN regexp_replace(translate(pkg0, '{upper}', '{lower}'), '[-_.]+', '-', 'g')
-         WHEN fmt IN ('nuget', 'swift') THEN translate(pkg0, '{upper}', '{lower}') ELSE pkg0 END AS package,
+    COALESCE(p.packageFormat, p.format) AS format,
+    CASE WHEN ns_raw IS NOT NULL THEN ltrim(ns_raw, '@')
+         WHEN pkg_raw LIKE '@%/%' THEN substr(split_part(pkg_raw, '/', 1), 2) END AS namespace,
+    CASE WHEN ns_raw IS NULL AND pkg_raw LIKE '@%/%' THEN substr(pkg_raw, strpos(pkg_raw, '/') + 1)
+         ELSE pkg_raw END AS package,
     p.packageVersion AS version,
     CASE WHEN p.asset IS NOT NULL THEN p.asset
          WHEN p.packageVersion IS NOT NULL AND last_seg <> '' AND NOT starts_with(last_seg, 'maven-metadata.xml')
@@ -117,21 +114,14 @@ SELECT
     r.errorCode AS error_code,
     uri AS request_uri{extra}
 FROM (
-    SELECT *, COALESCE(p.packageFormat, p.format) AS fmt,
-           CASE WHEN ns_raw IS NOT NULL THEN ltrim(ns_raw, '@')
-                WHEN pkg_raw LIKE '@%/%' THEN substr(split_part(pkg_raw, '/', 1), 2) END AS ns0,
-           CASE WHEN ns_raw IS NULL AND pkg_raw LIKE '@%/%' THEN substr(pkg_raw, strpos(pkg_raw, '/') + 1)
-                ELSE pkg_raw END AS pkg0
-    FROM (
-        SELECT r, r.requestParameters AS p, r.additionalEventData.requestUri AS uri,
-               COALESCE(r.requestParameters.packageNamespace, r.requestParameters.namespace) AS ns_raw,
-               COALESCE(r.requestParameters.packageName, r.requestParameters.package) AS pkg_raw,
-               regexp_extract(COALESCE(r.additionalEventData.requestUri, ''), '[^/]*$') AS last_seg{extra_in}
-        FROM ({source})
-        WHERE r.eventSource = 'codeartifact.amazonaws.com'
-    )
+    SELECT r, r.requestParameters AS p, r.additionalEventData.requestUri AS uri,
+           COALESCE(r.requestParameters.packageNamespace, r.requestParameters.namespace) AS ns_raw,
+           COALESCE(r.requestParameters.packageName, r.requestParameters.package) AS pkg_raw,
+           regexp_extract(COALESCE(r.additionalEventData.requestUri, ''), '[^/]*$') AS last_seg{extra_in}
+    FROM ({source})
+    WHERE r.eventSource = 'codeartifact.amazonaws.com'
 )
-""".replace("{upper}", "ABCDEFGHIJKLMNOPQRSTUVWXYZ").replace("{lower}", "abcdefghijklmnopqrstuvwxyz")
+"""
 
 
 CA_BYTES = b"codeartifact.amazonaws.com"

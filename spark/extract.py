@@ -105,8 +105,7 @@ _CANONICAL_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5
 
 # cloudtrail_load.NORMALIZE_SQL in Spark SQL, clause for clause, over the records of {records} (columns
 # r, day, file and the eventTime parts t1..t8 of _TIME_RE). regexp_extract('[^/]*$') is
-# substring_index(.., '/', -1), LIKE '@%/%' is a leading '@' with a '/' after it, strpos is instr, and
-# Spark's regexp_replace replaces every match, as DuckDB's does with 'g'.
+# substring_index(.., '/', -1), LIKE '@%/%' is a leading '@' with a '/' after it, strpos is instr.
 NORMALIZE_SQL = """
 SELECT
     r.eventID AS event_id,
@@ -121,10 +120,11 @@ SELECT
     COALESCE(p.domainName, p.domain) AS domain,
     p.domainOwner AS domain_owner,
     COALESCE(p.repositoryName, p.repository) AS repository,
-    fmt AS format,
-    CASE WHEN fmt = 'swift' THEN translate(ns0, '{upper}', '{lower}') ELSE ns0 END AS namespace,
-    CASE WHEN fmt = 'pypi' THEN regexp_replace(translate(pkg0, '{upper}', '{lower}'), '[-_.]+', '-')
-         WHEN fmt IN ('nuget', 'swift') THEN translate(pkg0, '{upper}', '{lower}') ELSE pkg0 END AS package,
+    COALESCE(p.packageFormat, p.format) AS format,
+    CASE WHEN ns_raw IS NOT NULL THEN TRIM(LEADING '@' FROM ns_raw)
+         WHEN scoped THEN substr(substring_index(pkg_raw, '/', 1), 2) END AS namespace,
+    CASE WHEN ns_raw IS NULL AND scoped THEN substr(pkg_raw, instr(pkg_raw, '/') + 1)
+         ELSE pkg_raw END AS package,
     p.packageVersion AS version,
     CASE WHEN p.asset IS NOT NULL THEN p.asset
          WHEN p.packageVersion IS NOT NULL AND last_seg <> '' AND NOT startswith(last_seg, 'maven-metadata.xml')
@@ -138,11 +138,6 @@ SELECT
     day,
     file
 FROM (
-  SELECT *, COALESCE(p.packageFormat, p.format) AS fmt,
-         CASE WHEN ns_raw IS NOT NULL THEN TRIM(LEADING '@' FROM ns_raw)
-              WHEN scoped THEN substr(substring_index(pkg_raw, '/', 1), 2) END AS ns0,
-         CASE WHEN ns_raw IS NULL AND scoped THEN substr(pkg_raw, instr(pkg_raw, '/') + 1) ELSE pkg_raw END AS pkg0
-  FROM (
     SELECT r, day, file, t_canonical, r.requestParameters AS p, r.additionalEventData.requestUri AS uri,
            COALESCE(r.requestParameters.packageNamespace, r.requestParameters.namespace) AS ns_raw,
            COALESCE(r.requestParameters.packageName, r.requestParameters.package) AS pkg_raw,
@@ -162,9 +157,8 @@ FROM (
                 ELSE 0 END AS t_offset_min
     FROM {records}
     WHERE r.eventSource = 'codeartifact.amazonaws.com'
-  )
 )
-""".replace("{upper}", "ABCDEFGHIJKLMNOPQRSTUVWXYZ").replace("{lower}", "abcdefghijklmnopqrstuvwxyz")
+"""
 
 
 def trail_paths(source: str, since: date | None, until: date | None) -> str:

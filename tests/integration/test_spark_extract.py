@@ -75,10 +75,6 @@ def edge_records() -> list[dict]:
     params("api-keys", domainName=None, repositoryName=None, packageFormat=None, packageName=None, domain="d2",
            repository="r2", format="pypi", namespace="ns", package="p2")
     params("both-spellings", domain="other", repository="other", package="other")
-    for i, (fmt, ns, name) in enumerate([("pypi", None, "Zope._-.Interface__X"), ("nuget", None, "Newtonsoft.Json"),
-                                         ("swift", "MyScope", "MyPkg"), ("PyPI", None, "As_Sent"),
-                                         ("pypi", None, "@Scope/Name_X")]):
-        params(f"normalized-{i}", packageFormat=fmt, packageName=name, **({"packageNamespace": ns} if ns else {}))
     params("explicit-asset", asset="custom.bin")
     params("no-version", packageVersion=None)
     for i, uri in enumerate(["/maven/r/g/a/1.0/maven-metadata.xml", "/maven/r/g/a/1.0/maven-metadata.xml.sha1",

@@ -187,9 +187,7 @@ def test_escapes_surrogates_and_concatenated_documents():
 
 # -- events mode: the normalized columns against NORMALIZE_SQL over the same records ------------------------
 
-scoped = st.sampled_from(["@scope/pkg", "@@a/b/c", "@/x", "@", "@scope", "plain", "a/@b", "", "é/@x", "@é/ü",
-                          "Zope.Interface", "typing__Extensions", "A-_.b-", "É.X_y", "@Scope/Pkg_A", "-._"])
-formats = st.sampled_from(["pypi", "nuget", "swift", "npm", "maven", "PyPI"])  # normalized: the first three
+scoped = st.sampled_from(["@scope/pkg", "@@a/b/c", "@/x", "@", "@scope", "plain", "a/@b", "", "é/@x", "@é/ü"])
 uris = st.sampled_from(["/npm/r/lodash/-/lodash-1.0.0.tgz", "/maven/r/g/a/1.0/maven-metadata.xml.sha1", "/x/1.0",
                         "/", "", "no-slash", "/a/b/", "/pypi/r/simple/p/\nline", "/a/\u00e9\u20ac"]) | texts
 words = texts | st.none() | st.integers(-5, 5) | st.lists(st.integers(0, 3) | texts, max_size=2) \
@@ -206,9 +204,6 @@ def ca_records(draw: Any) -> dict:
     for k in ("packageName", "package", "packageNamespace", "namespace"):
         if k in params and draw(st.booleans()):
             params[k] = draw(scoped)
-    for k in ("packageFormat", "format"):
-        if k in params and draw(st.booleans()):
-            params[k] = draw(formats)
     rec = {"eventSource": CA, "eventTime": draw(times), "requestParameters": params,
            "additionalEventData": {"requestUri": draw(uris)} if draw(st.booleans()) else draw(words),
            **{k: draw(words) for k in draw(st.lists(st.sampled_from(TOP[:3] + TOP[4:]), unique=True))}}
@@ -247,29 +242,6 @@ def test_the_decoders_normalized_columns_are_normalize_sqls(duck, recs, ascii_on
     finally:
         duck.unregister("got")
     assert got == sql_normalized(duck, text)
-
-
-def test_names_of_the_formats_codeartifact_normalizes_come_out_as_it_stores_them(duck):
-    """CodeArtifact stores pypi names as PEP 503 has them, nuget names lowercase and swift names and namespaces
-    lowercase, and its inventory lists them so: a name as a client sent it (Zope.Interface) matches."""
-    cases = [("pypi", None, "Zope._-.Interface__X", None, "zope-interface-x"),
-             ("pypi", None, "typing_extensions", None, "typing-extensions"),
-             ("nuget", None, "Newtonsoft.Json", None, "newtonsoft.json"),
-             ("swift", "MyScope", "MyPkg", "myscope", "mypkg"),
-             ("npm", None, "@Scope/Pkg_A", "Scope", "Pkg_A"),  # npm and maven: as sent
-             ("maven", "Com.Google", "Guava_X", "Com.Google", "Guava_X"),
-             ("pypi", None, "Ünï.Code", None, "Ünï-code")]  # ASCII letters alone are lowered
-    recs = [{"eventSource": CA, "eventID": str(i), "eventTime": "2026-11-03T12:00:00Z",
-             "requestParameters": {"packageFormat": f, "packageName": n, **({"packageNamespace": ns} if ns else {})}}
-            for i, (f, ns, n, _, _) in enumerate(cases)]
-    text = json.dumps({"Records": recs}, ensure_ascii=False).encode()
-    got = parse_text(text).select(["namespace", "package"]).to_pylist()
-    assert [(g["namespace"], g["package"]) for g in got] == [(ns, n) for *_, ns, n in cases]
-    duck.register("got", parse_text(text))
-    try:
-        assert duck.execute(f"SELECT {EVENT_COLUMNS} FROM got").fetchall() == sql_normalized(duck, text)
-    finally:
-        duck.unregister("got")
 
 
 def test_a_file_of_thousands_of_distinct_values_keeps_every_rows_own_value(duck):

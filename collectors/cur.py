@@ -391,6 +391,11 @@ def collect(ctx: RunContext, scope: Scope) -> ScopeResult:
             raise ConfigError("the source holds a legacy Cost and Usage Report (its year=/month= or "
                               f"YYYYMMDD-YYYYMMDD folders, e.g. {legacy[:120]}), not a CUR 2.0 export",
                               fix=FIX_LEGACY)
+        if PERIOD_RE.search((scope.source or "").rstrip("/") + "/"):  # pointed at one period's folder
+            raise ConfigError(f"{scope.source} is one billing period's folder, not a CUR 2.0 export",
+                              where="[cur] sources / --source",
+                              fix="point it at the export's folder (the one holding data/ and metadata/): every "
+                                  "period is read, and a period already read is not read again")
         result.window = "no BILLING_PERIOD=YYYY-MM folders under the source (nothing exported yet?)"
         return result
     read = unchanged = 0

@@ -352,3 +352,16 @@ def test_a_monthly_export_is_named_with_the_granularity_to_choose(tmp_path, capf
     assert collect_cur(tmp_path / "monthly.duckdb", str(monthly.root)) == 0
     notes = [ln for ln in capfd.readouterr().out.splitlines() if "usage lines longer than a day" in ln]
     assert len(notes) == 1 and "create the export with daily or hourly granularity" in notes[0]
+
+
+def test_a_source_that_names_one_billing_period_says_to_name_the_export(tmp_path):
+    """`--source .../data/BILLING_PERIOD=2026-10` said "no BILLING_PERIOD folders (nothing exported yet?)"."""
+    export = write_export(tmp_path / "export", periods=("2026-10",))
+    period = export.root / "caa-cur2" / "data" / "BILLING_PERIOD=2026-10"
+    assert period.is_dir()
+    out = subprocess.run([sys.executable, "-m", "cli", "collect", "cur", "--source", str(period), "--db",
+                          str(tmp_path / "caa.duckdb"), "--no-refresh"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert f"{period} is one billing period's folder, not a CUR 2.0 export" in out.stderr
+    assert "point it at the export's folder (the one holding data/ and metadata/)" in out.stderr
+    assert "nothing exported yet" not in out.stderr + out.stdout

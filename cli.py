@@ -557,7 +557,7 @@ def report_reconcile(
                                               "repository": ["domain", "repository"]}[grain.value])
             days = billing.window(con, first, last)
             adjust = billing.adjustments(con, settings, *days) if days else None
-            empty = billing.window_note(con, first, last)
+            empty = None if days else billing.window_note(con, first, last)
     name = "reconcile" if source == ReconcileSource.costexplorer else f"reconcile-cur-{grain.value}"
     path = write_table(daily, _report_path(out, name, fmt), fmt.value)
     _show(summary, "Modeled vs Cost Explorer" if source == ReconcileSource.costexplorer

@@ -83,11 +83,9 @@ def window(con: duckdb.DuckDBPyConnection, since: date | None, until: date | Non
     return (start, end) if start <= end else None
 
 
-def window_note(con: duckdb.DuckDBPyConnection, since: date | None, until: date | None) -> str | None:
-    """Why reconcile has no day (window is None): what the bill and the model each cover, and what to run
-    or ask for; None when they share a day."""
-    if window(con, since, until) is not None:
-        return None
+def window_note(con: duckdb.DuckDBPyConnection, since: date | None, until: date | None) -> str:
+    """Why window(con, since, until) found no day: what the bill and the model each cover, and what to run
+    or ask for (call it when window() answered None)."""
     bill, cov = coverage(con), costs.coverage(con)
     billed = f"{bill.first_date}..{bill.last_date}" if bill.first_date and bill.last_date else "no day"
     if cov.first_snapshot_date is None or cov.first_full_day is None or cov.last_full_day is None:

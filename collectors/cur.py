@@ -74,7 +74,8 @@ FIX_LEGACY = ("caa reads the CUR 2.0 table of AWS Data Exports (Billing and Cost
               "Create > Standard data export, CUR 2.0, Parquet, include resource IDs); create one, point [cur] "
               "sources at it, and collect again (README: the bill). Until it delivers, caa prices from Cost "
               "Explorer (`caa collect costs`)")
-DATA_SUFFIXES = (".parquet", ".csv.gz", ".csv")  # the export's data files (Parquet, or gzip text/csv)
+CSV_SUFFIXES = (".csv.gz", ".csv")
+DATA_SUFFIXES = (".parquet", *CSV_SUFFIXES)  # the export's data files (Parquet, or gzip text/csv)
 FIX_EXPORT = ("point [cur] sources at an AWS Data Exports export of the 'CUR 2.0' table (Parquet or CSV), "
               "created with its standard columns (see README: the bill)")
 
@@ -231,15 +232,17 @@ class BadFile(Exception):  # noqa: N818 - a reason to skip one file, reported wi
     pass
 
 
+def _is_csv(path: Path) -> bool:
+    return path.name.lower().endswith(CSV_SUFFIXES)
+
+
 def reader(path: Path) -> str:
     """The table function that reads export file `path` (bound as $path): Parquet, or a CSV file as text."""
-    if path.name.lower().endswith((".csv.gz", ".csv")):
-        return "read_csv($path, header = true, all_varchar = true)"
-    return "read_parquet($path)"
+    return "read_csv($path, header = true, all_varchar = true)" if _is_csv(path) else "read_parquet($path)"
 
 
 def columns(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
-    kind = "Parquet" if reader(path).startswith("read_parquet") else "CSV"
+    kind = "CSV" if _is_csv(path) else "Parquet"
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {reader(path)}", {"path": str(path)}).fetchall()
     except (duckdb.Error, UnicodeDecodeError) as e:

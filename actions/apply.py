@@ -65,8 +65,12 @@ LOG_COLUMNS = {"run_id": _I, "logged_at": _TS, "who": _S, "action": _S, "account
                "new_status": _S, "new_revision": _S, "input_sha256": _S, "batch": _I}
 ROW_COLUMNS = {"line": _I, "domain": _S, "repository": _S, "format": _S, "namespace": _S, "package": _S,
                "version": _S, "since": _TS}
-_MATCH = ("d.domain = t.domain AND d.format = t.format AND d.namespace IS NOT DISTINCT FROM t.namespace "
-          "AND d.package = t.package AND d.version = t.version")
+# A request of a row's version, its names as CodeArtifact compares them (core/schema/021_name_keys.sql): pip may
+# fetch `Zope.Interface` of the stored `zope-interface`, and CloudTrail records what the client sent.
+_MATCH = ("d.domain = t.domain AND d.format = t.format "
+          "AND namespace_key(d.format, d.namespace) IS NOT DISTINCT FROM namespace_key(t.format, t.namespace) "
+          "AND package_key(d.format, d.package) = package_key(t.format, t.package) "
+          "AND version_key(d.format, d.version) = version_key(t.format, t.version)")
 # Downloads of each row's version (matched as analytics/sql/cleanup_versions.sql matches them).
 DOWNLOADS_SQL = (f"SELECT t.line, max(d.event_at), count(*) FILTER (WHERE d.event_at > $report_at) "
                  f"FROM _caa_rows t JOIN downloads d ON {_MATCH} AND d.repository = t.repository GROUP BY t.line")

@@ -499,6 +499,22 @@ def edge_days(start_at: datetime, end_at: datetime, days_to: date | None = None)
     return [(start_at, first)] + ([] if days_to is not None and days_to > end_day else [(utc_midnight(end_day), end_at)])
 
 
+def name_keys(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> list[tuple]:
+    """Each row's DOWNLOAD_KEY with its names as CodeArtifact compares them (the store's package_key,
+    namespace_key and version_key, core/schema/021_name_keys.sql), in the frame's order: a download recorded
+    under a client's spelling matches the inventory's stored name."""
+    if frame.empty:
+        return []
+    con.register("_caa_name_keys", frame[DOWNLOAD_KEY].reset_index(drop=True))
+    try:
+        return con.execute(
+            "SELECT domain, repository, format, namespace_key(format, namespace), package_key(format, package), "
+            "version_key(format, version) FROM (SELECT *, row_number() OVER () AS i FROM _caa_name_keys) "
+            "ORDER BY i").fetchall()
+    finally:
+        con.unregister("_caa_name_keys")
+
+
 def requested_after(con: duckdb.DuckDBPyConnection, start_at: datetime, end_at: datetime, newest: Any
                     ) -> pd.DataFrame:
     """sql/cleanup_requested_after.sql over (start_at, end_at]: the whole days from download_days, raw only
@@ -528,10 +544,12 @@ def backtest(con: duckdb.DuckDBPyConnection, settings: Settings, days: int | Non
     past = evaluate(con, settings, as_of=then, **policy_overrides)
     sel = past[past["candidate"]].copy()
     after = requested_after(con, then, now, newest=now)  # `now` is the newest event: its day is whole
-    hits = {tuple(k[:-2]): (k[-2], k[-1]) for k in after[[*DOWNLOAD_KEY, "downloads_after",
-                                                         "first_requested_at"]].astype(object)
-            .where(after.notna(), None).itertuples(index=False, name=None)}
-    got = [hits.get(k) for k in sel[DOWNLOAD_KEY].itertuples(index=False, name=None)]
+    hits: dict[tuple, tuple] = {}  # per version as CodeArtifact compares names: spellings summed
+    for k, (n, at) in zip(name_keys(con, after), after[["downloads_after", "first_requested_at"]].astype(object)
+                          .where(after.notna(), None).itertuples(index=False, name=None), strict=True):
+        n0, at0 = hits.get(k, (0, None))
+        hits[k] = (n0 + n, min((t for t in (at0, at) if t is not None), default=None))
+    got = [hits.get(k) for k in name_keys(con, sel)]
     sel["downloads_after"] = [g[0] if g else 0 for g in got]
     sel["first_requested_at"] = [g[1] if g else None for g in got]
     requested = sel[sel["downloads_after"] > 0]

@@ -161,13 +161,16 @@ def heal(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def unsized_days(con: duckdb.DuckDBPyConnection) -> list[date]:
-    """The days of download_ip_days with downloads it could not size whose asset the inventory now sizes."""
+    """The days of download_ip_days with downloads it could not size whose asset the inventory now sizes
+    (matched as sql/rollup_download_ip_days.sql matches them: the names as CodeArtifact compares them)."""
     return [d for (d,) in con.execute(
         "SELECT DISTINCT d.day FROM download_ip_days AS d WHERE d.size_bytes IS NULL AND EXISTS ("
         "SELECT 1 FROM assets AS a WHERE a.size_bytes IS NOT NULL AND a.account_id = d.account_id "
         "AND a.region = d.region AND a.domain = d.domain AND a.repository = d.repository AND a.format = d.format "
-        "AND a.namespace IS NOT DISTINCT FROM d.namespace AND a.package = d.package AND a.version = d.version "
-        "AND a.asset = d.asset) ORDER BY 1").fetchall()]
+        "AND namespace_key(a.format, a.namespace) IS NOT DISTINCT FROM namespace_key(d.format, d.namespace) "
+        "AND package_key(a.format, a.package) = package_key(d.format, d.package) "
+        "AND version_key(a.format, a.version) = version_key(d.format, d.version) "
+        "AND asset_key(a.format, a.asset) = asset_key(d.format, d.asset)) ORDER BY 1").fetchall()]
 
 
 def resize(con: duckdb.DuckDBPyConnection) -> bool:

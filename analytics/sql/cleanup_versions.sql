@@ -1,6 +1,7 @@
 -- Purpose: the facts the cleanup policy judges each stored package version by, as of a point in time:
---          its downloads (matched by domain, repository, format, namespace, package and version, with
---          namespaces compared by IS NOT DISTINCT FROM because NULL means "none"), its size, and its
+--          its downloads (matched by domain, repository, format, namespace, package and version, the names
+--          as CodeArtifact compares them (core/schema/021_name_keys.sql), with namespaces compared by IS NOT
+--          DISTINCT FROM because NULL means "none"), its size, and its
 --          package's upstream origin control. Only downloads at or before $as_of count, and versions
 --          published after $as_of are left out, so the same query replays the past for a backtest.
 --          Every status is returned; the policy decides which statuses may be selected.
@@ -112,8 +113,10 @@ pieces AS (  -- w NULL: whole months, whole days or the as-of day (day = the fir
             AND event_at < CAST((SELECT b365 FROM b) + 1 AS TIMESTAMP) AT TIME ZONE 'UTC')
     GROUP BY ALL
 ),
-dl AS (
-    SELECT domain, repository, format, namespace, package, version,
+dl AS (  -- per version as CodeArtifact compares names (core/schema/021_name_keys.sql): a download under a
+          -- client's spelling (pip's `Zope.Interface`) is one of the stored version's (`zope-interface`)
+    SELECT domain, repository, format, namespace_key(format, namespace) AS namespace_key,
+           package_key(format, package) AS package_key, version_key(format, version) AS version_key,
            max(last_at) FILTER (WHERE w IS NULL) AS last_downloaded_at,
            CAST(coalesce(sum(downloads) FILTER (WHERE w IS NULL AND day > (SELECT b30 FROM b)), 0)
                 + coalesce(sum(downloads) FILTER (WHERE w = 30), 0) AS BIGINT) AS downloads_30d,
@@ -143,7 +146,8 @@ LEFT JOIN packages p
       AND p.package = v.package
 LEFT JOIN dl
        ON dl.domain = v.domain AND dl.repository = v.repository AND dl.format = v.format
-      AND dl.namespace IS NOT DISTINCT FROM v.namespace AND dl.package = v.package AND dl.version = v.version
+      AND dl.namespace_key IS NOT DISTINCT FROM namespace_key(v.format, v.namespace)
+      AND dl.package_key = package_key(v.format, v.package) AND dl.version_key = version_key(v.format, v.version)
 LEFT JOIN sized s
        ON s.account_id = v.account_id AND s.region = v.region AND s.domain = v.domain
       AND s.repository = v.repository AND s.format = v.format AND s.namespace IS NOT DISTINCT FROM v.namespace

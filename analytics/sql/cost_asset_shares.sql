@@ -34,11 +34,16 @@ WITH held AS (
      AND a.namespace IS NOT DISTINCT FROM v.namespace AND a.package = v.package AND a.version = v.version
     WHERE v.status <> 'Disposed'
 ),
-downloads_per_version AS (  -- whole UTC days ($start_at and $end_at are UTC midnights): the download_days rollup
-    SELECT account_id, region, domain, repository, format, namespace, package, version,
+downloads_per_version AS (  -- whole UTC days ($start_at and $end_at are UTC midnights): the download_days rollup,
+                            -- per version as CodeArtifact compares names (core/schema/021_name_keys.sql)
+    SELECT account_id, region, domain, repository, format, namespace_key(format, namespace) AS namespace_key,
+           package_key(format, package) AS package_key, version_key(format, version) AS version_key,
            CAST(sum(downloads) AS BIGINT) AS downloads
-    FROM download_days
-    WHERE day >= CAST($start_at AT TIME ZONE 'UTC' AS DATE) AND day < CAST($end_at AT TIME ZONE 'UTC' AS DATE)
+    FROM (SELECT account_id, region, domain, repository, format, namespace, package, version,
+                 sum(downloads) AS downloads
+          FROM download_days
+          WHERE day >= CAST($start_at AT TIME ZONE 'UTC' AS DATE) AND day < CAST($end_at AT TIME ZONE 'UTC' AS DATE)
+          GROUP BY ALL)
     GROUP BY ALL
 ),
 per_repository AS (  -- the rows of each asset in each repository (a GROUP BY and a join: a window
@@ -64,7 +69,8 @@ weighted AS (
     LEFT JOIN downloads_per_version AS d
       ON h.account_id = d.account_id AND h.region = d.region AND h.domain = d.domain
      AND h.repository = d.repository AND h.format = d.format
-     AND h.namespace IS NOT DISTINCT FROM d.namespace AND h.package = d.package AND h.version = d.version
+     AND d.namespace_key IS NOT DISTINCT FROM namespace_key(h.format, h.namespace)
+     AND d.package_key = package_key(h.format, h.package) AND d.version_key = version_key(h.format, h.version)
 ),
 chosen AS (
     SELECT *,

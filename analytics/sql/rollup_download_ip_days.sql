@@ -17,9 +17,12 @@ WITH served AS (
     WHERE event_at >= $lo AND event_at < $hi
     GROUP BY ALL
 ),
-sizes AS (  -- an asset is one row of assets; max() keeps the query whole if a store ever held two
-    SELECT account_id, region, domain, repository, format, namespace, package, version, asset,
-           max(size_bytes) AS size_bytes
+sizes AS (  -- an asset is one row of assets; max() keeps the query whole if a store ever held two. Keyed as
+           -- CodeArtifact compares names (core/schema/021_name_keys.sql): a download recorded under a
+           -- client's spelling (NuGet's `acme.core.1.0.0-beta.nupkg`) has the stored asset's size
+    SELECT account_id, region, domain, repository, format, namespace_key(format, namespace) AS namespace_key,
+           package_key(format, package) AS package_key, version_key(format, version) AS version_key,
+           asset_key(format, asset) AS asset_key, max(size_bytes) AS size_bytes
     FROM assets
     WHERE size_bytes IS NOT NULL
     GROUP BY ALL
@@ -41,5 +44,7 @@ LEFT JOIN given AS g
  AND d.package = g.package AND d.version = g.version AND d.asset = g.asset
 LEFT JOIN sizes AS s
   ON d.account_id = s.account_id AND d.region = s.region AND d.domain = s.domain
- AND d.repository = s.repository AND d.format = s.format AND d.namespace IS NOT DISTINCT FROM s.namespace
- AND d.package = s.package AND d.version = s.version AND d.asset = s.asset
+ AND d.repository = s.repository AND d.format = s.format
+ AND namespace_key(d.format, d.namespace) IS NOT DISTINCT FROM s.namespace_key
+ AND package_key(d.format, d.package) = s.package_key AND version_key(d.format, d.version) = s.version_key
+ AND asset_key(d.format, d.asset) = s.asset_key

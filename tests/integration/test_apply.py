@@ -38,23 +38,24 @@ POLICY = ('{"keep_latest":0,"keep_latest_per_major":0,"min_age_days":90,"pins":[
 
 def build_store(db: Path, versions: list[tuple], events: list[tuple] = (), deps: list[tuple] = (),
                 regions: tuple[str, ...] = (REGION,)) -> None:
-    """versions: (namespace, package, version, status, revision, origin_type)."""
+    """versions: (namespace, package, version, status, revision, origin_type[, format: npm]); events: (package,
+    version, event_at, error_code[, format: npm])."""
     with writer(db) as con, store.load_transaction(con):
         for region in regions:
             con.execute("INSERT INTO domains (account_id, region, domain, last_seen_at) VALUES (?, ?, ?, ?)",
                         [ACCT, region, DOMAIN, T_REPORT])
-        for ns, pkg, ver, status, rev, origin in versions:
-            con.execute("INSERT INTO package_versions VALUES (?, ?, ?, ?, 'npm', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [ACCT, REGION, DOMAIN, REPO, ns, pkg, ver, status, rev, origin,
+        for ns, pkg, ver, status, rev, origin, *fmt in versions:
+            con.execute("INSERT INTO package_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [ACCT, REGION, DOMAIN, REPO, *(fmt or ["npm"]), ns, pkg, ver, status, rev, origin,
                          T_REPORT - timedelta(days=400), T_REPORT - timedelta(days=400), T_REPORT])
         for i, at in enumerate((T_REPORT - timedelta(days=400), T_REPORT - timedelta(hours=1))):  # CloudTrail's span
             con.execute("INSERT INTO event_rows (event_id, event_at, event_name, account_id, region, domain) "
                         "VALUES (?, ?, 'GetAuthorizationToken', ?, ?, ?)", [f"token{i}", at, ACCT, REGION, DOMAIN])
-        for i, (pkg, ver, at, error) in enumerate(events):
+        for i, (pkg, ver, at, error, *fmt) in enumerate(events):
             con.execute("INSERT INTO event_rows (event_id, event_at, event_name, account_id, region, domain, repository, "
                         "format, namespace, package, version, asset, error_code) "
-                        "VALUES (?, ?, 'ReadFromRepository', ?, ?, ?, ?, 'npm', NULL, ?, ?, 'a.tgz', ?)",
-                        [f"e{i}", at, ACCT, REGION, DOMAIN, REPO, pkg, ver, error])
+                        "VALUES (?, ?, 'ReadFromRepository', ?, ?, ?, ?, ?, NULL, ?, ?, 'a.tgz', ?)",
+                        [f"e{i}", at, ACCT, REGION, DOMAIN, REPO, *(fmt or ["npm"]), pkg, ver, error])
         for pkg, ver, dep, req in deps:
             con.execute("INSERT INTO package_dependencies VALUES (?, ?, ?, ?, 'npm', NULL, ?, ?, NULL, ?, 'regular', ?)",
                         [ACCT, REGION, DOMAIN, REPO, pkg, ver, dep, req])
@@ -63,12 +64,13 @@ def build_store(db: Path, versions: list[tuple], events: list[tuple] = (), deps:
 def write_report(path: Path, versions: list[tuple], approve: str | None = "yes", policy: str | None = None) -> Path:
     import pandas as pd
 
-    recs = [{"account_id": ACCT, "domain": DOMAIN, "repository": REPO, "format": "npm", "namespace": ns,
+    recs = [{"account_id": ACCT, "domain": DOMAIN, "repository": REPO, "format": (fmt or ["npm"])[0],
+             "namespace": ns,
              "package": pkg, "version": ver, "status": status, "origin_type": "INTERNAL", "published_at": None,
              "last_downloaded_at": None, "downloads_90d": 0, "size_bytes": 1000, "reclaimable_bytes": 1000,
              "monthly_savings_usd": 0.01, "refetchable": False, "reason": "unused", "approve": approve,
              "generated_at": None, "policy": policy or POLICY}
-            for ns, pkg, ver, status, _rev, _o in versions]
+            for ns, pkg, ver, status, _rev, _o, *fmt in versions]
     write_table(pd.DataFrame(recs, columns=REPORT_COLUMNS), path)
     os.utime(path, (T_REPORT.timestamp(), T_REPORT.timestamp()))
     return path
@@ -90,17 +92,17 @@ class StubClients:
         assert scope.account_id == ACCT and scope.region == REGION
         return {"codeartifact": self.ca, "sts": self.sts}[service]
 
-    def listing(self, pkg: str, versions: list[tuple], ns: str | None = None) -> None:
-        params = {"domain": DOMAIN, "domainOwner": ACCT, "repository": REPO, "format": "npm", "package": pkg}
-        body = {"format": "npm", "package": pkg,
+    def listing(self, pkg: str, versions: list[tuple], ns: str | None = None, fmt: str = "npm") -> None:
+        params = {"domain": DOMAIN, "domainOwner": ACCT, "repository": REPO, "format": fmt, "package": pkg}
+        body = {"format": fmt, "package": pkg,
                 "versions": [{"version": v, "status": s, "revision": r} for v, s, r in versions]}
         if ns is not None:
             params["namespace"] = body["namespace"] = ns
         self.stub.add_response("list_package_versions", body, params)
 
     def write(self, op: str, pkg: str, versions: list[str], expected: dict, ok: dict | None = None,
-              failed: dict | None = None, ns: str | None = None) -> None:
-        params = {"domain": DOMAIN, "domainOwner": ACCT, "repository": REPO, "format": "npm", "package": pkg,
+              failed: dict | None = None, ns: str | None = None, fmt: str = "npm") -> None:
+        params = {"domain": DOMAIN, "domainOwner": ACCT, "repository": REPO, "format": fmt, "package": pkg,
                   "versions": versions, **expected}
         if ns is not None:
             params["namespace"] = ns
@@ -255,6 +257,23 @@ def test_the_recheck_skips_downloaded_changed_protected_and_depended_on_rows(est
     assert [r[0] for r in log(db, "result = 'ok'")] == ["1.3.0"]
     assert "revision changed: b2 now, b expected" in out
     assert "expected revision taken from the store" in log(db, "result = 'ok'")[0][7]
+
+
+def test_a_download_under_a_clients_spelling_after_the_report_keeps_the_stored_version(estate):
+    """CodeArtifact stores `zope-interface` (PyPI names PEP 503-normalized); pip may fetch `Zope.Interface`, and
+    CloudTrail records that. The re-check counts it as a download of the stored version."""
+    versions = [(None, "zope-interface", v, "Published", f"r{v}", "INTERNAL", "pypi") for v in ("1.0", "1.1")]
+    db, report, settings = estate(versions, events=[("Zope.Interface", "1.0", T_REPORT + timedelta(hours=3), None,
+                                                     "pypi")])
+    aws = StubClients()
+    aws.listing("zope-interface", [("1.0", "Published", "r1.0"), ("1.1", "Published", "r1.1")], fmt="pypi")
+    aws.write("update_package_versions_status", "zope-interface", ["1.1"], fmt="pypi", expected={
+        "expectedStatus": "Published", "targetStatus": "Archived", "versionRevisions": {"1.1": "r1.1"}})
+    code, out = apply(settings, report, "archive", clients=aws, execute=True, yes=True)
+    aws.done()
+    assert code == 0
+    assert [(r[0], r[2], r[7].split(":")[0] if r[2] == "skipped" else None) for r in log(db)] == [
+        ("1.0", "skipped", "downloaded after the report"), ("1.1", "ok", None)]
 
 
 def test_staged_disposes_later_only_what_nobody_tried_to_fetch(estate):

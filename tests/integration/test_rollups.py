@@ -74,12 +74,16 @@ EXPECTED_DOWNLOAD_PRINCIPAL_DAYS = f"""
 SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, repository, format, namespace,
        package, version, principal_arn, count(*)
 FROM events WHERE {DOWNLOAD} GROUP BY ALL ORDER BY ALL"""
-# Sized from the inventory as it is (a store whose inventory never lost an asset).
+# Sized from the inventory as it is (a store whose inventory never lost an asset), the names as CodeArtifact
+# compares them (core/schema/021_name_keys.sql).
 SIZED = f"""
 (SELECT * FROM events WHERE {DOWNLOAD}) e
 LEFT JOIN assets a ON e.account_id = a.account_id AND e.region = a.region AND e.domain = a.domain
- AND e.repository = a.repository AND e.format = a.format AND e.namespace IS NOT DISTINCT FROM a.namespace
- AND e.package = a.package AND e.version = a.version AND e.asset = a.asset"""
+ AND e.repository = a.repository AND e.format = a.format
+ AND namespace_key(e.format, e.namespace) IS NOT DISTINCT FROM namespace_key(a.format, a.namespace)
+ AND package_key(e.format, e.package) = package_key(a.format, a.package)
+ AND version_key(e.format, e.version) = version_key(a.format, a.version)
+ AND asset_key(e.format, e.asset) = asset_key(a.format, a.asset)"""
 EXPECTED_DOWNLOAD_IP_DAYS = f"""
 SELECT CAST(e.event_at AT TIME ZONE 'UTC' AS DATE), e.account_id, e.region, e.domain, e.repository, e.format,
        e.namespace, e.package, e.version, e.asset, e.source_ip, count(*), a.size_bytes
@@ -173,13 +177,13 @@ def test_a_backfill_is_refreshed_in_runs_of_days_within_the_event_budget(tmp_pat
 
 
 def schema_up_to(tmp_path, last: int):
-    """A copy of the migrations up to `last`, with 018 and 019 (the UTC macros today's rollup SQL calls, and the
-    ledger's rows table today's collector writes, which the older store gets as it is simulated here running
-    today's rollups and collector): the schema of an older caa."""
+    """A copy of the migrations up to `last`, with 018, 019 and 021 (the UTC and name-key macros today's rollup
+    SQL calls, and the ledger's rows table today's collector writes, which the older store gets as it is
+    simulated here running today's rollups and collector): the schema of an older caa."""
     folder = tmp_path / "schema"
     folder.mkdir()
     for f in sorted(store.SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql")):
-        if int(f.name[:3]) <= last or f.name.startswith(("018_", "019_")):
+        if int(f.name[:3]) <= last or f.name.startswith(("018_", "019_", "021_")):
             shutil.copy(f, folder / f.name)
     return folder
 
@@ -366,6 +370,46 @@ def test_downloads_the_inventory_could_not_size_are_sized_once_it_has_their_asse
     n["pkg0"] += 1
     n["pkg19"] += 1
     assert shown() == {p: (k, 0, k * size[p]) for p, k in n.items()}
+
+
+def test_downloads_under_a_clients_spelling_are_sized_by_the_stored_asset(tmp_path):
+    """CodeArtifact stores NuGet and PyPI names normalized, and the inventory lists them so: `acme.core`
+    1.0.0-Beta with asset `acme.core.1.0.0-Beta.nupkg`, `zope-interface`. A NuGet client fetches
+    `.../acme.core.1.0.0-beta.nupkg` for `Acme.Core`, pip `Zope.Interface`, and CloudTrail records that. The
+    inventory run that brings the assets sizes those downloads (unsized_days finds their day, the refresh
+    matches them)."""
+    from analytics import transfer
+
+    db = tmp_path / "caa.duckdb"
+    src = tmp_path / "trail"
+    settings = make_settings(db=db)
+    at = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    sent = [("nuget", "Acme.Core", "1.0.0-beta", "/nuget/npm-store/v3/package/acme.core/1.0.0-beta/"
+             "acme.core.1.0.0-beta.nupkg"),
+            ("pypi", "Zope.Interface", "5.0", "/pypi/npm-store/simple/zope-interface/zope.interface-5.0.tar.gz")]
+    recs = [record(i, at + timedelta(minutes=i), package=pkg, version=v,
+                   requestParameters={"domainName": "acme", "domainOwner": ACCOUNT, "repositoryName": "npm-store",
+                                      "packageFormat": fmt, "packageName": pkg, "packageVersion": v},
+                   additionalEventData={"requestUri": uri}) for i, (fmt, pkg, v, uri) in enumerate(sent * 3)]
+    write_local(src, {f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/11/01/a.json.gz": gz_file(recs)})
+    assert collect(db, [cloudtrail.SPEC], settings, since=date(2026, 11, 1), source=str(src)) == 0
+    stored = [("nuget", "acme.core", "1.0.0-Beta", "acme.core.1.0.0-Beta.nupkg", 7_000_001),
+              ("pypi", "zope-interface", "5.0", "zope.interface-5.0.tar.gz", 5_000_003)]
+    with writer(db) as con:
+        inventory.load_repository(con, RepositoryRows(
+            {**REPO, "administrator_account": ACCOUNT, "description": None, "upstreams": [],
+             "external_connections": [], "created_at": TRAIL_NOW, "tags": {}, "last_seen_at": TRAIL_NOW},
+            assets=[{**REPO, "format": fmt, "namespace": None, "package": p, "version": v, "asset": a,
+                     "size_bytes": n, "sha256": None} for fmt, p, v, a, n in stored]))
+    con = store.open_reader(db)
+    try:
+        df = transfer.served(con, settings, date(2026, 11, 1), date(2026, 11, 1), per_day=False)
+    finally:
+        con.close()
+    per = df.groupby("format")[["downloads", "unsized_downloads", "bytes"]].sum()
+    assert {f: tuple(map(int, r)) for f, r in per.iterrows()} == {"nuget": (3, 0, 3 * 7_000_001),
+                                                                  "pypi": (3, 0, 3 * 5_000_003)}
+    assert_rollups_match(db)
 
 
 @pytest.mark.parametrize("lost", ["principal_hours", "auth_hours", "download_sessions_days", "download_ip_days",

@@ -406,3 +406,38 @@ def test_a_store_with_events_but_no_inventory_assets_gives_an_empty_report(tmp_p
         df = C.report_cleanup(con, s)
         assert len(df) == 0 and C.summary(df)["candidates"] == 0
         assert C.backtest(con, s)["selected"] == 0
+
+
+# ---- names as CodeArtifact stores them --------------------------------------------------------------
+
+def test_a_download_under_a_clients_spelling_keeps_the_version_codeartifact_stores_normalized(build):
+    """CodeArtifact stores PyPI names PEP 503-normalized and NuGet names (and versions) lowercased, and the
+    inventory lists them so; a download may be recorded as the client spelled it. Such a version is in use,
+    not a candidate, today and in the backtest. npm names are compared as spelled."""
+    e = Estate()
+    keys = {}
+    for fmt, stored, sent, version, sent_version in (
+            ("pypi", "zope-interface", "Zope.Interface", "1.0", "1.0"),
+            ("pypi", "ruamel-yaml-clib", "ruamel.yaml__clib", "1.0", "1.0"),
+            ("nuget", "newtonsoft.json", "Newtonsoft.Json", "1.0.0-Beta", "1.0.0-beta"),
+            ("npm", "left-pad", "Left-Pad", "1.0", "1.0")):
+        e.version(stored, "0.9", fmt=fmt)
+        used = e.version(stored, version, fmt=fmt)
+        e.version(stored, "2.0", fmt=fmt)  # the latest: kept
+        e.download((*used[:6], sent, sent_version), ago(3))
+        e.download((*used[:6], sent, sent_version), ago(20))  # after the backtest's replayed "now"
+        keys[fmt, stored] = used
+    con = build(e)
+    found = candidates(con, keep_latest=1, keep_latest_per_major=0)
+    by_package = {(k[4], k[6]): set() for k in keys.values()}
+    for k in found:
+        by_package[k[4], k[6]].add(k[7])
+    assert by_package == {("pypi", "zope-interface"): {"0.9"}, ("pypi", "ruamel-yaml-clib"): {"0.9"},
+                          ("nuget", "newtonsoft.json"): {"0.9"},
+                          ("npm", "left-pad"): {"0.9", "1.0"}}  # npm: `Left-Pad` is another package
+    facts = C.evaluate(con, settings()).set_index(C.KEY)
+    assert [facts.loc[keys[k], "downloads_30d"] for k in sorted(keys)] == [0, 2, 2, 2]  # npm, nuget, pypi x2
+    bt = C.backtest(con, settings(), 60, keep_latest=1, keep_latest_per_major=0)
+    assert sorted((d["format"], d["package"], d["version"]) for d in bt["false_deletions"]) == [
+        ("nuget", "newtonsoft.json", "1.0.0-Beta"), ("pypi", "ruamel-yaml-clib", "1.0"),
+        ("pypi", "zope-interface", "1.0")]

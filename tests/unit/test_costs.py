@@ -188,6 +188,20 @@ def test_first_publisher_is_the_earliest_when_neither_is_internal_and_download_s
 
 
 
+def test_download_share_counts_the_downloads_a_client_spelled_otherwise(tmp_path):
+    """The inventory lists the PyPI name CodeArtifact stores (`zope-interface`); pip may fetch `Zope.Interface`,
+    and CloudTrail records that. Those downloads still weigh the split (1 : 3, not the equal fallback)."""
+    def fill(con):
+        shared_asset_store(con)
+        con.execute("UPDATE package_versions SET format = 'pypi', package = 'zope-interface'")
+        con.execute("UPDATE assets_rows SET format = 'pypi', package = 'zope-interface'")
+        con.execute("UPDATE event_rows SET format = 'pypi', package = 'Zope.Interface' WHERE package = 'lib'")
+    con = open_store(tmp_path, fill)
+    repo = by(costs.cost_report(con, make_settings(costs={"shared_asset_split": "download_share"}), *JUNE,
+                                by="repository"), "repository")
+    assert (repo["app"]["storage_usd"], repo["cache"]["storage_usd"]) == (pytest.approx(1.875), pytest.approx(8.125))
+
+
 def test_equal_split_is_per_repository_when_one_repository_holds_an_asset_twice(tmp_path):
     def fill(con):
         shared_asset_store(con)  # and X again in cache, under version 2.0's second file: cache holds it twice

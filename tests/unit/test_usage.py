@@ -96,3 +96,29 @@ def test_idle_repositories(report):
 def test_single_consumer_versions(report):
     s = report["single_consumer_versions"]
     assert s[["package", "version", "principal_arn", "downloads"]].values.tolist() == [["requests", "2.0", ALICE, 4]]
+
+
+def test_a_download_under_a_clients_spelling_has_the_stored_versions_origin(tmp_path):
+    """The inventory lists PyPI names PEP 503-normalized (`zope-interface`) and NuGet's lowercased; pip and
+    NuGet may fetch `Zope.Interface` and `1.0.0-beta`, and CloudTrail records that. Such downloads are the
+    stored version's, not NOT_IN_INVENTORY; npm names compare as spelled."""
+    t = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    sent = [("pypi", "Zope.Interface", "5.0"), ("pypi", "zope_interface", "5.0"), ("nuget", "Acme.Core", "1.0.0-beta"),
+            ("npm", "Left-Pad", "1.0.0")]
+    path = tmp_path / "x.duckdb"
+    with writer(path) as w:
+        insert_events(w, [_dl(i, t + timedelta(minutes=i), "r1", fmt, pkg, v, ALICE)
+                          for i, (fmt, pkg, v) in enumerate(sent)])
+        for fmt, pkg, version, origin in (("pypi", "zope-interface", "5.0", "EXTERNAL"),
+                                          ("nuget", "acme.core", "1.0.0-Beta", "INTERNAL"),
+                                          ("npm", "left-pad", "1.0.0", "INTERNAL")):
+            w.execute("INSERT INTO package_versions (account_id, region, domain, repository, format, package, version,"
+                      " status, origin_type, first_seen_at, last_seen_at) VALUES (?, 'us-east-1', 'acme', 'r1', ?, ?, ?,"
+                      " 'Published', ?, ?, ?)", [A, fmt, pkg, version, origin, t, t])
+    con = store.open_reader(path)
+    try:
+        got = usage_report(con, load_settings(path.with_name("absent.toml")), date(2026, 3, 1), date(2026, 3, 8))
+    finally:
+        con.close()
+    assert got["origin_share"].set_index("origin_type")["downloads"].to_dict() == {
+        "EXTERNAL": 2, "INTERNAL": 1, "NOT_IN_INVENTORY": 1}

@@ -335,7 +335,10 @@ def _describe(errors: list[dict], toml_file: Path | None) -> tuple[str, ...]:
         loc = ".".join(str(p) for p in err["loc"])
         top = str(err["loc"][0]) if err["loc"] else ""
         env_name = "CAA_" + "__".join(str(p) for p in err["loc"][:2]).upper()
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and (secret := _secret(err["loc"])):
+            parts.append(f"{loc} is a secret, never read from the config file")
+            fix = secret
+        elif err["type"] == "extra_forbidden":
             near = _nearest(err["loc"])
             parts.append(f"unknown setting {loc}" + (f" (did you mean {near}?)" if near else ""))
             fix = "correct or remove the unknown key(s)"
@@ -351,10 +354,44 @@ def _describe(errors: list[dict], toml_file: Path | None) -> tuple[str, ...]:
     return "; ".join(parts), where, "; ".join(fixes)
 
 
+# Keys people write for a secret, per section (lowercase), and where caa takes that secret from instead: a
+# difflib match would offer email.smtp_port for smtp_password, or alerts.webhook_url_env for webhook_url.
+SECRET_KEYS = {
+    "email": ({"password", "smtp_password", "pass", "user", "username", "smtp_user", "smtp_username", "login"},
+              "remove it and set CAA_SMTP_USER and CAA_SMTP_PASSWORD where caa runs, or email.smtp_secret_arn "
+              "(a Secrets Manager secret)"),
+    "alerts": ({"webhook_url", "webhook", "url", "slack_webhook", "teams_webhook"},
+               "remove it and put the URL in the environment variable alerts.webhook_url_env names "
+               "(CAA_WEBHOOK_URL by default), or alerts.webhook_secret_arn"),
+    "aws": ({"access_key", "access_key_id", "aws_access_key_id", "secret_key", "secret_access_key",
+             "aws_secret_access_key", "session_token", "aws_session_token"},
+            "remove it: caa takes AWS credentials from the environment, a profile (AWS_PROFILE) or the instance or "
+            "task role (README: a real AWS account)"),
+}
+# Other names people write for a key, per section: {section: {written: key}} (difflib finds neither).
+ALIASES = {"email": {"sender": "from_addr", "from": "from_addr", "from_address": "from_addr",
+                     "recipients": "to", "to_addrs": "to", "host": "smtp_host", "port": "smtp_port",
+                     "tls": "starttls", "use_tls": "starttls"}}
+
+
+def _secret(loc: tuple) -> str | None:
+    """The fix for an unknown key at `loc` that names a secret caa never reads from its file, else None."""
+    key = str(loc[-1]).lower()
+    if key in SECRET_KEYS["aws"][0]:  # at the top, in [aws] or in an [[accounts]] entry
+        return SECRET_KEYS["aws"][1]
+    keys, fix = SECRET_KEYS.get(str(loc[0]).lower(), (set(), None)) if len(loc) == 2 else (set(), None)
+    return fix if key in keys else None
+
+
 def _nearest(loc: tuple) -> str | None:
-    """The valid key closest to the unknown one at `loc` (a difflib match), as a dotted name."""
+    """The valid key closest to the unknown one at `loc` (a known other name for it, else a difflib match), as a
+    dotted name."""
     import difflib
     import typing
+
+    alias = ALIASES.get(str(loc[0]).lower(), {}).get(str(loc[-1]).lower()) if len(loc) == 2 else None
+    if alias:
+        return f"{loc[0]}.{alias}"
 
     model: Any = Settings
     for part in loc[:-1]:

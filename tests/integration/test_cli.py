@@ -205,6 +205,13 @@ def test_sql_still_answers_every_kind_of_read(small_db, monkeypatch, capsys, que
     (b"[prices]\nstorage_usd_per_gb_month = inf\n", ["prices.storage_usd_per_gb_month is invalid", "finite"]),
     (b"[cloudtrail]\nbatch_files = 0\n", ["cloudtrail.batch_files is invalid", "1 to 5000"]),
     (b'[prices]\nnote = "caf\xe9"\n', ["is not UTF-8 text (byte", "save the file as UTF-8"]),
+    (b'[email]\nsender = "caa@example.com"\n', ["unknown setting email.sender (did you mean email.from_addr?)"]),
+    # a secret written into the file: where caa takes it from instead (not the nearest key), never the value
+    (b'[email]\nsmtp_password = "hunter2"\n', ["email.smtp_password is a secret", "CAA_SMTP_PASSWORD"]),
+    (b'[alerts]\nwebhook_url = "https://hooks.example.com/hunter2"\n', ["alerts.webhook_url is a secret",
+                                                                        "CAA_WEBHOOK_URL"]),
+    (b'[[accounts]]\nid = "123456789012"\naws_secret_access_key = "hunter2"\n',
+     ["accounts.0.aws_secret_access_key is a secret", "AWS_PROFILE"]),
 ])
 def test_config_mistakes_are_one_line_naming_each_key_and_the_fix(tmp_path, monkeypatch, capsys, toml, says):
     config = tmp_path / "caa.toml"
@@ -215,6 +222,7 @@ def test_config_mistakes_are_one_line_naming_each_key_and_the_fix(tmp_path, monk
     assert err.startswith("caa: config error: ") and "fix:" in err and str(config) in err, err
     for text in says:
         assert text in err, err
+    assert "hunter2" not in err  # a secret's value is never echoed
 
 
 @pytest.mark.parametrize("name, value, says", [

@@ -9,6 +9,7 @@ Reads: the settings' accounts, roles and endpoints (never storing credentials). 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ IAM_ACTION_OVERRIDES = {
 }
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
           "UnauthorizedException", "UnrecognizedClientException"}
+_KMS_ACTION = re.compile(r"\bkms:[A-Za-z*]+")  # in the message of an S3 read that the object's KMS key denied
+_KMS_KEY = re.compile(r"\barn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId",
            "TokenRefreshRequired"}
 
@@ -166,6 +169,14 @@ def translate(exc: BaseException, scope: Scope, service: str, what: str = "") ->
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         op = exc.operation_name
+        if code in DENIED and (kms := _KMS_ACTION.search(exc.response.get("Error", {}).get("Message", ""))):
+            # S3 reads of an SSE-KMS object (an organisation trail, a billing export) are denied by the key's
+            # policy or the role's, not by s3:GetObject: say which KMS action on which key
+            key = _KMS_KEY.search(exc.response["Error"]["Message"])
+            on = key.group(0) if key else "the KMS key that encrypts the objects"
+            return AwsAccessError(f"{op} was denied ({code}): the objects are encrypted with a KMS key", where=where,
+                                  fix=f"allow {kms.group(0)} on {on} for {_role_text(scope)}, in its IAM policy "
+                                      "and in the key's policy (README: least privilege)")
         if code in DENIED:
             action = iam_action(service, op)
             return AwsAccessError(f"{op} was denied ({code})", where=where,

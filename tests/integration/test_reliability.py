@@ -74,8 +74,8 @@ class _Body:
         yield self.data
 
 
-def _xml_error(request: Any, status: int, code: str) -> AWSResponse:  # S3 (rest-xml)
-    data = f"<Error><Code>{code}</Code><Message>{code}</Message><RequestId>r</RequestId></Error>".encode()
+def _xml_error(request: Any, status: int, code: str, message: str | None = None) -> AWSResponse:  # S3 (rest-xml)
+    data = f"<Error><Code>{code}</Code><Message>{message or code}</Message><RequestId>r</RequestId></Error>".encode()
     return AWSResponse(request.url, status, HeadersDict({"content-type": "application/xml"}), _Body(data))
 
 
@@ -87,6 +87,10 @@ def _json_error(request: Any, status: int, code: str) -> AWSResponse:  # Cost Ex
 THROTTLES = {"s3": partial(_xml_error, status=503, code="SlowDown"),
              "ce": partial(_json_error, status=400, code="LimitExceededException")}
 
+KMS_KEY = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+KMS_DENIED = (f"User: arn:aws:sts::111111111111:assumed-role/caa-collect/run is not authorized to perform: kms:Decrypt "
+              f"on resource: {KMS_KEY} because no identity-based policy allows the kms:Decrypt action")
+
 
 @dataclass
 class Faults:
@@ -94,12 +98,15 @@ class Faults:
 
     throttle: share of S3 and Cost Explorer attempts answered with SlowDown / LimitExceededException.
     deny_bucket: every S3 request to this bucket answers 403 AccessDenied.
+    kms_bucket: every object read (GetObject) from this bucket answers 403 AccessDenied as S3 does when the
+        object's KMS key does not let the caller decrypt (an SSE-KMS organisation trail); listing works.
     expire_at: the n-th call (1-based) and every later one fail with ExpiredToken.
     """
 
     throttle: float = 0.0
     seed: int = 0
     deny_bucket: str | None = None
+    kms_bucket: str | None = None
     expire_at: int | None = None
     calls: list[tuple[str, str]] = field(default_factory=list)
     throttled: Counter = field(default_factory=Counter)
@@ -126,6 +133,9 @@ class Faults:
     def _before_send(self, request: Any, service: str, **_: Any) -> AWSResponse | None:
         if service == "s3" and self.deny_bucket and self.deny_bucket in request.url:
             return _xml_error(request, 403, "AccessDenied")
+        if (service == "s3" and self.kms_bucket and self.kms_bucket in request.url and request.method == "GET"
+                and "list-type=" not in request.url):
+            return _xml_error(request, 403, "AccessDenied", KMS_DENIED)
         if service in THROTTLES and self.throttle:
             with self._lock:
                 hit = self._rng.random() < self.throttle
@@ -299,6 +309,21 @@ def _columns(name: str) -> list[str]:
                                           "ORDER BY column_index", [name]).fetchall()]
     finally:
         con.close()
+
+
+def test_a_trail_encrypted_with_a_kms_key_the_role_may_not_use_names_the_key_not_s3(world, tmp_path, capsys):
+    """An organisation trail is often SSE-KMS: S3 lists the files, and every read answers AccessDenied because
+    the key's policy or the role's does not allow kms:Decrypt. Allowing s3:GetObject (already allowed) would
+    not fix it: the line names the KMS action and key."""
+    db = tmp_path / "caa.duckdb"
+    assert run_world(db, world, Faults(kms_bucket=BUCKET), specs=[cloudtrail.SPEC]) == 1
+    failures = [line for line in capsys.readouterr().err.splitlines() if line.startswith("failed ")]
+    assert len(failures) == 1 and failures[0].startswith(f"failed cloudtrail source={SOURCE}: GetObject was "
+                                                         "denied (AccessDenied): the objects are encrypted with a "
+                                                         "KMS key"), failures
+    assert f"fix: allow kms:Decrypt on {KMS_KEY} for the caller's credentials" in failures[0], failures
+    assert "s3:GetObject" not in failures[0]
+    assert rows(db, "SELECT count(*) FROM events") == [(0,)]
 
 
 # -- throttling -------------------------------------------------------------------------------------------

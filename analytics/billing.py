@@ -83,16 +83,17 @@ def window(con: duckdb.DuckDBPyConnection, since: date | None, until: date | Non
     return (start, end) if start <= end else None
 
 
-def window_note(con: duckdb.DuckDBPyConnection, since: date | None, until: date | None) -> str:
+def window_note(con: duckdb.DuckDBPyConnection, since: date | None, until: date | None,
+                asked_as: str = "--since/--until") -> str:
     """Why window(con, since, until) found no day: what the bill and the model each cover, and what to run
-    or ask for (call it when window() answered None)."""
+    or ask for (call it when window() answered None; `asked_as` names what set since and until)."""
     bill, cov = coverage(con), costs.coverage(con)
     billed = f"{bill.first_date}..{bill.last_date}" if bill.first_date and bill.last_date else "no day"
     if cov.first_snapshot_date is None or cov.first_full_day is None or cov.last_full_day is None:
         return (f"no day to reconcile: the bill covers {billed}, the model none (it prices storage snapshots and "
                 "events: run `caa collect inventory` and `caa collect cloudtrail`)")
     modeled = f"{max(cov.first_snapshot_date, cov.first_full_day)}..{cov.last_full_day}"
-    asked = f" within --since/--until ({since or '...'}..{until or '...'})" if since or until else ""
+    asked = f" within {asked_as} ({since or '...'}..{until or '...'})" if since or until else ""
     return f"no day to reconcile{asked}: the bill covers {billed}, the model {modeled}"
 
 

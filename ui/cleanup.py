@@ -99,7 +99,7 @@ def page(view: View) -> None:
     policy = policy_ui(view)
     data: views.CleanupView | None = view.load(views.cleanup_view, *policy)
     if data is None:
-        no_data()
+        no_data(view)
         return
     if not data.assets:
         st.caption("The inventory holds no package assets yet, so no version can be judged: "

@@ -21,7 +21,7 @@ from typing import Any
 
 import streamlit as st
 
-from analytics.filters import Filters
+from analytics.filters import LIST_FIELDS, Filters
 from core import store
 from core.settings import Settings
 from ui import cache, views
@@ -57,6 +57,10 @@ class View:
         return _cached(load.__name__, self.db, self.version, self.filters, self.settings_json, args)
 
 
+# loads that read the whole store whatever the filters: the sidebar's choices, and what an empty page says
+UNFILTERED = (views.filter_options.__name__, views.store_span.__name__)
+
+
 @st.cache_data(show_spinner="Loading the store...", max_entries=64)
 def _cached(name: str, db: str, version: tuple[int, int] | None, filters: Filters, settings_json: str,
             args: tuple) -> Any:
@@ -68,7 +72,7 @@ def _cached(name: str, db: str, version: tuple[int, int] | None, filters: Filter
         found = cache.lookup(con, cache.page_key(name, args, filters, settings))
         if found is not cache.MISS:
             return found
-        if name != views.filter_options.__name__:  # the sidebar's choices never depend on the filters
+        if name not in UNFILTERED:
             filters.apply(con)
         if not con.execute("SELECT count(*) > 0 FROM collector_runs").fetchone()[0]:
             return None
@@ -97,7 +101,16 @@ def pct(value: float) -> str:
     return "n/a" if value != value else f"{round(value, 1) + 0.0:,.1f}%"  # + 0.0: never "-0.0%"
 
 
-def no_data(instead: str | None = None) -> None:
-    """The empty state: NO_DATA, or `instead` when the store holds something the page cannot show yet (the
-    bill without the usage that prices it: views.bill_only)."""
+def no_data(view: View, instead: str | None = None) -> None:
+    """The empty state: what the store holds when the filters leave nothing of it, else NO_DATA, or `instead`
+    when the store holds something the page cannot show yet (the bill without the usage that prices it:
+    views.bill_only)."""
+    f = view.filters
+    span = view.load(views.store_span) if f.active else None
+    if span is not None:  # names are counted, never shown: st.info reads markdown, and names are hostile input
+        chosen = [f"dates {f.start or '...'} to {f.end or '...'}"] if f.start or f.end else []
+        chosen += [f"{name}: {len(getattr(f, name))} chosen" for name in LIST_FIELDS if getattr(f, name)]
+        st.info(f"Nothing matches the filters ({'; '.join(chosen)}): the store holds events from {span[0]} to "
+                f"{span[1]}. Widen the dates or clear the filters in the sidebar.")
+        return
     st.info(instead or NO_DATA)

@@ -178,7 +178,7 @@ def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
 def page(view: View) -> None:
     window = view.load(views.cost_window, view.filters.start, view.filters.end, None)
     if window is None:
-        no_data(view.load(views.bill_only))
+        no_data(view, view.load(views.bill_only))
         return
     since, until = window
     st.caption(f"Window: {since:%Y-%m-%d} to {until:%Y-%m-%d} (UTC days; this month to the last full day, or "

@@ -21,7 +21,7 @@ def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
 def page(view: View) -> None:
     data: health.Health | None = view.load(views.health_view)
     if data is None:
-        no_data()
+        no_data(view)
         return
     failing = data.failing
     ok, bad, rows = st.columns(3)

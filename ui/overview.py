@@ -139,7 +139,7 @@ def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
 def page(view: View) -> None:
     data = view.load(views.overview_view)
     if data is None:
-        no_data(view.load(views.bill_only))
+        no_data(view, view.load(views.bill_only))
         return
     as_of_ui(data)
     costs = view.load(views.overview_costs)

@@ -87,7 +87,7 @@ def page(view: View) -> None:
     days = window_ui()
     data: views.SpikesView | None = view.load(views.spikes_view, view.filters.start, view.filters.end, days)
     if data is None:
-        no_data()
+        no_data(view)
         return
     st.caption(f"Spikes ending from {data.since:%Y-%m-%d} to {data.until:%Y-%m-%d} (UTC; the filters' dates "
                "win over the window). Orange: download spikes; red: auth-failure bursts.")

@@ -91,7 +91,7 @@ def default_loads(settings: Settings, earlier: Earlier) -> DefaultLoads:
 def page(view: View) -> None:
     window = view.load(views.usage_window, view.filters.start, view.filters.end)
     if window is None:
-        no_data()
+        no_data(view)
         return
     since, until = window
     st.caption(f"Window: {since:%Y-%m-%d} to {until:%Y-%m-%d} (UTC days; the last 30 days of data unless the "

@@ -366,6 +366,13 @@ def filter_options(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
     return filters.options(con)
 
 
+def store_span(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[date, date] | None:
+    """The first and last UTC day of the store's events, whatever the filters (not filtered, as filter_options):
+    what a page empty under the filters says the store holds. None without events."""
+    first, last = con.execute("SELECT min(day), max(day) FROM event_days").fetchone()
+    return None if first is None else (first, last)
+
+
 def overview_view(con: duckdb.DuckDBPyConnection, settings: Settings) -> overview.Overview | None:
     return overview.overview(con, settings.prices)
 
@@ -415,7 +422,7 @@ def bill_view(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | 
         return BillView(note="no bill collected yet")
     days = billing.window(con, since, until)
     if days is None:
-        return BillView(note="the bill and the store's usage share no full day in this window")
+        return BillView(note=billing.window_note(con, since, until, asked_as="the date filter"))
     daily = billing.reconcile(con, settings, *days, grain="usage_type")
     note = billing.grain_note(con, "domain")
     dom = billing.summary(billing.reconcile(con, settings, *days, grain="domain"), ["account_id", "domain"])
@@ -430,7 +437,7 @@ def bill_view(con: duckdb.DuckDBPyConnection, settings: Settings, since: date | 
 Load = Callable[..., Any]  # (con, settings, *args) -> what the page shows
 # name -> load. The name keys the cache (ui/cache.py page_key); ui/common.View.load only runs these.
 LOADS: dict[str, Load] = {f.__name__: f for f in (
-    filter_options, overview_view, overview_costs, health_view,
+    filter_options, store_span, overview_view, overview_costs, health_view,
     cost_window, cost_report, daily_cost, forecast_with_cleanup, reconcile, bill_view, bill_only,
     usage_window, usage_view, downloads_over_time,
     spikes_view,

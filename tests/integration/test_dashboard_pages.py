@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -295,3 +295,36 @@ def test_every_page_honours_a_domain_filter(demo, page):
         s = direct(demo, lambda con, st: cleanup.summary(cleanup.report_cleanup(con, st)), Filters(domains=("acme",)))
         assert metrics(at)["Candidates"] == f"{s['candidates']:,}"
         assert set(at.dataframe[0].value["domain"]) == {"acme"}
+
+
+
+@pytest.mark.parametrize("page", ["overview", "costs", "usage", "spikes"])
+def test_filters_that_leave_nothing_say_what_the_store_holds_not_that_it_is_empty(demo, page):
+    """Dates before the store's first event said 'No data yet: run make demo or caa collect' to someone
+    whose store is full: the filter, not the store, is empty."""
+    (first, last), = rows(demo, "SELECT min(day), max(day) FROM event_days")
+    infos = [i.value for i in run_page(page=page, start="2020-01-01", end="2020-01-31").info]
+    assert infos == [f"Nothing matches the filters (dates 2020-01-01 to 2020-01-31): the store holds events from "
+                     f"{first} to {last}. Widen the dates or clear the filters in the sidebar."], infos
+    if page == "overview":  # names are counted, not shown (st.info reads markdown; names are hostile input)
+        infos = [i.value for i in run_page(page=page, domains=["acme"], end="2020-01-31").info]
+        assert infos[0].startswith("Nothing matches the filters (dates ... to 2020-01-31; domains: 1 chosen): "), infos
+
+
+def test_a_bill_that_shares_no_day_with_the_usage_says_what_each_covers(tmp_path):
+    """The Costs page's bill section said only 'the bill and the store's usage share no full day in this
+    window'; it says which days each covers, as `caa report reconcile` does."""
+    from collectors import cur
+    from tests.fixtures.cur2_export import write_export
+    from tests.fixtures.small_store import build_small_store
+    from tests.helpers import collect, make_settings
+    from ui import views
+
+    db = tmp_path / "caa.duckdb"
+    build_small_store(db)  # usage in June 2025
+    export = write_export(tmp_path / "export")  # the bill of 2026-10-01..2026-11-30
+    assert collect(db, [cur.SPEC], make_settings(db=db, cur={"sources": [str(export.root)]})) == 0
+    with store.open_reader(db) as con:
+        note = views.bill_view(con, make_settings(db=db), date(2025, 6, 1), date(2025, 6, 30)).note
+    assert note.startswith("no day to reconcile within the date filter (2025-06-01..2025-06-30): the bill covers "
+                           "2026-10-01..2026-11-30, the model 2025-"), note

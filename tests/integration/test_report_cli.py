@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from analytics.reports import read_table
+from tests.helpers import rows
 
 CLEANUP_COLUMNS = ["account_id", "domain", "repository", "format", "namespace", "package", "version", "status",
                    "origin_type", "published_at", "last_downloaded_at", "downloads_90d", "size_bytes",
@@ -115,6 +116,14 @@ def test_spikes_and_usage_reports_are_written(demo_store, tmp_path):
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "not the file usage.csv" in res.stderr and f"--out {tmp_path / 'usage'}" in res.stderr
     assert not (tmp_path / "usage.csv").exists()
+    # a window without downloads says what the store covers, not only empty tables ("nobody downloads anything")
+    (first, last), = rows(db, "SELECT min(day), max(day) FROM event_days")
+    res = caa("report", "usage", "--since", "2020-01-01", "--until", "2020-01-31", "--out", str(tmp_path / "u.xlsx"),
+              db=db)
+    assert res.returncode == 0, res.stderr
+    assert (f"note: no download in 2020-01-01..2020-01-31: the store's events cover {first}..{last} "
+            "(--since/--until)") in res.stdout
+    assert "note:" not in caa("report", "usage", "--out", str(tmp_path / "v.xlsx"), db=db).stdout
 
 
 def test_cost_and_reconcile_reports_without_a_model_say_what_the_store_covers(tmp_path, demo_store):

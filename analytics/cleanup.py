@@ -505,12 +505,11 @@ def name_keys(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> list[tuple
     under a client's spelling matches the inventory's stored name."""
     if frame.empty:
         return []
-    con.register("_caa_name_keys", frame[DOWNLOAD_KEY].reset_index(drop=True))
+    con.register("_caa_name_keys", frame[DOWNLOAD_KEY].reset_index(drop=True).assign(_i=range(len(frame))))
     try:
         return con.execute(
             "SELECT domain, repository, format, namespace_key(format, namespace), package_key(format, package), "
-            "version_key(format, version) FROM (SELECT *, row_number() OVER () AS i FROM _caa_name_keys) "
-            "ORDER BY i").fetchall()
+            "version_key(format, version) FROM _caa_name_keys ORDER BY _i").fetchall()
     finally:
         con.unregister("_caa_name_keys")
 

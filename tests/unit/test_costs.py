@@ -234,6 +234,20 @@ def test_storage_shares_summed_to_a_level_in_sql_are_the_asset_rows_summed(tmp_p
     assert full[below].isna().all().all()
 
 
+@pytest.mark.parametrize("split", ["equal", "first_publisher", "download_share"])
+def test_each_versions_downloads_are_shown_at_the_version_and_asset_levels_whatever_the_split(tmp_path, split):
+    """The query reads the downloads only when it uses them: the download_share split weighs by them, and the
+    version and asset levels show them; every other level shows none."""
+    con = open_store(tmp_path, shared_asset_store)  # June: lib 1.0 downloaded once in app, 3 times in cache
+    s = make_settings(costs={"shared_asset_split": split})
+    for level in ("version", "asset"):
+        got = costs.storage_attribution(con, s, *JUNE, level=level)
+        assert {(r.repository, r.version): r.downloads for r in got.itertuples()} == {
+            ("app", "1.0"): 1, ("cache", "1.0"): 3, ("cache", "2.0"): 0}
+    for level in ("package", "repository", "domain"):
+        assert costs.storage_attribution(con, s, *JUNE, level=level)["downloads"].isna().all()
+
+
 def test_storage_attribution_adds_up_when_the_inventory_differs_from_the_domain_size(tmp_path):
     def fill(con):
         shared_asset_store(con)

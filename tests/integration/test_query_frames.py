@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics import queries
+from analytics import cleanup, queries
 from analytics.filters import Filters
 from core import store
 from core.settings import load_settings
@@ -23,7 +23,7 @@ from ui import precompute
 def test_every_query_the_pages_run_gives_the_frame_duckdb_gives(demo_store, monkeypatch, filtered):
     db, _ = demo_store()
     settings = load_settings(Path(os.devnull), db=db)
-    real = queries.run
+    real, real_objects = queries.run, queries.run_objects
     seen: dict[str, int] = {}
 
     def checked(con, name, **params):
@@ -33,6 +33,15 @@ def test_every_query_the_pages_run_gives_the_frame_duckdb_gives(demo_store, monk
         seen[name] = seen.get(name, 0) + 1
         return got
 
+    def checked_objects(con, name, **params):  # text as Python str objects (the cleanup frames)
+        got = real_objects(con, name, **params)
+        want = _as_objects(con.execute(queries.sql(name), params).df())
+        pd.testing.assert_frame_equal(_ordered(got), _ordered(want), obj=f"query {name}")
+        assert all(isinstance(v, str) or pd.isna(v) for c in got.select_dtypes(object) for v in got[c])
+        seen[name] = seen.get(name, 0) + 1
+        return got
+
+    cleanup.forget_facts()  # an earlier test's judging of this store is kept: read it again
     with store.open_reader(db) as con:
         latest = con.execute("SELECT max(event_at) FROM events").fetchone()[0].date()
         domain = con.execute("SELECT domain FROM events GROUP BY domain ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
@@ -41,9 +50,17 @@ def test_every_query_the_pages_run_gives_the_frame_duckdb_gives(demo_store, monk
         for module in list(sys.modules.values()):  # each analytics module imported run by name
             if getattr(module, "__name__", "").startswith("analytics") and getattr(module, "run", None) is real:
                 monkeypatch.setattr(module, "run", checked)
+            if (getattr(module, "__name__", "").startswith("analytics")
+                    and getattr(module, "run_objects", None) is real_objects):
+                monkeypatch.setattr(module, "run_objects", checked_objects)
         for load, args in precompute.default_loads(con, settings):
             load(con, settings, *args)
     assert len(seen) >= 30, sorted(seen)
+    assert {"cleanup_versions", "cleanup_assets"} <= set(seen)
+
+
+def _as_objects(df: pd.DataFrame) -> pd.DataFrame:
+    return df.astype({c: object for c, t in df.dtypes.items() if isinstance(t, pd.StringDtype)})
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
@@ -70,3 +87,6 @@ def test_a_result_converts_as_duckdb_converts_it(query):
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     pd.testing.assert_frame_equal(queries.frame(con, con.sql(query).to_arrow_table()), con.execute(query).df())
+    # run_objects' frame: the same with text as Python str objects
+    pd.testing.assert_frame_equal(queries.frame(con, con.sql(query).to_arrow_table(), objects=True),
+                                  _as_objects(con.execute(query).df()))

@@ -519,8 +519,9 @@ def test_the_cleanup_report_counts_the_downloads_up_to_its_as_of(demo_reader):
     settings = make_settings()
     keys = ["domain", "repository", "format", "namespace", "package", "version"]
     cols = [*keys, "last_downloaded_at", "downloads_30d", "downloads_90d", "downloads_365d", "downloads_total"]
-    # the newest event; a moment into its day with that day's later downloads left out; a day before
-    for as_of in (latest, later, latest - timedelta(days=1, hours=3)):
+    # the newest event; a moment into its day with that day's later downloads left out; a day before; the
+    # last instant of a day (the backtest's, read from download_days whole)
+    for as_of in (latest, later, latest - timedelta(days=1, hours=3), cleanup.day_end(latest - timedelta(days=2))):
         got = cleanup.evaluate(con, settings, as_of=as_of)
         got = got[got["downloads_total"] > 0][cols].astype({"namespace": object})
         want = con.execute(f"SELECT * FROM ({RAW_CLEANUP_DOWNLOADS}) d WHERE EXISTS (SELECT 1 FROM package_versions v "

@@ -326,13 +326,32 @@ def test_backtest_counts_a_selected_version_downloaded_afterwards_as_a_false_del
     e.download(latest, ago(1))
     con = build(e)
     bt = C.backtest(con, settings(), 90, keep_latest=1, keep_latest_per_major=0)
-    assert bt["replayed_as_of"] == ago(90)
+    # the end of the last whole UTC day at least 90 days back (its queries read whole days from the rollups)
+    assert ago(90) == datetime(2026, 4, 1, 12, tzinfo=UTC)
+    assert bt["replayed_as_of"] == datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC)
     assert (bt["selected"], bt["requested_after"], bt["false_deletion_rate"]) == (2, 1, 0.5)
     assert bt["requested_after_permanent"] == 1 and bt["downloads_after"] == 1
     assert bt["reclaimable_bytes"]["total"] == 3 * GIB
     assert [d["version"] for d in bt["false_deletions"]] == ["1.0.0"]
     # today lib 1.0.0 was used 30 days ago and 1.2.0 is 60 days old: only 1.1.0 is selected
     assert versions_of(candidates(con, keep_latest=1, keep_latest_per_major=0)) == {"1.1.0"}
+
+
+def test_the_backtest_replays_the_end_of_a_day_with_that_days_downloads_before_it(build):
+    e = Estate()
+    late = e.version("lib", "1.0.0", size=GIB)
+    e.download(late, datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC))  # the replayed instant itself
+    early = e.version("lib", "1.1.0", size=GIB)
+    e.download(early, datetime(2026, 3, 29, 12, tzinfo=UTC))
+    e.download(early, datetime(2026, 4, 1, 0, 0, tzinfo=UTC))  # just after it: a false deletion if selected
+    e.version("lib", "2.0.0")
+    con = build(e)
+    bt = C.backtest(con, settings(), 90, keep_latest=1, keep_latest_per_major=0, unused_days=1)
+    assert bt["replayed_as_of"] == datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    # 1.0.0 was downloaded at that instant (in use); 1.1.0 two and a half days before it (unused), and again
+    # at the next day's first instant
+    assert (bt["selected"], bt["requested_after"], bt["downloads_after"]) == (1, 1, 1)
+    assert [d["version"] for d in bt["false_deletions"]] == ["1.1.0"]
 
 
 # ---- the report file ---------------------------------------------------------------------------

@@ -63,11 +63,12 @@ LOG_COLUMNS = {"run_id": _I, "logged_at": _TS, "who": _S, "action": _S, "account
                "repository": _S, "format": _S, "namespace": _S, "package": _S, "version": _S,
                "expected_status": _S, "expected_revision": _S, "result": _S, "error_code": _S, "message": _S,
                "new_status": _S, "new_revision": _S, "input_sha256": _S, "batch": _I}
-ROW_COLUMNS = {"line": _I, "domain": _S, "repository": _S, "format": _S, "namespace": _S, "package": _S,
-               "version": _S, "since": _TS}
+ROW_COLUMNS = {"line": _I, "account_id": _S, "region": _S, "domain": _S, "repository": _S, "format": _S,
+               "namespace": _S, "package": _S, "version": _S, "since": _TS}
 # A request of a row's version, its names as CodeArtifact compares them (core/schema/021_name_keys.sql): pip may
-# fetch `Zope.Interface` of the stored `zope-interface`, and CloudTrail records what the client sent.
-_MATCH = ("d.domain = t.domain AND d.format = t.format "
+# fetch `Zope.Interface` of the stored `zope-interface`, and CloudTrail records what the client sent. A domain's
+# name is unique only within its account (the events' account_id is the domain owner's) and Region.
+_MATCH = ("d.account_id = t.account_id AND d.region = t.region AND d.domain = t.domain AND d.format = t.format "
           "AND namespace_key(d.format, d.namespace) IS NOT DISTINCT FROM namespace_key(t.format, t.namespace) "
           "AND package_key(d.format, d.package) = package_key(t.format, t.package) "
           "AND version_key(d.format, d.version) = version_key(t.format, t.version)")

@@ -52,7 +52,6 @@ from core.store import store_identity
 GIB = 1024**3
 KEY = ["account_id", "region", "domain", "repository", "format", "namespace", "package", "version"]
 PACKAGE = KEY[:-1]
-DOWNLOAD_KEY = ["domain", "repository", "format", "namespace", "package", "version"]
 GONE = ("Disposed", "Deleted")  # statuses whose assets are no longer stored
 REPORT_COLUMNS = [
     "account_id", "domain", "repository", "format", "namespace", "package", "version", "status", "origin_type",
@@ -509,16 +508,16 @@ def edge_days(start_at: datetime, end_at: datetime, days_to: date | None = None)
 
 
 def name_keys(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> list[tuple]:
-    """Each row's DOWNLOAD_KEY with its names as CodeArtifact compares them (the store's package_key,
+    """Each row's KEY (a domain's name is unique only within its account and Region) with its names as CodeArtifact compares them (the store's package_key,
     namespace_key and version_key, core/schema/021_name_keys.sql), in the frame's order: a download recorded
     under a client's spelling matches the inventory's stored name."""
     if frame.empty:
         return []
-    con.register("_caa_name_keys", frame[DOWNLOAD_KEY].reset_index(drop=True).assign(_i=range(len(frame))))
+    con.register("_caa_name_keys", frame[KEY].reset_index(drop=True).assign(_i=range(len(frame))))
     try:
         return con.execute(
-            "SELECT domain, repository, format, namespace_key(format, namespace), package_key(format, package), "
-            "version_key(format, version) FROM _caa_name_keys ORDER BY _i").fetchall()
+            "SELECT account_id, region, domain, repository, format, namespace_key(format, namespace), "
+            "package_key(format, package), version_key(format, version) FROM _caa_name_keys ORDER BY _i").fetchall()
     finally:
         con.unregister("_caa_name_keys")
 

@@ -1,6 +1,7 @@
 -- Purpose: the facts the cleanup policy judges each stored package version by, as of a point in time:
---          its downloads (matched by domain, repository, format, namespace, package and version, the names
---          as CodeArtifact compares them (core/schema/021_name_keys.sql), with namespaces compared by IS NOT
+--          its downloads (matched by account, Region, domain, repository, format, namespace, package and
+--          version (a domain's name is unique only within its account and Region), the names as
+--          CodeArtifact compares them (core/schema/021_name_keys.sql), with namespaces compared by IS NOT
 --          DISTINCT FROM because NULL means "none"), its size, and its
 --          package's upstream origin control. Only downloads at or before $as_of count, and versions
 --          published after $as_of are left out, so the same query replays the past for a backtest.
@@ -30,7 +31,7 @@
 --          the names-as-compared grouping (dl) sees a few rows a version: 244 against 315 ms at 200M,
 --          where one grouping of every piece with a filtered sum per window took 133 ms of DuckDB's CPU.
 WITH pieces AS (  -- per version and source: its downloads in all, the last one, and each window's part
-    SELECT domain, repository, format, namespace, package, version, sum(downloads) AS total,
+    SELECT account_id, region, domain, repository, format, namespace, package, version, sum(downloads) AS total,
            max(last_at) AS last_at,
            sum(downloads) FILTER (WHERE month > CAST(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC' AS DATE)) AS d30,
            sum(downloads) FILTER (WHERE month > CAST(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC' AS DATE)) AS d90,
@@ -38,73 +39,85 @@ WITH pieces AS (  -- per version and source: its downloads in all, the last one,
     FROM download_months WHERE month < $split AND month < CAST($as_of AT TIME ZONE 'UTC' AS DATE)
     GROUP BY ALL
     UNION ALL
-    SELECT domain, repository, format, namespace, package, version, sum(downloads), max(last_at),
+    SELECT account_id, region, domain, repository, format, namespace, package, version, sum(downloads), max(last_at),
            sum(downloads) FILTER (WHERE day > CAST(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC' AS DATE)),
            sum(downloads) FILTER (WHERE day > CAST(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC' AS DATE)),
            sum(downloads) FILTER (WHERE day > CAST(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC' AS DATE))
     FROM download_days WHERE day >= $split AND day < $days_to
     GROUP BY ALL
     UNION ALL
-    SELECT domain, repository, format, namespace, package, version, NULL, NULL, sum(downloads) FILTER (WHERE w = 30),
+    SELECT account_id, region, domain, repository, format, namespace, package, version,
+           NULL, NULL, sum(downloads) FILTER (WHERE w = 30),
            sum(downloads) FILTER (WHERE w = 90), sum(downloads) FILTER (WHERE w = 365)
     FROM (  -- constant bounds (from $as_of), so DuckDB prunes each range, and drops the branch
             -- not taken: the days after the first day, or (when fewer) the month less its days up to it
-        SELECT domain, repository, format, namespace, package, version, downloads, 30 AS w FROM download_days
+        SELECT account_id, region, domain, repository, format, namespace, package, version,
+               downloads, 30 AS w FROM download_days
         WHERE day > CAST(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC' AS DATE)
           AND day < least(CAST(date_trunc('month', ($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') AS DATE) + INTERVAL 1 MONTH, $split)
           AND dayofmonth(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') > 15
         UNION ALL
-        SELECT domain, repository, format, namespace, package, version, downloads, 30 FROM download_months
+        SELECT account_id, region, domain, repository, format, namespace, package, version,
+               downloads, 30 FROM download_months
         WHERE month = CAST(date_trunc('month', ($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') AS DATE)
           AND month < $split
           AND dayofmonth(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') <= 15
         UNION ALL
-        SELECT domain, repository, format, namespace, package, version, -downloads, 30 FROM download_days
+        SELECT account_id, region, domain, repository, format, namespace, package, version,
+               -downloads, 30 FROM download_days
         WHERE day >= CAST(date_trunc('month', ($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') AS DATE)
           AND day <= CAST(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC' AS DATE)
           AND CAST(date_trunc('month', ($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') AS DATE) < $split
           AND dayofmonth(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') <= 15
         UNION ALL
-        SELECT domain, repository, format, namespace, package, version, downloads, 90 AS w FROM download_days
+        SELECT account_id, region, domain, repository, format, namespace, package, version,
+               downloads, 90 AS w FROM download_days
         WHERE day > CAST(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC' AS DATE)
           AND day < least(CAST(date_trunc('month', ($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') AS DATE) + INTERVAL 1 MONTH, $split)
           AND dayofmonth(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') > 15
         UNION ALL
-        SELECT domain, repository, format, namespace, package, version, downloads, 90 FROM download_months
+        SELECT account_id, region, domain, repository, format, namespace, package, version,
+               downloads, 90 FROM download_months
         WHERE month = CAST(date_trunc('month', ($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') AS DATE)
           AND month < $split
           AND dayofmonth(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') <= 15
         UNION ALL
-        SELECT domain, repository, format, namespace, package, version, -downloads, 90 FROM download_days
+        SELECT account_id, region, domain, repository, format, namespace, package, version,
+               -downloads, 90 FROM download_days
         WHERE day >= CAST(date_trunc('month', ($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') AS DATE)
           AND day <= CAST(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC' AS DATE)
           AND CAST(date_trunc('month', ($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') AS DATE) < $split
           AND dayofmonth(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') <= 15
         UNION ALL
-        SELECT domain, repository, format, namespace, package, version, downloads, 365 AS w FROM download_days
+        SELECT account_id, region, domain, repository, format, namespace, package, version,
+               downloads, 365 AS w FROM download_days
         WHERE day > CAST(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC' AS DATE)
           AND day < least(CAST(date_trunc('month', ($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') AS DATE) + INTERVAL 1 MONTH, $split)
           AND dayofmonth(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') > 15
         UNION ALL
-        SELECT domain, repository, format, namespace, package, version, downloads, 365 FROM download_months
+        SELECT account_id, region, domain, repository, format, namespace, package, version,
+               downloads, 365 FROM download_months
         WHERE month = CAST(date_trunc('month', ($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') AS DATE)
           AND month < $split
           AND dayofmonth(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') <= 15
         UNION ALL
-        SELECT domain, repository, format, namespace, package, version, -downloads, 365 FROM download_days
+        SELECT account_id, region, domain, repository, format, namespace, package, version,
+               -downloads, 365 FROM download_days
         WHERE day >= CAST(date_trunc('month', ($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') AS DATE)
           AND day <= CAST(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC' AS DATE)
           AND CAST(date_trunc('month', ($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') AS DATE) < $split
           AND dayofmonth(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') <= 15)
     GROUP BY ALL
     UNION ALL
-    SELECT domain, repository, format, namespace, package, version, count(*), max(event_at), count(*), count(*),
+    SELECT account_id, region, domain, repository, format, namespace, package, version,
+           count(*), max(event_at), count(*), count(*),
            count(*)  -- $as_of's day is in every window
     FROM downloads
     WHERE event_at >= CAST($days_to AS TIMESTAMP) AT TIME ZONE 'UTC' AND event_at <= $as_of
     GROUP BY ALL
     UNION ALL
-    SELECT domain, repository, format, namespace, package, version, NULL, NULL, count(*) FILTER (WHERE w = 30),
+    SELECT account_id, region, domain, repository, format, namespace, package, version,
+           NULL, NULL, count(*) FILTER (WHERE w = 30),
            count(*) FILTER (WHERE w = 90), count(*) FILTER (WHERE w = 365)
     FROM (SELECT *, 30 AS w FROM downloads
           WHERE event_at > $as_of - INTERVAL 30 DAY
@@ -124,7 +137,7 @@ WITH pieces AS (  -- per version and source: its downloads in all, the last one,
 ),
 dl AS (  -- per version as CodeArtifact compares names (core/schema/021_name_keys.sql): a download under a
           -- client's spelling (pip's `Zope.Interface`) is one of the stored version's (`zope-interface`)
-    SELECT domain, repository, format, namespace_key(format, namespace) AS namespace_key,
+    SELECT account_id, region, domain, repository, format, namespace_key(format, namespace) AS namespace_key,
            package_key(format, package) AS package_key, version_key(format, version) AS version_key,
            max(last_at) AS last_downloaded_at, CAST(coalesce(sum(d30), 0) AS BIGINT) AS downloads_30d,
            CAST(coalesce(sum(d90), 0) AS BIGINT) AS downloads_90d,
@@ -150,7 +163,8 @@ LEFT JOIN packages p
       AND p.repository = v.repository AND p.format = v.format AND p.namespace IS NOT DISTINCT FROM v.namespace
       AND p.package = v.package
 LEFT JOIN dl
-       ON dl.domain = v.domain AND dl.repository = v.repository AND dl.format = v.format
+       ON dl.account_id = v.account_id AND dl.region = v.region AND dl.domain = v.domain
+      AND dl.repository = v.repository AND dl.format = v.format
       AND dl.namespace_key IS NOT DISTINCT FROM namespace_key(v.format, v.namespace)
       AND dl.package_key = package_key(v.format, v.package) AND dl.version_key = version_key(v.format, v.version)
 LEFT JOIN sized s

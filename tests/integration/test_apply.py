@@ -276,6 +276,26 @@ def test_a_download_under_a_clients_spelling_after_the_report_keeps_the_stored_v
         ("1.0", "skipped", "downloaded after the report"), ("1.1", "ok", None)]
 
 
+def test_a_download_of_a_same_named_domains_copy_elsewhere_does_not_keep_this_one(estate):
+    """Domain names are unique only within an account and Region: a download after the report of `corp`'s
+    copy in another Region, or in another account, is not one of this copy (the report judged them apart)."""
+    versions = [(None, "lib", v, "Published", f"r{v}", "INTERNAL", "npm") for v in ("1.0", "1.1")]
+    db, report, settings = estate(versions)
+    with writer(db) as con, store.load_transaction(con):
+        for i, (acct, region) in enumerate([(ACCT, "eu-west-1"), ("222222222222", REGION)]):
+            con.execute("INSERT INTO event_rows (event_id, event_at, event_name, account_id, region, domain, repository, "
+                        "format, package, version, asset) VALUES (?, ?, 'ReadFromRepository', ?, ?, ?, ?, 'npm', 'lib', "
+                        "'1.0', 'a.tgz')", [f"twin{i}", T_REPORT + timedelta(hours=3), acct, region, DOMAIN, REPO])
+    aws = StubClients()
+    aws.listing("lib", [("1.0", "Published", "r1.0"), ("1.1", "Published", "r1.1")])
+    aws.write("update_package_versions_status", "lib", ["1.0", "1.1"], expected={
+        "expectedStatus": "Published", "targetStatus": "Archived", "versionRevisions": {"1.0": "r1.0", "1.1": "r1.1"}})
+    code, out = apply(settings, report, "archive", clients=aws, execute=True, yes=True)
+    aws.done()
+    assert code == 0
+    assert [(r[0], r[2]) for r in log(db)] == [("1.0", "ok"), ("1.1", "ok")]
+
+
 def test_staged_disposes_later_only_what_nobody_tried_to_fetch(estate):
     versions = web(3)
     db, report, settings = estate(versions)
@@ -292,9 +312,10 @@ def test_staged_disposes_later_only_what_nobody_tried_to_fetch(estate):
     archived_at = rows(db, "SELECT max(logged_at) FROM apply_log WHERE action = 'staged:archive'")[0][0]
     with writer(db) as con, store.load_transaction(con):  # a failed fetch of 1.0.1, and trail coverage
         for i, (ver, err) in enumerate([("1.0.1", "PackageVersionArchived"), ("1.0.2", None)]):
-            con.execute("INSERT INTO event_rows (event_id, event_at, event_name, domain, repository, format, namespace, "
-                        "package, version, error_code) VALUES (?, ?, 'ReadFromRepository', ?, 'other', 'npm', "
-                        "'acme', 'web', ?, ?)", [f"x{i}", archived_at + timedelta(minutes=5), DOMAIN, ver, err])
+            con.execute("INSERT INTO event_rows (event_id, event_at, event_name, account_id, region, domain, repository, "
+                        "format, namespace, package, version, error_code) VALUES (?, ?, 'ReadFromRepository', ?, ?, ?, "
+                        "'other', 'npm', 'acme', 'web', ?, ?)",
+                        [f"x{i}", archived_at + timedelta(minutes=5), ACCT, REGION, DOMAIN, ver, err])
     again = StubClients()
     again.listing("web", [(f"1.0.{i}", "Archived", f"1.0.{i}-new") for i in range(3)], ns="acme")
     again.write("dispose_package_versions", "web", ["1.0.0", "1.0.2"], ns="acme", expected={

@@ -36,10 +36,10 @@ def test_no_candidate_was_downloaded_within_unused_days(demo):
     cand = evaluated[evaluated["candidate"]]
     as_of = C.store_as_of(con)
     recent = con.execute(
-        "SELECT DISTINCT domain, repository, format, namespace, package, version FROM downloads "
+        "SELECT DISTINCT account_id, region, domain, repository, format, namespace, package, version FROM downloads "
         "WHERE event_at >= $since", {"since": as_of - timedelta(days=settings.cleanup.unused_days)}).fetchall()
     assert recent, "the demo has recent downloads"
-    assert not set(recent) & set(cand[C.DOWNLOAD_KEY].itertuples(index=False, name=None))
+    assert not set(recent) & set(cand[C.KEY].itertuples(index=False, name=None))
     assert (cand["age_days"] >= settings.cleanup.min_age_days).all()
 
 

@@ -491,7 +491,7 @@ SELECT domain, repository, format, namespace, package, version, max(event_at) AS
        count(*) AS downloads_total
 FROM events WHERE {DOWNLOAD} AND event_at <= $as_of GROUP BY ALL"""
 RAW_REQUESTED_AFTER = """
-SELECT domain, repository, format, namespace, package, version, count(*) AS downloads_after,
+SELECT account_id, region, domain, repository, format, namespace, package, version, count(*) AS downloads_after,
        min(event_at) AS first_requested_at
 FROM downloads WHERE event_at > $start_at AND event_at <= $end_at GROUP BY ALL ORDER BY ALL"""
 RAW_REQUESTS = """
@@ -607,7 +607,8 @@ def test_queries_on_rollups_answer_what_a_scan_of_events_answers(demo_reader, fi
         # traffic follows the clock, and on a quiet weekend (2026-12-06 00:15Z) the filtered domain had no
         # download in the 18 hours before its newest event but two hours
         last_download = con.execute("SELECT max(event_at) FROM downloads").fetchone()[0]
-        for then, now in ((latest - timedelta(days=90, hours=5, seconds=3), latest),  # the backtest's window
+        for then, now in ((cleanup.day_end(latest - timedelta(days=90)), latest),  # the backtest's window
+                          (latest - timedelta(days=90, hours=5, seconds=3), latest),
                           (midnight - timedelta(days=30), latest),  # from a midnight (exclusive)
                           (last_download - timedelta(hours=20), last_download)):  # within a day or two
             got = cleanup.requested_after(con, then, now, newest=latest)  # as the backtest reads it

@@ -460,3 +460,27 @@ def test_a_download_under_a_clients_spelling_keeps_the_version_codeartifact_stor
     assert sorted((d["format"], d["package"], d["version"]) for d in bt["false_deletions"]) == [
         ("nuget", "newtonsoft.json", "1.0.0-Beta"), ("pypi", "ruamel-yaml-clib", "1.0"),
         ("pypi", "zope-interface", "1.0")]
+
+
+def test_a_domain_of_the_same_name_in_another_region_or_account_has_its_own_downloads(build):
+    """Domain names are unique within an account and Region only: an estate that runs `acme` in two Regions
+    (or two accounts) with the same packages has two copies of each version, and a download of one copy is
+    not a download of the other."""
+    e = Estate()
+    copies = {}
+    for account, region in ((A, "us-east-1"), (A, "eu-west-1"), (B, "us-east-1")):
+        e.version("lib", "1.0", region=region, account=account)
+        copies[account, region] = e.version("lib", "1.1", region=region, account=account)
+        e.version("lib", "2.0", region=region, account=account)  # the latest: kept
+    e.download(copies[A, "us-east-1"], ago(3))
+    e.download(copies[A, "us-east-1"], ago(20))  # both after the backtest's replayed "now"
+    con = build(e)
+    found = candidates(con, keep_latest=1, keep_latest_per_major=0)
+    assert sorted((k[0], k[1], k[7]) for k in found) == [
+        (A, "eu-west-1", "1.0"), (A, "eu-west-1", "1.1"), (A, "us-east-1", "1.0"), (B, "us-east-1", "1.0"),
+        (B, "us-east-1", "1.1")]
+    facts = C.evaluate(con, settings()).set_index(C.KEY)
+    assert [facts.loc[copies[k], "downloads_total"] for k in sorted(copies)] == [0, 2, 0]
+    bt = C.backtest(con, settings(), 60, keep_latest=1, keep_latest_per_major=0)
+    assert [(d["account_id"], d["version"]) for d in bt["false_deletions"]] == [(A, "1.1")]
+    assert bt["requested_after"] == 1 and bt["downloads_after"] == 2  # its two downloads, not its twins'

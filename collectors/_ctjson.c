@@ -1010,6 +1010,56 @@ static PyObject *dict_column(Parser *P, Col *c, Dict *d) {
                          bytes_of(d->data, d->len));
 }
 
+/* The ValueError(message, byte offset in its text, kind) of a failed parse. */
+static void raise_parse_error(Parser *P) {
+    if (P->oom) {
+        PyErr_NoMemory();
+        return;
+    }
+    PyObject *args = Py_BuildValue("(sns)", P->msg, (Py_ssize_t)(P->at - P->start),
+                                   P->not_list == 2 ? "not_list" : "syntax");
+    if (args) {
+        PyErr_SetObject(PyExc_ValueError, args);
+        Py_DECREF(args);
+    }
+}
+
+/* What parse (events 0) or events (events 1) return for the rows parsed; `tail` (a new reference, released
+   here; NULL for none) is appended to the events tuple. */
+static PyObject *result(Parser *P, int events, PyObject *tail) {
+    PyObject *out = NULL;
+    int n = events ? NE : NF;
+    PyObject *cols = PyTuple_New(n);
+    if (!cols) goto done;
+    for (int f = 0; f < n; f++) {
+        PyObject *item = events && DICTIONARY[f] ? dict_column(P, &P->col[f], &P->dict[f]) : column(P, &P->col[f]);
+        if (!item) goto done;
+        PyTuple_SET_ITEM(cols, f, item);
+    }
+    if (!events) {
+        out = Py_BuildValue("(nnO)", P->rows, P->records, cols);
+        goto done;
+    }
+    PyObject *at = Py_BuildValue("(NNn)",
+                                 P->when_nulls ? bytes_of(P->when_valid, (size_t)(P->rows + 7) / 8) : (Py_INCREF(Py_None), Py_None),
+                                 bytes_of(P->when, sizeof(int64_t) * (size_t)P->rows), P->when_nulls);
+    PyObject *odd = P->n_odd ? Py_BuildValue("(NNNn)", bytes_of(P->odd_rows, sizeof(int32_t) * (size_t)P->n_odd),
+                                             bytes_of(P->odd.off, sizeof(int32_t) * (size_t)(P->n_odd + 1)),
+                                             bytes_of(P->odd.data, P->odd.len), P->n_odd)
+                             : (Py_INCREF(Py_None), Py_None);
+    if (at && odd) {
+        out = tail ? Py_BuildValue("(nnONNO)", P->rows, P->records, cols, at, odd, tail)
+                   : Py_BuildValue("(nnONN)", P->rows, P->records, cols, at, odd);
+    } else {
+        Py_XDECREF(at);
+        Py_XDECREF(odd);
+    }
+done:
+    Py_XDECREF(cols);
+    Py_XDECREF(tail);
+    return out;
+}
+
 static PyObject *run(PyObject *arg, int events) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
@@ -1030,13 +1080,56 @@ static PyObject *run(PyObject *arg, int events) {
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    PyObject *out = NULL, *cols = NULL;
+    PyObject *out = NULL;
+    if (rc) raise_parse_error(P);
+    else out = result(P, events, NULL);
+    release(P);
+    free(P);
+    return out;
+}
+
+/* events_many(texts): events() over several whole texts (small trail files) in one call, into one set of
+   columns (the dictionaries shared), with each text's end row: a file of a few records cost more in the
+   Python and Arrow wrapping of its columns than in its parse. A text that fails raises
+   ValueError(message, byte offset in that text, kind, its index): the caller parses them one by one. */
+static PyObject *events_many(PyObject *self, PyObject *arg) {
+    (void)self;
+    PyObject *seq = PySequence_Fast(arg, "events_many() takes a sequence of texts");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), got = 0, failed = -1;
+    Py_buffer *views = calloc((size_t)(n ? n : 1), sizeof(Py_buffer));
+    int64_t *ends = calloc((size_t)(n ? n : 1), sizeof(int64_t));
+    Parser *P = calloc(1, sizeof(Parser));
+    PyObject *out = NULL;
+    if (!views || !ends || !P) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; got < n; got++)
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], PyBUF_SIMPLE) < 0) goto done;
+    P->events = 1;
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && !rc; i++) {
+        P->start = P->p = views[i].buf;
+        P->end = P->start + views[i].len;
+        P->not_list = 0;
+        P->not_list_at = NULL;
+        rc = document(P);
+        if (rc) failed = i;
+        else ends[i] = (int64_t)P->rows;
+    }
+    if (rc == 0 && P->cap_rows == 0 && grow(P)) {
+        P->oom = 1;
+        rc = -1;
+    }
+    Py_END_ALLOW_THREADS
     if (rc) {
         if (P->oom) {
             PyErr_NoMemory();
         } else {
-            PyObject *args = Py_BuildValue("(sns)", P->msg, (Py_ssize_t)(P->at - P->start),
-                                           P->not_list == 2 ? "not_list" : "syntax");
+            PyObject *args = Py_BuildValue("(snsn)", P->msg, (Py_ssize_t)(P->at - P->start),
+                                           P->not_list == 2 ? "not_list" : "syntax", failed);
             if (args) {
                 PyErr_SetObject(PyExc_ValueError, args);
                 Py_DECREF(args);
@@ -1044,34 +1137,16 @@ static PyObject *run(PyObject *arg, int events) {
         }
         goto done;
     }
-    int n = events ? NE : NF;
-    cols = PyTuple_New(n);
-    if (!cols) goto done;
-    for (int f = 0; f < n; f++) {
-        PyObject *item = events && DICTIONARY[f] ? dict_column(P, &P->col[f], &P->dict[f]) : column(P, &P->col[f]);
-        if (!item) goto done;
-        PyTuple_SET_ITEM(cols, f, item);
-    }
-    if (!events) {
-        out = Py_BuildValue("(nnO)", P->rows, P->records, cols);
-        goto done;
-    }
-    PyObject *at = Py_BuildValue("(NNn)",
-                                 P->when_nulls ? bytes_of(P->when_valid, (size_t)(P->rows + 7) / 8) : (Py_INCREF(Py_None), Py_None),
-                                 bytes_of(P->when, sizeof(int64_t) * (size_t)P->rows), P->when_nulls);
-    PyObject *odd = P->n_odd ? Py_BuildValue("(NNNn)", bytes_of(P->odd_rows, sizeof(int32_t) * (size_t)P->n_odd),
-                                             bytes_of(P->odd.off, sizeof(int32_t) * (size_t)(P->n_odd + 1)),
-                                             bytes_of(P->odd.data, P->odd.len), P->n_odd)
-                             : (Py_INCREF(Py_None), Py_None);
-    if (at && odd) out = Py_BuildValue("(nnONN)", P->rows, P->records, cols, at, odd);
-    else {
-        Py_XDECREF(at);
-        Py_XDECREF(odd);
-    }
+    out = result(P, 1, bytes_of(ends, sizeof(int64_t) * (size_t)n));
 done:
-    Py_XDECREF(cols);
-    release(P);
-    free(P);
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+    free(views);
+    free(ends);
+    if (P) {
+        release(P);
+        free(P);
+    }
+    Py_DECREF(seq);
     return out;
 }
 
@@ -1097,6 +1172,10 @@ static PyMethodDef METHODS[] = {
      "count, int32 offsets, data) of a dictionary array); event_at is (validity or None, int64 microseconds, null count) for "
      "times spelled YYYY-MM-DDTHH:MM:SSZ, and odd, when some other spelling was found, (int32 rows, int32 "
      "offsets, data, count): those texts, whose event_at is NULL here, for the caller's TRY_CAST."},
+    {"events_many", events_many, METH_O,
+     "events_many(texts) -> (rows, records, columns, event_at, odd, ends): events() over each text of a sequence in "
+     "turn, into the same columns; ends is int64 bytes, each text's end row. Raises ValueError(message, byte "
+     "offset, kind, index of the text) when a text is not valid."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_ctjson", NULL, -1, METHODS, NULL, NULL, NULL, NULL};

@@ -40,8 +40,8 @@ FIXES = {
     "and optionally role_arn = \"arn:aws:iam::<id>:role/<name>\"",
     "cloudtrail": "see [cloudtrail] in caa.toml.example",
     "cloudtrail.sources": "sources are s3://bucket/prefix URIs or local directories holding AWSLogs/...",
-    "cloudtrail.batch_files": "batch_files is the number of trail files per commit, a whole number from 1 to 5000 "
-    "(default 200)",
+    "cloudtrail.batch_files": "batch_files is the most trail files per commit, a whole number from 1 to 5000 "
+    "(default 5000)",
     "cloudtrail.s3_concurrency": "s3_concurrency is the number of parallel S3 downloads, 1 to 64 (default 12)",
     "prices": "prices are non-negative numbers, e.g. storage_usd_per_gb_month = 0.05",
     "cur": "see [cur] in caa.toml.example: sources are s3://bucket/prefix URIs or local folders of a CUR 2.0 export",
@@ -101,7 +101,8 @@ class CloudTrail(Section):
     backfill_days: int = Field(default=35, ge=1, le=3650,
                                validation_alias=AliasChoices("backfill_days", "lookback_days"))  # (its old name)
     s3_concurrency: int = Field(default=12, ge=1, le=64)
-    batch_files: int = Field(default=200, ge=1, le=5000)  # files per DuckDB statement and commit
+    # files per commit, at most: a commit also ends at collectors/cloudtrail.py BATCH_BYTES of trail files
+    batch_files: int = Field(default=5000, ge=1, le=5000)
 
     @field_validator("sources")
     @classmethod

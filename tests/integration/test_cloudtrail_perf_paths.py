@@ -192,8 +192,8 @@ def test_the_decoder_threads_yield_to_the_commit_and_the_collector_keeps_its_pri
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     seen: list[int] = []
-    real = cloudtrail_load.parse_text
-    monkeypatch.setattr(cloudtrail_load, "parse_text", lambda text: seen.append(niceness()) or real(text))
+    real = cloudtrail_load.inflate_file
+    monkeypatch.setattr(cloudtrail_load, "inflate_file", lambda path: seen.append(niceness()) or real(path))
     base = niceness()
     root = write_local(tmp_path / "trail", {DAY + f"{i}.json.gz": gz([record(i, AT)]) for i in range(6)})
     db = tmp_path / "caa.duckdb"

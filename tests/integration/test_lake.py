@@ -141,8 +141,8 @@ def test_the_trail_file_ledger_keeps_only_its_open_month_in_the_store_file(tmp_p
     events = rows(db, "SELECT count(*) FROM events")
     assert events == [(len(unique_events(files)),)]
     read: list[str] = []
-    real = cloudtrail_load.decode_file
-    monkeypatch.setattr(cloudtrail_load, "decode_file", lambda path: read.append(path) or real(path))
+    real = cloudtrail_load.inflate_file
+    monkeypatch.setattr(cloudtrail_load, "inflate_file", lambda path: read.append(path) or real(path))
     assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(root)) == 0
     assert read == []  # every listed file, October's included, was found in the ledger
     assert rows(db, "SELECT count(*) FROM events") == events

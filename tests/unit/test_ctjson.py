@@ -28,6 +28,7 @@ from collectors.cloudtrail_load import (
     RECORD_FIELDS,
     BadTrailFile,
     decode_records,
+    parse_many,
     parse_text,
 )
 from tests.fixtures.hostile import HOSTILE
@@ -278,3 +279,24 @@ def test_a_file_of_thousands_of_distinct_values_keeps_every_rows_own_value(duck)
     finally:
         duck.unregister("got")
     assert got == sql_normalized(duck, text)
+
+
+@PROPS
+@given(docs=st.lists(st.lists(ca_records(), max_size=4), min_size=1, max_size=6), ascii_only=st.booleans(),
+       bad=st.integers(-1, 5))
+def test_small_files_decoded_together_are_each_file_decoded_alone_in_turn(docs, ascii_only, bad):
+    """collectors/cloudtrail_load.py decode_group: consecutive small trail files go through the decoder in one
+    call (parse_many); their events, in order, and each file's count must be what decoding each file gives,
+    and a file that is not valid anywhere in the group fails the call with its index."""
+    texts = [json.dumps({"Records": recs}, ensure_ascii=ascii_only).encode() for recs in docs]
+    if 0 <= bad < len(texts):
+        texts[bad] = texts[bad][:-1]  # the file's last byte lost: no longer JSON
+        with pytest.raises(ValueError) as e:
+            parse_many(texts)
+        assert e.value.args[3] == bad
+        return
+    together, counts = parse_many(texts)
+    alone = [parse_text(text) for text in texts]
+    assert counts == [a.num_rows for a in alone]
+    assert together.schema == alone[0].schema
+    assert together.to_pylist() == [row for a in alone for row in a.to_pylist()]

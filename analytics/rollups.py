@@ -55,14 +55,18 @@ SPAN_EVENTS = 3_000_000
 
 
 def _spans(days: Iterable[date], sizes: dict[date, int], budget: int) -> list[tuple[date, date]]:
-    """Sorted days as runs of consecutive days of at most `budget` events each (`sizes`: the events of each
-    day; a day over the budget is a span of its own): [(first, last), ...]. A closed month that the budget
-    cuts in two is written as two files a table, which compaction merges (core/lake.py compact)."""
+    """Sorted days as runs of days of at most `budget` events each (`sizes`: the events of each day; a day over
+    the budget is a span of its own): [(first, last), ...]. A run goes on across days without events (a
+    quiet account's weekends: a span costs about 0.2 s whatever it holds, and the first 400 files of a trail
+    whose downloads stop at weekends were 37 spans, 6.8 s), never across a day with events not asked for. A
+    closed month that the budget cuts in two is written as two files a table, which compaction merges
+    (core/lake.py compact)."""
     out: list[tuple[date, date]] = []
     held = 0
     for d in sorted(set(days)):
         n = sizes.get(d, 0)
-        if out and d == out[-1][1] + timedelta(days=1) and held + n <= budget:
+        if out and held + n <= budget and not any(
+                sizes.get(out[-1][1] + timedelta(days=i), 0) for i in range(1, (d - out[-1][1]).days)):
             out[-1] = (out[-1][0], d)
             held += n
         else:

@@ -152,14 +152,17 @@ def test_rollups_follow_every_load_incremental_late_duplicate_and_rerun(tmp_path
 
 
 def test_a_backfill_is_refreshed_in_runs_of_days_within_the_event_budget(tmp_path, monkeypatch):
-    """A refresh reads its days in runs of consecutive days, across months, of at most SPAN_EVENTS events (a
-    day over it alone), and what it writes still equals a recomputation from `events`."""
+    """A refresh reads its days in runs of days, across months and days without events, of at most SPAN_EVENTS
+    events (a day over it alone), and what it writes still equals a recomputation from `events`."""
     from analytics import rollups
 
     d = [date(2026, 10, 30) + timedelta(days=i) for i in range(6)]
     sizes = {d[0]: 40, d[1]: 50, d[2]: 30, d[3]: 500, d[5]: 10}
     assert rollups._spans([d[5], *d[:4]], sizes, 100) == [(d[0], d[1]), (d[2], d[2]), (d[3], d[3]), (d[5], d[5])]
     assert rollups._spans(d[:3], sizes, 10**6) == [(d[0], d[2])]  # Oct 30 .. Nov 1: one run across the month
+    # across a day without events (d[4]), never across one with events it was not asked for (d[1])
+    assert rollups._spans([d[3], d[5]], {d[3]: 50, d[5]: 10}, 100) == [(d[3], d[5])]
+    assert rollups._spans([d[0], d[2]], sizes, 10**6) == [(d[0], d[0]), (d[2], d[2])]
 
     seen = []
     spans = rollups._spans

@@ -7,7 +7,9 @@
 - mixed: the pure files of the first `days` days where CodeArtifact is 5% of the records: each file
   gets 3 records of sts/s3/kms/ec2 per record it holds, and 4 more files of other services only are
   written beside it (1 in 10 of them holds a KMS call made by CodeArtifact, which mentions
-  codeartifact.amazonaws.com but is no CodeArtifact event). Written by bench/mixed.py.
+  codeartifact.amazonaws.com but is no CodeArtifact event). Written by bench/mixed.py;
+- small: the first `files` pure files cut into files of `per_file` records each, in the same folders: a quiet
+  account's trail, where CloudTrail delivers a file of a few records every 5 minutes per Region.
 
 Writes: data/bench/<set>/ (trails/, truth JSON, an `ok` marker once complete).
 """
@@ -114,6 +116,28 @@ def mixed(base: Path, pure_dir: Path, days: int) -> tuple[Path, dict]:
         (out / "truth.json").write_text(json.dumps(truth))
         (out / "ok").write_text("ok")
         print(f"bench: wrote the mixed trail in {time.monotonic() - t0:.0f}s", flush=True)
+    return out / "trails", json.loads((out / "truth.json").read_text())
+
+
+def small(base: Path, pure_dir: Path, files: int = 400, per_file: int = 10) -> tuple[Path, dict]:
+    out = base / f"small-{pure_dir.name}-f{files}-r{per_file}"
+    if not (out / "ok").exists():
+        if out.exists():
+            shutil.rmtree(out)
+        src = pure_dir / "trails"
+        ids: set[str] = set()
+        written = 0
+        for path in trail_files(src)[:files]:
+            records = orjson.loads(gzip.decompress(path.read_bytes()))["Records"]
+            ids.update(r["eventID"] for r in records if r.get("eventSource") == CA and r.get("eventID"))
+            rel = path.relative_to(src)
+            for i in range(0, len(records), per_file):
+                dest = out / "trails" / rel.parent / f"{rel.name.removesuffix('.json.gz')}_{i:06d}.json.gz"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(gzip.compress(orjson.dumps({"Records": records[i:i + per_file]}), 6))
+                written += 1
+        (out / "truth.json").write_text(json.dumps({"events_unique": len(ids), "files": written}))
+        (out / "ok").write_text("ok")
     return out / "trails", json.loads((out / "truth.json").read_text())
 
 

@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     incr_target = min(60_000, max(1_000, args.events // 80))
     incr_trails, combined, incr_events, incr_day = datasets.increment(pure_dir, incr_target)
     mixed_trails, mixed_truth = datasets.mixed(BASE, pure_dir, args.mixed_days)
+    small_trails, small_truth = datasets.small(BASE, pure_dir)
     pure_files, mixed_files = datasets.trail_files(pure_trails), datasets.trail_files(mixed_trails)
+    small_files = datasets.trail_files(small_trails)
     s3_files = datasets.first_days(pure_trails, args.s3_days)
     start = (min(datasets.day_of(p) for p in pure_files) - timedelta(days=1)).isoformat()
     events = truth["events_unique"]
@@ -159,6 +161,16 @@ def main(argv: list[str] | None = None) -> int:
             add("mixed_secs", mix["wall"]), add("mixed_rss", mix["rss_bytes"])
             print(f"  mixed {mix['wall']:.1f}s, floor {mfl['secs']:.1f}s", flush=True)
 
+            sfl = floors.parse_floor(small_files)
+            add("small_floor_secs", sfl["secs"])
+            sdb_small = _fresh(work / "small.duckdb")
+            _point(src, small_trails)
+            few = collect(sdb_small, str(src), since=start)
+            _point(src, pure_trails)
+            _expect(sdb_small, small_truth["events_unique"], "small files ingest")
+            add("small_secs", few["wall"])
+            print(f"  small files {few['wall']:.1f}s, floor {sfl['secs']:.1f}s", flush=True)
+
             if s3:
                 gfl = s3.get_floor()
                 add("s3_floor_secs", gfl["secs"])
@@ -213,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: statistics.median(v) for k, v in r.items()}
     sizes = {"pure": {"files": len(pure_files), "events": events, **_bytes(fl)},
              "mixed": {"files": len(mixed_files), "events": mixed_truth["events_unique"], **_bytes(mfl)},
+             "small": {"files": len(small_files), "events": small_truth["events_unique"], **_bytes(sfl)},
              "increment": {"events": incr_events, "day": str(incr_day)}}
     if s3:
         sizes["s3"] = {"files": len(s3_files), "events": s3_truth["events_unique"], "gz_bytes": s3_truth["gz_bytes"]}
@@ -264,6 +277,11 @@ def table(m: dict, d: dict, inv: dict | None, args) -> list[dict]:
          "ratio": m["mixed_floor_secs"] / m["mixed_secs"],
          "target": f">= pure trail's {p['raw_bytes'] / MB / m['ingest_secs']:,.0f} MB/s",
          "ok": x["raw_bytes"] / m["mixed_secs"] >= p["raw_bytes"] / m["ingest_secs"]},
+        {"figure": f"Small files (a quiet account's trail): {d['small']['files']:,} files of 10 records, "
+                   f"{d['small']['events']:,} events ({d['small']['raw_bytes'] / MB:,.0f} MB JSON)",
+         "value": f"{d['small']['events'] / m['small_secs']:,.0f} events/s ({m['small_secs']:.1f} s)",
+         "floor": f"{d['small']['events'] / m['small_floor_secs']:,.0f} events/s ({m['small_floor_secs']:.1f} s)",
+         "ratio": m["small_floor_secs"] / m["small_secs"], "target": "report", "ok": None},
         {"figure": f"Re-run with nothing new ({p['events']:,}-event store)", "value": f"{m['rerun_secs']:.2f} s",
          "floor": "", "ratio": None, "target": "< 2 s", "ok": m["rerun_secs"] < 2},
         {"figure": f"One day's increment ({d['increment']['events']:,} events) into that store",

@@ -479,6 +479,9 @@ def reclaimed_bytes_by_domain(df: pd.DataFrame) -> dict[tuple[str, str, str], in
     return {k: int(v) for k, v in perm.items()}
 
 
+INSTANT = timedelta(microseconds=1)  # the store's time resolution (TIMESTAMPTZ)
+
+
 def raw_from(at: datetime, newest: Any) -> date:
     """The first UTC day whose downloads up to `at` a query must read raw (its `$days_to`): `at`'s own day,
     or the day after when that day's download_days row is exact: no event is newer than `at` (`newest`: the
@@ -487,9 +490,6 @@ def raw_from(at: datetime, newest: Any) -> date:
     whole = (newest is None or pd.isna(newest) or at >= _utc(newest).to_pydatetime()
              or (at + INSTANT).astimezone(UTC).date() > day)
     return day + timedelta(days=1) if whole else day
-
-
-INSTANT = timedelta(microseconds=1)  # the store's time resolution (TIMESTAMPTZ)
 
 
 def day_end(at: datetime) -> datetime:
@@ -508,9 +508,10 @@ def edge_days(start_at: datetime, end_at: datetime, days_to: date | None = None)
 
 
 def name_keys(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> list[tuple]:
-    """Each row's KEY (a domain's name is unique only within its account and Region) with its names as CodeArtifact compares them (the store's package_key,
-    namespace_key and version_key, core/schema/021_name_keys.sql), in the frame's order: a download recorded
-    under a client's spelling matches the inventory's stored name."""
+    """Each row's KEY (a domain's name is unique only within its account and Region) with its names as
+    CodeArtifact compares them (the store's package_key, namespace_key and version_key,
+    core/schema/021_name_keys.sql), in the frame's order: a download recorded under a client's spelling matches
+    the inventory's stored name."""
     if frame.empty:
         return []
     con.register("_caa_name_keys", frame[KEY].reset_index(drop=True).assign(_i=range(len(frame))))

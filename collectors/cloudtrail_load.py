@@ -86,12 +86,17 @@ DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 EVENTS_ARROW = pa.schema([(c, UTC_MICROS if c == "event_at" else DICTIONARY if c in _ctjson.DICTIONARY
                            else pa.string()) for c in EVENT_NAMES])
 
+# An eventTime as DuckDB reads it, within the years 1 to 9999 (a day of the lake; Python's dates): DuckDB also
+# reads 'infinity', year 0 and years past 9999, and one such record failed its whole source's collection.
+EVENT_TIME_SQL = ("CASE WHEN TRY_CAST({0} AS TIMESTAMPTZ) BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
+                  "AND TIMESTAMPTZ '9999-12-31 23:59:59.999999+00' THEN TRY_CAST({0} AS TIMESTAMPTZ) END")
+
 # Projection from `r` (a RECORD_FIELDS struct, decode_records) to the events columns: the specification the
 # decoder's events mode is held to. Rows with no eventID or an unparseable eventTime are rejected (counted).
 NORMALIZE_SQL = r"""
 SELECT
     r.eventID AS event_id,
-    TRY_CAST(r.eventTime AS TIMESTAMPTZ) AS event_at,
+    """ + EVENT_TIME_SQL.format("r.eventTime") + r""" AS event_at,
     r.eventName AS event_name,
     COALESCE(p.domainOwner, r.recipientAccountId) AS account_id,
     r.awsRegion AS region,
@@ -246,13 +251,14 @@ def _events_table(rows: int, _records: int, columns: tuple, at_column: tuple, od
 
 
 def _odd_times(at: pa.Array, odd: tuple) -> pa.Array:
-    """`at` with the rows whose eventTime the decoder left to DuckDB: TRY_CAST(text AS TIMESTAMPTZ), in UTC."""
+    """`at` with the rows whose eventTime the decoder left to DuckDB: TRY_CAST(text AS TIMESTAMPTZ), in UTC,
+    within the years 1 to 9999 (EVENT_TIME_SQL)."""
     where, offsets, data, n = odd
     texts = _text((None, offsets, data, 0), n)
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         con.register("odd_times", pa.table({"t": texts}))
-        got = con.sql("SELECT TRY_CAST(t AS TIMESTAMPTZ) AS at FROM odd_times").to_arrow_table()
+        got = con.sql(f"SELECT {EVENT_TIME_SQL.format('t')} AS at FROM odd_times").to_arrow_table()
     cast = got.column("at").combine_chunks().cast(UTC_MICROS)
     values = at.cast(pa.int64()).fill_null(0).to_numpy().copy()
     valid = at.is_valid().to_numpy(zero_copy_only=False).copy()

@@ -423,10 +423,13 @@ def test_odd_trail_files_are_tolerated_or_skipped_counted_and_reported(tmp_path,
                    additionalEventData={"requestUri": "/npm/npm-store/lodash/-/lodash-4.17.20.tgz", "new": True})
     wrong_types = [record(2, AT, requestParameters="npm-store/lodash"), record(3, AT, userIdentity=["x"]),
                    record(4, AT, eventTime=1730000000), record(5, AT, additionalEventData=[1, 2]),
-                   record(6, AT, requestParameters={**base, "packageName": None, "domainOwner": None})]
+                   record(6, AT, requestParameters={**base, "packageName": None, "domainOwner": None}),
+                   # times DuckDB reads that no day of the lake holds: rejected, not the source's run failed
+                   *(record(40 + i, AT, eventTime=t) for i, t in enumerate(
+                       ["infinity", "-infinity", "0000-01-01T00:00:00Z", "10000-01-01T00:00:00Z"]))]
     files = {
         _key(1): _gz({"Records": [newer]}),  # tolerated: unknown fields and a newer eventVersion
-        _key(2): _gz({"Records": wrong_types}),  # tolerated field by field; eventTime 1730000000 rejected
+        _key(2): _gz({"Records": wrong_types}),  # tolerated field by field; 5 eventTimes rejected
         _key(3): gzip.compress(b'{"Records": [{"eventSource": "codeartifact.amazonaws.com", "eventID": "\xff\xfe"}]}'),
         # ^ not UTF-8: skipped
         _key(4): b"",  # an empty object, e.g. a failed upload: skipped
@@ -445,7 +448,7 @@ def test_odd_trail_files_are_tolerated_or_skipped_counted_and_reported(tmp_path,
     assert (status, n_rows, n_skipped) == ("partial", 6, 4)
     for key, why in skipped.items():
         assert any(i.startswith(f"{key}: {why}") for i in items), (key, items)
-    assert "1 records: no eventID or unreadable eventTime (rejected)" in items
+    assert "5 records: no eventID or unreadable eventTime (rejected)" in items
     err = capsys.readouterr().err
     assert all(key in err for key in skipped) and "rejected" in err
     got = {r[0]: r[1:] for r in rows(db, "SELECT event_id, package, principal_arn, domain_owner, asset FROM events")}

@@ -151,25 +151,21 @@ def main(argv: list[str] | None = None) -> int:
             add("incr_secs", inc["wall"]), add("incr_rows", inc["rows"])
             print(f"  re-run {again['wall']:.2f}s, increment {inc['wall']:.2f}s ({inc['rows']} rows)", flush=True)
 
-            mfl = floors.parse_floor(mixed_files)
-            add("mixed_floor_secs", mfl["secs"])
-            mdb = _fresh(work / "mixed.duckdb")
-            _point(src, mixed_trails)
-            mix = collect(mdb, str(src), since=start)
-            _point(src, pure_trails)
-            _expect(mdb, mixed_truth["events_unique"], "mixed ingest")
-            add("mixed_secs", mix["wall"]), add("mixed_rss", mix["rss_bytes"])
-            print(f"  mixed {mix['wall']:.1f}s, floor {mfl['secs']:.1f}s", flush=True)
+            def other_trail(name: str, files: list[Path], trails: Path, want: int) -> dict:
+                """Ingest `trails` into a fresh store, after the parse floor on its files: {floor, wall, rss}."""
+                fl = floors.parse_floor(files)
+                db = _fresh(work / f"{name}.duckdb")
+                _point(src, trails)
+                got = collect(db, str(src), since=start)
+                _point(src, pure_trails)
+                _expect(db, want, f"{name} ingest")
+                add(f"{name}_floor_secs", fl["secs"]), add(f"{name}_secs", got["wall"])
+                add(f"{name}_rss", got["rss_bytes"])
+                print(f"  {name} {got['wall']:.1f}s, floor {fl['secs']:.1f}s", flush=True)
+                return fl
 
-            sfl = floors.parse_floor(small_files)
-            add("small_floor_secs", sfl["secs"])
-            sdb_small = _fresh(work / "small.duckdb")
-            _point(src, small_trails)
-            few = collect(sdb_small, str(src), since=start)
-            _point(src, pure_trails)
-            _expect(sdb_small, small_truth["events_unique"], "small files ingest")
-            add("small_secs", few["wall"])
-            print(f"  small files {few['wall']:.1f}s, floor {sfl['secs']:.1f}s", flush=True)
+            mfl = other_trail("mixed", mixed_files, mixed_trails, mixed_truth["events_unique"])
+            sfl = other_trail("small", small_files, small_trails, small_truth["events_unique"])
 
             if s3:
                 gfl = s3.get_floor()

@@ -611,14 +611,13 @@ def report_usage(
         first = _parse_date(since, "--since") or last - timedelta(days=29)
         _check_window(first, last)  # after the defaults: a --since after the data's last day too
         tables = usage.usage_report(con, settings, first, last + timedelta(days=1), top=top)
-        cov = costs.coverage(con) if tables["packages"].empty else None
+        span = costs.coverage(con).event_days if tables["packages"].empty else None
     default = _report_path(None, "usage", fmt)  # several tables: CSV and Parquet make a folder
     path = write_tables(tables, out or (default.with_suffix("") if fmt.value in ("csv", "parquet") else default),
                         fmt.value)
     _show(tables["packages"], f"Top packages {first}..{last}")
-    if cov is not None:  # empty tables read as "nobody downloads anything"
-        echo(f"note: no download in {first}..{last}: the store's events cover {cov.first_event_at.date()}.."
-             f"{cov.latest_event_at.date()} (--since/--until)")
+    if span is not None:  # empty tables read as "nobody downloads anything"
+        echo(f"note: no download in {first}..{last}: the store's events cover {span[0]}..{span[1]} (--since/--until)")
     print(f"wrote {len(tables)} tables to {path}")
 
 

@@ -71,6 +71,13 @@ class Coverage:
     last_actual_date: date | None
 
     @property
+    def event_days(self) -> tuple[date, date] | None:
+        """The first and last UTC day of the events, None without events."""
+        if self.first_event_at is None or self.latest_event_at is None:
+            return None
+        return self.first_event_at.date(), self.latest_event_at.date()
+
+    @property
     def last_full_day(self) -> date | None:
         """The newest UTC day whose requests are complete: the newest event's day when that event is at
         23:00 or later, else the day before (CloudTrail delivers within minutes, so a day whose last

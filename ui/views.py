@@ -369,8 +369,7 @@ def filter_options(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
 def store_span(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[date, date] | None:
     """The first and last UTC day of the store's events (costs.coverage), whatever the filters (not filtered, as
     filter_options): what a page empty under the filters says the store holds. None without events."""
-    cov = costs.coverage(con)
-    return None if cov.first_event_at is None else (cov.first_event_at.date(), cov.latest_event_at.date())
+    return costs.coverage(con).event_days
 
 
 def overview_view(con: duckdb.DuckDBPyConnection, settings: Settings) -> overview.Overview | None:

@@ -1010,14 +1010,17 @@ static PyObject *dict_column(Parser *P, Col *c, Dict *d) {
                          bytes_of(d->data, d->len));
 }
 
-/* The ValueError(message, byte offset in its text, kind) of a failed parse. */
-static void raise_parse_error(Parser *P) {
+/* The ValueError(message, byte offset in its text, kind[, index of the text when `index` >= 0]) of a failed
+   parse. */
+static void raise_parse_error(Parser *P, Py_ssize_t index) {
     if (P->oom) {
         PyErr_NoMemory();
         return;
     }
-    PyObject *args = Py_BuildValue("(sns)", P->msg, (Py_ssize_t)(P->at - P->start),
-                                   P->not_list == 2 ? "not_list" : "syntax");
+    const char *kind = P->not_list == 2 ? "not_list" : "syntax";
+    Py_ssize_t at = (Py_ssize_t)(P->at - P->start);
+    PyObject *args = index < 0 ? Py_BuildValue("(sns)", P->msg, at, kind)
+                               : Py_BuildValue("(snsn)", P->msg, at, kind, index);
     if (args) {
         PyErr_SetObject(PyExc_ValueError, args);
         Py_DECREF(args);
@@ -1081,7 +1084,7 @@ static PyObject *run(PyObject *arg, int events) {
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     PyObject *out = NULL;
-    if (rc) raise_parse_error(P);
+    if (rc) raise_parse_error(P, -1);
     else out = result(P, events, NULL);
     release(P);
     free(P);
@@ -1125,16 +1128,7 @@ static PyObject *events_many(PyObject *self, PyObject *arg) {
     }
     Py_END_ALLOW_THREADS
     if (rc) {
-        if (P->oom) {
-            PyErr_NoMemory();
-        } else {
-            PyObject *args = Py_BuildValue("(snsn)", P->msg, (Py_ssize_t)(P->at - P->start),
-                                           P->not_list == 2 ? "not_list" : "syntax", failed);
-            if (args) {
-                PyErr_SetObject(PyExc_ValueError, args);
-                Py_DECREF(args);
-            }
-        }
+        raise_parse_error(P, failed);
         goto done;
     }
     out = result(P, 1, bytes_of(ends, sizeof(int64_t) * (size_t)n));

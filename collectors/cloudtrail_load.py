@@ -88,8 +88,8 @@ EVENTS_ARROW = pa.schema([(c, UTC_MICROS if c == "event_at" else DICTIONARY if c
 
 # An eventTime as DuckDB reads it, within the years 1 to 9999 (a day of the lake; Python's dates): DuckDB also
 # reads 'infinity', year 0 and years past 9999, and one such record failed its whole source's collection.
-EVENT_TIME_SQL = ("CASE WHEN TRY_CAST({0} AS TIMESTAMPTZ) BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
-                  "AND TIMESTAMPTZ '9999-12-31 23:59:59.999999+00' THEN TRY_CAST({0} AS TIMESTAMPTZ) END")
+EVENT_TIMES = "BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' AND TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
+EVENT_TIME_SQL = "CASE WHEN TRY_CAST({0} AS TIMESTAMPTZ) " + EVENT_TIMES + " THEN TRY_CAST({0} AS TIMESTAMPTZ) END"
 
 # Projection from `r` (a RECORD_FIELDS struct, decode_records) to the events columns: the specification the
 # decoder's events mode is held to. Rows with no eventID or an unparseable eventTime are rejected (counted).
@@ -426,7 +426,10 @@ def _create_empty(con: duckdb.DuckDBPyConnection, table: str) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({cols})")
 
 
-VALID_ROW = "event_id IS NOT NULL AND event_at IS NOT NULL AND event_name IS NOT NULL"  # else rejected
+# A row every source can commit, else rejected (counted): an id, a name and a time within the years 1 to 9999
+# (EVENT_TIMES, which the decoder applies to trail files): a Spark extract's Parquet, hand-made, can hold any
+# timestamp, and one past 9999 failed its whole source's collection (the lake could not name its day).
+VALID_ROW = f"event_id IS NOT NULL AND event_name IS NOT NULL AND event_at IS NOT NULL AND event_at {EVENT_TIMES}"
 
 
 # DuckDB raises UnicodeDecodeError (not duckdb.Error) when a parse-error excerpt cuts a multi-byte character:
@@ -505,8 +508,8 @@ def _commit(con: duckdb.DuckDBPyConnection, staged: list[str], ledger: Ledger,
             result: BatchResult, rows: pa.Table | None) -> BatchResult:
     if rows is None:
         result.rejected, lo, hi, repeats = con.execute(
-            f"SELECT count(*) FILTER (WHERE NOT ({VALID_ROW})), min(event_at) FILTER (WHERE event_id IS NOT NULL), "
-            f"max(event_at) FILTER (WHERE event_id IS NOT NULL), count(*) FILTER (WHERE {VALID_ROW}) - "
+            f"SELECT count(*) FILTER (WHERE NOT ({VALID_ROW})), min(event_at) FILTER (WHERE {VALID_ROW}), "
+            f"max(event_at) FILTER (WHERE {VALID_ROW}), count(*) FILTER (WHERE {VALID_ROW}) - "
             f"count(DISTINCT event_id) FILTER (WHERE {VALID_ROW}) FROM ct_stage").fetchone()
         result.events_per_file = dict(con.execute(
             "SELECT filename, count(*) FROM ct_stage GROUP BY filename").fetchall())

@@ -165,8 +165,8 @@ def _nothing(files: list[str]) -> None:
 def parquet_files() -> FileFormat:
     """The extract's format for the driver (built per run, so a test can wrap load_parquet)."""
     return FileFormat(read_ahead=_nothing, load=lambda con, files, ledger, _: load_parquet(con, files, ledger),
-                      close=_nothing, rejected_why="no event_id, event_at or event_name (rejected)",
-                      max_bytes=BATCH_BYTES)
+                      close=_nothing, max_bytes=BATCH_BYTES,
+                      rejected_why="no event_id or event_name, or no event_at in the years 1 to 9999 (rejected)")
 
 
 def collect_extract(ctx: RunContext, scope: Scope) -> ScopeResult:

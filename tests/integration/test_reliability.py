@@ -772,3 +772,31 @@ def test_the_kill_harness_reaches_every_collector_statement(tmp_path):
     assert any(s.startswith("INSERT INTO package_versions") for s in statements)
     assert len(unique_events(trail_files(n_files=4, per_file=5, seed=8))) == rows(
         tmp_path / "caa.duckdb", "SELECT count(*) FROM events")[0][0]
+
+
+def test_an_extract_row_whose_event_at_no_day_holds_is_rejected_and_counted(tmp_path, capsys):
+    """A hand-made extract file (spark/extract.py cannot write one) with event_at past 9999, before year 1 or
+    DuckDB's infinity: those rows are rejected and counted, as the trail files' are, and the rest lands."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from collectors.cloudtrail_load import EVENT_NAMES
+
+    normal = int(AT.timestamp() * 1_000_000)
+    odd = [253_402_300_800_000_000 + 1, -62_135_596_800_000_000 - 86_400_000_000, 2**63 - 1]  # 10000, year 0, infinity
+    ats = [normal, normal + 1_000_000, *odd]
+    ids = [f"ev-{i}" for i in range(len(ats))]
+    table = pa.table({c: (pa.array(ats, pa.timestamp("us", tz="UTC")) if c == "event_at" else
+                          pa.array(ids) if c == "event_id" else
+                          pa.array(["ReadFromRepository"] * len(ats)) if c == "event_name" else
+                          pa.array([None] * len(ats), pa.string())) for c in EVENT_NAMES})
+    folder = tmp_path / "extract" / f"day={AT.date()}"
+    folder.mkdir(parents=True)
+    pq.write_table(table, folder / "part-00000.parquet")
+    db = tmp_path / "caa.duckdb"
+    assert collect(db, [cloudtrail.SPEC], since=SINCE, source=str(tmp_path / "extract")) == 0
+    assert "internal error" not in capsys.readouterr().err
+    [(status, n_rows, items)] = rows(db, "SELECT status, rows, skipped_items FROM collector_runs")
+    assert (status, n_rows) == ("partial", 2)
+    assert "3 records: no event_id or event_name, or no event_at in the years 1 to 9999 (rejected)" in items
+    assert sorted(rows(db, "SELECT event_id FROM events")) == [("ev-0",), ("ev-1",)]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
@@ -36,6 +37,15 @@ if TYPE_CHECKING:  # (core.settings needs nothing from here; the names are for a
 # this module: every caa command imports it (the collectors' Scope and aws_errors), and most never call AWS (a
 # local trail folder, the dashboard, a report). That import took 90 ms of a collector's one-core start;
 # botocore's exceptions, imported here, take a few ms.
+
+# A call that cannot connect at all (no route, no DNS answer, a refused or unanswered connection) is tried
+# CONNECT_ATTEMPTS times, each connection given CONNECT_TIMEOUT_S, whatever aws.max_attempts allows for
+# throttling and server errors: with no network, each collector's first call went through all 10 attempts and
+# their backoff, so `caa collect` took 97 s to print its four "cannot reach" lines (a dropped connection would
+# have waited botocore's 60 s per attempt). Two retries still ride out a blip in a long backfill.
+CONNECT_ATTEMPTS = 3
+CONNECT_TIMEOUT_S = 10
+_UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError)
 
 # IAM action for an API operation where it is not simply "<prefix>:<OperationName>".
 IAM_PREFIX = {"monitoring": "cloudwatch", "cloudwatch": "cloudwatch"}
@@ -97,7 +107,7 @@ class Clients:
 
         aws = self.settings.aws
         return Config(retries={"mode": aws.retry_mode, "max_attempts": aws.max_attempts},
-                      user_agent_extra="caa/0.1", max_pool_connections=32)
+                      connect_timeout=CONNECT_TIMEOUT_S, user_agent_extra="caa/0.1", max_pool_connections=32)
 
     def session(self, scope: Scope) -> boto3.session.Session:
         key = (scope.account_id, scope.role_arn)
@@ -112,8 +122,8 @@ class Clients:
             return base
         import boto3
 
-        sts = base.client("sts", config=self.config(), endpoint_url=self.settings.aws.endpoints.get("sts"),
-                          region_name=scope.region or base.region_name or "us-east-1")
+        sts = give_up_unreachable(base.client("sts", config=self.config(), endpoint_url=self.settings.aws.endpoints.get(
+            "sts"), region_name=scope.region or base.region_name or "us-east-1"))
         with aws_errors(scope, "sts"):
             creds = sts.assume_role(RoleArn=scope.role_arn, RoleSessionName="caa-collect")["Credentials"]
         return boto3.session.Session(
@@ -126,11 +136,22 @@ class Clients:
         session = self.session(scope)
         region = region or scope.region or session.region_name or "us-east-1"
         try:
-            return session.client(service, region_name=region, config=self.config(),
-                                  endpoint_url=self.settings.aws.endpoints.get(service))
+            return give_up_unreachable(session.client(service, region_name=region, config=self.config(),
+                                                      endpoint_url=self.settings.aws.endpoints.get(service)))
         except NoRegionError:
             raise CaaError("no AWS region configured", where=scope.label,
                            fix="set regions in caa.toml [[accounts]] or AWS_DEFAULT_REGION") from None
+
+
+def give_up_unreachable(client: Any) -> Any:
+    """`client`, whose calls stop retrying after CONNECT_ATTEMPTS attempts that could not connect (botocore's
+    retry handler would go on to aws.max_attempts): a handler that runs before it and raises the error."""
+    def stop(attempts: int, caught_exception: Exception | None = None, **_: Any) -> None:
+        if isinstance(caught_exception, _UNREACHABLE) and attempts >= CONNECT_ATTEMPTS:
+            raise caught_exception
+
+    client.meta.events.register_first(f"needs-retry.{client.meta.service_model.service_id.hyphenize()}", stop)
+    return client
 
 
 def default_session(scope: Scope | None = None) -> boto3.session.Session:
@@ -200,7 +221,7 @@ def translate(exc: BaseException, scope: Scope, service: str, what: str = "") ->
     if isinstance(exc, NoCredentialsError):
         return CredentialsError("no AWS credentials found", where=where,
                               fix="configure a profile (AWS_PROFILE), SSO, environment variables or an instance role")
-    if isinstance(exc, EndpointConnectionError):
+    if isinstance(exc, _UNREACHABLE):
         return AwsAccessError(f"cannot reach {exc.kwargs.get('endpoint_url', 'the AWS endpoint')}", where=where,
                               fix="check the network, the region and any [aws] endpoints in caa.toml")
     if isinstance(exc, BotoCoreError):

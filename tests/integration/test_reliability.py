@@ -339,6 +339,35 @@ def test_throttling_30_percent_of_calls_is_retried_and_the_tables_equal_a_clean_
     assert tables(tmp_path / "caa.duckdb") == clean.tables
 
 
+def test_with_aws_out_of_reach_each_collector_gives_up_after_three_attempts_with_the_fix(tmp_path, sleeps, capsys,
+                                                                                         monkeypatch):
+    """No network (or a wrong endpoint): each collector's first call stops after aws.CONNECT_ATTEMPTS attempts,
+    not aws.max_attempts (10 took `caa collect` 97 s), and says which endpoint it could not reach and the fix."""
+    import socket
+
+    from core import aws
+
+    with socket.socket() as s:  # a port nothing listens on: every connection is refused
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    for name, value in (("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00"), ("AWS_SECRET_ACCESS_KEY", "x" * 40),
+                        ("AWS_DEFAULT_REGION", REGION)):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    settings = load_settings(NO_CONFIG, accounts=[{"id": A, "role_arn": moto_seed.demo_role_arn(A), "regions": [REGION]}],
+                             aws={"retry_mode": "standard", "max_attempts": 10,
+                                  "endpoints": {s: closed for s in ("sts", "cloudtrail", "codeartifact", "cloudwatch",
+                                                                     "ce", "s3")}})
+    with writer(tmp_path / "caa.duckdb") as con:
+        ctx = RunContext(settings, con, now=NOW, since=SINCE, show_progress=False, clients=Clients(settings))
+        assert run_collectors(ALL, ctx) == 1
+    failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("failed ")]
+    assert len(failed) == len(ALL), failed
+    assert all(f"cannot reach {closed}" in line and "fix: check the network" in line for line in failed), failed
+    # one call each (the role's AssumeRole first), retried twice: one back-off sleep per retry
+    assert len(sleeps) == len(ALL) * (aws.CONNECT_ATTEMPTS - 1) and aws.CONNECT_ATTEMPTS < 10
+
+
 # -- access denied in one scope ------------------------------------------------------------------------------
 
 def test_access_denied_in_one_account_and_one_trail_source_fails_only_those(world, clean, tmp_path, capsys):

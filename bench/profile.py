@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cloudtrail.JSON_FILES = FileFormat(read_ahead=lambda files: None, close=lambda _: None,
                                        load=lambda con, files, ledger, _: cloudtrail_load.load_files(con, files, ledger),
-                                       rejected_why=cloudtrail.JSON_FILES.rejected_why)
+                                       rejected_why=cloudtrail.JSON_FILES.rejected_why,
+                                       max_bytes=cloudtrail.JSON_FILES.max_bytes)
 
     work = ROOT / "data" / "bench" / "work" / "profile"
     shutil.rmtree(work, ignore_errors=True)

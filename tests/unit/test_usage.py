@@ -122,3 +122,29 @@ def test_a_download_under_a_clients_spelling_has_the_stored_versions_origin(tmp_
         con.close()
     assert got["origin_share"].set_index("origin_type")["downloads"].to_dict() == {
         "EXTERNAL": 2, "INTERNAL": 1, "NOT_IN_INVENTORY": 1}
+
+
+def test_two_spellings_of_one_package_are_one_package_in_every_usage_table(tmp_path):
+    """CloudTrail records the name a client sent (pip's `Zope.Interface`, another's `zope_interface`, NuGet's
+    `Acme.Core` and `acme.core`): the usage tables count packages and versions as CodeArtifact compares names, so
+    two spellings are one package, its consumers add up, and it shows its most downloaded spelling."""
+    t = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    sent = ([("r1", "pypi", "Zope.Interface", "5.0", ALICE)] * 3 + [("r1", "pypi", "zope_interface", "5.0", BOB)] * 2
+            + [("r2", "nuget", "Acme.Core", "1.0.0-Beta", ALICE)] + [("r2", "nuget", "acme.core", "1.0.0-beta", ALICE)] * 2)
+    path = tmp_path / "x.duckdb"
+    with writer(path) as w:
+        insert_events(w, [_dl(i, t + timedelta(minutes=i), *row) for i, row in enumerate(sent)])
+    con = store.open_reader(path)
+    try:
+        got = usage_report(con, load_settings(path.with_name("absent.toml")), date(2026, 3, 1), date(2026, 3, 8))
+    finally:
+        con.close()
+    packages = got["packages"][["format", "package", "downloads", "principals", "repositories"]]
+    assert packages.values.tolist() == [["pypi", "Zope.Interface", 5, 2, 1], ["nuget", "acme.core", 3, 1, 1]]
+    versions = got["versions"][["package", "version", "downloads", "principals"]]
+    assert versions.values.tolist() == [["Zope.Interface", "5.0", 5, 2], ["acme.core", "1.0.0-beta", 3, 1]]
+    # zope has two consumers, so it is not a single-consumer version; acme.core's one consumer is alice
+    single = got["single_consumer_versions"][["package", "version", "principal_arn", "downloads"]]
+    assert single.values.tolist() == [["acme.core", "1.0.0-beta", ALICE, 3]]
+    assert dict(zip(got["consumers"]["principal_arn"], got["consumers"]["packages"], strict=True)) == {ALICE: 2, BOB: 1}
+    assert dict(zip(got["repositories"]["repository"], got["repositories"]["packages"], strict=True)) == {"r1": 1, "r2": 1}

@@ -9,6 +9,7 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from analytics import cleanup as C
@@ -430,8 +431,8 @@ def test_a_store_with_events_but_no_inventory_assets_gives_an_empty_report(tmp_p
 # ---- names as CodeArtifact stores them --------------------------------------------------------------
 
 def test_a_download_under_a_clients_spelling_keeps_the_version_codeartifact_stores_normalized(build):
-    """CodeArtifact stores PyPI names PEP 503-normalized and NuGet names (and versions) lowercased, and the
-    inventory lists them so; a download may be recorded as the client spelled it. Such a version is in use,
+    """CodeArtifact stores PyPI names PEP 503-normalized and NuGet names (and versions) lowercased, NuGet's
+    versions without leading zeros or a fourth number that is zero, and the inventory lists them so; a download may be recorded as the client spelled it. Such a version is in use,
     not a candidate, today and in the backtest. npm names are compared as spelled."""
     e = Estate()
     keys = {}
@@ -439,6 +440,7 @@ def test_a_download_under_a_clients_spelling_keeps_the_version_codeartifact_stor
             ("pypi", "zope-interface", "Zope.Interface", "1.0", "1.0"),
             ("pypi", "ruamel-yaml-clib", "ruamel.yaml__clib", "1.0", "1.0"),
             ("nuget", "newtonsoft.json", "Newtonsoft.Json", "1.0.0-Beta", "1.0.0-beta"),
+            ("nuget", "acme.core", "Acme.Core", "1.1.0", "1.01.0.0"),  # .NET's four parts, a leading zero
             ("npm", "left-pad", "Left-Pad", "1.0", "1.0")):
         e.version(stored, "0.9", fmt=fmt)
         used = e.version(stored, version, fmt=fmt)
@@ -452,14 +454,25 @@ def test_a_download_under_a_clients_spelling_keeps_the_version_codeartifact_stor
     for k in found:
         by_package[k[4], k[6]].add(k[7])
     assert by_package == {("pypi", "zope-interface"): {"0.9"}, ("pypi", "ruamel-yaml-clib"): {"0.9"},
-                          ("nuget", "newtonsoft.json"): {"0.9"},
+                          ("nuget", "newtonsoft.json"): {"0.9"}, ("nuget", "acme.core"): {"0.9"},
                           ("npm", "left-pad"): {"0.9", "1.0"}}  # npm: `Left-Pad` is another package
     facts = C.evaluate(con, settings()).set_index(C.KEY)
-    assert [facts.loc[keys[k], "downloads_30d"] for k in sorted(keys)] == [0, 2, 2, 2]  # npm, nuget, pypi x2
+    assert [facts.loc[keys[k], "downloads_30d"] for k in sorted(keys)] == [0, 2, 2, 2, 2]  # npm, nuget x2, pypi x2
     bt = C.backtest(con, settings(), 60, keep_latest=1, keep_latest_per_major=0)
     assert sorted((d["format"], d["package"], d["version"]) for d in bt["false_deletions"]) == [
-        ("nuget", "newtonsoft.json", "1.0.0-Beta"), ("pypi", "ruamel-yaml-clib", "1.0"),
+        ("nuget", "acme.core", "1.1.0"), ("nuget", "newtonsoft.json", "1.0.0-Beta"), ("pypi", "ruamel-yaml-clib", "1.0"),
         ("pypi", "zope-interface", "1.0")]
+
+
+@pytest.mark.parametrize(("sent", "stored"), [  # CodeArtifact's docs' examples, and their neighbours
+    ("1.00", "1.0"), ("1.01.1", "1.1.1"), ("1.00.0.1", "1.0.0.1"), ("1.0.0.0", "1.0.0"), ("1.0.01.0", "1.0.1"),
+    ("1.0.7+r3456", "1.0.7"), ("1.0.0-Beta", "1.0.0-beta"), ("01.2.0.0-RC.1+x", "1.2.0-rc.1"), ("1.0.0.1", "1.0.0.1"),
+    ("10.20.300", "10.20.300"), ("2", "2"), ("1.x.03", "1.x.3")])
+def test_a_nuget_version_is_keyed_as_codeartifact_normalizes_it(sent, stored):
+    with duckdb.connect() as con:
+        store.migrate(con)
+        assert con.execute("SELECT version_key('nuget', ?), version_key('nuget', ?), version_key('npm', ?)",
+                           [sent, stored, sent]).fetchone() == (stored, stored, sent)
 
 
 def test_a_domain_of_the_same_name_in_another_region_or_account_has_its_own_downloads(build):

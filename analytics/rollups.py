@@ -154,14 +154,27 @@ def stale(con: duckdb.DuckDBPyConnection) -> list[str]:
     return out
 
 
+# store_meta's flag of a migration that changed what a download is (023: GetPackageVersionAsset calls too)
+REDEFINED = "downloads_redefined"
+REDEFINED_DAYS = "SELECT DISTINCT day FROM event_days WHERE ok AND event_name = 'GetPackageVersionAsset' ORDER BY day"
+
+
 def heal(con: duckdb.DuckDBPyConnection) -> bool:
-    """Rebuild the rollups that do not add up to the events `events` holds (stale); True when it did."""
+    """Rebuild the rollups that do not add up to the events `events` holds (stale), and refresh the days whose
+    rollups counted downloads by an older definition (REDEFINED: the days with successful GetPackageVersionAsset
+    calls); True when it did either."""
     tables = stale(con)
-    if not tables:
+    redefined = con.execute("SELECT count(*) FROM store_meta WHERE key = ?", [REDEFINED]).fetchone()[0] > 0
+    if not tables and not redefined:
         return False
+    days = [d for (d,) in con.execute(REDEFINED_DAYS).fetchall()] if redefined else []
     with store.transaction(con):
-        rebuild(con, tables)
-    return True
+        if tables:
+            rebuild(con, tables)
+        if days and not set(tables) >= {*TABLES, MONTHS}:  # (a rebuild of every rollup has them already)
+            refresh(con, days)
+        con.execute("DELETE FROM store_meta WHERE key = ?", [REDEFINED])
+    return bool(tables or days)
 
 
 def unsized_days(con: duckdb.DuckDBPyConnection) -> list[date]:

@@ -22,8 +22,8 @@ from core import store
 from tests.fixtures.trails import ACCOUNT, TRAIL_NOW, record, trail_files, write_local
 from tests.helpers import collect, make_settings, rows, writer
 
-DOWNLOAD = ("event_name = 'ReadFromRepository' AND error_code IS NULL AND version IS NOT NULL "
-            "AND asset IS NOT NULL")
+DOWNLOAD = ("event_name IN ('ReadFromRepository', 'GetPackageVersionAsset') AND error_code IS NULL "
+            "AND version IS NOT NULL AND asset IS NOT NULL")
 # Written here from the events columns, independently of analytics/rollups.py.
 EXPECTED_EVENT_DAYS = f"""
 SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, repository, format, event_name,
@@ -253,6 +253,45 @@ def test_a_store_from_before_the_domain_in_the_principal_rollups_is_rebuilt_with
     assert_rollups_match(db)
     assert rows(db, "SELECT DISTINCT domain FROM principal_hours ORDER BY 1") == [("acme",), ("beta",)]
     assert rows(db, "SELECT count(*) FROM principal_hours WHERE principal_arn = 'x'") == [(0,)]
+
+
+def api_download(i: int, at: datetime, version: str = "1.0.0", **over) -> dict:
+    """A generic package's asset fetched with `aws codeartifact get-package-version-asset`: CloudTrail's
+    GetPackageVersionAsset record, with the API's key names."""
+    return record(i, at, eventName="GetPackageVersionAsset", userAgent="aws-cli/2.15.0",
+                  requestParameters={"domain": "acme", "domainOwner": ACCOUNT, "repository": "tools",
+                                     "format": "generic", "namespace": "ci", "package": "runner",
+                                     "packageVersion": version, "asset": "runner.tar.gz"},
+                  additionalEventData={}, **over)
+
+
+def test_a_get_package_version_asset_call_is_a_download_also_in_a_store_from_before_migration_023(tmp_path,
+                                                                                                     monkeypatch):
+    """The only way to fetch a generic package is the API's GetPackageVersionAsset: its successful calls are
+    downloads (migration 023), so a generic version every build fetches counts as downloaded in the rollups the
+    cleanup report, the usage tables and the spike detectors read. A store
+    whose rollups were computed before 023 has those days refreshed by its next write session."""
+    day = datetime(2026, 11, 3, 9, tzinfo=UTC)
+    recs = [api_download(i, day + timedelta(minutes=i)) for i in range(5)]
+    recs += [api_download(5, day, errorCode="AccessDenied"), record(6, day)]  # a denied call; an npm download
+    key = f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/11/03/{ACCOUNT}_CloudTrail_us-east-1_20261103T0900Z_a.json.gz"
+    root = write_local(tmp_path / "trail", {key: gz_file(recs)})
+    db = tmp_path / "caa.duckdb"
+    monkeypatch.setattr(store, "SCHEMA_DIR", schema_up_to(tmp_path, 22))  # the code of 022
+    assert collect(db, [cloudtrail.SPEC], since=date(2026, 11, 1), source=str(root), now=TRAIL_NOW) == 0
+    assert rows(db, "SELECT sum(downloads) FROM download_days") == [(1,)]  # the npm download alone
+    monkeypatch.undo()
+    cli._upgrade(db)
+    assert_rollups_match(db)
+    assert rows(db, "SELECT format, package, version, downloads FROM download_days ORDER BY 1") == [
+        ("generic", "runner", "1.0.0", 5), ("npm", "lodash", "4.17.20", 1)]
+    assert rows(db, "SELECT count(*) FROM store_meta WHERE key = 'downloads_redefined'") == [(0,)]
+    # a store made today counts them from the first collection
+    fresh = tmp_path / "fresh.duckdb"
+    assert collect(fresh, [cloudtrail.SPEC], since=date(2026, 11, 1), source=str(root), now=TRAIL_NOW) == 0
+    assert rows(fresh, "SELECT format, sum(downloads) FROM download_days GROUP BY 1 ORDER BY 1") == [
+        ("generic", 5), ("npm", 1)]
+    assert_rollups_match(fresh)
 
 
 def test_a_store_from_before_the_transfer_rollup_gets_it_before_its_next_publish(tmp_path, monkeypatch):

@@ -1,9 +1,10 @@
 -- 023: a download is also a successful GetPackageVersionAsset call with a version and an asset. It returns the
 -- asset's bytes (CodeArtifact's "Download package version assets": `aws codeartifact get-package-version-asset`),
 -- and it is the only way to fetch a generic package, which no package manager serves: before this, a generic
--- version fetched by every build looked never downloaded, a cleanup candidate in use. CloudTrail logs it with
--- the API's key names (domain, repository, format, namespace, package, packageVersion, asset), which the
--- decoder and NORMALIZE_SQL already read.
+-- version fetched by every build looked never downloaded, a cleanup candidate in use. CloudTrail logs every
+-- CodeArtifact API call; this one's requestParameters should carry the API's key names (domain, repository,
+-- format, namespace, package, packageVersion, asset: not yet seen in a real record), which the decoder and
+-- NORMALIZE_SQL read besides the package managers' (domainName, repositoryName, ...).
 CREATE OR REPLACE MACRO is_download(event_name, error_code, version, asset) AS
     event_name IN ('ReadFromRepository', 'GetPackageVersionAsset') AND error_code IS NULL AND version IS NOT NULL
     AND asset IS NOT NULL;

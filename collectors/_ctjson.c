@@ -1010,6 +1010,16 @@ static PyObject *dict_column(Parser *P, Col *c, Dict *d) {
                          bytes_of(d->data, d->len));
 }
 
+/* After a parse that succeeded: columns that no row grew (no CodeArtifact record) still need their first
+   offset. 0, or -1 when out of memory (P->oom set). */
+static int columns_ready(Parser *P) {
+    if (P->cap_rows == 0 && grow(P)) {
+        P->oom = 1;
+        return -1;
+    }
+    return 0;
+}
+
 /* The ValueError(message, byte offset in its text, kind[, index of the text when `index` >= 0]) of a failed
    parse. */
 static void raise_parse_error(Parser *P, Py_ssize_t index) {
@@ -1077,10 +1087,7 @@ static PyObject *run(PyObject *arg, int events) {
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = document(P);
-    if (rc == 0 && P->cap_rows == 0 && grow(P)) { /* empty columns still need their first offset */
-        P->oom = 1;
-        rc = -1;
-    }
+    if (rc == 0) rc = columns_ready(P);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     PyObject *out = NULL;
@@ -1122,10 +1129,7 @@ static PyObject *events_many(PyObject *self, PyObject *arg) {
         if (rc) failed = i;
         else ends[i] = (int64_t)P->rows;
     }
-    if (rc == 0 && P->cap_rows == 0 && grow(P)) {
-        P->oom = 1;
-        rc = -1;
-    }
+    if (rc == 0) rc = columns_ready(P);
     Py_END_ALLOW_THREADS
     if (rc) {
         raise_parse_error(P, failed);

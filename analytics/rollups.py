@@ -157,15 +157,21 @@ def stale(con: duckdb.DuckDBPyConnection) -> list[str]:
 # store_meta's flag of a migration that changed what a download is (023: GetPackageVersionAsset calls too)
 REDEFINED = "downloads_redefined"
 REDEFINED_DAYS = "SELECT DISTINCT day FROM event_days WHERE ok AND event_name = 'GetPackageVersionAsset' ORDER BY day"
+# store_meta's 'rebuild:<rollup>' rows: a migration changed how that rollup groups its rows (024), which leaves
+# its sums as they were, so stale() cannot see it
+REBUILD = "rebuild:"
 
 
 def heal(con: duckdb.DuckDBPyConnection) -> bool:
-    """Rebuild the rollups that do not add up to the events `events` holds (stale), and refresh the days whose
-    rollups counted downloads by an older definition (REDEFINED: the days with successful GetPackageVersionAsset
-    calls); True when it did either."""
+    """Rebuild the rollups that do not add up to the events `events` holds (stale) and those a migration marked
+    (REBUILD), and refresh the days whose rollups counted downloads by an older definition (REDEFINED: the days
+    with successful GetPackageVersionAsset calls); True when it did any."""
     tables = stale(con)
+    marked = [key for (key,) in con.execute("SELECT key FROM store_meta WHERE starts_with(key, ?)", [REBUILD])
+              .fetchall()]
+    tables += [t for t in (key.removeprefix(REBUILD) for key in marked) if t in (*TABLES, MONTHS) and t not in tables]
     redefined = con.execute("SELECT count(*) FROM store_meta WHERE key = ?", [REDEFINED]).fetchone()[0] > 0
-    if not tables and not redefined:
+    if not tables and not redefined and not marked:
         return False
     days = [d for (d,) in con.execute(REDEFINED_DAYS).fetchall()] if redefined else []
     with store.transaction(con):
@@ -173,8 +179,8 @@ def heal(con: duckdb.DuckDBPyConnection) -> bool:
             rebuild(con, tables)
         if days and not set(tables) >= {*TABLES, MONTHS}:  # (a rebuild of every rollup has them already)
             refresh(con, days)
-        con.execute("DELETE FROM store_meta WHERE key = ?", [REDEFINED])
-    return bool(tables or days)
+        con.execute("DELETE FROM store_meta WHERE key = ? OR starts_with(key, ?)", [REDEFINED, REBUILD])
+    return bool(days) or bool(tables and lake.count(con))  # (a new store's marks change nothing)
 
 
 def unsized_days(con: duckdb.DuckDBPyConnection) -> list[date]:

@@ -2,7 +2,8 @@
 independent traffic model of the tests (tests/fixtures/traffic2.py).
 
 A detected download row matches a truth download spike when their windows overlap ([start - slack,
-end + slack) against [start, end]) and they name the same thing at the row's level:
+end + slack) against [start, end]) and they name the same thing at the row's level (a package by the name
+CodeArtifact stores, name_key: the detector's series are keyed so, and a truth may use a client's spelling):
   * 'package': the truth's package in its repository (a truth of level 'domain': the package anywhere
     in its domain; of level 'repository': that repository);
   * 'domain': the package in the truth's domain;
@@ -23,6 +24,7 @@ Reads and writes nothing.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pandas as pd
@@ -39,8 +41,21 @@ def _ts(v) -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
+def name_key(fmt: str | None, column: str, value):
+    """A package's `column` ('namespace' or 'package'; any other column as it is) named as CodeArtifact stores
+    it: the store's namespace_key and package_key (core/schema/021_name_keys.sql; a test holds the two equal)."""
+    if not isinstance(value, str) or column not in ("namespace", "package"):
+        return value
+    if column == "namespace":
+        return value.lower() if fmt == "swift" else value
+    if fmt == "pypi":
+        return re.sub("-{2,}", "-", value.lower().replace("_", "-").replace(".", "-"))
+    return value.lower() if fmt in ("nuget", "swift") else value
+
+
 def _same(row, truth: dict, keys: list[str]) -> bool:
-    return all(_v(row[k]) == _v(truth.get(k)) for k in keys)
+    fmt = _v(row.get("format")) or _v(truth.get("format"))
+    return all(name_key(fmt, k, _v(row[k])) == name_key(fmt, k, _v(truth.get(k))) for k in keys)
 
 
 def matches(row, truth: dict) -> bool:

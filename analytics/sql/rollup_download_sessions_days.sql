@@ -7,12 +7,15 @@
 -- Columns: the columns of download_sessions_days (this is an INSERT into the refresh's TEMP table new_download_sessions_days)
 -- Grain:   one row per day x level x that level's key ('package': domain, repository, format, namespace,
 --          package; 'domain': domain, format, namespace, package; 'repository': domain, repository;
---          'principal': principal_arn)
+--          'principal': principal_arn). A package's namespace and name are the ones CodeArtifact stores
+--          (namespace_key, package_key: core/schema/021_name_keys.sql, since 024): a client's other spelling
+--          (pip's `Zope.Interface` for the stored `zope-interface`) is the same series.
 INSERT INTO new_download_sessions_days (day, level, account_id, region, domain, repository, format, namespace,
                                     package, principal_arn, sessions, downloads, downloads_sq)
 WITH s AS MATERIALIZED (
     SELECT CAST(utc_wall(event_at) AS DATE) AS day, account_id, region, domain, repository, format,
-           namespace, package, coalesce(principal_arn, 'unknown') AS principal_arn,
+           namespace_key(format, namespace) AS namespace, package_key(format, package) AS package,
+           coalesce(principal_arn, 'unknown') AS principal_arn,
            session_key(principal_arn, source_ip, event_at) AS session, count(*) AS n
     FROM downloads
     WHERE event_at >= $lo AND event_at < $hi

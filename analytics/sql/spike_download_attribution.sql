@@ -24,8 +24,9 @@ d AS (
      AND e.event_at < w.to_at - to_days(CAST(7 * k.weeks_back AS INTEGER))
      AND ($level = 'principal' OR e.domain = w.domain)
      AND ($level IN ('principal', 'domain') OR e.repository = w.repository)
-     AND ($level NOT IN ('package', 'domain') OR (e.format = w.format AND e.namespace IS NOT DISTINCT FROM w.namespace
-                                                  AND e.package = w.package))
+     AND ($level NOT IN ('package', 'domain') OR (e.format = w.format
+                                                  AND namespace_key(e.format, e.namespace) IS NOT DISTINCT FROM w.namespace
+                                                  AND package_key(e.format, e.package) = w.package))
      AND ($level <> 'principal' OR coalesce(e.principal_arn, 'unknown') = w.principal_arn)
 )
 SELECT window_id, weeks_back, 'principal' AS dimension, coalesce(principal_arn, 'unknown') AS value,

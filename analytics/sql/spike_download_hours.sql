@@ -3,7 +3,9 @@
 -- $params: $level VARCHAR ('package', 'domain', 'repository' or 'principal', as in spike_download_series);
 --          $weeks BIGINT; one list per window field, all the same length: $window_ids BIGINT[],
 --          $account_ids, $regions, $domains, $repositories, $formats, $namespaces, $packages,
---          $principals VARCHAR[] (NULL where not part of $level), $from_at, $to_at TIMESTAMPTZ[]
+--          $principals VARCHAR[] (NULL where not part of $level; $namespaces and $packages as the series name
+--          them, as CodeArtifact stores them, and matched so: namespace_key, package_key), $from_at,
+--          $to_at TIMESTAMPTZ[]
 -- Columns: window_id BIGINT, weeks_back BIGINT (0 = the window itself), hour_at TIMESTAMP (UTC, naive,
 --          shifted forward by weeks_back weeks so it lines up with the window), sessions BIGINT,
 --          downloads BIGINT
@@ -26,8 +28,9 @@ d AS (
      AND e.event_at < w.to_at - to_days(CAST(7 * k.weeks_back AS INTEGER))
      AND ($level = 'principal' OR e.domain = w.domain)
      AND ($level IN ('principal', 'domain') OR e.repository = w.repository)
-     AND ($level NOT IN ('package', 'domain') OR (e.format = w.format AND e.namespace IS NOT DISTINCT FROM w.namespace
-                                                  AND e.package = w.package))
+     AND ($level NOT IN ('package', 'domain') OR (e.format = w.format
+                                                  AND namespace_key(e.format, e.namespace) IS NOT DISTINCT FROM w.namespace
+                                                  AND package_key(e.format, e.package) = w.package))
      AND ($level <> 'principal' OR coalesce(e.principal_arn, 'unknown') = w.principal_arn)
 )
 SELECT window_id, weeks_back, date_trunc('hour', shifted_at) AS hour_at,

@@ -11,7 +11,8 @@
 --          everything raw: the hour grain, or a list filter with $level other than 'package', since those
 --          rollup rows do not carry the filtered columns)
 -- Columns: account_id, region, domain, repository, format, namespace, package, principal_arn VARCHAR
---          (NULL where not part of $level), bucket_at TIMESTAMP (UTC, naive), sessions BIGINT,
+--          (NULL where not part of $level; a package's namespace and name as CodeArtifact stores them,
+--          namespace_key and package_key, as the rollup's since 024), bucket_at TIMESTAMP (UTC, naive), sessions BIGINT,
 --          downloads BIGINT, downloads_sq BIGINT (the sum over sessions of their downloads squared)
 -- Grain:   one row per series x bucket with at least one download (the caller zero-fills the grid), in no
 --          order: every caller groups by the series (ORDER BY ALL cost 110 of 160 ms at 200M events)
@@ -30,8 +31,8 @@ per_session AS (  -- the series' sessions and their downloads (a session lies in
         CASE WHEN $level <> 'principal' THEN domain END AS domain,
         CASE WHEN $level IN ('package', 'repository') THEN repository END AS repository,
         CASE WHEN $level IN ('package', 'domain') THEN format END AS format,
-        CASE WHEN $level IN ('package', 'domain') THEN namespace END AS namespace,
-        CASE WHEN $level IN ('package', 'domain') THEN package END AS package,
+        CASE WHEN $level IN ('package', 'domain') THEN namespace_key(format, namespace) END AS namespace,
+        CASE WHEN $level IN ('package', 'domain') THEN package_key(format, package) END AS package,
         CASE WHEN $level = 'principal' THEN coalesce(principal_arn, 'unknown') END AS principal_arn,
         date_trunc($grain, event_at AT TIME ZONE 'UTC') AS bucket_at,
         session_key(principal_arn, source_ip, event_at) AS session,

@@ -21,8 +21,9 @@ s AS (
      AND e.event_at >= w.from_at AND e.event_at < w.to_at
      AND ($level = 'principal' OR e.domain = w.domain)
      AND ($level IN ('principal', 'domain') OR e.repository = w.repository)
-     AND ($level NOT IN ('package', 'domain') OR (e.format = w.format AND e.namespace IS NOT DISTINCT FROM w.namespace
-                                                  AND e.package = w.package))
+     AND ($level NOT IN ('package', 'domain') OR (e.format = w.format
+                                                  AND namespace_key(e.format, e.namespace) IS NOT DISTINCT FROM w.namespace
+                                                  AND package_key(e.format, e.package) = w.package))
      AND ($level <> 'principal' OR coalesce(e.principal_arn, 'unknown') = w.principal_arn)
 )
 SELECT s.window_id,

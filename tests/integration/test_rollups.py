@@ -36,9 +36,11 @@ SELECT CAST(event_at AT TIME ZONE 'UTC' AS DATE), account_id, region, domain, re
 FROM events WHERE {DOWNLOAD} GROUP BY ALL ORDER BY ALL"""
 
 SESSION = "(principal_arn, source_ip, date_trunc('minute', event_at AT TIME ZONE 'UTC'))"
-# One row per session of each level (its key, the session, its downloads), then summed per level and day.
+# One row per session of each level (its key, the session, its downloads), then summed per level and day. A package
+# is named as CodeArtifact stores it (024: the store's namespace_key and package_key, core/schema/021_name_keys.sql).
 EXPECTED_SESSION_DAYS = f"""
-WITH d AS (SELECT *, CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, {SESSION} AS session FROM events
+WITH d AS (SELECT * REPLACE (namespace_key(format, namespace) AS namespace, package_key(format, package) AS package),
+                  CAST(event_at AT TIME ZONE 'UTC' AS DATE) AS day, {SESSION} AS session FROM events
            WHERE {DOWNLOAD}),
 lv AS (
     SELECT day, 'package' AS level, account_id, region, domain, repository, format, namespace, package,
@@ -291,6 +293,54 @@ def test_a_get_package_version_asset_call_is_a_download_also_in_a_store_from_bef
     assert collect(fresh, [cloudtrail.SPEC], since=date(2026, 11, 1), source=str(root), now=TRAIL_NOW) == 0
     assert rows(fresh, "SELECT format, sum(downloads) FROM download_days GROUP BY 1 ORDER BY 1") == [
         ("generic", 5), ("npm", 1)]
+    assert_rollups_match(fresh)
+
+
+def pypi_download(i: int, at: datetime, package: str) -> dict:
+    """pip (or another client) fetching zope.interface 5.0 under the name it was given."""
+    return record(i, at, package=package, version="5.0", userAgent="pip/24.0",
+                  requestParameters={"domainName": "acme", "domainOwner": ACCOUNT, "repositoryName": "pypi-store",
+                                     "packageFormat": "pypi", "packageName": package, "packageVersion": "5.0"},
+                  additionalEventData={"httpMethod": "GET", "requestUri":
+                                       f"/pypi/pypi-store/simple/{package}/5.0/zope.interface-5.0.tar.gz"})
+
+
+SPIKE_SERIES = "SELECT format, package, sessions, downloads FROM download_sessions_days WHERE level = ? ORDER BY 1, 2"
+
+
+def test_a_store_from_before_migration_024_gets_its_spike_series_by_the_stored_name(tmp_path, monkeypatch):
+    """The spike detectors' package and domain series are keyed by the name CodeArtifact stores (024): a store
+    whose download_sessions_days grouped the recorded spellings (`Zope.Interface`, `zope_interface`: two series of
+    one package) has it rebuilt by its next write session, and a store made today keys it from the start."""
+    from analytics import rollups
+
+    day = datetime(2026, 11, 3, 9, tzinfo=UTC)
+    recs = [pypi_download(i, day + timedelta(minutes=i), ("Zope.Interface", "zope_interface")[i % 2]) for i in range(5)]
+    recs.append(record(5, day))  # an npm download
+    key = f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/11/03/{ACCOUNT}_CloudTrail_us-east-1_20261103T0900Z_a.json.gz"
+    root = write_local(tmp_path / "trail", {key: gz_file(recs)})
+    db = tmp_path / "caa.duckdb"
+    monkeypatch.setattr(store, "SCHEMA_DIR", schema_up_to(tmp_path, 23))  # the code of 023
+    keyed = queries.sql("rollup_download_sessions_days")
+    recorded = keyed.replace("namespace_key(format, namespace) AS namespace, package_key(format, package) AS package",
+                             "namespace, package")
+    assert recorded != keyed
+    real_sql = rollups.sql
+    monkeypatch.setattr(rollups, "sql", lambda name: recorded if name == "rollup_download_sessions_days"
+                        else real_sql(name))
+    assert collect(db, [cloudtrail.SPEC], since=date(2026, 11, 1), source=str(root), now=TRAIL_NOW) == 0
+    assert rows(db, SPIKE_SERIES, ["package"]) == [("npm", "lodash", 1, 1), ("pypi", "Zope.Interface", 3, 3),
+                                                   ("pypi", "zope_interface", 2, 2)]
+    monkeypatch.undo()
+    cli._upgrade(db)
+    assert_rollups_match(db)
+    for level in ("package", "domain"):
+        assert rows(db, SPIKE_SERIES, [level]) == [("npm", "lodash", 1, 1), ("pypi", "zope-interface", 5, 5)]
+    assert rows(db, "SELECT count(*) FROM store_meta WHERE key LIKE 'rebuild:%'") == [(0,)]
+    # a store made today keys them from the first collection
+    fresh = tmp_path / "fresh.duckdb"
+    assert collect(fresh, [cloudtrail.SPEC], since=date(2026, 11, 1), source=str(root), now=TRAIL_NOW) == 0
+    assert rows(fresh, SPIKE_SERIES, ["package"]) == [("npm", "lodash", 1, 1), ("pypi", "zope-interface", 5, 5)]
     assert_rollups_match(fresh)
 
 

@@ -168,3 +168,57 @@ def test_evaluate_matches_by_key_and_window_with_slack(found):
     late["download_spikes"][0]["start"] = "2026-02-19T15:30:00Z"
     assert spike_eval.evaluate(found, late)["by_kind"]["download"]["tp"] == 0
     assert s["end"] == datetime(2026, 2, 19, 14, tzinfo=UTC)
+
+
+def test_a_spike_spread_over_two_spellings_of_a_package_is_one_spike_under_its_stored_name(tmp_path):
+    """CloudTrail records the name each client sent: pip's `Zope.Interface`, another tool's `zope_interface`, both
+    the package CodeArtifact stores as `zope-interface`. Its series is one series under that name (024), so a spike
+    fetched half under each spelling is found once and whole, not as a half spike beside a "new package"; its
+    attribution reads the downloads of both spellings."""
+    rows = []
+    for d in range(56):  # left-pad's week shape, all under the spelling pip sends
+        day = START + timedelta(days=d)
+        hours = [(h, q) for h in range(8, 18) for q in range(4)] if day.weekday() < 5 else [(10 + h, 0) for h in range(5)]
+        rows += [_dl(day + timedelta(hours=h, minutes=15 * q), "Zope.Interface", "pypi", CI, "pip/24") for h, q in hours]
+    spike = datetime(2026, 2, 19, 10, tzinfo=UTC)
+    rows += [_dl(spike + timedelta(minutes=i, seconds=7), ("Zope.Interface", "zope_interface")[i % 2], "pypi", SPIKER,
+                 "uv/0.4", "10.0.0.9") for i in range(200)]
+    path = tmp_path / "spellings.duckdb"
+    with writer(path) as w:
+        insert_events(w, rows)
+    with store.open_reader(path) as con:
+        found = spikes.detect_spikes(con, settings(tmp_path))
+    dl = found[found["kind"] == "download"]
+    assert dl[["level", "format", "package"]].values.tolist() == [["package", "pypi", "zope-interface"]]
+    s = dl.iloc[0]
+    assert (s["observed"], s["baseline"], s["excess"]) == (216, 16, 200)
+    assert s["top_principals"] == [f"{SPIKER} (100%)"]
+    truth = {"download_spikes": [{"domain": "acme", "repository": "app", "format": "pypi", "namespace": None,
+                                  "package": "zope_interface", "start": "2026-02-19T10:00:00Z",
+                                  "end": "2026-02-19T13:20:00Z"}], "auth_bursts": []}
+    assert spike_eval.evaluate(found, truth)["by_kind"]["download"]["tp"] == 1  # a truth in a client's spelling
+
+
+@pytest.fixture(scope="module")
+def keys_store(tmp_path_factory):
+    """A store with every migration, for its name-key macros."""
+    path = tmp_path_factory.mktemp("keys") / "k.duckdb"
+    with writer(path):
+        pass
+    reader = store.open_reader(path)
+    yield reader
+    reader.close()
+
+
+@pytest.mark.parametrize("fmt, column, value", [
+    ("pypi", "package", "Zope.Interface"), ("pypi", "package", "zope__interface"), ("pypi", "package", "A-_.b"),
+    ("pypi", "package", "plain"), ("nuget", "package", "Acme.Core"), ("swift", "package", "Alamofire"),
+    ("swift", "namespace", "GitHub.Com/Org"), ("npm", "package", "Left-Pad"), ("npm", "namespace", "@Acme"),
+    ("maven", "namespace", "Com.Acme"), ("maven", "package", "Core_Lib"), ("generic", "package", "Tool.X"),
+    ("pypi", "namespace", None), ("pypi", "repository", "Repo.X")])
+def test_spike_eval_names_a_package_as_the_store_keys_it(keys_store, fmt, column, value):
+    """spike_eval.name_key is the store's namespace_key and package_key (core/schema/021_name_keys.sql), which the
+    detector's series are keyed by: a truth matches a detected row whatever spelling it uses."""
+    macro = {"package": "package_key", "namespace": "namespace_key"}.get(column)
+    want = keys_store.execute(f"SELECT {macro}($f, $v)", {"f": fmt, "v": value}).fetchone()[0] if macro else value
+    assert spike_eval.name_key(fmt, column, value) == want

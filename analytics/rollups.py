@@ -160,6 +160,7 @@ REDEFINED_DAYS = "SELECT DISTINCT day FROM event_days WHERE ok AND event_name = 
 # store_meta's 'rebuild:<rollup>' rows: a migration changed how that rollup groups its rows (024), which leaves
 # its sums as they were, so stale() cannot see it
 REBUILD = "rebuild:"
+MARKS = "key = ? OR starts_with(key, ?)"  # the store_meta rows of both (REDEFINED, REBUILD)
 
 
 def heal(con: duckdb.DuckDBPyConnection) -> bool:
@@ -167,19 +168,18 @@ def heal(con: duckdb.DuckDBPyConnection) -> bool:
     (REBUILD), and refresh the days whose rollups counted downloads by an older definition (REDEFINED: the days
     with successful GetPackageVersionAsset calls); True when it did any."""
     tables = stale(con)
-    marked = [key for (key,) in con.execute("SELECT key FROM store_meta WHERE starts_with(key, ?)", [REBUILD])
-              .fetchall()]
-    tables += [t for t in (key.removeprefix(REBUILD) for key in marked) if t in (*TABLES, MONTHS) and t not in tables]
-    redefined = con.execute("SELECT count(*) FROM store_meta WHERE key = ?", [REDEFINED]).fetchone()[0] > 0
-    if not tables and not redefined and not marked:
+    marks = [key for (key,) in con.execute(f"SELECT key FROM store_meta WHERE {MARKS}", [REDEFINED, REBUILD]).fetchall()]
+    tables += [t for t in (key.removeprefix(REBUILD) for key in marks if key.startswith(REBUILD))
+               if t in (*TABLES, MONTHS) and t not in tables]
+    if not tables and not marks:
         return False
-    days = [d for (d,) in con.execute(REDEFINED_DAYS).fetchall()] if redefined else []
+    days = [d for (d,) in con.execute(REDEFINED_DAYS).fetchall()] if REDEFINED in marks else []
     with store.transaction(con):
         if tables:
             rebuild(con, tables)
         if days and not set(tables) >= {*TABLES, MONTHS}:  # (a rebuild of every rollup has them already)
             refresh(con, days)
-        con.execute("DELETE FROM store_meta WHERE key = ? OR starts_with(key, ?)", [REDEFINED, REBUILD])
+        con.execute(f"DELETE FROM store_meta WHERE {MARKS}", [REDEFINED, REBUILD])
     return bool(days) or bool(tables and lake.count(con))  # (a new store's marks change nothing)
 
 

@@ -20,10 +20,12 @@
 -- Grain:   one row per version per repository (package_versions), in no order (evaluate sorts them;
 --          sorting 120,000 rows here cost ~70 ms at 200M)
 -- Source:  whole months before $split from download_months (a month counts for a window when it starts
---          after the window's first day), whole UTC days from $split to $as_of's day from download_days,
---          and for each window the days of its first month after its first day from download_days too (or,
---          when its first day is in the month's first half, the month's download_months row less its days up
---          to the first day: half a month of rows at most, where a window's first month cost 60 ms at 200M); the
+--          after the window's first day, or is the month of a first day in its first half), whole UTC days
+--          from $split to $as_of's day from download_days, and for each window the days of its first month
+--          after its first day from download_days too (or, when its first day is in the month's first half,
+--          less the month's days up to the first day: half a month of rows at most, where a window's first
+--          month cost 60 ms at 200M; the month row itself is counted in the one read of the months instead
+--          of each window reading its month again: the same time within this machine's noise); the
 --          partial days come from raw downloads, each read by a time range DuckDB prunes: $as_of's own day
 --          up to $as_of (unless $days_to says its rollup row is exact), and the first day of each window
 --          after its start. The counts equal a scan of `downloads`.
@@ -33,9 +35,15 @@
 WITH pieces AS (  -- per version and source: its downloads in all, the last one, and each window's part
     SELECT account_id, region, domain, repository, format, namespace, package, version, sum(downloads) AS total,
            max(last_at) AS last_at,
-           sum(downloads) FILTER (WHERE month > CAST(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC' AS DATE)) AS d30,
-           sum(downloads) FILTER (WHERE month > CAST(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC' AS DATE)) AS d90,
-           sum(downloads) FILTER (WHERE month > CAST(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC' AS DATE)) AS d365
+           sum(downloads) FILTER (WHERE month > CAST(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC' AS DATE)
+               OR month = CAST(date_trunc('month', ($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') AS DATE)
+                  AND dayofmonth(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') <= 15) AS d30,
+           sum(downloads) FILTER (WHERE month > CAST(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC' AS DATE)
+               OR month = CAST(date_trunc('month', ($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') AS DATE)
+                  AND dayofmonth(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') <= 15) AS d90,
+           sum(downloads) FILTER (WHERE month > CAST(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC' AS DATE)
+               OR month = CAST(date_trunc('month', ($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') AS DATE)
+                  AND dayofmonth(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') <= 15) AS d365
     FROM download_months WHERE month < $split AND month < CAST($as_of AT TIME ZONE 'UTC' AS DATE)
     GROUP BY ALL
     UNION ALL
@@ -50,18 +58,13 @@ WITH pieces AS (  -- per version and source: its downloads in all, the last one,
            NULL, NULL, sum(downloads) FILTER (WHERE w = 30),
            sum(downloads) FILTER (WHERE w = 90), sum(downloads) FILTER (WHERE w = 365)
     FROM (  -- constant bounds (from $as_of), so DuckDB prunes each range, and drops the branch
-            -- not taken: the days after the first day, or (when fewer) the month less its days up to it
+            -- not taken: the days after the first day, or (when fewer) the month's days up to it, taken off
+            -- the month that the first piece counted
         SELECT account_id, region, domain, repository, format, namespace, package, version,
                downloads, 30 AS w FROM download_days
         WHERE day > CAST(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC' AS DATE)
           AND day < least(CAST(date_trunc('month', ($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') AS DATE) + INTERVAL 1 MONTH, $split)
           AND dayofmonth(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') > 15
-        UNION ALL
-        SELECT account_id, region, domain, repository, format, namespace, package, version,
-               downloads, 30 FROM download_months
-        WHERE month = CAST(date_trunc('month', ($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') AS DATE)
-          AND month < $split
-          AND dayofmonth(($as_of - INTERVAL 30 DAY) AT TIME ZONE 'UTC') <= 15
         UNION ALL
         SELECT account_id, region, domain, repository, format, namespace, package, version,
                -downloads, 30 FROM download_days
@@ -77,12 +80,6 @@ WITH pieces AS (  -- per version and source: its downloads in all, the last one,
           AND dayofmonth(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') > 15
         UNION ALL
         SELECT account_id, region, domain, repository, format, namespace, package, version,
-               downloads, 90 FROM download_months
-        WHERE month = CAST(date_trunc('month', ($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') AS DATE)
-          AND month < $split
-          AND dayofmonth(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') <= 15
-        UNION ALL
-        SELECT account_id, region, domain, repository, format, namespace, package, version,
                -downloads, 90 FROM download_days
         WHERE day >= CAST(date_trunc('month', ($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC') AS DATE)
           AND day <= CAST(($as_of - INTERVAL 90 DAY) AT TIME ZONE 'UTC' AS DATE)
@@ -94,12 +91,6 @@ WITH pieces AS (  -- per version and source: its downloads in all, the last one,
         WHERE day > CAST(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC' AS DATE)
           AND day < least(CAST(date_trunc('month', ($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') AS DATE) + INTERVAL 1 MONTH, $split)
           AND dayofmonth(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') > 15
-        UNION ALL
-        SELECT account_id, region, domain, repository, format, namespace, package, version,
-               downloads, 365 FROM download_months
-        WHERE month = CAST(date_trunc('month', ($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') AS DATE)
-          AND month < $split
-          AND dayofmonth(($as_of - INTERVAL 365 DAY) AT TIME ZONE 'UTC') <= 15
         UNION ALL
         SELECT account_id, region, domain, repository, format, namespace, package, version,
                -downloads, 365 FROM download_days

@@ -12,6 +12,8 @@ import csv
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from enum import StrEnum
 from importlib.util import find_spec
@@ -193,8 +195,49 @@ def _check_window(first: date | None, last: date | None) -> None:
 def _reader(settings):  # noqa: ANN001, ANN202 - a read-only connection to the store's snapshot
     from core import store
 
+    upgrade_to_read(settings.db)
     con = store.require_reader(settings.db)
     return con
+
+
+def upgrade_to_read(db: Path) -> None:
+    """Before a command reads the store: bring one that an older caa wrote up to this caa's schema and rollups
+    (the write session `caa dashboard` opens before serving), when its snapshot says it is behind. Else a report
+    run between installing caa and the next collection reads a store half in the old layout: after 024, the
+    spike series of whole days from the old rollup under each client's spelling of a package beside the newest
+    days under its stored name (two series of one package, a spike found in halves). The notes go to stderr,
+    and so does whatever DuckDB prints meanwhile (its progress bar on a long rebuild): stdout is the command's
+    output. A store this process cannot write, or one a collection is writing (which upgrades it itself), is
+    read as it was published, with a note."""
+    from core import store
+
+    old = store.schema_behind(db)
+    if old is None:
+        return
+    echo(f"note: the store was written by an older caa (schema {old:03d}, this caa {store.latest_schema():03d}); "
+         "upgrading it first, once", err=True)
+    try:
+        with _stdout_to_stderr():
+            _upgrade(db, busy_ok=False)
+    except StoreBusyError:
+        echo("note: a running collection upgrades the store; this reads it as last published", err=True)
+    except StoreError as e:
+        echo(f"note: the store could not be upgraded ({e.what}); this reads it as the older caa left it, until a "
+             "`caa collect` that can write it", err=True)
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 onto 2 meanwhile (DuckDB writes its progress bar to the process's stdout itself)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class OutFormat(StrEnum):
@@ -215,6 +258,7 @@ def sql(
     from core import store
 
     settings = _settings(db)
+    upgrade_to_read(settings.db)
     con = store.require_reader(settings.db)  # locked down: the store only, no files, no settings
     try:
         _check_read_only(con, query)
@@ -686,7 +730,9 @@ def email_send(
     """E-mail the cost digest: the whole estate to email.to (or --to), each owner's slice to its owner."""
     from delivery.notify import deliver_cost_emails
 
-    for line in deliver_cost_emails(_settings(db), to=to, dry_run=dry_run, out=out):
+    settings = _settings(db)
+    upgrade_to_read(settings.db)
+    for line in deliver_cost_emails(settings, to=to, dry_run=dry_run, out=out):
         print(line)
 
 
@@ -703,7 +749,9 @@ def alerts_send(
     """Alert new (or grown) spikes of the last alerts.since_days days, once per spike and channel."""
     from delivery.alerts import send_alerts
 
-    for line in send_alerts(_settings(db), dry_run=dry_run):
+    settings = _settings(db)
+    upgrade_to_read(settings.db)
+    for line in send_alerts(settings, dry_run=dry_run):
         print(line)
 
 
@@ -799,9 +847,10 @@ def dashboard(
     serve_dashboard(settings.db, port, address)
 
 
-def _upgrade(db: Path) -> None:
+def _upgrade(db: Path, busy_ok: bool = True) -> None:
     """Bring a store written by an older caa up to this schema (and its snapshot with it) before serving,
-    so the pages never meet a missing table. A running collection holds the lock and does it itself."""
+    so the pages never meet a missing table. A running collection holds the lock and does it itself
+    (`busy_ok`: then nothing to do; else StoreBusyError)."""
     from analytics import rollups
 
     if Path(db).exists():
@@ -809,7 +858,8 @@ def _upgrade(db: Path) -> None:
             with rollups.writer(db):
                 pass
         except StoreBusyError:
-            pass
+            if not busy_ok:
+                raise
 
 
 @app.command()

@@ -516,6 +516,28 @@ def require_reader(db: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def latest_schema() -> int:
+    """The number of this caa's newest migration (schema/NNN_*.sql)."""
+    return max(int(p.name[:3]) for p in SCHEMA_DIR.glob("[0-9][0-9][0-9]_*.sql"))
+
+
+def schema_behind(db: Path) -> int | None:
+    """The schema of the published snapshot of `db` when it lacks one of this caa's migrations (a store that an
+    older caa wrote and no write session of this one has opened since), else None: current, nothing published
+    yet, or not a store."""
+    snap = snapshot_path(Path(db))
+    if not snap.is_file() or _not_a_store(snap):
+        return None
+    con = _connect(snap, read_only=True)
+    try:
+        have = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+    except duckdb.CatalogException:  # a snapshot from before schema_migrations existed
+        have = 0
+    finally:
+        con.close()
+    return have if have < latest_schema() else None
+
+
 def lock_down(con: duckdb.DuckDBPyConnection, lake_roots: list[Path] | None = None) -> duckdb.DuckDBPyConnection:
     """Make a reader see the store and nothing else, before any query text runs: no file, URL or
     extension outside it (the snapshot and its lake's folders, `lake_roots`) can be read or written (COPY ...

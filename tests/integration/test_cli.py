@@ -132,6 +132,22 @@ def test_progress_bars_on_a_terminal_do_not_change_the_result(tmp_path):
     assert table(a, "events") == table(b, "events")
 
 
+def test_what_duckdb_prints_while_a_read_upgrades_the_store_goes_to_stderr():
+    """cli.upgrade_to_read runs the upgrade with the process's stdout on stderr: DuckDB writes its progress bar
+    (a long rebuild of a rollup) to file descriptor 1 itself, and `caa sql --format csv > out.csv` would carry it."""
+    code = ("import cli, duckdb\n"
+            "with cli._stdout_to_stderr():\n"
+            "    con = duckdb.connect()\n"
+            "    con.execute('SET progress_bar_time = 0')  # the bar at once, not after 2 s\n"
+            "    con.execute('SELECT count(DISTINCT i * 7919 % 100000007) FROM range(20000000) t(i)').fetchall()\n"
+            "    print('a note')\n"
+            "print('the output')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "the output\n"
+    assert "100%" in out.stderr and "a note" in out.stderr
+
+
 def run_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     """`caa *args` in this process (as the console script runs it): exit code, stdout, stderr."""
     import cli

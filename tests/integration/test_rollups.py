@@ -6,7 +6,10 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -308,10 +311,10 @@ def pypi_download(i: int, at: datetime, package: str) -> dict:
 SPIKE_SERIES = "SELECT format, package, sessions, downloads FROM download_sessions_days WHERE level = ? ORDER BY 1, 2"
 
 
-def test_a_store_from_before_migration_024_gets_its_spike_series_by_the_stored_name(tmp_path, monkeypatch):
-    """The spike detectors' package and domain series are keyed by the name CodeArtifact stores (024): a store
-    whose download_sessions_days grouped the recorded spellings (`Zope.Interface`, `zope_interface`: two series of
-    one package) has it rebuilt by its next write session, and a store made today keys it from the start."""
+def store_of_023(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """A store that caa 023 collected and published (its download_sessions_days grouped the names as recorded):
+    five downloads of zope.interface 5.0 under two clients' spellings and one npm download. Returns the store
+    and the trail."""
     from analytics import rollups
 
     day = datetime(2026, 11, 3, 9, tzinfo=UTC)
@@ -329,9 +332,19 @@ def test_a_store_from_before_migration_024_gets_its_spike_series_by_the_stored_n
     monkeypatch.setattr(rollups, "sql", lambda name: recorded if name == "rollup_download_sessions_days"
                         else real_sql(name))
     assert collect(db, [cloudtrail.SPEC], since=date(2026, 11, 1), source=str(root), now=TRAIL_NOW) == 0
-    assert rows(db, SPIKE_SERIES, ["package"]) == [("npm", "lodash", 1, 1), ("pypi", "Zope.Interface", 3, 3),
-                                                   ("pypi", "zope_interface", 2, 2)]
+    assert rows(db, SPIKE_SERIES, ["package"]) == [("npm", "lodash", 1, 1), *RECORDED]
     monkeypatch.undo()
+    return db, root
+
+
+RECORDED = [("pypi", "Zope.Interface", 3, 3), ("pypi", "zope_interface", 2, 2)]  # 023's series of one package
+
+
+def test_a_store_from_before_migration_024_gets_its_spike_series_by_the_stored_name(tmp_path, monkeypatch):
+    """The spike detectors' package and domain series are keyed by the name CodeArtifact stores (024): a store
+    whose download_sessions_days grouped the recorded spellings (`Zope.Interface`, `zope_interface`: two series of
+    one package) has it rebuilt by its next write session, and a store made today keys it from the start."""
+    db, root = store_of_023(tmp_path, monkeypatch)
     cli._upgrade(db)
     assert_rollups_match(db)
     for level in ("package", "domain"):
@@ -342,6 +355,38 @@ def test_a_store_from_before_migration_024_gets_its_spike_series_by_the_stored_n
     assert collect(fresh, [cloudtrail.SPEC], since=date(2026, 11, 1), source=str(root), now=TRAIL_NOW) == 0
     assert rows(fresh, SPIKE_SERIES, ["package"]) == [("npm", "lodash", 1, 1), ("pypi", "zope-interface", 5, 5)]
     assert_rollups_match(fresh)
+
+
+def test_a_report_on_a_store_an_older_caa_wrote_reads_it_upgraded(tmp_path, monkeypatch):
+    """Every command that reads the store (`caa sql` here; the reports, `caa email send` and `caa alerts send` call
+    the same cli.upgrade_to_read) first upgrades a store whose snapshot an older caa published, as `caa dashboard`
+    does: its first read after installing caa has the spike series by the stored name, not half in the old layout.
+    The notes go to stderr; stdout is the output alone. A store it cannot write is read as it was, with a note
+    that says so; a current store is read without a write session."""
+    db, _ = store_of_023(tmp_path, monkeypatch)
+    query = "SELECT format, package, sessions, downloads FROM download_sessions_days WHERE level = 'package' ORDER BY 1, 2"
+
+    def caa_sql() -> subprocess.CompletedProcess:
+        out = subprocess.run([sys.executable, "-m", "cli", "sql", query, "--format", "csv", "--db", str(db)],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out
+
+    blocker = store.lock_path(db)
+    blocker.unlink()
+    blocker.mkdir()  # the lock file cannot be opened: a store this user may only read (root ignores modes)
+    out = caa_sql()
+    assert out.stdout.splitlines()[1:] == ["npm,lodash,1,1", *(",".join(map(str, r)) for r in RECORDED)]
+    assert "older caa (schema 023, this caa" in out.stderr and "could not be upgraded" in out.stderr
+    blocker.rmdir()
+    out = caa_sql()
+    assert out.stdout.splitlines() == ["format,package,sessions,downloads", "npm,lodash,1,1", "pypi,zope-interface,5,5"]
+    assert "upgrading it first" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert store.schema_behind(db) is None
+    published = store.snapshot_path(db).stat().st_mtime_ns
+    out = caa_sql()
+    assert out.stdout.splitlines()[-1] == "pypi,zope-interface,5,5" and out.stderr == ""
+    assert store.snapshot_path(db).stat().st_mtime_ns == published
 
 
 def test_a_store_from_before_the_transfer_rollup_gets_it_before_its_next_publish(tmp_path, monkeypatch):

@@ -817,11 +817,13 @@ def check_bind(address: str, port: int) -> None:
 
 
 def serve_dashboard(db: Path, port: int, address: str = "127.0.0.1") -> NoReturn:
-    """Become `streamlit run dashboard.py` bound to `address` (127.0.0.1 by default) over the store `db`."""
+    """Become `streamlit run dashboard.py` bound to `address` (127.0.0.1 by default) over the store `db`, in a
+    process that imports the dashboard's modules before it serves (ui/serve.py: the first page does not wait for
+    them)."""
     check_bind(address, port)
     script = find_spec("dashboard").origin
     env = dict(os.environ, CAA_DB=str(Path(db).resolve()))
-    cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.address", address,
+    cmd = [sys.executable, "-m", "ui.serve", "run", script, "--server.address", address,
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            # No source watcher: a served dashboard never reloads its code, and watching a checkout (data/,
            # .venv) overflowed inotify, whose lost events reran the page under the user's hands.

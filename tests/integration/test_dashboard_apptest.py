@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +113,35 @@ def test_db_after_double_dash_beats_caa_db(use_db, tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["dashboard.py", "--db", str(db)])
     at = run_app()
     assert {m.label: m.value for m in at.metric}["Requests this month"] == "120,003"
+
+
+PAGES_AFTER_PRELOAD = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+from ui.serve import preload
+
+preload()
+before = set(sys.modules)
+for page in sys.argv[2:]:
+    at = AppTest.from_file(sys.argv[1])
+    at.query_params["page"] = page
+    at.run(timeout=120)
+    assert not at.exception, (page, [e.value for e in at.exception])
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_the_servers_preload_leaves_the_pages_nothing_to_import(demo_store):
+    """`caa dashboard` serves from a process that imported the dashboard's modules first (ui/serve.py), so the
+    first page a user opens does not wait for pandas, plotly and the pages to import (on the demo estate half of
+    a cold page's second). In a fresh process after preload(), every page's first run imports only Streamlit's
+    own modules (its component scan, which the server runs at its start): a page or figure that needs a module
+    the preload misses shows up here."""
+    from ui.pages import PAGES
+
+    db, _ = demo_store()
+    out = subprocess.run([sys.executable, "-c", PAGES_AFTER_PRELOAD, APP, *PAGES], capture_output=True, text=True,
+                         env={**os.environ, "CAA_DB": str(db), "CAA_CONFIG": os.devnull}, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    imported = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(imported) < 20 and {name.split(".")[0] for name in imported} <= {"streamlit", "packaging"}, imported

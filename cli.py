@@ -209,6 +209,7 @@ def upgrade_to_read(db: Path) -> None:
     and so does whatever DuckDB prints meanwhile (its progress bar on a long rebuild): stdout is the command's
     output. A store this process cannot write, or one a collection is writing (which upgrades it itself), is
     read as it was published, with a note."""
+    from analytics import rollups
     from core import store
 
     old = store.schema_behind(db)
@@ -218,7 +219,7 @@ def upgrade_to_read(db: Path) -> None:
          "upgrading it first, once", err=True)
     try:
         with _stdout_to_stderr():
-            _upgrade(db, busy_ok=False)
+            rollups.upgrade(db)
     except StoreBusyError:
         echo("note: a running collection upgrades the store; this reads it as last published", err=True)
     except StoreError as e:
@@ -849,19 +850,16 @@ def dashboard(
     serve_dashboard(settings.db, port, address)
 
 
-def _upgrade(db: Path, busy_ok: bool = True) -> None:
+def _upgrade(db: Path) -> None:
     """Bring a store written by an older caa up to this schema (and its snapshot with it) before serving,
-    so the pages never meet a missing table. A running collection holds the lock and does it itself
-    (`busy_ok`: then nothing to do; else StoreBusyError)."""
+    so the pages never meet a missing table. A running collection holds the lock and does it itself."""
     from analytics import rollups
 
     if Path(db).exists():
         try:
-            with rollups.writer(db):
-                pass
+            rollups.upgrade(db)
         except StoreBusyError:
-            if not busy_ok:
-                raise
+            pass
 
 
 @app.command()

@@ -222,3 +222,11 @@ def writer(db: Path) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
     """store.writer with this hook: the write session every caa command opens (any one may load events,
     or be the first after a migration that changed the rollups)."""
     return store.writer(Path(db), before_publish=before_publish)
+
+
+def upgrade(db: Path) -> None:
+    """A write session that does nothing itself: opening it migrates a store an older caa wrote, and closing it
+    rebuilds the rollups a migration changed (heal) and publishes the snapshot. StoreBusyError when another
+    process writes it (that session upgrades it)."""
+    with writer(db):
+        pass

@@ -66,8 +66,7 @@ def demo_estate(base: Path, seed: int, events: int) -> tuple[Path, dict]:
     else:
         from analytics import rollups
 
-        with rollups.writer(db):  # an estate cached by an older caa: migrate it (rollups), as a collection would
-            pass
+        rollups.upgrade(db)  # an estate cached by an older caa, as a collection would
     return db, json.loads(db.with_name("caa.ground_truth.json").read_text())
 
 

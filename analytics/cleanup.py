@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from analytics import versions as V
 from analytics.filters import Filters
 from analytics.queries import events_within, run, run_objects
+from core import lake
 from core.clock import utc_midnight
 from core.errors import ConfigError, DataError
 from core.settings import Cleanup, Settings
@@ -270,6 +271,19 @@ def _facts_key(con: duckdb.DuckDBPyConnection, as_of: Any) -> tuple | None:
     return (path, store_id, version, filters, None if as_of is None else _utc(as_of))
 
 
+def _versions_sized(con: duckdb.DuckDBPyConnection) -> bool:
+    """cleanup_versions' $sized (core/lake.py versions_sized). A snapshot from before migration 025 that this
+    process could not upgrade (cli.upgrade_to_read) has no assets_bytes or assets_count: a TEMP view gives its
+    package_versions the two, NULL, so that the query binds, and it sums the assets itself."""
+    if lake.versions_sized(con):
+        return True
+    if not lake.sizes_held(con):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW package_versions AS SELECT *, NULL::BIGINT AS assets_bytes, "
+                    f"NULL::BIGINT AS assets_count FROM \"{con.execute('SELECT current_database()').fetchone()[0]}\""
+                    ".main.package_versions")
+    return False
+
+
 def facts(con: duckdb.DuckDBPyConnection, as_of: Any = None) -> Facts | None:
     """The policy-independent part of evaluate as of `as_of` (default: the newest event), None without
     events; kept for the last FACTS_KEPT read-only stores (_FACTS). Callers must not change it."""
@@ -291,8 +305,9 @@ def facts(con: duckdb.DuckDBPyConnection, as_of: Any = None) -> Facts | None:
     day = at.astimezone(UTC).date()
     dates = Filters.applied(con)  # a date filter cuts months that download_months sums whole: days only
     split = date.min if dates.start or dates.end else day.replace(day=1)
+    sized = _versions_sized(con)
     with events_within(con, raw):
-        df = run_objects(con, "cleanup_versions", as_of=at, split=split, days_to=days_to)
+        df = run_objects(con, "cleanup_versions", as_of=at, split=split, days_to=days_to, sized=sized)
     df["namespace"] = df["namespace"].astype(object).where(df["namespace"].notna(), None)
     df["_ns"] = df["namespace"].fillna("")
     _rank(df)

@@ -128,7 +128,7 @@ INVENTORY_SQL = [
        FROM syn_pkg s, range(60) t(k)""",
     """INSERT INTO package_versions SELECT account_id, region, 'domain-' || acct, 'repo-' || repo, format, NULL,
               package, version, CASE WHEN h % 50 = 0 THEN 'Unlisted' ELSE 'Published' END, 'rev-' || (h % 100000),
-              CASE WHEN h % 5 = 0 THEN 'EXTERNAL' ELSE 'INTERNAL' END, published_at, published_at, $end
+              CASE WHEN h % 5 = 0 THEN 'EXTERNAL' ELSE 'INTERNAL' END, published_at, published_at, $end, NULL, NULL
        FROM syn_ver""",
     """INSERT INTO assets_rows SELECT account_id, region, 'domain-' || acct, 'repo-' || repo, format, NULL, package,
               version, 'pkg.tgz', 20000 + CAST(pow((h // 7 % 10000) / 10000.0, 4) * 20000000 AS BIGINT),

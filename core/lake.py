@@ -541,9 +541,52 @@ def freeze(con: duckdb.DuckDBPyConnection) -> int:
                         ).fetchone()[0]
         now = utc_now()
         _catalog(con, [(ASSETS.name, rel, now.date(), n, None, None, (root / rel).stat().st_size, now)])
+        size_versions(con, ASSETS.rows, every=True)  # the file's rows, in the commit that makes them the assets
         con.execute(f"DELETE FROM {ASSETS.rows}")
         rebuild_view(con, ASSETS)
     return n
+
+
+# package_versions.assets_bytes and assets_count (migration 025): each version's assets summed in its row, matched
+# by its stored names as the assets are (exact, namespace NULL for none)
+_SIZE_VERSIONS = """UPDATE package_versions SET assets_bytes = s.bytes, assets_count = s.n
+FROM (SELECT v.rowid AS id, coalesce(sum(a.size_bytes), 0) AS bytes, count(a.account_id) AS n
+      FROM package_versions v
+      LEFT JOIN {assets} a
+             ON a.account_id = v.account_id AND a.region = v.region AND a.domain = v.domain
+            AND a.repository = v.repository AND a.format = v.format AND a.namespace IS NOT DISTINCT FROM v.namespace
+            AND a.package = v.package AND a.version = v.version
+      WHERE {where}
+      GROUP BY v.rowid) s
+WHERE package_versions.rowid = s.id"""
+
+
+def sizes_held(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store (or snapshot) has migration 025's columns."""
+    return bool(con.execute("SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+                            "AND table_name = 'package_versions' AND column_name = 'assets_count'").fetchone()[0])
+
+
+def size_versions(con: duckdb.DuckDBPyConnection, assets: str = ASSETS.name, every: bool = False) -> int:
+    """Sum each version's assets (`assets`: a table or view holding every asset) into its package_versions
+    row: every row (freeze, when the assets changed), or only the rows not counted yet (NULL: written by an
+    inventory session or a test, or by migration 025). One statement, so it commits whole; returns the rows
+    counted."""
+    if not sizes_held(con) or not every and not con.execute(
+            "SELECT count(*) FROM package_versions WHERE assets_count IS NULL").fetchone()[0]:
+        return 0
+    return con.execute(_SIZE_VERSIONS.format(assets=assets, where="TRUE" if every else "v.assets_count IS NULL")
+                       ).fetchone()[0]
+
+
+def versions_sized(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether package_versions' assets_bytes and assets_count hold every version's assets (size_versions):
+    after every publish; not while an inventory session's assets wait in assets_rows, nor on a snapshot
+    from before migration 025 that this process could not upgrade (its readers sum the assets themselves)."""
+    if not sizes_held(con):
+        return False
+    return bool(con.execute(f"SELECT NOT EXISTS (SELECT 1 FROM package_versions WHERE assets_count IS NULL) "
+                            f"AND NOT EXISTS (SELECT 1 FROM {ASSETS.rows})").fetchone()[0])
 
 
 def move_rows(con: duckdb.DuckDBPyConnection) -> int:

@@ -213,8 +213,10 @@ def prepare_publish(con: duckdb.DuckDBPyConnection) -> bool:
         with transaction(con):
             bump_version(con)
     lake.move_closed(con)
-    if lake.freeze(con):
+    if lake.freeze(con):  # (which sums every version's assets again)
         _FROZEN.add(id(con))
+    else:
+        lake.size_versions(con)  # versions written without their assets changing (one statement: atomic)
     lake.compact(con)
     return changed
 

@@ -45,7 +45,7 @@ def build_store(db: Path, versions: list[tuple], events: list[tuple] = (), deps:
             con.execute("INSERT INTO domains (account_id, region, domain, last_seen_at) VALUES (?, ?, ?, ?)",
                         [ACCT, region, DOMAIN, T_REPORT])
         for ns, pkg, ver, status, rev, origin, *fmt in versions:
-            con.execute("INSERT INTO package_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO package_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                         [ACCT, REGION, DOMAIN, REPO, *(fmt or ["npm"]), ns, pkg, ver, status, rev, origin,
                          T_REPORT - timedelta(days=400), T_REPORT - timedelta(days=400), T_REPORT])
         for i, at in enumerate((T_REPORT - timedelta(days=400), T_REPORT - timedelta(hours=1))):  # CloudTrail's span

@@ -12,8 +12,10 @@ import botocore.endpoint
 import pytest
 from botocore.stub import Stubber
 
+from analytics import cleanup
 from collectors.base import RunContext, run_collectors
 from collectors.inventory import SPEC, collect, snapshot_domains
+from core import lake, store
 from core.aws import Scope
 from core.settings import load_settings
 from demo.fake_codeartifact import FakeCodeArtifact, FakeCodeArtifactClients, FakeResponseError
@@ -345,3 +347,92 @@ def test_fake_answers_unknown_resources_with_the_modeled_404():
     client = FakeCodeArtifact(tiny_estate(), AS_OF).attach(boto3.client("codeartifact", region_name=REGION))
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.describe_repository(domain="corp", repository="missing")
+
+
+# -- each version's size, kept in its row (migration 025) -------------------------------------------------
+
+def estate_sizes(estate: Estate, as_of: datetime) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(repository, package, version) -> (bytes, assets) of every version the inventory lists at `as_of`, from
+    the estate itself: a Disposed version's assets are no longer stored."""
+    return {(repo.name, pkg.name, ver.version):
+            (0, 0) if ver.status == "Disposed" else (sum(a.size_bytes for a in ver.assets), len(ver.assets))
+            for dom in estate.domains for repo in dom.repositories for pkg in repo.packages for ver in pkg.versions
+            if ver.published_at <= as_of}
+
+
+def report_sizes(con, as_of: datetime) -> dict[tuple[str, str, str], tuple[int, int]]:
+    df = cleanup.facts(con, as_of=as_of).df
+    return {(r.repository, r.package, r.version): (r.size_bytes, r.asset_count) for r in df.itertuples()}
+
+
+def test_the_cleanup_report_reads_each_versions_size_from_its_row_and_it_follows_the_inventory(tmp_path):
+    """Migration 025: each version's assets summed are kept in its package_versions row (assets_bytes,
+    assets_count) by the publish that writes the assets, so the cleanup report reads them instead of summing
+    every asset each time it opens. After each inventory run the report's sizes are the estate's: a version
+    given another asset, and one disposed (its assets gone), change size."""
+    db = tmp_path / "caa.duckdb"
+    estate = tiny_estate()
+    assert run(db, FakeCodeArtifact(estate, AS_OF)) == 0
+    with store.open_reader(db) as con:
+        assert lake.versions_sized(con)  # what the report reads: the rows' sums
+        got = report_sizes(con, AS_OF)
+    assert got == estate_sizes(estate, AS_OF)
+    assert got["py", "requests", "2.31.0"] == (172_000, 2) and got["app", "web", "1.0.0"] == (0, 0)
+
+    later = AS_OF + timedelta(days=2)
+    requests = estate.domains[0].repositories[2].packages[0].versions[0]
+    requests.revision = "rq-r2"  # a wheel for another platform
+    requests.assets.append(Asset("requests-2.31.0-py2-none-any.whl", 61_000, sha(5)))
+    web = estate.domains[0].repositories[1].packages[0].versions[7]
+    web.status, web.revision = "Disposed", "web-r7b"
+    assert run(db, FakeCodeArtifact(estate, later), now=later) == 0
+    with store.open_reader(db) as con:
+        assert lake.versions_sized(con)
+        got = report_sizes(con, later)
+    assert got == estate_sizes(estate, later)
+    assert got["py", "requests", "2.31.0"] == (233_000, 3) and got["app", "web", "1.0.7"] == (0, 0)
+
+
+def test_while_an_inventory_session_replaces_assets_the_report_sums_them_itself(tmp_path):
+    """In a write session that has taken the assets back into the store file and changed them (as the inventory
+    does before its publish), the versions' rows still hold the old sums: the report reads the assets
+    themselves there, and the publish that ends the session puts the new sums in the rows."""
+    db = tmp_path / "caa.duckdb"
+    estate = tiny_estate()
+    assert run(db, FakeCodeArtifact(estate, AS_OF)) == 0
+    with writer(db) as con:
+        with store.transaction(con):
+            lake.thaw(con)
+            con.execute("DELETE FROM assets_rows WHERE package = 'requests'")
+            store.bump_version(con)
+        assert not lake.versions_sized(con)
+        assert con.execute("SELECT assets_bytes FROM package_versions WHERE package = 'requests'").fetchall() == [
+            (172_000,)]  # the row's sum, no longer the assets'
+        assert report_sizes(con, AS_OF)["py", "requests", "2.31.0"] == (0, 0)
+    with store.open_reader(db) as con:
+        assert lake.versions_sized(con)
+        assert report_sizes(con, AS_OF)["py", "requests", "2.31.0"] == (0, 0)
+        assert con.execute("SELECT assets_bytes, assets_count FROM package_versions WHERE package = 'requests'"
+                           ).fetchall() == [(0, 0)]
+
+
+def test_a_store_from_before_025_gets_its_versions_sizes_at_its_next_publish_and_reads_without(tmp_path,
+                                                                                             monkeypatch):
+    """A store an older caa (024) wrote has no assets_bytes or assets_count. Read as published (a snapshot this
+    process could not upgrade) its cleanup report sums the assets itself; the first write session adds the
+    columns and its publish fills them, and the report reads the same sizes from them."""
+    from analytics import rollups
+    from tests.integration.test_rollups import schema_up_to
+
+    db = tmp_path / "caa.duckdb"
+    estate = tiny_estate()
+    monkeypatch.setattr(store, "SCHEMA_DIR", schema_up_to(tmp_path, 24))  # the code of 024
+    assert run(db, FakeCodeArtifact(estate, AS_OF)) == 0
+    monkeypatch.undo()
+    with store.open_reader(db) as con:
+        assert not lake.sizes_held(con) and not lake.versions_sized(con)
+        assert report_sizes(con, AS_OF) == estate_sizes(estate, AS_OF)
+    rollups.upgrade(db)
+    with store.open_reader(db) as con:
+        assert lake.versions_sized(con)
+        assert report_sizes(con, AS_OF) == estate_sizes(estate, AS_OF)

@@ -700,7 +700,7 @@ def test_queries_on_rollups_answer_what_a_scan_of_events_answers(demo_reader, fi
             day = as_of.astimezone(UTC).date()
             split = date.min if filtered else day.replace(day=1)
             got = queries.run(con, "cleanup_versions", as_of=as_of, split=split,
-                              days_to=day + timedelta(days=1) if whole_day else day).dropna(subset=["last_downloaded_at"])
+                              days_to=day + timedelta(days=1) if whole_day else day, sized=True).dropna(subset=["last_downloaded_at"])
             want = con.execute(RAW_CLEANUP_DOWNLOADS, {"as_of": as_of}).df()
             assert not want.empty
             cols = [*keys, "last_downloaded_at", "downloads_30d", "downloads_90d", "downloads_365d",

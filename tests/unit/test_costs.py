@@ -145,7 +145,7 @@ def shared_asset_store(con, published_b=datetime(2024, 2, 1, tzinfo=UTC), origin
     for repo, ver, origin, pub in (("app", "1.0", "INTERNAL", t0), ("cache", "1.0", origin_b, published_b),
                                    ("cache", "2.0", origin_b, published_b)):
         con.execute("INSERT INTO package_versions VALUES (?, 'us-east-1', 'acme', ?, 'npm', NULL, 'lib', ?, "
-                    "'Published', 'r1', ?, ?, ?, ?)", [A, repo, ver, origin, pub, t0, t0])
+                    "'Published', 'r1', ?, ?, ?, ?, NULL, NULL)", [A, repo, ver, origin, pub, t0, t0])
     for repo, ver, asset, sha, gib in (("app", "1.0", "lib-1.0.tgz", "X", 150), ("cache", "1.0", "lib-1.0.tgz", "X", 150),
                                        ("cache", "2.0", "lib-2.0.tgz", "Y", 50)):
         con.execute("INSERT INTO assets_rows VALUES (?, 'us-east-1', 'acme', ?, 'npm', NULL, 'lib', ?, ?, ?, ?)",

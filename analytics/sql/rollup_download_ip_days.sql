@@ -4,7 +4,9 @@
 --          analytics/sql/transfer_served.sql: bytes served by where the client was). The size is the one the
 --          day's downloads of the asset already had (the inventory may have lost the asset since), else the
 --          inventory's (assets), else NULL.
--- $params: $lo, $hi TIMESTAMPTZ: UTC midnights bounding whole days (analytics/rollups.py refresh)
+-- $params: $lo, $hi TIMESTAMPTZ: UTC midnights bounding whole days (analytics/rollups.py refresh); $given
+--          BOOLEAN: whether download_ip_days holds rows of these days (false on a backfill's new days: the
+--          join to them is then to nothing, but DuckDB built its hash table on the downloads, not on them)
 -- Columns: the columns of download_ip_days, in order (this is an INSERT into the refresh's TEMP table
 --          new_download_ip_days)
 -- Grain:   one row per day x account x region x domain x repository x format x namespace x package x version
@@ -32,7 +34,7 @@ given AS (  -- the sizes these days' downloads already had: kept when the invent
            max(size_bytes) AS size_bytes
     FROM download_ip_days
     WHERE day >= CAST($lo AT TIME ZONE 'UTC' AS DATE) AND day < CAST($hi AT TIME ZONE 'UTC' AS DATE)
-      AND size_bytes IS NOT NULL
+      AND size_bytes IS NOT NULL AND $given
     GROUP BY ALL
 )
 SELECT d.day, d.account_id, d.region, d.domain, d.repository, d.format, d.namespace, d.package, d.version,

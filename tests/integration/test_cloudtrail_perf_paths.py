@@ -120,14 +120,16 @@ def test_inflate_reads_every_gzip_member_and_finds_codeartifact_anywhere(tmp_pat
     assert cloudtrail_load.inflate_file(str(trailing)) is None
 
 
-def test_a_file_of_two_members_of_one_length_is_read_whole():
-    """A trail file is inflated in one go, sized by its last trailer, and kept when the text's length and CRC
-    are that trailer's: two members of the same length (so the length alone matches) still give both texts."""
+def test_every_member_of_a_file_is_read_whatever_its_last_trailer_says():
+    """A trail file of one member is inflated in one go, sized by its trailer; a file of several is read whole,
+    also when its last member has the first one's length, or is the first one again (its trailer then matches
+    the first member's text: A, B, A must not come back as A)."""
     first = json.dumps({"Records": [record(1, AT)]}).encode()
     second = first.replace(b"\"eventID\": \"", b"\"eventID\": \"x")[:len(first)]
     assert len(first) == len(second) and first != second
-    raw = gzip.compress(first) + gzip.compress(second)
-    assert cloudtrail_load.gunzip(raw) == first + second
+    assert cloudtrail_load.gunzip(gzip.compress(first) + gzip.compress(second)) == first + second
+    assert cloudtrail_load.gunzip(gzip.compress(first) + gzip.compress(second) + gzip.compress(first)) == (
+        first + second + first)
     assert cloudtrail_load.gunzip(gzip.compress(first)) == first
 
 

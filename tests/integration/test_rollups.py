@@ -619,7 +619,6 @@ def test_events_written_outside_the_loaders_are_rolled_up_when_the_session_ends(
     assert_rollups_match(db)
 
 
-
 def test_sessions_of_an_unnamed_principal_and_of_one_named_unknown_stay_apart(tmp_path):
     """The session rollup groups a session by its parts: a download whose principal CloudTrail left out and one
     by a principal literally named 'unknown', from one IP in one minute, are two sessions of the principal
@@ -645,6 +644,7 @@ def test_sessions_of_an_unnamed_principal_and_of_one_named_unknown_stay_apart(tm
     assert rows(db, "SELECT day, sessions, downloads FROM download_sessions_days WHERE level = 'package' "
                     "ORDER BY day") == [(date(2026, 3, 1), 2, 3), (date(2026, 3, 2), 1, 1)]
     assert_rollups_match(db)
+
 
 # The reference answers, from raw events, for the queries that read rollups.
 RAW_CLEANUP_DOWNLOADS = f"""

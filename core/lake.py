@@ -276,13 +276,27 @@ def append(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset = EVENTS, mon
     day; the rollups pass the month of the newest events) go one file per month instead (`month=YYYY-MM/`,
     what compaction would make of them): a backfill's refresh then writes a file a month, not a file a day
     that compaction rewrites. Call inside the caller's transaction. Returns the rows added."""
+    if ds is not EVENTS:
+        written = write_files(con, table, ds, months_before)
+        return _register(con, ds, root_of(con, ds), written) if written else 0
     if not con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
         return 0
-    root = root_of(con, ds)
+    root_of(con, ds).mkdir(parents=True, exist_ok=True)
+    con.complete()  # the caller's last execute() may hold a result: con.sql() needs the connection free
+    return sum(append_events(con, con.sql(f"SELECT {COLUMNS} FROM {table}").to_arrow_table()).values())
+
+
+def write_files(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset, months_before: date | None = None,
+                root: Path | None = None) -> list[str]:
+    """append's files of a rollup `ds`, written and not registered: the paths of the files holding the rows of
+    `table` (a temp table of `con`), as append would write them. `con` may be another connection to the
+    writer's store (nothing here reads or changes the catalog); it then takes `root`, root_of the writer's
+    connection (an in-memory store's folder is the connection's own). A file is part of the store once
+    replace_days registers it in the writer's transaction; until then the next writer's sweep removes it."""
+    if not con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
+        return []
+    root = root or root_of(con, ds)
     root.mkdir(parents=True, exist_ok=True)
-    if ds is EVENTS:
-        con.complete()  # the caller's last execute() may hold a result: con.sql() needs the connection free
-        return sum(append_events(con, con.sql(f"SELECT {COLUMNS} FROM {table}").to_arrow_table()).values())
     cols = columns(con, ds)
     # a rollup with its own day column keeps it in the files; a derived day only names the folder (the files
     # hold exactly the columns of `ds`)
@@ -300,7 +314,7 @@ def append(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset = EVENTS, mon
         written += con.execute(
             f"COPY ({select}) TO '{_quote(root)}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({part})"
             f"{keep if part == 'day' else ''}, APPEND, FILENAME_PATTERN '{{uuid}}', RETURN_FILES)").fetchone()[1]
-    return _register(con, ds, root, written)
+    return written
 
 
 def append_events(con: duckdb.DuckDBPyConnection, rows: pa.Table, keep: np.ndarray | None = None
@@ -375,9 +389,10 @@ def _catalog(con: duckdb.DuckDBPyConnection, added: list[tuple]) -> None:
 
 
 def replace_days(con: duckdb.DuckDBPyConnection, ds: Dataset, table: str, first: date, last: date,
-                 months_before: date | None = None) -> None:
+                 months_before: date | None = None, written: list[str] | None = None) -> None:
     """Make the rows of `ds` on the days [first, last] those of `table` (a temp table of the caller, with
-    the columns of `ds`): the live files holding any of those days are retired, the rows they hold on
+    the columns of `ds`) and of the files `written` (write_files, by another connection: their rows are
+    not in `table`): the live files holding any of those days are retired, the rows they hold on
     other days (a compacted month) are written again with `table`'s. Call inside the caller's
     transaction."""
     lo, hi = utc_midnight(first), utc_midnight(last + timedelta(days=1)) - timedelta(microseconds=1)
@@ -385,12 +400,22 @@ def replace_days(con: duckdb.DuckDBPyConnection, ds: Dataset, table: str, first:
     if old:
         root = root_of(con, ds)
         listed = ", ".join(f"'{_quote(root / f)}'" for f in old)
-        con.execute(f"INSERT INTO {table} SELECT {columns(con, ds)} FROM read_parquet([{listed}], hive_partitioning = false) "
-                    f"WHERE {ds.day} NOT BETWEEN $first AND $last", {"first": first, "last": last})
+        kept = con.execute(f"INSERT INTO {table} SELECT {columns(con, ds)} FROM read_parquet([{listed}], hive_partitioning "
+                           f"= false) WHERE {ds.day} NOT BETWEEN $first AND $last", {"first": first, "last": last}
+                           ).fetchone()[0]
+        if kept and written:  # the month file again one file: the new rows join the old month's others
+            con.execute(f"INSERT INTO {table} SELECT {columns(con, ds)} FROM read_parquet($f, hive_partitioning = false)",
+                        {"f": written})
+            for f in written:
+                Path(f).unlink()
+            written = None
         con.execute("UPDATE lake_files SET retired_at = ? WHERE dataset = ? AND retired_at IS NULL AND file IN "
                     "(SELECT unnest(?))", [utc_now(), ds.name, old])
     con.execute(f"DELETE FROM {ds.rows} WHERE {ds.day} BETWEEN $first AND $last", {"first": first, "last": last})
-    if not append(con, table, ds, months_before):
+    added = append(con, table, ds, months_before)
+    if written:
+        added += _register(con, ds, root_of(con, ds), written)
+    if not added:
         rebuild_view(con, ds)
 
 

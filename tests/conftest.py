@@ -3,7 +3,8 @@ shares it between xdist workers (file lock); tests only read it. The estates liv
 $TMPDIR/caa-demo-cache/<code hash>-<clock minute>/, so a run at a pinned CAA_NOW reuses what an earlier
 run of the same code built. A whole-suite run with xdist builds the estates the suite uses (ESTATES)
 side by side before the first test, and says how long that took: that shared setup is not any one
-test's time, and the durations table then shows the tests themselves.
+test's time, and the durations table then shows the tests themselves. `rollup_connections` runs a test
+twice, its rollups refreshed on the writer's connection and side by side on others.
 
 The clock: the whole run sees one instant. CAA_NOW (an ISO 8601 instant) pins core.clock.utc_now
 in every process of the run (xdist workers, the dashboard servers and CLI subprocesses the tests start);
@@ -20,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,3 +118,26 @@ def demo_store():
         return db, json.loads(db.with_name("caa.ground_truth.json").read_text())
 
     return build
+
+
+@pytest.fixture(params=["one connection", "side by side"])
+def rollup_connections(request, monkeypatch):
+    """Run the test twice: its rollups refreshed on the writer's connection alone, and with the rollups of
+    events alone computed and written on two other connections side by side (analytics/rollups.py _aside),
+    the way a refresh of ASIDE_EVENTS events or more runs; the second fails unless some were."""
+    if request.param == "one connection":
+        yield request.param
+        return
+    from analytics import rollups
+    from core import lake
+
+    write, where = lake.write_files, []
+
+    def noted(*args, **kwargs):
+        where.append(threading.current_thread() is threading.main_thread())
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(rollups, "ASIDE_EVENTS", 0)
+    monkeypatch.setattr(lake, "write_files", noted)
+    yield request.param
+    assert False in where, "no rollup was written on another connection's thread"

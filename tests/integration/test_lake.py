@@ -487,7 +487,7 @@ def _add_events(con, first: str, hours: int, prefix: str, event_name: str = "Rea
         store.bump_version(con)
 
 
-def test_rollups_are_lake_files_a_closed_month_one_file_and_a_reader_keeps_its_version(tmp_path):
+def test_rollups_are_lake_files_a_closed_month_one_file_and_a_reader_keeps_its_version(tmp_path, rollup_connections):
     db = tmp_path / "caa.duckdb"
     with writer(db) as con:
         _add_events(con, "2026-10-20 00:00:00+00", 24 * 20, "a")  # Oct 20 .. Nov 8
@@ -522,7 +522,7 @@ def test_rollups_are_lake_files_a_closed_month_one_file_and_a_reader_keeps_its_v
         (2,)]  # directly: the first month file, retired, and its replacement
 
 
-def test_a_month_closed_by_newer_events_is_one_file_even_in_a_rollup_without_newer_rows(tmp_path):
+def test_a_month_closed_by_newer_events_is_one_file_even_in_a_rollup_without_newer_rows(tmp_path, rollup_connections):
     """Compaction and the refresh agree on which months are closed: those before the month of the newest
     events (lake.open_month). Compaction used to ask each rollup for its own newest day, so download_days'
     October stayed a file a day for as long as November brought token calls but no download."""

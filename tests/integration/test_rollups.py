@@ -123,7 +123,7 @@ def gz_file(recs):
     return gzip.compress(json.dumps({"Records": recs}).encode())
 
 
-def test_rollups_follow_every_load_incremental_late_duplicate_and_rerun(tmp_path):
+def test_rollups_follow_every_load_incremental_late_duplicate_and_rerun(tmp_path, rollup_connections):
     files = trail_files(n_files=24 * 4, per_file=30, dup_rate=0.1)  # four days, re-delivered events
     keys = sorted(k for k in files if "/CloudTrail/" in k)
     first, second = keys[: len(keys) // 2], keys[len(keys) // 2:]
@@ -156,7 +156,7 @@ def test_rollups_follow_every_load_incremental_late_duplicate_and_rerun(tmp_path
     assert rows(db, "SELECT * FROM event_days ORDER BY ALL") == snapshot
 
 
-def test_a_backfill_is_refreshed_in_runs_of_days_within_the_event_budget(tmp_path, monkeypatch):
+def test_a_backfill_is_refreshed_in_runs_of_days_within_the_event_budget(tmp_path, rollup_connections, monkeypatch):
     """A refresh reads its days in runs of days, across months and days without events, of at most SPAN_EVENTS
     events (a day over it alone), and what it writes still equals a recomputation from `events`."""
     from analytics import rollups
@@ -182,6 +182,38 @@ def test_a_backfill_is_refreshed_in_runs_of_days_within_the_event_budget(tmp_pat
     (events,), = rows(db, "SELECT count(*) FROM events")
     assert len(seen) == 1 and len(seen[0]) >= 2 and all(n <= 1500 for n in seen[0]) and sum(seen[0]) == events
     assert_rollups_match(db)
+
+
+def test_a_side_by_side_refresh_that_fails_leaves_the_rollups_and_duckdbs_threads_as_they_were(tmp_path,
+                                                                                                monkeypatch):
+    """One of the other connections' queries fails (here: a missing table): the refresh raises in the
+    writer's transaction, which rolls back to the rollups it had; DuckDB's threads are what they were; the
+    files the other connections wrote are in no catalog row, and the next writer removes them."""
+    from analytics import rollups
+    from core import lake
+
+    db = tmp_path / "caa.duckdb"
+    write_local(tmp_path / "trail", trail_files(n_files=24 * 2, per_file=30))
+    assert collect(db, [cloudtrail.SPEC], make_settings(db=db), since=date(2026, 10, 30),
+                   source=str(tmp_path / "trail")) == 0
+    before = {t: rows(db, f"SELECT * FROM {t} ORDER BY ALL") for t in rollups.TABLES}
+    days = [d for (d,) in rows(db, "SELECT DISTINCT day FROM event_days ORDER BY 1")]
+    real = rollups.sql
+    monkeypatch.setattr(rollups, "ASIDE_EVENTS", 0)
+    monkeypatch.setattr(rollups, "sql", lambda name: "INSERT INTO new_download_sessions_days SELECT * FROM "
+                        "no_such_table" if name == "rollup_download_sessions_days" else real(name))
+    with writer(db) as con:
+        threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+        with pytest.raises(duckdb.CatalogException, match="no_such_table"), store.transaction(con):
+            rollups.refresh(con, days)
+        assert con.execute("SELECT current_setting('threads')").fetchone()[0] == threads
+        folder = lake.folder_of(db, lake.ROLLUPS["event_days"])
+        assert {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")} - {f for (f,) in con.execute(
+            "SELECT file FROM lake_files WHERE dataset = 'event_days'").fetchall()}  # written, never registered
+    assert {t: rows(db, f"SELECT * FROM {t} ORDER BY ALL") for t in rollups.TABLES} == before
+    with writer(db) as con:
+        known = {f for (f,) in con.execute("SELECT file FROM lake_files WHERE dataset = 'event_days'").fetchall()}
+    assert {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")} <= known
 
 
 def schema_up_to(tmp_path, last: int):
@@ -460,7 +492,7 @@ def test_a_store_from_before_the_sized_transfer_rollups_is_sized_before_its_next
     assert served == rows(db, "SELECT sum(1000 * (CAST(substr(package, 4) AS INT) + 1)) FROM downloads")[0][0]
 
 
-def test_downloads_the_inventory_could_not_size_are_sized_once_it_has_their_asset(tmp_path):
+def test_downloads_the_inventory_could_not_size_are_sized_once_it_has_their_asset(tmp_path, rollup_connections):
     """The bill page's transfer bytes: downloads of a version the inventory has not seen yet (published and
     pulled between two inventory runs) count as unsized, and the first publish after the inventory brings
     their asset sizes them; an asset the inventory later loses (a cleanup deleted it) keeps the bytes its

@@ -108,15 +108,29 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date], tables: Iterab
     with _aside(con, spans, aside, open_month) as written:
         for first, last in spans:
             _refresh_span(con, first, last, [t for t in daily if t not in aside], open_month)
-        for (first, last), files in zip(spans, written(), strict=True):
-            for table in aside:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE new_{table} AS SELECT * FROM {lake.ROLLUPS[table].rows} "
-                            "LIMIT 0")  # (for the rows of other days in a month file it retires)
+        files = written()
+        for table in aside:  # registered a run of adjacent spans at a time (a backfill: one)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE new_{table} AS SELECT * FROM {lake.ROLLUPS[table].rows} "
+                        "LIMIT 0")  # (for the rows of other days in a month file it retires)
+            for first, last, run in _runs(spans, files):
                 lake.replace_days(con, lake.ROLLUPS[table], f"new_{table}", first, last, months_before=open_month,
-                                  written=files[table])
-                con.execute(f"DROP TABLE new_{table}")
+                                  written=[f for got in run for f in got[table]])
+                con.execute(f"DELETE FROM new_{table}")
+            con.execute(f"DROP TABLE new_{table}")
     if MONTHS in wanted:
         _refresh_months(con, days)
+
+
+def _runs(spans: list[tuple[date, date]], got: list) -> list[tuple[date, date, list]]:
+    """`spans` (sorted, disjoint) joined where one begins the day after the previous ends: (first, last, the
+    items of `got` of its spans), for each run."""
+    out: list[tuple[date, date, list]] = []
+    for (first, last), item in zip(spans, got, strict=True):
+        if out and out[-1][1] + timedelta(days=1) == first:
+            out[-1] = (out[-1][0], last, [*out[-1][2], item])
+        else:
+            out.append((first, last, [item]))
+    return out
 
 
 def _refresh_span(con: duckdb.DuckDBPyConnection, first: date, last: date, tables: list[str],
@@ -157,7 +171,7 @@ def _aside(con: duckdb.DuckDBPyConnection, spans: list[tuple[date, date]], table
            open_month: date | None) -> Iterator[Callable[[], list[dict[str, list[str]]]]]:
     """Compute `tables` (EVENTS_ONLY) of every span and write their files on two other connections while the
     block runs the rest on `con`; the block calls the yielded function to wait for them: per span, each
-    table's files (lake.write_files), for the block to register."""
+    table's files (lake.write_files, as lake.file_stats' rows), for the block to register."""
     if not tables or not spans:
         yield lambda: [{} for _ in spans]
         return
@@ -178,7 +192,7 @@ def _aside(con: duckdb.DuckDBPyConnection, spans: list[tuple[date, date]], table
         side.execute(sql(f"rollup_{table}"), {"lo": lo, "hi": hi})
         files = lake.write_files(side, f"new_{table}", lake.ROLLUPS[table], open_month, roots[table])
         side.execute(f"DROP TABLE new_{table}")
-        return files
+        return lake.file_stats(side, lake.ROLLUPS[table], files) if files else []
 
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     con.execute("SET threads = 1")
@@ -202,11 +216,19 @@ def _aside(con: duckdb.DuckDBPyConnection, spans: list[tuple[date, date]], table
 
 
 def _refresh_months(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> None:
-    """download_months of each month touched by `days`, from its download_days (already refreshed)."""
-    for month in sorted({d.replace(day=1) for d in days}):
+    """download_months of each month touched by `days`, from its download_days (already refreshed): one
+    query and one replace_days per run of consecutive months (a backfill's year: one, not twelve)."""
+    months = sorted({d.replace(day=1) for d in days})
+    runs: list[list[date]] = []
+    for month in months:
+        if runs and (runs[-1][-1] + timedelta(days=32)).replace(day=1) == month:
+            runs[-1].append(month)
+        else:
+            runs.append([month])
+    for run in runs:
         con.execute(f"CREATE OR REPLACE TEMP TABLE new_{MONTHS} AS SELECT * FROM {lake.ROLLUPS[MONTHS].rows} LIMIT 0")
-        con.execute(sql(f"rollup_{MONTHS}"), {"month": month})
-        lake.replace_days(con, lake.ROLLUPS[MONTHS], f"new_{MONTHS}", month, month)
+        con.execute(sql(f"rollup_{MONTHS}"), {"first": run[0], "last": run[-1]})
+        lake.replace_days(con, lake.ROLLUPS[MONTHS], f"new_{MONTHS}", run[0], run[-1])
         con.execute(f"DROP TABLE new_{MONTHS}")
 
 

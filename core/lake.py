@@ -362,12 +362,19 @@ def _tight(part: pa.Table) -> pa.Table:
     return part
 
 
-def _register(con: duckdb.DuckDBPyConnection, ds: Dataset, root: Path, written: list[str]) -> int:
-    """Catalog rows for files DuckDB just wrote: their day from the path, their counts and time range from
-    the files (a rollup file's range is its whole days)."""
+def file_stats(con: duckdb.DuckDBPyConnection, ds: Dataset, written: list[str]) -> list[tuple]:
+    """(path, rows, first, last) of each file of `ds` DuckDB just wrote, read from the files: their catalog
+    counts and range (any connection; write_files' caller reads them where it wrote them)."""
     at = "min(event_at), max(event_at)" if ds is EVENTS else f"min({ds.day}), max({ds.day})"
-    stats = con.execute(f"SELECT filename, count(*), {at} FROM read_parquet($f, filename = true, "
-                        "hive_partitioning = false) GROUP BY filename", {"f": written}).fetchall()
+    return con.execute(f"SELECT filename, count(*), {at} FROM read_parquet($f, filename = true, "
+                       "hive_partitioning = false) GROUP BY filename", {"f": written}).fetchall()
+
+
+def _register(con: duckdb.DuckDBPyConnection, ds: Dataset, root: Path, written: list[str],
+              stats: list[tuple] | None = None) -> int:
+    """Catalog rows for files DuckDB just wrote: their day from the path, their counts and time range from
+    the files (file_stats, unless given; a rollup file's range is its whole days)."""
+    stats = file_stats(con, ds, written) if stats is None else stats
     now, added = utc_now(), []
     for path, n, lo, hi in stats:
         rel = Path(path).relative_to(root).as_posix()
@@ -389,11 +396,11 @@ def _catalog(con: duckdb.DuckDBPyConnection, added: list[tuple]) -> None:
 
 
 def replace_days(con: duckdb.DuckDBPyConnection, ds: Dataset, table: str, first: date, last: date,
-                 months_before: date | None = None, written: list[str] | None = None) -> None:
+                 months_before: date | None = None, written: list[tuple] | None = None) -> None:
     """Make the rows of `ds` on the days [first, last] those of `table` (a temp table of the caller, with
-    the columns of `ds`) and of the files `written` (write_files, by another connection: their rows are
-    not in `table`): the live files holding any of those days are retired, the rows they hold on
-    other days (a compacted month) are written again with `table`'s. Call inside the caller's
+    the columns of `ds`) and of the files `written` (write_files by another connection, as file_stats' rows:
+    their rows are not in `table`): the live files holding any of those days are retired, the rows they
+    hold on other days (a compacted month) are written again with `table`'s. Call inside the caller's
     transaction."""
     lo, hi = utc_midnight(first), utc_midnight(last + timedelta(days=1)) - timedelta(microseconds=1)
     old = _live(con, ds, "max_at >= ? AND min_at <= ?", [lo, hi])
@@ -404,9 +411,10 @@ def replace_days(con: duckdb.DuckDBPyConnection, ds: Dataset, table: str, first:
                            f"= false) WHERE {ds.day} NOT BETWEEN $first AND $last", {"first": first, "last": last}
                            ).fetchone()[0]
         if kept and written:  # the month file again one file: the new rows join the old month's others
+            paths = [f for f, *_ in written]
             con.execute(f"INSERT INTO {table} SELECT {columns(con, ds)} FROM read_parquet($f, hive_partitioning = false)",
-                        {"f": written})
-            for f in written:
+                        {"f": paths})
+            for f in paths:
                 Path(f).unlink()
             written = None
         con.execute("UPDATE lake_files SET retired_at = ? WHERE dataset = ? AND retired_at IS NULL AND file IN "
@@ -414,7 +422,7 @@ def replace_days(con: duckdb.DuckDBPyConnection, ds: Dataset, table: str, first:
     con.execute(f"DELETE FROM {ds.rows} WHERE {ds.day} BETWEEN $first AND $last", {"first": first, "last": last})
     added = append(con, table, ds, months_before)
     if written:
-        added += _register(con, ds, root_of(con, ds), written)
+        added += _register(con, ds, root_of(con, ds), [f for f, *_ in written], written)
     if not added:
         rebuild_view(con, ds)
 

@@ -168,6 +168,9 @@ def test_a_backfill_is_refreshed_in_runs_of_days_within_the_event_budget(tmp_pat
     # across a day without events (d[4]), never across one with events it was not asked for (d[1])
     assert rollups._spans([d[3], d[5]], {d[3]: 50, d[5]: 10}, 100) == [(d[3], d[5])]
     assert rollups._spans([d[0], d[2]], sizes, 10**6) == [(d[0], d[0]), (d[2], d[2])]
+    # the budget ends a run that crossed into November (Oct 30 .. Nov 1): it ends with October instead, and
+    # November's days begin the next, so no closed month is written as two files
+    assert rollups._spans(d[:4], {d[0]: 40, d[1]: 50, d[2]: 30, d[3]: 20}, 130) == [(d[0], d[1]), (d[2], d[3])]
 
     seen = []
     spans = rollups._spans

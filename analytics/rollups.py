@@ -18,7 +18,9 @@ rows written by hand, a store from before the rollups), else each rollup whose t
 event_days' (CHECKS; one a migration added starts empty) alone. After a session that loaded inventory,
 `resize` recomputes the transfer rollups of the days whose downloads had no size and whose assets now have
 one. Each span of days is read with a range on event_at over only the lake files of that span (core/lake.py
-window), so refreshing a day costs about one day of events whatever the store's size.
+window), so refreshing a day costs about one day of events whatever the store's size. A large refresh (a
+backfill) computes the rollups of events alone on two other connections side by side (_aside), and the
+writer registers their files.
 
 Reads: events (and the downloads view). Writes: event_days, download_days, download_sessions_days,
 download_principal_days, principal_hours, auth_hours, download_ip_days, transfer_days, download_months (files
@@ -70,8 +72,7 @@ def _spans(days: Iterable[date], sizes: dict[date, int], budget: int) -> list[tu
     for d in sorted(set(days)):
         n = sizes.get(d, 0)
         gap = out and any(sizes.get(out[-1][1] + timedelta(days=i), 0) for i in range(1, (d - out[-1][1]).days))
-        if out and not gap and held + n > budget and run[0] < d.replace(day=1) and (
-                month := [x for x in run if x >= run[-1].replace(day=1)]) != run:
+        if out and not gap and held + n > budget and (month := [x for x in run if x >= run[-1].replace(day=1)]) != run:
             out[-1] = (run[0], run[-len(month) - 1])  # the new month's days move to the next span
             out.append((month[0], month[-1]))
             run, held = month, sum(sizes.get(x, 0) for x in month)
@@ -110,7 +111,7 @@ def refresh(con: duckdb.DuckDBPyConnection, days: Iterable[date], tables: Iterab
     days = sorted(set(days))
     sizes = lake.day_sizes(con, days[0], days[-1]) if daily and days else {}
     spans = _spans(days, sizes, SPAN_EVENTS) if daily and days else []
-    aside = [t for t in daily if t in EVENTS_ONLY] if sum(sizes.values()) >= ASIDE_EVENTS and not con.execute(
+    aside = [t for t in daily if t in EVENTS_ONLY] if sum(sizes.get(d, 0) for d in days) >= ASIDE_EVENTS and not con.execute(
         f"SELECT count(*) FROM {lake.EVENTS.rows}").fetchone()[0] else []
     open_month = lake.open_month(con)
     with _aside(con, spans, aside, open_month) as written:
@@ -163,8 +164,8 @@ def _refresh_span(con: duckdb.DuckDBPyConnection, first: date, last: date, table
 # two other connections to the store, each query on one thread (DuckDB's `threads`, for the refresh), side by
 # side and beside the writer's own queries; the writer then registers their files. One DuckDB query on two
 # threads spent 15-20% of its CPU on the threads' merges and left a core idle in every single-threaded step: on the
-# bench trail the eight statements took 5.8-6.2 CPU-s and 3.0-3.2 s side by side against 6.7-7.3 CPU-s and
-# 3.8-4.1 s one after another. The other connections read what is committed, not the writer's open
+# bench trail's 4.86M events the whole refresh took 5.1-5.5 s and 9.4-10.1 CPU-s against 6.2-6.7 s and 10.5-11.3
+# on the writer's connection alone, the same rows. The other connections read what is committed, not the writer's open
 # transaction: the span's events files are named to them (the writer's catalog), and a refresh goes this way
 # only when `event_rows` holds nothing (a store from before the lake), the one events table a transaction
 # could have changed unseen.
@@ -176,7 +177,7 @@ ASIDE_FIRST = ("download_sessions_days",)  # the longest query first, so the two
 
 @contextmanager
 def _aside(con: duckdb.DuckDBPyConnection, spans: list[tuple[date, date]], tables: list[str],
-           open_month: date | None) -> Iterator[Callable[[], list[dict[str, list[str]]]]]:
+           open_month: date | None) -> Iterator[Callable[[], list[dict[str, list[tuple]]]]]:
     """Compute `tables` (EVENTS_ONLY) of every span and write their files on two other connections while the
     block runs the rest on `con`; the block calls the yielded function to wait for them: per span, each
     table's files (lake.write_files, as lake.file_stats' rows), for the block to register."""
@@ -188,7 +189,7 @@ def _aside(con: duckdb.DuckDBPyConnection, spans: list[tuple[date, date]], table
     roots = {t: lake.root_of(con, lake.ROLLUPS[t]) for t in tables}
     local, cursors, lock = threading.local(), [], threading.Lock()
 
-    def run(i: int, table: str) -> list[str]:
+    def run(i: int, table: str) -> list[tuple]:
         if not hasattr(local, "con"):
             local.con = con.cursor()
             with lock:

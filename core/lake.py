@@ -290,7 +290,7 @@ def write_files(con: duckdb.DuckDBPyConnection, table: str, ds: Dataset, months_
                 root: Path | None = None) -> list[str]:
     """append's files of a rollup `ds`, written and not registered: the paths of the files holding the rows of
     `table` (a temp table of `con`), as append would write them. `con` may be another connection to the
-    writer's store (nothing here reads or changes the catalog); it then takes `root`, root_of the writer's
+    writer's store (nothing here reads or changes lake_files); it then takes `root`, root_of the writer's
     connection (an in-memory store's folder is the connection's own). A file is part of the store once
     replace_days registers it in the writer's transaction; until then the next writer's sweep removes it."""
     if not con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
